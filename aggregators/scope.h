@@ -1,0 +1,60 @@
+/*
+ * scope.h — groupings and scope ids (SPEC §3).
+ *
+ * A grouping is an ordered list of dimensions; an event updates one scope per
+ * grouping, unless it lacks one of the grouping's dimensions. A scope id is
+ * "dim=value" pairs in grouping order, comma-joined, each value
+ * percent-encoded (see fd_scope_encode); the empty grouping is "all".
+ * Each grouping has a cardinality cap: past it, new values aggregate into
+ * "__other__" (every dimension of the grouping then reads __other__) and the
+ * overflow is counted. Memory: at most cap scope ids per grouping.
+ */
+#ifndef FD_SCOPE_H
+#define FD_SCOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "consumers/event.h"
+
+typedef enum {
+    FD_DIM_PRODUCT = 0, /* product_id */
+    FD_DIM_CHANNEL,     /* channel */
+    FD_DIM_COMMUNITY,   /* community_id */
+    FD_DIM_CAMPAIGN,    /* campaign_id */
+    FD_DIM_CONTENT,     /* content_id */
+    FD_DIM__COUNT
+} fd_dim_t;
+
+#define FD_MAX_GROUPINGS 16
+
+typedef struct {
+    int ndims;
+    fd_dim_t dims[FD_DIM__COUNT];
+} fd_grouping_t;
+
+const char *fd_dim_name(fd_dim_t d); /* "product", "channel", ... */
+int fd_dim_from_name(const char *s);  /* -1 if unknown */
+
+/* Appends the percent-encoded form of s[0..n) to out (capacity cap, always
+ * NUL-terminated when cap > 0). Encodes , = : { } % space, bytes < 0x20 and
+ * 0x7F as %XX (upper-case hex); every other byte passes through.
+ * Returns the encoded length (which may exceed cap - 1: then out is cut). */
+size_t fd_scope_encode(char *out, size_t cap, const char *s, size_t n);
+
+/* Writes the scope id of event ev for grouping g into out (capacity cap).
+ * Returns the length, 0 if the event lacks a dimension of g (skip), or
+ * (size_t)-1 if it does not fit in cap. Does not apply the cap. */
+size_t fd_scope_id(char *out, size_t cap, const fd_grouping_t *g, const fd_event_t *ev);
+
+/* The capped set of scope ids seen, per grouping. */
+typedef struct fd_scopes fd_scopes_t;
+fd_scopes_t *fd_scopes_new(int ngroupings, uint32_t cap, char *err, size_t errlen);
+void fd_scopes_free(fd_scopes_t *s);
+/* Admits scope id (len n) of grouping gi. Returns the id to use: id itself if
+ * admitted (already known or room left), else the grouping's __other__ id
+ * (stored in the table; valid until fd_scopes_free). */
+const char *fd_scopes_admit(fd_scopes_t *s, int gi, const fd_grouping_t *g,
+                            const char *id, size_t n, size_t *outlen);
+uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * conf.h — funneld's configuration: one struct, filled from one table.
+ *
+ * Every key lives in one declarative table in conf.c (name, type, bounds,
+ * default, offset into fd_conf_t, help). Loading, validation, the output of
+ * `funneld check-config` and docs/CONFIG.md all come from that table.
+ * Cross-field rules live in one finalize step. An unknown key or a bad value
+ * is an error whose message names the key (exit status 2 in the CLI).
+ */
+#ifndef FD_CONF_H
+#define FD_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "aggregators/scope.h"
+#include "consumers/event.h"
+
+#define FD_MAX_TOPICS 16
+#define FD_MAX_KPROPS 64
+#define FD_MAX_WINDOWS 8
+
+typedef struct {
+    char *name;
+    fd_event_type_t type; /* FD_TYPE_NONE: mixed topic, events carry "type" */
+} fd_topic_t;
+
+typedef struct {
+    char *key, *value;
+} fd_kprop_t;
+
+typedef enum { FD_LATE_COUNT = 0, FD_LATE_DLQ = 1 } fd_late_policy_t;
+
+typedef struct {
+    /* kafka */
+    char *brokers;              /* kafka.brokers, default "127.0.0.1:9092" */
+    char *group;                /* kafka.group, default "funneld" */
+    int ntopics;
+    fd_topic_t topics[FD_MAX_TOPICS]; /* kafka.topics: {"name": "exposure"|"interaction"|"payment"|"mixed"} */
+    char *dlq_topic;            /* kafka.dlq_topic, default "funnel.dlq" */
+    int nkprops;
+    fd_kprop_t kprops[FD_MAX_KPROPS]; /* kafka.properties + -X */
+    /* redis */
+    char *redis_url;            /* redis.url, default "redis://127.0.0.1:6379" */
+    char *prefix;               /* redis.prefix, default "funnel" */
+    int64_t redis_timeout_ms;   /* redis.timeout_ms, default 5000: watchdog */
+    /* pipeline */
+    int64_t flush_interval_ms;  /* flush_interval_ms, default 1000 */
+    int64_t snapshot_interval_ms; /* snapshot_interval_ms, default 5000 */
+    int64_t max_message_bytes;  /* max_message_bytes, default 65536 */
+    int64_t max_pending_events; /* max_pending_events, default 1000000: pause above */
+    /* scopes */
+    int ngroupings;
+    fd_grouping_t groupings[FD_MAX_GROUPINGS]; /* groupings: [["product","channel"], ...] */
+    int64_t cardinality_cap;    /* cardinality_cap, default 10000 */
+    /* time */
+    char *time_zone;            /* time_zone, default "Asia/Shanghai" */
+    int64_t lateness_s;         /* lateness_s, default 120 */
+    fd_late_policy_t late_policy; /* late_policy "count"|"dlq" */
+    int64_t max_future_s;       /* max_future_s, default 300 */
+    int64_t idle_timeout_s;     /* idle_timeout_s, default 60 */
+    int nwindows;
+    int64_t windows_s[FD_MAX_WINDOWS]; /* windows: ["5m","1h","24h"] */
+    int64_t ttl_m1_s, ttl_h1_s, ttl_d1_s; /* ttl.m1_s 172800, ttl.h1_s 3024000, ttl.d1_s 34560000 */
+    int64_t dedup_ttl_s;        /* dedup_ttl_s, default = 34560000 */
+    /* ops */
+    char *http_listen;          /* http.listen, default "127.0.0.1:9464"; "" disables */
+    char *log_level;            /* log.level: "debug"|"info"|"warn"|"error" */
+    int64_t log_rate_per_s;     /* log.rate_per_s, default 10: per-event problem lines */
+} fd_conf_t;
+
+/* Fills c with every default. */
+void fd_conf_defaults(fd_conf_t *c);
+/* Loads the JSON file at path over the defaults (${ENV} expanded in string
+ * values). Returns 0, or -1 with a message naming the key in err. */
+int fd_conf_load_file(fd_conf_t *c, const char *path, char *err, size_t errlen);
+/* Sets one key from text, as a flag does ("redis.url", "redis://..."). */
+int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, size_t errlen);
+/* Adds a librdkafka property (-X key=value). */
+int fd_conf_add_kprop(fd_conf_t *c, const char *kv, char *err, size_t errlen);
+/* Cross-field rules; returns 0 or -1 with a readable message. */
+int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen);
+/* Prints the effective configuration as JSON, secrets masked. */
+void fd_conf_print(const fd_conf_t *c, FILE *out);
+/* Prints the table as a Markdown page (docs/CONFIG.md). */
+void fd_conf_print_doc(FILE *out);
+void fd_conf_release(fd_conf_t *c); /* frees owned strings */
+
+/* Parses redis.url: redis://[user:password@]host:port[/db] or unix:///path. */
+typedef struct {
+    char host[256];
+    int port;       /* 0 for unix */
+    char path[256]; /* unix socket path */
+    char user[128], password[256];
+    int db;
+} fd_redis_addr_t;
+int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t errlen);
+
+/* True if a librdkafka property name holds a secret (password, secret, key). */
+int fd_conf_is_secret(const char *key);
+
+#endif
