@@ -52,7 +52,10 @@ fd_scopes_t *fd_scopes_new(int ngroupings, uint32_t cap, char *err, size_t errle
 void fd_scopes_free(fd_scopes_t *s);
 /* Admits scope id (len n) of grouping gi. Returns the id to use: id itself if
  * admitted (already known or room left), else the grouping's __other__ id
- * (stored in the table; valid until fd_scopes_free). */
+ * (stored in the table; valid until fd_scopes_free). Either way the pointer
+ * is the set's own NUL-terminated copy, stable until fd_scopes_free (equal
+ * ids give equal pointers). Returns NULL (and *outlen 0) only on allocation
+ * failure or a bad gi: the caller then skips that scope. */
 const char *fd_scopes_admit(fd_scopes_t *s, int gi, const fd_grouping_t *g,
                             const char *id, size_t n, size_t *outlen);
 uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi);

@@ -1,0 +1,414 @@
+/*
+ * scope.c — scope ids and the cardinality-capped set of scopes (SPEC §3).
+ *
+ * A scope id names one breakdown of the funnel: "all", or the grouping's
+ * "dim=value" pairs in grouping order, comma-joined, each value
+ * percent-encoded so that the id can sit between the ':' separators of a
+ * Redis key (funnel:c:{scope}:m1:...) and be split back unambiguously.
+ * fd_scope_id() is a pure function of (grouping, event); it writes into the
+ * caller's buffer and allocates nothing.
+ *
+ * fd_scopes_t remembers which ids each grouping has admitted. Per grouping it
+ * is an open-addressing hash table with linear probing, load factor kept at or
+ * below 1/2, growing by doubling from 64 slots. A slot holds the key's 32-bit
+ * hash, its length and a pointer to a NUL-terminated copy in the grouping's
+ * arena, so a probe compares hash, then length, and only then bytes: a miss
+ * almost never touches key memory. The hash is a single-lane xxHash64-style
+ * round (8 bytes at a time: multiply, rotate, multiply) with the xxHash64
+ * final avalanche; FNV-1a would work too but goes a byte at a time, and
+ * scope ids are 20-80 bytes on the hot path (five admits per event). The
+ * seed is drawn once per process from the clock and pid, so an adversary
+ * feeding product ids cannot prepare colliding keys offline (this is not a
+ * cryptographic guarantee, just the cheap half of hash flooding defence; the
+ * cap bounds the damage anyway).
+ *
+ * Memory bound, per grouping: at most `cap` ids. The slot array never grows
+ * past next_pow2(2 * cap) slots of 16 bytes (cap 10,000: 32,768 slots,
+ * 512 KiB), the arena holds each admitted id once plus a NUL, in 64 KiB
+ * chunks (slack < 64 KiB), plus one "__other__" id built on the first
+ * overflow. The empty (global) grouping only ever sees "all" and is exempt
+ * from the cap, so it never overflows.
+ *
+ * Invariant: a stored id and the __other__ id never move or change until
+ * fd_scopes_free(); callers may keep the pointers fd_scopes_admit() returns
+ * (and compare them by address) for the lifetime of the set. Past the cap,
+ * every admit of an unknown id returns __other__ and adds 1 to the
+ * grouping's overflow counter (it counts admissions, i.e. event-scopes, not
+ * distinct values: counting distinct overflowed values would need unbounded
+ * memory). Not thread-safe: one set per consumer loop.
+ */
+#include "aggregators/scope.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- dimensions ---------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    size_t len;
+} dim_names[FD_DIM__COUNT] = {
+    [FD_DIM_PRODUCT] = {"product", 7},     [FD_DIM_CHANNEL] = {"channel", 7},
+    [FD_DIM_COMMUNITY] = {"community", 9}, [FD_DIM_CAMPAIGN] = {"campaign", 8},
+    [FD_DIM_CONTENT] = {"content", 7},
+};
+
+const char *fd_dim_name(fd_dim_t d)
+{
+    if ((int)d < 0 || d >= FD_DIM__COUNT)
+        return "?";
+    return dim_names[d].name;
+}
+
+int fd_dim_from_name(const char *s)
+{
+    if (s == NULL)
+        return -1;
+    for (int d = 0; d < FD_DIM__COUNT; d++)
+        if (strcmp(s, dim_names[d].name) == 0)
+            return d;
+    return -1;
+}
+
+static const fd_str_t *dim_value(const fd_event_t *ev, fd_dim_t d)
+{
+    switch (d) {
+    case FD_DIM_PRODUCT: return &ev->product_id;
+    case FD_DIM_CHANNEL: return &ev->channel;
+    case FD_DIM_COMMUNITY: return &ev->community_id;
+    case FD_DIM_CAMPAIGN: return &ev->campaign_id;
+    case FD_DIM_CONTENT: return &ev->content_id;
+    default: return NULL;
+    }
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+/* 1 for the bytes SPEC §3 percent-encodes: controls, 0x7F and ,=:{}% space. */
+#define C8(x) [x] = 1, [x + 1] = 1, [x + 2] = 1, [x + 3] = 1, \
+              [x + 4] = 1, [x + 5] = 1, [x + 6] = 1, [x + 7] = 1
+static const unsigned char must_encode[256] = {
+    C8(0x00), C8(0x08), C8(0x10), C8(0x18), [0x7F] = 1,
+    [','] = 1, ['='] = 1, [':'] = 1, ['{'] = 1, ['}'] = 1, ['%'] = 1, [' '] = 1,
+};
+#undef C8
+
+static const char hexdig[] = "0123456789ABCDEF";
+
+size_t fd_scope_encode(char *out, size_t cap, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t total = 0, w = 0; /* w: bytes written; units are never split */
+    size_t room = cap > 0 ? cap - 1 : 0;
+
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && !must_encode[u[j]])
+            j++;
+        if (j > i) { /* a run of bytes that pass through */
+            size_t run = j - i;
+            if (w == total && w < room) {
+                size_t k = run <= room - w ? run : room - w;
+                memcpy(out + w, s + i, k);
+                w += k;
+            }
+            total += run;
+            i = j;
+            continue;
+        }
+        if (w == total && room - w >= 3) {
+            out[w] = '%';
+            out[w + 1] = hexdig[u[i] >> 4];
+            out[w + 2] = hexdig[u[i] & 15];
+            w += 3;
+        }
+        total += 3;
+        i++;
+    }
+    if (cap > 0)
+        out[w] = '\0';
+    return total;
+}
+
+size_t fd_scope_id(char *out, size_t cap, const fd_grouping_t *g, const fd_event_t *ev)
+{
+    if (g->ndims == 0) {
+        if (cap < 4)
+            goto too_small;
+        memcpy(out, "all", 4);
+        return 3;
+    }
+    /* Check every dimension first so a skip never depends on cap. */
+    for (int k = 0; k < g->ndims; k++) {
+        const fd_str_t *v = dim_value(ev, g->dims[k]);
+        if (v == NULL || v->p == NULL || v->n == 0)
+            return 0;
+    }
+    size_t pos = 0;
+    for (int k = 0; k < g->ndims; k++) {
+        const fd_str_t *v = dim_value(ev, g->dims[k]);
+        size_t nl = dim_names[g->dims[k]].len;
+        size_t need = (k > 0) + nl + 1;
+        if (cap - pos <= need) /* also keeps room for the NUL */
+            goto too_small;
+        if (k > 0)
+            out[pos++] = ',';
+        memcpy(out + pos, dim_names[g->dims[k]].name, nl);
+        pos += nl;
+        out[pos++] = '=';
+        size_t el = fd_scope_encode(out + pos, cap - pos, v->p, v->n);
+        if (el >= cap - pos)
+            goto too_small;
+        pos += el;
+    }
+    return pos;
+
+too_small:
+    if (cap > 0)
+        out[0] = '\0';
+    return (size_t)-1;
+}
+
+/* ---- the capped set ------------------------------------------------------ */
+
+typedef struct {
+    uint32_t h;      /* low 32 bits of the key's hash */
+    uint32_t len;    /* key length in bytes */
+    const char *key; /* NUL-terminated copy in the arena; NULL = empty slot */
+} slot_t;
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t used, size;
+    char data[];
+} chunk_t;
+
+typedef struct {
+    slot_t *slots;
+    uint32_t mask; /* nslots - 1; nslots is a power of two */
+    uint32_t count;
+    uint64_t overflow;
+    char *other; /* "dim=__other__,..." built on the first overflow */
+    size_t other_len;
+    chunk_t *arena;
+} group_t;
+
+struct fd_scopes {
+    int ngroupings;
+    uint32_t cap;
+    uint64_t seed;
+    group_t g[];
+};
+
+#define MIN_SLOTS 64u
+#define CHUNK_BYTES (64u * 1024u)
+#define MAX_CAP (1u << 26) /* keeps slot arrays under 2 GiB and 32-bit hashes useful */
+
+#define P1 0x9E3779B185EBCA87ULL
+#define P2 0xC2B2AE3D27D4EB4FULL
+#define P3 0x165667B19E3779F9ULL
+#define P4 0x85EBCA77C2B2AE63ULL
+
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+static uint64_t hash_bytes(uint64_t seed, const char *p, size_t n)
+{
+    uint64_t h = seed + P3 + (uint64_t)n * P1;
+    uint64_t w;
+    while (n >= 8) {
+        memcpy(&w, p, 8);
+        h = rotl64(h + w * P2, 31) * P1;
+        p += 8;
+        n -= 8;
+    }
+    if (n > 0) {
+        w = 0;
+        memcpy(&w, p, n);
+        h = rotl64(h + w * P2, 31) * P1;
+    }
+    h ^= h >> 33; /* xxHash64 avalanche */
+    h *= P2;
+    h ^= h >> 29;
+    h *= P3;
+    h ^= h >> 32;
+    return h;
+}
+
+static uint64_t process_seed(void)
+{
+    struct timespec ts;
+    int local;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_sec * P1 ^ (uint64_t)ts.tv_nsec * P2 ^
+                 (uint64_t)getpid() * P4 ^ (uint64_t)(uintptr_t)&local;
+    return hash_bytes(x, (const char *)&x, sizeof x);
+}
+
+fd_scopes_t *fd_scopes_new(int ngroupings, uint32_t cap, char *err, size_t errlen)
+{
+    if (ngroupings < 1 || ngroupings > FD_MAX_GROUPINGS) {
+        snprintf(err, errlen, "groupings: need 1..%d groupings, got %d", FD_MAX_GROUPINGS, ngroupings);
+        return NULL;
+    }
+    if (cap < 1 || cap > MAX_CAP) {
+        snprintf(err, errlen, "cardinality_cap: must be 1..%u, got %u", MAX_CAP, cap);
+        return NULL;
+    }
+    fd_scopes_t *s = calloc(1, sizeof *s + (size_t)ngroupings * sizeof(group_t));
+    if (s == NULL)
+        goto fail;
+    s->ngroupings = ngroupings;
+    s->cap = cap;
+    s->seed = process_seed();
+    for (int i = 0; i < ngroupings; i++) {
+        s->g[i].slots = calloc(MIN_SLOTS, sizeof(slot_t));
+        if (s->g[i].slots == NULL)
+            goto fail;
+        s->g[i].mask = MIN_SLOTS - 1;
+    }
+    return s;
+fail:
+    snprintf(err, errlen, "scopes: out of memory");
+    fd_scopes_free(s);
+    return NULL;
+}
+
+void fd_scopes_free(fd_scopes_t *s)
+{
+    if (s == NULL)
+        return;
+    for (int i = 0; i < s->ngroupings; i++) {
+        group_t *g = &s->g[i];
+        for (chunk_t *c = g->arena, *next; c != NULL; c = next) {
+            next = c->next;
+            free(c);
+        }
+        free(g->slots);
+        free(g->other);
+    }
+    free(s);
+}
+
+static char *arena_copy(group_t *g, const char *p, size_t n)
+{
+    chunk_t *c = g->arena;
+    if (c == NULL || c->size - c->used < n + 1) {
+        size_t size = n + 1 > CHUNK_BYTES ? n + 1 : CHUNK_BYTES;
+        c = malloc(sizeof *c + size);
+        if (c == NULL)
+            return NULL;
+        c->size = size;
+        c->used = 0;
+        /* A key bigger than a chunk gets a private chunk behind the head, so
+         * the head's free space is not wasted. */
+        if (size > CHUNK_BYTES && g->arena != NULL) {
+            c->next = g->arena->next;
+            g->arena->next = c;
+        } else {
+            c->next = g->arena;
+            g->arena = c;
+        }
+    }
+    char *dst = c->data + c->used;
+    memcpy(dst, p, n);
+    dst[n] = '\0';
+    c->used += n + 1;
+    return dst;
+}
+
+static int grow(group_t *g)
+{
+    uint32_t nslots = (g->mask + 1) * 2, mask = nslots - 1;
+    slot_t *ns = calloc(nslots, sizeof *ns);
+    if (ns == NULL)
+        return -1;
+    for (uint32_t i = 0; i <= g->mask; i++) {
+        if (g->slots[i].key == NULL)
+            continue;
+        uint32_t j = g->slots[i].h & mask;
+        while (ns[j].key != NULL)
+            j = (j + 1) & mask;
+        ns[j] = g->slots[i];
+    }
+    free(g->slots);
+    g->slots = ns;
+    g->mask = mask;
+    return 0;
+}
+
+static const char *other_id(group_t *g, const fd_grouping_t *gr, size_t *outlen)
+{
+    if (g->other == NULL) {
+        static const char val[] = "=__other__";
+        size_t len = 0;
+        for (int k = 0; k < gr->ndims; k++)
+            len += (k > 0) + dim_names[gr->dims[k]].len + sizeof val - 1;
+        char *o = malloc(len + 1);
+        if (o == NULL)
+            return NULL;
+        size_t pos = 0;
+        for (int k = 0; k < gr->ndims; k++) {
+            if (k > 0)
+                o[pos++] = ',';
+            memcpy(o + pos, dim_names[gr->dims[k]].name, dim_names[gr->dims[k]].len);
+            pos += dim_names[gr->dims[k]].len;
+            memcpy(o + pos, val, sizeof val - 1);
+            pos += sizeof val - 1;
+        }
+        o[pos] = '\0';
+        g->other = o;
+        g->other_len = pos;
+    }
+    *outlen = g->other_len;
+    return g->other;
+}
+
+const char *fd_scopes_admit(fd_scopes_t *s, int gi, const fd_grouping_t *gr,
+                            const char *id, size_t n, size_t *outlen)
+{
+    *outlen = 0;
+    if (gi < 0 || gi >= s->ngroupings || n > UINT32_MAX)
+        return NULL;
+    group_t *g = &s->g[gi];
+    uint32_t h = (uint32_t)hash_bytes(s->seed, id, n);
+    uint32_t i = h & g->mask;
+    for (;;) {
+        const slot_t *sl = &g->slots[i];
+        if (sl->key == NULL)
+            break;
+        if (sl->h == h && sl->len == n && memcmp(sl->key, id, n) == 0) {
+            *outlen = n;
+            return sl->key;
+        }
+        i = (i + 1) & g->mask;
+    }
+    /* Unknown id: admit it while there is room, else fold into __other__. */
+    if (gr->ndims > 0 && g->count >= s->cap) {
+        g->overflow++;
+        return other_id(g, gr, outlen);
+    }
+    if ((g->count + 1) * 2 > g->mask + 1) {
+        if (grow(g) != 0)
+            return NULL;
+        i = h & g->mask;
+        while (g->slots[i].key != NULL)
+            i = (i + 1) & g->mask;
+    }
+    char *key = arena_copy(g, id, n);
+    if (key == NULL)
+        return NULL;
+    g->slots[i] = (slot_t){.h = h, .len = (uint32_t)n, .key = key};
+    g->count++;
+    *outlen = n;
+    return key;
+}
+
+uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi)
+{
+    if (gi < 0 || gi >= s->ngroupings)
+        return 0;
+    return s->g[gi].overflow;
+}

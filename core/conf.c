@@ -1,0 +1,1500 @@
+/*
+ * conf.c — the configuration table and everything derived from it.
+ *
+ * `keys[]` below is the single description of funneld's configuration: for
+ * every key its dotted name, kind, bounds, default (as the text a user would
+ * write), the offset of its field in fd_conf_t and one line of help. Nothing
+ * else in this file knows a key by name except the cross-field rules in
+ * fd_conf_finalize(): defaults are applied by feeding each default text
+ * through fd_conf_set(), a JSON file is walked and each member matched
+ * against the table, `check-config` prints the table's fields back as JSON,
+ * and docs/CONFIG.md is fd_conf_print_doc() verbatim (tests/unit/test_conf.c
+ * fails when the two drift). Adding a key is one table row.
+ *
+ * Invariants a reader must not break:
+ * - every char * in fd_conf_t is NULL or owned by the conf (strdup'd), so
+ *   fd_conf_release() can free them all and is safe to call again;
+ * - a compound value (topics, properties, groupings, windows) is parsed into a
+ *   temporary first and committed only when the whole value is valid, so a
+ *   failed fd_conf_set() leaves the previous value in place;
+ * - no error message ever contains a string value of a key that may hold a
+ *   secret: messages about redis.url describe the fault without echoing the
+ *   URL, and librdkafka property values are never echoed at all.
+ *
+ * Memory: fd_conf_t is fixed-size; the only heap use is the owned strings and
+ * the transient cJSON tree of the file (files are capped at 1 MiB).
+ */
+#include "core/conf.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#define CONF_FILE_MAX (1024 * 1024)
+#define WINDOW_MAX_S INT64_C(315360000) /* 3650 days */
+#define TTL_MAX_S INT64_C(315360000)
+
+typedef enum {
+    K_STR,       /* char *; min..max bound the length in bytes */
+    K_INT,       /* int64_t; min..max bound the value */
+    K_ENUM,      /* a C enum stored as int: the index into choices */
+    K_ENUM_STR,  /* char *: one of choices */
+    K_TOPICS,    /* fd_topic_t[], count at noff; min..max bound the count */
+    K_KPROPS,    /* fd_kprop_t[], count at noff */
+    K_GROUPINGS, /* fd_grouping_t[], count at noff */
+    K_WINDOWS,   /* int64_t[] seconds, count at noff */
+} kind_t;
+
+typedef enum { MASK_NONE = 0, MASK_URL_PASSWORD } mask_t;
+
+typedef struct {
+    const char *name; /* dotted path into the nested JSON file */
+    kind_t kind;
+    int64_t min, max;
+    const char *def;     /* scalars: plain text; compound kinds: JSON text */
+    size_t off, noff;    /* field, and count field of compound kinds */
+    const char *choices; /* K_ENUM, K_ENUM_STR, K_TOPICS: "a|b|c" */
+    mask_t mask;
+    const char *help;
+} conf_key_t;
+
+_Static_assert(sizeof(fd_late_policy_t) == sizeof(int), "K_ENUM stores an int");
+
+#define OFF(f) offsetof(fd_conf_t, f)
+#define STR(n, lo, hi, d, f, h) {n, K_STR, lo, hi, d, OFF(f), 0, NULL, MASK_NONE, h}
+#define INT(n, lo, hi, d, f, h) {n, K_INT, lo, hi, d, OFF(f), 0, NULL, MASK_NONE, h}
+#define ENUM(n, k, ch, d, f, h) {n, k, 0, 0, d, OFF(f), 0, ch, MASK_NONE, h}
+#define LIST(n, k, lo, hi, d, f, nf, h) {n, k, lo, hi, d, OFF(f), OFF(nf), NULL, MASK_NONE, h}
+
+/* The order here is the order of check-config output and of docs/CONFIG.md. */
+static const conf_key_t keys[] = {
+    STR("kafka.brokers", 1, 4096, "127.0.0.1:9092", brokers,
+        "Kafka bootstrap servers, comma-separated host:port. Flag `--brokers`."),
+    STR("kafka.group", 1, 255, "funneld", group,
+        "Consumer group id; also names the offsets hash `{prefix}:offsets:{group}`. Flag `--group`."),
+    {"kafka.topics", K_TOPICS, 1, FD_MAX_TOPICS,
+     "{\"funnel.exposure\": \"exposure\", \"funnel.interaction\": \"interaction\", "
+     "\"funnel.payment\": \"payment\"}",
+     OFF(topics), OFF(ntopics), "exposure|interaction|payment|mixed", MASK_NONE,
+     "Input topics, each mapped to the event type its messages carry: on a mapped topic an event "
+     "may omit `type` (if present it must agree); on a `mixed` topic every event carries `type`."},
+    STR("kafka.dlq_topic", 1, 249, "funnel.dlq", dlq_topic,
+        "Dead-letter topic: every rejected message (and late events under `late_policy` `dlq`) "
+        "goes here with headers naming the reason. Must not be an input topic."),
+    LIST("kafka.properties", K_KPROPS, 0, FD_MAX_KPROPS, "{}", kprops, nkprops,
+         "Extra librdkafka properties, name to value; `-X name=value` adds more after the file. "
+         "Integers and booleans are converted to text. `bootstrap.servers`, "
+         "`metadata.broker.list` and `group.id` are refused (use the keys above)."),
+    {"redis.url", K_STR, 1, 1024, "redis://127.0.0.1:6379", OFF(redis_url), 0, NULL,
+     MASK_URL_PASSWORD,
+     "`redis://[user:password@]host[:port][/db]` (port 6379 by default; user and password "
+     "may be percent-encoded) or `unix:///path/to.sock`. Flag `--redis`. Keep the "
+     "password in the environment: `redis://:${REDIS_PASSWORD}@host:6379`."},
+    STR("redis.prefix", 1, 64, "funnel", prefix,
+        "Prefix of every Redis key (docs/REDIS.md). Flag `--prefix`."),
+    INT("redis.timeout_ms", 100, 600000, "5000", redis_timeout_ms,
+        "Watchdog: a Redis reply slower than this drops the connection, pauses the partitions and "
+        "reconnects with backoff (hiredis 0.14 has no timeouts of its own)."),
+    INT("flush_interval_ms", 10, 600000, "1000", flush_interval_ms,
+        "How often each partition's deltas are written to Redis together with its offset."),
+    INT("snapshot_interval_ms", 10, 3600000, "5000", snapshot_interval_ms,
+        "How often the rolling snapshots `{prefix}:r:{scope}:{window}` are rewritten and a note "
+        "is published on `{prefix}:updates`."),
+    INT("max_message_bytes", 256, 16777216, "65536", max_message_bytes,
+        "A message larger than this is rejected as `too_large` before parsing."),
+    INT("max_pending_events", 1000, 100000000, "1000000", max_pending_events,
+        "Events accepted but not yet flushed; above this the consumer pauses its partitions until "
+        "a flush succeeds."),
+    LIST("groupings", K_GROUPINGS, 1, FD_MAX_GROUPINGS,
+         "[[], [\"product\"], [\"product\", \"channel\"], [\"product\", \"community\"], "
+         "[\"campaign\"]]",
+         groupings, ngroupings,
+         "Breakdowns: each event updates one scope per grouping whose dimensions it carries; "
+         "`[]` is the global scope `all`. No two groupings may have the same dimensions."),
+    INT("cardinality_cap", 1, 10000000, "10000", cardinality_cap,
+        "Distinct scope ids kept per grouping; further values aggregate into `__other__` and "
+        "are counted."),
+    STR("time_zone", 1, 255, "Asia/Shanghai", time_zone,
+        "IANA time zone of the `d1` (calendar day) buckets; must exist under "
+        "/usr/share/zoneinfo."),
+    INT("lateness_s", 0, 86400, "120", lateness_s,
+        "Allowed lateness: an event behind its partition's highest event time by more than this "
+        "is late."),
+    ENUM("late_policy", K_ENUM, "count|dlq", "count", late_policy,
+         "`count`: late events are still added to their buckets and counted as `late`; `dlq`: "
+         "they go to the dead-letter topic instead."),
+    INT("max_future_s", 0, 86400, "300", max_future_s,
+        "An event more than this ahead of the wall clock is rejected as `ts_in_future`."),
+    INT("idle_timeout_s", 1, 86400, "60", idle_timeout_s,
+        "A partition without events for this long is left out of the global watermark."),
+    LIST("windows", K_WINDOWS, 1, FD_MAX_WINDOWS, "[\"5m\", \"1h\", \"24h\"]", windows_s,
+         nwindows,
+         "Rolling windows, sums of m1 buckets ending at the watermark: an integer with unit `s`, "
+         "`m`, `h` or `d`, a whole number of minutes. Redis names a window by its largest whole "
+         "unit up to hours: `5m`, `1h`, `24h`."),
+    INT("ttl.m1_s", 60, TTL_MAX_S, "172800", ttl_m1_s,
+        "TTL of the minute buckets (counters and HLLs); an event older than this is rejected as "
+        "`ts_too_old`."),
+    INT("ttl.h1_s", 60, TTL_MAX_S, "3024000", ttl_h1_s, "TTL of the hour buckets."),
+    INT("ttl.d1_s", 60, TTL_MAX_S, "34560000", ttl_d1_s, "TTL of the day buckets."),
+    INT("dedup_ttl_s", 60, TTL_MAX_S, "34560000", dedup_ttl_s,
+        "Life of a payment dedup mark `{prefix}:dedup:{order_id}:{status}`."),
+    STR("http.listen", 0, 255, "127.0.0.1:9464", http_listen,
+        "host:port of `/metrics`, `/healthz` and `/readyz`; an empty string disables the HTTP "
+        "server."),
+    ENUM("log.level", K_ENUM_STR, "debug|info|warn|error", "info", log_level,
+         "Lowest level logged (logfmt on stderr)."),
+    INT("log.rate_per_s", 0, 100000, "10", log_rate_per_s,
+        "Per-event problem lines logged per second at most (the rest are only counted); 0 logs "
+        "none."),
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* Rules of fd_conf_finalize(), for the docs page: keep in step with the code. */
+static const char *const finalize_rules[] = {
+    "`kafka.topics` has at least one topic and `kafka.dlq_topic` is not one of them.",
+    "`snapshot_interval_ms` >= `flush_interval_ms`.",
+    "`ttl.m1_s` >= the largest window (a window is a sum of m1 buckets).",
+    "`ttl.d1_s` >= `ttl.h1_s` >= `ttl.m1_s`.",
+    "`dedup_ttl_s` >= `ttl.m1_s` + `max_future_s` (a payment stays acceptable that long, so "
+    "its dedup mark must outlive it).",
+    "`time_zone` exists as `/usr/share/zoneinfo/<time_zone>`.",
+    "`redis.url` parses (see its row above); `http.listen` is empty or host:port.",
+    "`kafka.properties` holds no `bootstrap.servers`, `metadata.broker.list` or `group.id`.",
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
+                                                      const char *fmt, ...)
+{
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+static const conf_key_t *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static void *field(fd_conf_t *c, const conf_key_t *k) { return (char *)c + k->off; }
+static const void *cfield(const fd_conf_t *c, const conf_key_t *k)
+{
+    return (const char *)c + k->off;
+}
+static int *count_field(fd_conf_t *c, const conf_key_t *k) { return (int *)((char *)c + k->noff); }
+static int ccount(const fd_conf_t *c, const conf_key_t *k)
+{
+    return *(const int *)((const char *)c + k->noff);
+}
+
+/* A JSON value as text for "got ..." (never used for values that may be secret). */
+static void describe(const cJSON *v, char *buf, size_t cap)
+{
+    char *s = cJSON_PrintUnformatted(v);
+    if (s == NULL) {
+        snprintf(buf, cap, "?");
+        return;
+    }
+    if (strlen(s) > 48)
+        snprintf(buf, cap, "%.45s...", s);
+    else
+        snprintf(buf, cap, "%s", s);
+    cJSON_free(s);
+}
+
+/* Index of s in "a|b|c", or -1. */
+static int choice_index(const char *choices, const char *s)
+{
+    size_t n = strlen(s);
+    int i = 0;
+    for (const char *p = choices;; i++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && memcmp(p, s, n) == 0)
+            return i;
+        if (bar == NULL)
+            return -1;
+        p = bar + 1;
+    }
+}
+
+/* Writes choice i of "a|b|c" into buf; "" if out of range. */
+static const char *choice_at(const char *choices, int i, char *buf, size_t cap)
+{
+    const char *p = choices;
+    for (int j = 0; j < i && p != NULL; j++) {
+        p = strchr(p, '|');
+        if (p != NULL)
+            p++;
+    }
+    if (p == NULL || i < 0) {
+        snprintf(buf, cap, "%s", "");
+        return buf;
+    }
+    const char *bar = strchr(p, '|');
+    int len = bar ? (int)(bar - p) : (int)strlen(p);
+    snprintf(buf, cap, "%.*s", len, p);
+    return buf;
+}
+
+/* "a|b|c" as "a, b, c". */
+static const char *choice_list(const char *choices, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = choices; *p != '\0' && n + 3 < cap; p++) {
+        if (*p == '|') {
+            buf[n++] = ',';
+            buf[n++] = ' ';
+        } else {
+            buf[n++] = *p;
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} sbuf_t;
+
+static int sbuf_add(sbuf_t *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+/* Expands ${NAME} from the environment; "$${" is a literal "${". *out is
+ * malloc'd. what names the value in messages ("redis.url"). */
+static int expand_env(const char *in, const char *what, char **out, char *err, size_t errlen)
+{
+    sbuf_t b = {0};
+    *out = NULL;
+    if (sbuf_add(&b, "", 0) != 0)
+        goto oom;
+    for (const char *p = in; *p != '\0';) {
+        if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
+            if (sbuf_add(&b, "${", 2) != 0)
+                goto oom;
+            p += 3;
+            continue;
+        }
+        if (p[0] == '$' && p[1] == '{') {
+            const char *q = p + 2;
+            if (isalpha((unsigned char)*q) || *q == '_')
+                while (isalnum((unsigned char)*q) || *q == '_')
+                    q++;
+            if (q == p + 2 || *q != '}' || q - (p + 2) > 255) {
+                free(b.p);
+                return fail(err, errlen,
+                            "%s: bad ${...} reference (want ${NAME}, NAME of letters, digits "
+                            "and _; write $${ for a literal ${)",
+                            what);
+            }
+            char name[256];
+            memcpy(name, p + 2, (size_t)(q - (p + 2)));
+            name[q - (p + 2)] = '\0';
+            const char *v = getenv(name);
+            if (v == NULL) {
+                free(b.p);
+                return fail(err, errlen, "%s: environment variable %s is not set", what, name);
+            }
+            if (sbuf_add(&b, v, strlen(v)) != 0)
+                goto oom;
+            p = q + 1;
+            continue;
+        }
+        if (sbuf_add(&b, p, 1) != 0)
+            goto oom;
+        p++;
+    }
+    *out = b.p;
+    return 0;
+oom:
+    free(b.p);
+    return fail(err, errlen, "%s: out of memory", what);
+}
+
+/* The string of JSON value v, expanded if asked; *out is malloc'd. */
+static int json_string(const cJSON *v, bool expand, const char *what, char **out, char *err,
+                       size_t errlen)
+{
+    if (expand)
+        return expand_env(v->valuestring, what, out, err, errlen);
+    *out = strdup(v->valuestring);
+    if (*out == NULL)
+        return fail(err, errlen, "%s: out of memory", what);
+    return 0;
+}
+
+/* Strict decimal integer: optional '-', digits, nothing else. */
+static int parse_int_text(const char *s, int64_t *v)
+{
+    const char *p = s;
+    if (*p == '-')
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return -1;
+    for (const char *q = p; *q != '\0'; q++)
+        if (!isdigit((unsigned char)*q))
+            return -1;
+    errno = 0;
+    char *end;
+    long long x = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *v = (int64_t)x;
+    return 0;
+}
+
+/* "5m" → 300. Returns 0, -1 (syntax). */
+static int parse_duration(const char *s, int64_t *secs)
+{
+    const char *p = s;
+    int64_t v = 0;
+    int digits = 0;
+    while (isdigit((unsigned char)*p)) {
+        if (++digits > 12)
+            return -1;
+        v = v * 10 + (*p - '0');
+        p++;
+    }
+    if (digits == 0 || p[0] == '\0' || p[1] != '\0')
+        return -1;
+    switch (p[0]) {
+    case 's': *secs = v; return 0;
+    case 'm': *secs = v * 60; return 0;
+    case 'h': *secs = v * 3600; return 0;
+    case 'd': *secs = v * 86400; return 0;
+    default: return -1;
+    }
+}
+
+static bool valid_topic_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+            return false;
+    return true;
+}
+
+static const fd_event_type_t topic_types[] = {FD_TYPE_EXPOSURE, FD_TYPE_INTERACTION,
+                                              FD_TYPE_PAYMENT, FD_TYPE_NONE};
+
+static int topic_type_index(fd_event_type_t t)
+{
+    for (int i = 0; i < 4; i++)
+        if (topic_types[i] == t)
+            return i;
+    return 3;
+}
+
+/* ---- storing values --------------------------------------------------- */
+
+/* Takes ownership of s (also on failure). Never echoes s: it may be a secret. */
+static int store_str(fd_conf_t *c, const conf_key_t *k, char *s, char *err, size_t errlen)
+{
+    size_t n = strlen(s);
+    if ((int64_t)n < k->min || (int64_t)n > k->max) {
+        free(s);
+        if (n == 0)
+            return fail(err, errlen, "%s: must not be empty", k->name);
+        return fail(err, errlen, "%s: must be at most %" PRId64 " bytes, got %zu", k->name,
+                    k->max, n);
+    }
+    char **slot = field(c, k);
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+static int store_int(fd_conf_t *c, const conf_key_t *k, int64_t v)
+{
+    memcpy(field(c, k), &v, sizeof v);
+    return 0;
+}
+
+/* Takes ownership of s. got is how the value reads in a message. */
+static int store_enum(fd_conf_t *c, const conf_key_t *k, char *s, const char *got, char *err,
+                      size_t errlen)
+{
+    int i = choice_index(k->choices, s);
+    if (i < 0) {
+        char list[128];
+        free(s);
+        return fail(err, errlen, "%s: must be one of %s, got %s", k->name,
+                    choice_list(k->choices, list, sizeof list), got);
+    }
+    if (k->kind == K_ENUM) {
+        free(s);
+        memcpy(field(c, k), &i, sizeof i);
+        return 0;
+    }
+    char **slot = field(c, k);
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+/* True if a member before m in obj has m's name (cJSON keeps both). */
+static bool has_duplicate_member(const cJSON *obj, const cJSON *m)
+{
+    for (const cJSON *p = obj->child; p != NULL && p != m; p = p->next)
+        if (p->string != NULL && strcmp(p->string, m->string) == 0)
+            return true;
+    return false;
+}
+
+static void free_topics(fd_topic_t *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(t[i].name);
+        t[i].name = NULL;
+    }
+}
+
+static void free_kprops(fd_kprop_t *kp, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(kp[i].key);
+        free(kp[i].value);
+        kp[i].key = kp[i].value = NULL;
+    }
+}
+
+static int apply_topics(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand,
+                        char *err, size_t errlen)
+{
+    fd_topic_t tmp[FD_MAX_TOPICS];
+    int n = 0;
+    char got[64], list[128], what[300];
+    if (!cJSON_IsObject(v)) {
+        describe(v, got, sizeof got);
+        return fail(err, errlen, "%s: must be an object {\"topic\": \"%s\"}, got %s", k->name,
+                    k->choices, got);
+    }
+    const cJSON *m;
+    cJSON_ArrayForEach(m, v)
+    {
+        if (n == k->max) {
+            fail(err, errlen, "%s: at most %" PRId64 " topics", k->name, k->max);
+            goto fail;
+        }
+        if (!valid_topic_name(m->string)) {
+            fail(err, errlen,
+                 "%s: \"%.60s\" is not a valid topic name (1..249 of a-z A-Z 0-9 . _ -)",
+                 k->name, m->string);
+            goto fail;
+        }
+        for (int i = 0; i < n; i++)
+            if (strcmp(tmp[i].name, m->string) == 0) {
+                fail(err, errlen, "%s: duplicate topic \"%s\"", k->name, m->string);
+                goto fail;
+            }
+        snprintf(what, sizeof what, "%s[\"%s\"]", k->name, m->string);
+        if (!cJSON_IsString(m)) {
+            describe(m, got, sizeof got);
+            fail(err, errlen, "%s: must be one of %s, got %s", what,
+                 choice_list(k->choices, list, sizeof list), got);
+            goto fail;
+        }
+        char *s;
+        if (json_string(m, expand, what, &s, err, errlen) != 0)
+            goto fail;
+        int i = choice_index(k->choices, s);
+        free(s);
+        if (i < 0) {
+            describe(m, got, sizeof got);
+            fail(err, errlen, "%s: must be one of %s, got %s", what,
+                 choice_list(k->choices, list, sizeof list), got);
+            goto fail;
+        }
+        tmp[n].name = strdup(m->string);
+        if (tmp[n].name == NULL) {
+            fail(err, errlen, "%s: out of memory", k->name);
+            goto fail;
+        }
+        tmp[n].type = topic_types[i];
+        n++;
+    }
+    if (n < k->min) {
+        fail(err, errlen, "%s: at least one topic is required", k->name);
+        goto fail;
+    }
+    int *cnt = count_field(c, k);
+    fd_topic_t *dst = field(c, k);
+    free_topics(dst, *cnt);
+    memcpy(dst, tmp, (size_t)n * sizeof tmp[0]);
+    *cnt = n;
+    return 0;
+fail:
+    free_topics(tmp, n);
+    return -1;
+}
+
+static int kprop_check_key(const char *key, char *err, size_t errlen)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > 255)
+        return fail(err, errlen, "kafka.properties: a property name must have 1..255 bytes");
+    for (const char *p = key; *p != '\0'; p++)
+        if (!isgraph((unsigned char)*p) || *p == '=')
+            return fail(err, errlen,
+                        "kafka.properties: bad property name \"%.60s\" (no spaces or '=')", key);
+    return 0;
+}
+
+static int apply_kprops(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand,
+                        char *err, size_t errlen)
+{
+    fd_kprop_t tmp[FD_MAX_KPROPS];
+    int n = 0;
+    char got[64], what[300];
+    if (!cJSON_IsObject(v)) {
+        describe(v, got, sizeof got);
+        return fail(err, errlen, "%s: must be an object {\"property\": \"value\"}, got %s",
+                    k->name, got);
+    }
+    const cJSON *m;
+    cJSON_ArrayForEach(m, v)
+    {
+        if (n == k->max) {
+            fail(err, errlen, "%s: at most %" PRId64 " properties", k->name, k->max);
+            goto fail;
+        }
+        if (kprop_check_key(m->string, err, errlen) != 0)
+            goto fail;
+        for (int i = 0; i < n; i++)
+            if (strcmp(tmp[i].key, m->string) == 0) {
+                fail(err, errlen, "%s: duplicate property \"%s\"", k->name, m->string);
+                goto fail;
+            }
+        snprintf(what, sizeof what, "%s[\"%s\"]", k->name, m->string);
+        char *val = NULL;
+        if (cJSON_IsString(m)) {
+            if (json_string(m, expand, what, &val, err, errlen) != 0)
+                goto fail;
+        } else if (cJSON_IsBool(m)) {
+            val = strdup(cJSON_IsTrue(m) ? "true" : "false");
+        } else if (cJSON_IsNumber(m) && m->valuedouble >= -9007199254740992.0 &&
+                   m->valuedouble <= 9007199254740992.0 &&
+                   (double)(int64_t)m->valuedouble == m->valuedouble) {
+            char num[32];
+            snprintf(num, sizeof num, "%" PRId64, (int64_t)m->valuedouble);
+            val = strdup(num);
+        } else {
+            /* never echo: the value may be a secret */
+            fail(err, errlen, "%s: must be a string (or an integer or a boolean)", what);
+            goto fail;
+        }
+        tmp[n].key = strdup(m->string);
+        tmp[n].value = val;
+        if (tmp[n].key == NULL || val == NULL) {
+            free(tmp[n].key);
+            free(val);
+            fail(err, errlen, "%s: out of memory", k->name);
+            goto fail;
+        }
+        n++;
+    }
+    int *cnt = count_field(c, k);
+    fd_kprop_t *dst = field(c, k);
+    free_kprops(dst, *cnt);
+    memcpy(dst, tmp, (size_t)n * sizeof tmp[0]);
+    *cnt = n;
+    return 0;
+fail:
+    free_kprops(tmp, n);
+    return -1;
+}
+
+static const char *dim_list(char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int d = 0; d < FD_DIM__COUNT; d++)
+        n += (size_t)snprintf(buf + n, n < cap ? cap - n : 0, "%s%s", d ? ", " : "",
+                              fd_dim_name((fd_dim_t)d));
+    return buf;
+}
+
+static unsigned dim_set(const fd_grouping_t *g)
+{
+    unsigned s = 0;
+    for (int i = 0; i < g->ndims; i++)
+        s |= 1u << g->dims[i];
+    return s;
+}
+
+static int apply_groupings(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand,
+                           char *err, size_t errlen)
+{
+    fd_grouping_t tmp[FD_MAX_GROUPINGS];
+    char got[64], what[64], list[128];
+    if (!cJSON_IsArray(v)) {
+        describe(v, got, sizeof got);
+        return fail(err, errlen, "%s: must be an array of arrays of dimension names, got %s",
+                    k->name, got);
+    }
+    int n = cJSON_GetArraySize(v);
+    if (n < k->min)
+        return fail(err, errlen, "%s: at least one grouping is required", k->name);
+    if (n > k->max)
+        return fail(err, errlen, "%s: at most %" PRId64 " groupings, got %d", k->name, k->max,
+                    n);
+    int gi = 0;
+    const cJSON *g;
+    cJSON_ArrayForEach(g, v)
+    {
+        snprintf(what, sizeof what, "%s[%d]", k->name, gi);
+        if (!cJSON_IsArray(g)) {
+            describe(g, got, sizeof got);
+            return fail(err, errlen, "%s: must be an array of dimension names, got %s", what,
+                        got);
+        }
+        fd_grouping_t *cur = &tmp[gi];
+        cur->ndims = 0;
+        const cJSON *d;
+        cJSON_ArrayForEach(d, g)
+        {
+            if (!cJSON_IsString(d)) {
+                describe(d, got, sizeof got);
+                return fail(err, errlen, "%s: a dimension must be one of %s, got %s", what,
+                            dim_list(list, sizeof list), got);
+            }
+            char *s;
+            if (json_string(d, expand, what, &s, err, errlen) != 0)
+                return -1;
+            int dim = fd_dim_from_name(s);
+            if (dim < 0 || dim >= FD_DIM__COUNT) {
+                describe(d, got, sizeof got);
+                free(s);
+                return fail(err, errlen, "%s: unknown dimension %s (one of %s)", what, got,
+                            dim_list(list, sizeof list));
+            }
+            free(s);
+            for (int j = 0; j < cur->ndims; j++)
+                if ((int)cur->dims[j] == dim)
+                    return fail(err, errlen, "%s: dimension \"%s\" appears twice", what,
+                                fd_dim_name((fd_dim_t)dim));
+            cur->dims[cur->ndims++] = (fd_dim_t)dim;
+        }
+        for (int j = 0; j < gi; j++)
+            if (dim_set(&tmp[j]) == dim_set(cur))
+                return fail(err, errlen, "%s: same dimensions as %s[%d]", what, k->name, j);
+        gi++;
+    }
+    memcpy(field(c, k), tmp, (size_t)gi * sizeof tmp[0]);
+    *count_field(c, k) = gi;
+    return 0;
+}
+
+static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand,
+                         char *err, size_t errlen)
+{
+    int64_t tmp[FD_MAX_WINDOWS];
+    char got[64], what[64];
+    if (!cJSON_IsArray(v)) {
+        describe(v, got, sizeof got);
+        return fail(err, errlen, "%s: must be an array of durations such as \"5m\", got %s",
+                    k->name, got);
+    }
+    int n = cJSON_GetArraySize(v);
+    if (n < k->min || n > k->max)
+        return fail(err, errlen, "%s: must have %" PRId64 "..%" PRId64 " windows, got %d",
+                    k->name, k->min, k->max, n);
+    int i = 0;
+    const cJSON *w;
+    cJSON_ArrayForEach(w, v)
+    {
+        snprintf(what, sizeof what, "%s[%d]", k->name, i);
+        describe(w, got, sizeof got);
+        if (!cJSON_IsString(w))
+            return fail(err, errlen, "%s: must be a duration string such as \"5m\", got %s",
+                        what, got);
+        char *s;
+        if (json_string(w, expand, what, &s, err, errlen) != 0)
+            return -1;
+        int64_t secs = 0;
+        int rc = parse_duration(s, &secs);
+        free(s);
+        if (rc != 0)
+            return fail(err, errlen,
+                        "%s: %s is not a duration (an integer with unit s, m, h or d, e.g. "
+                        "\"5m\")",
+                        what, got);
+        if (secs <= 0)
+            return fail(err, errlen, "%s: %s must be positive", what, got);
+        if (secs > WINDOW_MAX_S)
+            return fail(err, errlen, "%s: %s is longer than %" PRId64 " days", what, got,
+                        WINDOW_MAX_S / 86400);
+        if (secs % 60 != 0)
+            return fail(err, errlen,
+                        "%s: %s is not a whole number of minutes (windows are sums of m1 "
+                        "buckets)",
+                        what, got);
+        for (int j = 0; j < i; j++)
+            if (tmp[j] == secs)
+                return fail(err, errlen, "%s: %s is the same window as %s[%d]", what, got,
+                            k->name, j);
+        tmp[i++] = secs;
+    }
+    memcpy(field(c, k), tmp, (size_t)i * sizeof tmp[0]);
+    *count_field(c, k) = i;
+    return 0;
+}
+
+/* Applies JSON value v to key k; expand: ${ENV} substitution (file values). */
+static int apply_json(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand, char *err,
+                      size_t errlen)
+{
+    char got[64];
+    describe(v, got, sizeof got);
+    switch (k->kind) {
+    case K_STR: {
+        if (!cJSON_IsString(v))
+            return fail(err, errlen, "%s: must be a string, got %s", k->name, got);
+        char *s;
+        if (json_string(v, expand, k->name, &s, err, errlen) != 0)
+            return -1;
+        return store_str(c, k, s, err, errlen);
+    }
+    case K_INT: {
+        double d = v->valuedouble;
+        if (!cJSON_IsNumber(v) || !(d >= (double)k->min && d <= (double)k->max) ||
+            (double)(int64_t)d != d)
+            return fail(err, errlen,
+                        "%s: must be an integer in %" PRId64 "..%" PRId64 ", got %s", k->name,
+                        k->min, k->max, got);
+        return store_int(c, k, (int64_t)d);
+    }
+    case K_ENUM:
+    case K_ENUM_STR: {
+        char list[128];
+        if (!cJSON_IsString(v))
+            return fail(err, errlen, "%s: must be one of %s, got %s", k->name,
+                        choice_list(k->choices, list, sizeof list), got);
+        char *s;
+        if (json_string(v, expand, k->name, &s, err, errlen) != 0)
+            return -1;
+        return store_enum(c, k, s, got, err, errlen);
+    }
+    case K_TOPICS: return apply_topics(c, k, v, expand, err, errlen);
+    case K_KPROPS: return apply_kprops(c, k, v, expand, err, errlen);
+    case K_GROUPINGS: return apply_groupings(c, k, v, expand, err, errlen);
+    case K_WINDOWS: return apply_windows(c, k, v, expand, err, errlen);
+    }
+    return fail(err, errlen, "%s: unsupported kind", k->name);
+}
+
+/* ---- public: defaults, set, load -------------------------------------- */
+
+void fd_conf_defaults(fd_conf_t *c)
+{
+    memset(c, 0, sizeof *c);
+    /* Cannot fail short of memory: test_conf checks every default through
+     * this very path and fd_conf_finalize(). */
+    for (size_t i = 0; i < NKEYS; i++)
+        (void)fd_conf_set(c, keys[i].name, keys[i].def, NULL, 0);
+}
+
+int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, size_t errlen)
+{
+    const conf_key_t *k = key ? find_key(key) : NULL;
+    if (k == NULL)
+        return fail(err, errlen, "unknown key \"%s\"", key ? key : "(null)");
+    if (value == NULL)
+        return fail(err, errlen, "%s: missing value", k->name);
+    switch (k->kind) {
+    case K_STR: {
+        char *s = strdup(value);
+        if (s == NULL)
+            return fail(err, errlen, "%s: out of memory", k->name);
+        return store_str(c, k, s, err, errlen);
+    }
+    case K_INT: {
+        int64_t v;
+        if (parse_int_text(value, &v) != 0 || v < k->min || v > k->max)
+            return fail(err, errlen,
+                        "%s: must be an integer in %" PRId64 "..%" PRId64 ", got \"%.40s\"",
+                        k->name, k->min, k->max, value);
+        return store_int(c, k, v);
+    }
+    case K_ENUM:
+    case K_ENUM_STR: {
+        char got[64];
+        snprintf(got, sizeof got, "\"%.40s\"", value);
+        char *s = strdup(value);
+        if (s == NULL)
+            return fail(err, errlen, "%s: out of memory", k->name);
+        return store_enum(c, k, s, got, err, errlen);
+    }
+    default: {
+        /* Compound values from a flag or a default are JSON text. */
+        cJSON *v = cJSON_ParseWithOpts(value, NULL, 1);
+        if (v == NULL)
+            return fail(err, errlen, "%s: must be JSON like %s", k->name, k->def);
+        int rc = apply_json(c, k, v, false, err, errlen);
+        cJSON_Delete(v);
+        return rc;
+    }
+    }
+}
+
+int fd_conf_add_kprop(fd_conf_t *c, const char *kv, char *err, size_t errlen)
+{
+    const char *eq = kv ? strchr(kv, '=') : NULL;
+    if (eq == NULL)
+        return fail(err, errlen, "kafka.properties: -X wants name=value");
+    char key[256];
+    size_t kn = (size_t)(eq - kv);
+    if (kn == 0 || kn >= sizeof key)
+        return fail(err, errlen, "kafka.properties: a property name must have 1..255 bytes");
+    memcpy(key, kv, kn);
+    key[kn] = '\0';
+    if (kprop_check_key(key, err, errlen) != 0)
+        return -1;
+    int i = 0;
+    while (i < c->nkprops && strcmp(c->kprops[i].key, key) != 0)
+        i++;
+    if (i == FD_MAX_KPROPS)
+        return fail(err, errlen, "kafka.properties: at most %d properties", FD_MAX_KPROPS);
+    char *val = strdup(eq + 1);
+    if (val == NULL)
+        return fail(err, errlen, "kafka.properties: out of memory");
+    if (i < c->nkprops) { /* a later setting replaces an earlier one */
+        free(c->kprops[i].value);
+        c->kprops[i].value = val;
+        return 0;
+    }
+    c->kprops[i].key = strdup(key);
+    if (c->kprops[i].key == NULL) {
+        free(val);
+        return fail(err, errlen, "kafka.properties: out of memory");
+    }
+    c->kprops[i].value = val;
+    c->nkprops++;
+    return 0;
+}
+
+static bool is_section(const char *path)
+{
+    size_t n = strlen(path);
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strncmp(keys[i].name, path, n) == 0 && keys[i].name[n] == '.')
+            return true;
+    return false;
+}
+
+static int walk(fd_conf_t *c, const cJSON *obj, const char *prefix, char *err, size_t errlen)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, obj)
+    {
+        char path[256];
+        if (prefix != NULL)
+            snprintf(path, sizeof path, "%s.%s", prefix, m->string);
+        else
+            snprintf(path, sizeof path, "%s", m->string);
+        if (has_duplicate_member(obj, m))
+            return fail(err, errlen, "duplicate key \"%.200s\"", path);
+        if (strchr(m->string, '.') != NULL || strlen(m->string) > 128)
+            return fail(err, errlen,
+                        "unknown key \"%.200s\" (write nested objects: {\"redis\": {\"url\": "
+                        "...}}, not \"redis.url\")",
+                        path);
+        const conf_key_t *k = find_key(path);
+        if (k != NULL) {
+            if (apply_json(c, k, m, true, err, errlen) != 0)
+                return -1;
+        } else if (is_section(path)) {
+            if (!cJSON_IsObject(m)) {
+                char got[64];
+                describe(m, got, sizeof got);
+                return fail(err, errlen, "%s: must be an object, got %s", path, got);
+            }
+            if (walk(c, m, path, err, errlen) != 0)
+                return -1;
+        } else {
+            return fail(err, errlen, "unknown key \"%.200s\"", path);
+        }
+    }
+    return 0;
+}
+
+int fd_conf_load_file(fd_conf_t *c, const char *path, char *err, size_t errlen)
+{
+    char msg[512];
+    char *buf = NULL;
+    cJSON *root = NULL;
+    size_t n = 0;
+    int rc = -1;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return fail(err, errlen, "%s: %s", path, strerror(errno));
+    buf = malloc(CONF_FILE_MAX + 1);
+    if (buf == NULL) {
+        fail(err, errlen, "%s: out of memory", path);
+        goto done;
+    }
+    n = fread(buf, 1, CONF_FILE_MAX + 1, f);
+    if (ferror(f)) {
+        fail(err, errlen, "%s: read error", path);
+        goto done;
+    }
+    if (n > CONF_FILE_MAX) {
+        fail(err, errlen, "%s: larger than %d bytes", path, CONF_FILE_MAX);
+        goto done;
+    }
+    buf[n] = '\0';
+    if (memchr(buf, '\0', n) != NULL) {
+        fail(err, errlen, "%s: invalid JSON (contains a NUL byte)", path);
+        goto done;
+    }
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts(buf, n + 1, &end, 1);
+    if (root == NULL) {
+        const char *at = end ? end : cJSON_GetErrorPtr();
+        if (at != NULL && at >= buf && at <= buf + n) {
+            int line = 1, col = 1;
+            for (const char *p = buf; p < at; p++) {
+                if (*p == '\n') {
+                    line++;
+                    col = 1;
+                } else {
+                    col++;
+                }
+            }
+            fail(err, errlen, "%s: invalid JSON at line %d, column %d", path, line, col);
+        } else {
+            fail(err, errlen, "%s: invalid JSON", path);
+        }
+        goto done;
+    }
+    if (!cJSON_IsObject(root)) {
+        fail(err, errlen, "%s: the top level must be a JSON object", path);
+        goto done;
+    }
+    if (walk(c, root, NULL, msg, sizeof msg) != 0) {
+        fail(err, errlen, "%s: %s", path, msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    cJSON_Delete(root);
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+/* ---- finalize ----------------------------------------------------------- */
+
+static int check_host_port(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s)
+        return -1;
+    if (s[0] == '[' && colon[-1] != ']')
+        return -1;
+    int64_t port;
+    if (parse_int_text(colon + 1, &port) != 0 || colon[1] == '-' || port < 1 || port > 65535)
+        return -1;
+    return 0;
+}
+
+size_t fd_conf_window_name(int64_t seconds, char *buf, size_t cap)
+{
+    int n;
+    if (seconds > 0 && seconds % 3600 == 0)
+        n = snprintf(buf, cap, "%" PRId64 "h", seconds / 3600);
+    else if (seconds > 0 && seconds % 60 == 0)
+        n = snprintf(buf, cap, "%" PRId64 "m", seconds / 60);
+    else
+        n = snprintf(buf, cap, "%" PRId64 "s", seconds);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
+{
+    if (c->ntopics < 1)
+        return fail(err, errlen, "kafka.topics: at least one topic is required");
+    for (int i = 0; i < c->ntopics; i++)
+        if (c->dlq_topic != NULL && strcmp(c->topics[i].name, c->dlq_topic) == 0)
+            return fail(err, errlen,
+                        "kafka.dlq_topic: \"%s\" is also an input topic in kafka.topics",
+                        c->dlq_topic);
+    if (c->snapshot_interval_ms < c->flush_interval_ms)
+        return fail(err, errlen,
+                    "snapshot_interval_ms (%" PRId64 ") must be >= flush_interval_ms (%" PRId64
+                    ")",
+                    c->snapshot_interval_ms, c->flush_interval_ms);
+    int64_t wmax = 0;
+    for (int i = 0; i < c->nwindows; i++)
+        if (c->windows_s[i] > wmax)
+            wmax = c->windows_s[i];
+    if (c->ttl_m1_s < wmax) {
+        char wn[32];
+        fd_conf_window_name(wmax, wn, sizeof wn);
+        return fail(err, errlen,
+                    "ttl.m1_s (%" PRId64 ") must be >= the largest window (%s = %" PRId64
+                    " s): a window is a sum of m1 buckets",
+                    c->ttl_m1_s, wn, wmax);
+    }
+    if (c->ttl_h1_s < c->ttl_m1_s)
+        return fail(err, errlen, "ttl.h1_s (%" PRId64 ") must be >= ttl.m1_s (%" PRId64 ")",
+                    c->ttl_h1_s, c->ttl_m1_s);
+    if (c->ttl_d1_s < c->ttl_h1_s)
+        return fail(err, errlen, "ttl.d1_s (%" PRId64 ") must be >= ttl.h1_s (%" PRId64 ")",
+                    c->ttl_d1_s, c->ttl_h1_s);
+    if (c->dedup_ttl_s < c->ttl_m1_s + c->max_future_s)
+        return fail(err, errlen,
+                    "dedup_ttl_s (%" PRId64 ") must be >= ttl.m1_s + max_future_s (%" PRId64
+                    "): a payment is accepted that long, its dedup mark must outlive it",
+                    c->dedup_ttl_s, c->ttl_m1_s + c->max_future_s);
+    /* time zone: a relative name under /usr/share/zoneinfo, no way out of it */
+    const char *tz = c->time_zone ? c->time_zone : "";
+    bool tz_ok = tz[0] != '\0' && tz[0] != '/' && strstr(tz, "..") == NULL;
+    for (const char *p = tz; *p != '\0' && tz_ok; p++)
+        if (!isalnum((unsigned char)*p) && strchr("/_+-", *p) == NULL)
+            tz_ok = false;
+    if (tz_ok) {
+        char tzpath[512];
+        struct stat st;
+        snprintf(tzpath, sizeof tzpath, "/usr/share/zoneinfo/%s", tz);
+        tz_ok = stat(tzpath, &st) == 0 && S_ISREG(st.st_mode);
+    }
+    if (!tz_ok)
+        return fail(err, errlen,
+                    "time_zone: unknown time zone \"%.100s\" (not found under "
+                    "/usr/share/zoneinfo)",
+                    tz);
+    fd_redis_addr_t addr;
+    if (fd_redis_url_parse(c->redis_url, &addr, err, errlen) != 0)
+        return -1;
+    if (c->http_listen != NULL && c->http_listen[0] != '\0' && check_host_port(c->http_listen))
+        return fail(err, errlen, "http.listen: must be host:port or \"\", got \"%.100s\"",
+                    c->http_listen);
+    for (int i = 0; i < c->nkprops; i++) {
+        const char *kk = c->kprops[i].key;
+        if (strcmp(kk, "bootstrap.servers") == 0 || strcmp(kk, "metadata.broker.list") == 0)
+            return fail(err, errlen, "kafka.properties: set %s with kafka.brokers", kk);
+        if (strcmp(kk, "group.id") == 0)
+            return fail(err, errlen, "kafka.properties: set group.id with kafka.group");
+    }
+    return 0;
+}
+
+/* ---- redis.url ---------------------------------------------------------- */
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into out (cap bytes). */
+static int pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)s[i];
+        if (ch == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            ch = hi * 16 + lo;
+            i += 2;
+            if (ch == 0)
+                return -1;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t errlen)
+{
+    memset(a, 0, sizeof *a);
+    if (url == NULL || url[0] == '\0')
+        return fail(err, errlen, "redis.url: must not be empty");
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *path = url + 7;
+        size_t n = strlen(path);
+        if (path[0] != '/' || n < 2)
+            return fail(err, errlen,
+                        "redis.url: unix:// wants an absolute socket path (unix:///path/to.sock)");
+        if (n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return fail(err, errlen, "redis.url: the socket path is longer than %zu bytes",
+                        sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+        memcpy(a->path, path, n + 1);
+        return 0;
+    }
+    if (strncmp(url, "rediss://", 9) == 0)
+        return fail(err, errlen, "redis.url: rediss:// (TLS) is not supported by hiredis 0.14");
+    if (strncmp(url, "redis://", 8) != 0)
+        return fail(err, errlen, "redis.url: must start with redis:// or unix://");
+    const char *rest = url + 8;
+    /* The last '@' ends the user info, so an unencoded '@' or '/' in a
+     * password still parses (and is never echoed). */
+    const char *at = strrchr(rest, '@');
+    const char *hp = rest;
+    if (at != NULL) {
+        const char *colon = memchr(rest, ':', (size_t)(at - rest));
+        const char *uend = colon ? colon : at;
+        if (pct_decode(rest, (size_t)(uend - rest), a->user, sizeof a->user) != 0)
+            return fail(err, errlen,
+                        "redis.url: bad user name (too long or bad %%-encoding)");
+        if (colon != NULL &&
+            pct_decode(colon + 1, (size_t)(at - colon - 1), a->password, sizeof a->password) != 0)
+            return fail(err, errlen, "redis.url: bad password (too long or bad %%-encoding)");
+        hp = at + 1;
+    }
+    size_t hlen = strcspn(hp, "/?#");
+    if (hp[hlen] == '?' || hp[hlen] == '#')
+        return fail(err, errlen, "redis.url: query and fragment are not supported");
+    const char *hend = hp + hlen, *port = NULL, *host = hp;
+    size_t nhost;
+    if (hp[0] == '[') { /* [IPv6]:port */
+        const char *rb = memchr(hp, ']', hlen);
+        if (rb == NULL)
+            return fail(err, errlen, "redis.url: unterminated [ in the host");
+        host = hp + 1;
+        nhost = (size_t)(rb - host);
+        if (rb + 1 < hend) {
+            if (rb[1] != ':')
+                return fail(err, errlen, "redis.url: want [address]:port");
+            port = rb + 2;
+        }
+    } else {
+        const char *colon = memchr(hp, ':', hlen);
+        nhost = colon ? (size_t)(colon - hp) : hlen;
+        if (colon != NULL)
+            port = colon + 1;
+    }
+    if (nhost == 0)
+        return fail(err, errlen, "redis.url: missing host");
+    if (nhost >= sizeof a->host)
+        return fail(err, errlen, "redis.url: host longer than %zu bytes", sizeof a->host - 1);
+    for (size_t i = 0; i < nhost; i++)
+        if (!isgraph((unsigned char)host[i]) || host[i] == '@' || host[i] == '[' ||
+            host[i] == ']' || (host != hp + 1 && host[i] == ':'))
+            return fail(err, errlen, "redis.url: bad character in the host");
+    memcpy(a->host, host, nhost);
+    a->host[nhost] = '\0';
+    a->port = 6379;
+    if (port != NULL) {
+        char pbuf[8];
+        size_t pn = (size_t)(hend - port);
+        int64_t p;
+        if (pn == 0 || pn >= sizeof pbuf)
+            return fail(err, errlen, "redis.url: the port must be 1..65535");
+        memcpy(pbuf, port, pn);
+        pbuf[pn] = '\0';
+        if (pbuf[0] == '-' || parse_int_text(pbuf, &p) != 0 || p < 1 || p > 65535)
+            return fail(err, errlen, "redis.url: the port must be 1..65535");
+        a->port = (int)p;
+    }
+    if (*hend == '/' && hend[1] != '\0') {
+        int64_t db;
+        if (hend[1] == '-' || strlen(hend + 1) > 9 || parse_int_text(hend + 1, &db) != 0)
+            return fail(err, errlen, "redis.url: the database (after /) must be a number");
+        a->db = (int)db;
+    }
+    return 0;
+}
+
+int fd_conf_is_secret(const char *key)
+{
+    static const char *const marks[] = {"password", "secret", "oauthbearer.config", "key.pem"};
+    char low[256];
+    size_t i = 0;
+    if (key == NULL)
+        return 0;
+    for (; key[i] != '\0' && i + 1 < sizeof low; i++)
+        low[i] = (char)tolower((unsigned char)key[i]);
+    low[i] = '\0';
+    for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++)
+        if (strstr(low, marks[m]) != NULL)
+            return 1;
+    return 0;
+}
+
+/* ---- printing ----------------------------------------------------------- */
+
+/* redis://user:pw@host → redis://user:***@host (same rule as the parser). */
+static char *mask_url(const char *url)
+{
+    const char *scheme = url ? strstr(url, "://") : NULL;
+    const char *at = scheme ? strrchr(scheme + 3, '@') : NULL;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - (scheme + 3))) : NULL;
+    if (colon == NULL || colon + 1 == at)
+        return strdup(url ? url : "");
+    size_t head = (size_t)(colon + 1 - url);
+    size_t n = head + 3 + strlen(at) + 1;
+    char *s = malloc(n);
+    if (s != NULL)
+        snprintf(s, n, "%.*s***%s", (int)head, url, at);
+    return s;
+}
+
+static cJSON *value_json(const fd_conf_t *c, const conf_key_t *k)
+{
+    char buf[64];
+    switch (k->kind) {
+    case K_STR:
+    case K_ENUM_STR: {
+        const char *s = *(char *const *)cfield(c, k);
+        if (k->mask == MASK_URL_PASSWORD) {
+            char *m = mask_url(s);
+            cJSON *j = cJSON_CreateString(m ? m : "***");
+            free(m);
+            return j;
+        }
+        return cJSON_CreateString(s ? s : "");
+    }
+    case K_INT: {
+        int64_t v;
+        memcpy(&v, cfield(c, k), sizeof v);
+        return cJSON_CreateNumber((double)v);
+    }
+    case K_ENUM: {
+        int v;
+        memcpy(&v, cfield(c, k), sizeof v);
+        return cJSON_CreateString(choice_at(k->choices, v, buf, sizeof buf));
+    }
+    case K_TOPICS: {
+        cJSON *o = cJSON_CreateObject();
+        const fd_topic_t *t = cfield(c, k);
+        for (int i = 0; o && i < ccount(c, k); i++)
+            cJSON_AddStringToObject(o, t[i].name,
+                                    choice_at(k->choices, topic_type_index(t[i].type), buf,
+                                              sizeof buf));
+        return o;
+    }
+    case K_KPROPS: {
+        cJSON *o = cJSON_CreateObject();
+        const fd_kprop_t *kp = cfield(c, k);
+        for (int i = 0; o && i < ccount(c, k); i++)
+            cJSON_AddStringToObject(o, kp[i].key,
+                                    fd_conf_is_secret(kp[i].key) ? "***" : kp[i].value);
+        return o;
+    }
+    case K_GROUPINGS: {
+        cJSON *a = cJSON_CreateArray();
+        const fd_grouping_t *g = cfield(c, k);
+        for (int i = 0; a && i < ccount(c, k); i++) {
+            cJSON *inner = cJSON_CreateArray();
+            for (int j = 0; inner && j < g[i].ndims; j++)
+                cJSON_AddItemToArray(inner, cJSON_CreateString(fd_dim_name(g[i].dims[j])));
+            cJSON_AddItemToArray(a, inner);
+        }
+        return a;
+    }
+    case K_WINDOWS: {
+        cJSON *a = cJSON_CreateArray();
+        const int64_t *w = cfield(c, k);
+        for (int i = 0; a && i < ccount(c, k); i++) {
+            fd_conf_window_name(w[i], buf, sizeof buf);
+            cJSON_AddItemToArray(a, cJSON_CreateString(buf));
+        }
+        return a;
+    }
+    }
+    return cJSON_CreateNull();
+}
+
+void fd_conf_print(const fd_conf_t *c, FILE *out)
+{
+    cJSON *root = cJSON_CreateObject();
+    for (size_t i = 0; root != NULL && i < NKEYS; i++) {
+        const conf_key_t *k = &keys[i];
+        cJSON *parent = root;
+        char seg[64];
+        const char *p = k->name, *dot;
+        while ((dot = strchr(p, '.')) != NULL) {
+            snprintf(seg, sizeof seg, "%.*s", (int)(dot - p), p);
+            cJSON *child = cJSON_GetObjectItemCaseSensitive(parent, seg);
+            if (child == NULL) {
+                child = cJSON_CreateObject();
+                cJSON_AddItemToObject(parent, seg, child);
+            }
+            parent = child;
+            p = dot + 1;
+        }
+        cJSON_AddItemToObject(parent, p, value_json(c, k));
+    }
+    char *s = root ? cJSON_Print(root) : NULL;
+    fputs(s ? s : "{}", out);
+    fputc('\n', out);
+    cJSON_free(s);
+    cJSON_Delete(root);
+}
+
+static const char *kind_name(kind_t k)
+{
+    switch (k) {
+    case K_STR: return "string";
+    case K_INT: return "integer";
+    case K_ENUM:
+    case K_ENUM_STR: return "enum";
+    case K_TOPICS: return "object: topic → type";
+    case K_KPROPS: return "object: property → value";
+    case K_GROUPINGS: return "array of arrays of dimensions";
+    case K_WINDOWS: return "array of durations";
+    }
+    return "?";
+}
+
+static void doc_bounds(const conf_key_t *k, char *buf, size_t cap)
+{
+    char list[128];
+    switch (k->kind) {
+    case K_STR:
+        snprintf(buf, cap, "length %" PRId64 "..%" PRId64, k->min, k->max);
+        return;
+    case K_INT: snprintf(buf, cap, "%" PRId64 "..%" PRId64, k->min, k->max); return;
+    case K_ENUM:
+    case K_ENUM_STR:
+    case K_TOPICS: {
+        size_t n = 0;
+        if (k->kind == K_TOPICS)
+            n = (size_t)snprintf(buf, cap, "%" PRId64 "..%" PRId64 " topics; types ", k->min,
+                                 k->max);
+        for (int i = 0; n < cap; i++) {
+            char one[32];
+            if (choice_at(k->choices, i, one, sizeof one)[0] == '\0')
+                break;
+            n += (size_t)snprintf(buf + n, cap - n, "%s`%s`", i ? ", " : "", one);
+        }
+        return;
+    }
+    case K_KPROPS:
+        snprintf(buf, cap, "%" PRId64 "..%" PRId64 " properties", k->min, k->max);
+        return;
+    case K_GROUPINGS:
+        snprintf(buf, cap, "%" PRId64 "..%" PRId64 " groupings of %s", k->min, k->max,
+                 dim_list(list, sizeof list));
+        return;
+    case K_WINDOWS:
+        snprintf(buf, cap, "%" PRId64 "..%" PRId64 " windows, each 1m..%" PRId64 "d", k->min,
+                 k->max, WINDOW_MAX_S / 86400);
+        return;
+    }
+    buf[0] = '\0';
+}
+
+void fd_conf_print_doc(FILE *out)
+{
+    fputs("# Configuration\n"
+          "\n"
+          "<!-- Generated from the key table in core/conf.c by fd_conf_print_doc(); "
+          "tests/unit/test_conf.c fails when this file differs. Do not edit by hand. -->\n"
+          "\n"
+          "funneld reads one JSON file (`funneld run -c funneld.json`; `funneld check-config "
+          "-c funneld.json` validates it and prints the effective configuration). Keys nest "
+          "as objects following their dotted names: `redis.url` is written "
+          "`{\"redis\": {\"url\": \"...\"}}`. Every key is optional; an absent key keeps its "
+          "default (deploy/funneld.example.json lists them all).\n"
+          "\n"
+          "- An unknown key (at any level), a duplicate key, a value of the wrong type or out "
+          "of bounds is an error naming the key; the CLI exits with status 2.\n"
+          "- `${NAME}` in any string value is replaced by the environment variable NAME "
+          "(letters, digits, `_`); an undefined variable is an error. `$${` is a literal "
+          "`${`.\n"
+          "- Flags override the file: `--brokers` (kafka.brokers), `--redis` (redis.url), "
+          "`--group` (kafka.group), `--prefix` (redis.prefix); `-X name=value` adds a "
+          "librdkafka property (a later value replaces an earlier one). Flag values are "
+          "taken literally (no `${}`).\n"
+          "- Secrets are never printed: `check-config` shows `***` for the password in "
+          "`redis.url` and for every librdkafka property whose name contains `password`, "
+          "`secret`, `oauthbearer.config` or `key.pem` (case-insensitive).\n"
+          "- Durations are integers in the unit their name ends with (`_ms`, `_s`); windows "
+          "are strings such as `\"5m\"`.\n"
+          "\n"
+          "## Keys\n"
+          "\n"
+          "| key | type | default | bounds | description |\n"
+          "|---|---|---|---|---|\n",
+          out);
+    for (size_t i = 0; i < NKEYS; i++) {
+        const conf_key_t *k = &keys[i];
+        char bounds[256];
+        doc_bounds(k, bounds, sizeof bounds);
+        const char *def = k->def;
+        fprintf(out, "| `%s` | %s | %s%s%s | %s | %s |\n", k->name, kind_name(k->kind),
+                def[0] ? "`" : "", def[0] ? def : "(empty)", def[0] ? "`" : "", bounds,
+                k->help);
+    }
+    fputs("\n## Rules across keys\n\nChecked after the file and the flags are applied:\n\n",
+          out);
+    for (size_t i = 0; i < sizeof finalize_rules / sizeof finalize_rules[0]; i++)
+        fprintf(out, "- %s\n", finalize_rules[i]);
+}
+
+void fd_conf_release(fd_conf_t *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const conf_key_t *k = &keys[i];
+        switch (k->kind) {
+        case K_STR:
+        case K_ENUM_STR: {
+            char **slot = field(c, k);
+            free(*slot);
+            *slot = NULL;
+            break;
+        }
+        case K_TOPICS:
+            free_topics(field(c, k), *count_field(c, k));
+            *count_field(c, k) = 0;
+            break;
+        case K_KPROPS:
+            free_kprops(field(c, k), *count_field(c, k));
+            *count_field(c, k) = 0;
+            break;
+        default: break;
+        }
+    }
+}

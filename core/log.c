@@ -1,0 +1,73 @@
+/*
+ * log.c — logfmt to stderr, with a per-second budget for per-event lines.
+ *
+ * Lines are assembled in a stack buffer and written with one fwrite so that
+ * two processes sharing a terminal do not interleave mid-line.
+ */
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char *level_names[] = {"debug", "info", "warn", "error"};
+
+void fd_log_init(fd_log_t *l, const char *level, int64_t rate_per_s) {
+    memset(l, 0, sizeof(*l));
+    l->level = FD_LOG_INFO;
+    for (int i = 0; i < 4; i++)
+        if (level && strcmp(level, level_names[i]) == 0) l->level = (fd_log_level_t)i;
+    l->rate_per_s = rate_per_s;
+}
+
+static void emit(fd_log_level_t lv, const char *msg, const char *fmt, va_list ap) {
+    char line[2048];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=\"%s\"",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[lv], msg);
+    if (n < 0) return;
+    if (fmt && *fmt && (size_t)n < sizeof line - 2) {
+        line[n++] = ' ';
+        int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+        if (m > 0) n += m;
+    }
+    if ((size_t)n >= sizeof line - 1) n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    fwrite(line, 1, (size_t)n, stderr);
+}
+
+void fd_log(const fd_log_t *l, fd_log_level_t lv, const char *msg, const char *fmt, ...) {
+    if (!FD_LOG_ON(l, lv)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    emit(lv, msg, fmt, ap);
+    va_end(ap);
+}
+
+void fd_log_limited(fd_log_t *l, fd_log_level_t lv, const char *msg, const char *fmt, ...) {
+    if (!FD_LOG_ON(l, lv)) return;
+    int64_t now = (int64_t)time(NULL);
+    if (now != l->window_s) {
+        if (l->suppressed) {
+            fd_log(l, FD_LOG_WARN, "log lines suppressed", "count=%llu",
+                   (unsigned long long)l->suppressed);
+            l->suppressed = 0;
+        }
+        l->window_s = now;
+        l->in_window = 0;
+    }
+    if (l->in_window >= l->rate_per_s) {
+        l->suppressed++;
+        return;
+    }
+    l->in_window++;
+    va_list ap;
+    va_start(ap, fmt);
+    emit(lv, msg, fmt, ap);
+    va_end(ap);
+}

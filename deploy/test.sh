@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# test.sh — funneld's one test command (README, CI).
+#
+# 1. deploy/stack.sh deps + kafka-fetch: Debian packages, Python test deps and
+#    the cached Kafka broker jars (each step is a no-op when already there).
+# 2. Two builds, -j2: build/ (normal, -DFD_WERROR=ON) and build-asan/
+#    (-DFD_SANITIZE=ON -DFD_INTEGRATION=OFF: ASan+UBSan, unit tests only).
+# 3. ctest in build-asan/ (unit tests under the sanitizers), then in build/
+#    (unit tests + the integration test: pytest, which starts Kafka and Redis
+#    itself with deploy/stack.sh up in a temp dir and stops them again).
+#
+# Every step runs even when an earlier one failed (a failed build skips only
+# its own ctest), so one run reports everything; the exit status is non-zero
+# if any step failed. Wall time is printed at the end.
+#
+# Environment: FD_BUILD_DIR, FD_ASAN_BUILD_DIR (default build/ and build-asan/
+# in the checkout), FD_TIMEOUT_SCALE (scales test timeouts, default 1),
+# FD_JOBS (default 2), FD_SKIP_DEPS=1 (skip step 1's package installation).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK=$ROOT/deploy/stack.sh
+BUILD=${FD_BUILD_DIR:-$ROOT/build}
+ASAN=${FD_ASAN_BUILD_DIR:-$ROOT/build-asan}
+JOBS=${FD_JOBS:-2}
+export FD_TIMEOUT_SCALE=${FD_TIMEOUT_SCALE:-1}
+# Sanitizers: stop at the first report, with a stack trace.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+START=$SECONDS
+FAILED=()
+
+step() {   # step NAME CMD...: run, record failure, never exit
+  local name=$1; shift
+  printf '\n=== %s\n' "$name"
+  local t0=$SECONDS
+  if "$@"; then
+    printf '=== %s: ok (%ds)\n' "$name" $((SECONDS - t0))
+    return 0
+  fi
+  printf '=== %s: FAILED (%ds)\n' "$name" $((SECONDS - t0))
+  FAILED+=("$name")
+  return 1
+}
+
+in_dir() { (cd "$1" && shift && "$@"); }
+
+if [ "${FD_SKIP_DEPS:-0}" != 1 ]; then
+  step "deps" "$STACK" deps
+fi
+step "kafka-fetch" "$STACK" kafka-fetch
+
+if step "configure build" cmake -S "$ROOT" -B "$BUILD" -DFD_WERROR=ON &&
+   step "build build" cmake --build "$BUILD" -j "$JOBS"; then
+  BUILD_OK=1
+else
+  BUILD_OK=0
+fi
+
+if step "configure build-asan" cmake -S "$ROOT" -B "$ASAN" -DFD_SANITIZE=ON -DFD_INTEGRATION=OFF &&
+   step "build build-asan" cmake --build "$ASAN" -j "$JOBS"; then
+  step "ctest build-asan (unit, ASan+UBSan)" in_dir "$ASAN" ctest --output-on-failure -j "$JOBS"
+else
+  FAILED+=("ctest build-asan (not run: build failed)")
+fi
+
+if [ "$BUILD_OK" = 1 ]; then
+  step "ctest build (unit + integration)" in_dir "$BUILD" ctest --output-on-failure
+else
+  FAILED+=("ctest build (not run: build failed)")
+fi
+
+ELAPSED=$((SECONDS - START))
+printf '\n=== test.sh wall time: %dm%02ds\n' $((ELAPSED / 60)) $((ELAPSED % 60))
+if [ ${#FAILED[@]} -gt 0 ]; then
+  printf '=== FAILED steps:\n'
+  printf '    %s\n' "${FAILED[@]}"
+  exit 1
+fi
+printf '=== all steps passed\n'

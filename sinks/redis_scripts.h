@@ -1,0 +1,142 @@
+/*
+ * redis_scripts.h — the server-side scripts of the Redis sink.
+ *
+ * FLUSH applies one partition's batch and advances its offset atomically,
+ * after checking (compare-and-set) that the stored offset is the one this
+ * consumer last stored or read: a consumer that lost the partition is fenced
+ * and changes nothing. Argument layout: see fd_redis_sink_flush().
+ * SNAPSHOT writes one scope's rolling windows (DEL + HSET in one script, so
+ * a reader never mixes two windows). LEASE takes or renews a PX lease.
+ */
+#ifndef FD_REDIS_SCRIPTS_H
+#define FD_REDIS_SCRIPTS_H
+
+static const char FD_LUA_FLUSH[] =
+    "local prefix, group, field, expected = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
+    "local offkey = prefix .. ':offsets:' .. group\n"
+    "local cur = redis.call('HGET', offkey, field)\n"
+    "if (expected == '' and cur) or (expected ~= '' and cur ~= expected) then\n"
+    "  return redis.error_reply('FENCED ' .. tostring(cur))\n"
+    "end\n"
+    "local newoff, maxts, nowms, nows, events = ARGV[5], ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])\n"
+    "local ttl = {m1 = ARGV[10], h1 = ARGV[11], d1 = ARGV[12]}\n"
+    "local dedup_ttl = ARGV[13]\n"
+    "local function ttl_c(b) return ttl[string.match(b, ':(%a%d):[^:]*$')] end\n"
+    "local function ttl_u(b) return ttl[string.match(b, ':(%a%d):[^:]*:[^:]*$')] end\n"
+    "local i = 14\n"
+    "local n = tonumber(ARGV[i]); i = i + 1\n"
+    "for _ = 1, n do\n"
+    "  local b, nf = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2\n"
+    "  local k = prefix .. ':c:' .. b\n"
+    "  for _ = 1, nf do redis.call('HINCRBY', k, ARGV[i], ARGV[i + 1]); i = i + 2 end\n"
+    "  if nf > 0 then redis.call('EXPIRE', k, ttl_c(b)) end\n"
+    "end\n"
+    "n = tonumber(ARGV[i]); i = i + 1\n"
+    "for _ = 1, n do\n"
+    "  local b, nm = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2\n"
+    "  local k = prefix .. ':u:' .. b\n"
+    "  local j = 0\n"
+    "  while j < nm do\n"
+    "    local m = math.min(nm - j, 1000)\n"
+    "    redis.call('PFADD', k, unpack(ARGV, i + j, i + j + m - 1))\n"
+    "    j = j + m\n"
+    "  end\n"
+    "  i = i + nm\n"
+    "  redis.call('EXPIRE', k, ttl_u(b))\n"
+    "end\n"
+    "n = tonumber(ARGV[i]); i = i + 1\n"
+    "for _ = 1, n do\n"
+    "  local dk = prefix .. ':dedup:' .. ARGV[i]\n"
+    "  local user, delta, status, late, nb = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])\n"
+    "  i = i + 6\n"
+    "  if redis.call('SET', dk, '1', 'NX', 'EX', dedup_ttl) then\n"
+    "    for j = i, i + nb - 1 do\n"
+    "      local b = ARGV[j]\n"
+    "      local k, t = prefix .. ':c:' .. b, ttl_c(b)\n"
+    "      if status == 'paid' then\n"
+    "        redis.call('HINCRBY', k, 'payments', 1)\n"
+    "        local uk = prefix .. ':u:' .. b .. ':paid'\n"
+    "        redis.call('PFADD', uk, user)\n"
+    "        redis.call('EXPIRE', uk, t)\n"
+    "      else\n"
+    "        redis.call('HINCRBY', k, 'refunds', 1)\n"
+    "      end\n"
+    "      redis.call('HINCRBY', k, 'revenue', delta)\n"
+    "      if late == '1' then redis.call('HINCRBY', k, 'late', 1) end\n"
+    "      redis.call('EXPIRE', k, t)\n"
+    "    end\n"
+    "  end\n"
+    "  i = i + nb\n"
+    "end\n"
+    "n = tonumber(ARGV[i]); i = i + 1\n"
+    "for j = i, i + n - 1 do redis.call('ZADD', prefix .. ':scopes', nows, ARGV[j]) end\n"
+    "redis.call('HSET', offkey, field, newoff)\n"
+    "if maxts ~= '' then redis.call('HSET', prefix .. ':wm:' .. group, field, maxts) end\n"
+    "if events > 0 then redis.call('HSET', prefix .. ':seen:' .. group, field, nowms) end\n"
+    "return 'OK'\n";
+
+/* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
+ * ttl s, nwindows, then name, seconds per window. Windows are summed from
+ * m1 buckets at the edges and h1 buckets for whole hours inside: the same
+ * sum as over m1 buckets alone, with at most 118 + 23 keys for 24 h. */
+static const char FD_LUA_SNAPSHOT[] =
+    "local prefix, scope = ARGV[1], ARGV[2]\n"
+    "local to, wm, now, ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]\n"
+    "local nw = tonumber(ARGV[7])\n"
+    "local function num(v) return string.format('%.0f', v) end\n"
+    "for w = 0, nw - 1 do\n"
+    "  local name, secs = ARGV[8 + 2 * w], tonumber(ARGV[9 + 2 * w])\n"
+    "  local from = to - secs\n"
+    "  local b = {}\n"
+    "  local h0, h1 = math.ceil(from / 3600) * 3600, math.floor(to / 3600) * 3600\n"
+    "  if h0 >= h1 then\n"
+    "    for t = from, to - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n"
+    "  else\n"
+    "    for t = from, h0 - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n"
+    "    for t = h0, h1 - 3600, 3600 do b[#b + 1] = 'h1:' .. num(t) end\n"
+    "    for t = h1, to - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n"
+    "  end\n"
+    "  local sums, ex, it, pd = {}, {}, {}, {}\n"
+    "  for _, s in ipairs(b) do\n"
+    "    local kv = redis.call('HGETALL', prefix .. ':c:' .. scope .. ':' .. s)\n"
+    "    for j = 1, #kv, 2 do sums[kv[j]] = (sums[kv[j]] or 0) + tonumber(kv[j + 1]) end\n"
+    "    local u = prefix .. ':u:' .. scope .. ':' .. s\n"
+    "    ex[#ex + 1] = u .. ':exposed'; it[#it + 1] = u .. ':interacted'; pd[#pd + 1] = u .. ':paid'\n"
+    "  end\n"
+    "  local uve = #ex > 0 and redis.call('PFCOUNT', unpack(ex)) or 0\n"
+    "  local uvi = #it > 0 and redis.call('PFCOUNT', unpack(it)) or 0\n"
+    "  local uvp = #pd > 0 and redis.call('PFCOUNT', unpack(pd)) or 0\n"
+    "  local rk = prefix .. ':r:' .. scope .. ':' .. name\n"
+    "  local rev = tonumber(redis.call('HGET', rk, 'rev') or '0') + 1\n"
+    "  local f = {'exposures', '0', 'interactions', '0', 'payments', '0', 'refunds', '0',\n"
+    "             'revenue', '0', 'late', '0'}\n"
+    "  local idx = {exposures = 2, interactions = 4, payments = 6, refunds = 8, revenue = 10, late = 12}\n"
+    "  for k, v in pairs(sums) do\n"
+    "    if idx[k] then f[idx[k]] = num(v) else f[#f + 1] = k; f[#f + 1] = num(v) end\n"
+    "  end\n"
+    "  local e, i = sums['exposures'] or 0, sums['interactions'] or 0\n"
+    "  f[#f + 1] = 'uv_exposed'; f[#f + 1] = num(uve)\n"
+    "  f[#f + 1] = 'uv_interacted'; f[#f + 1] = num(uvi)\n"
+    "  f[#f + 1] = 'uv_paid'; f[#f + 1] = num(uvp)\n"
+    "  f[#f + 1] = 'interaction_rate'; f[#f + 1] = e > 0 and string.format('%.6f', i / e) or ''\n"
+    "  f[#f + 1] = 'conversion_rate'; f[#f + 1] = uve > 0 and string.format('%.6f', uvp / uve) or ''\n"
+    "  f[#f + 1] = 'from'; f[#f + 1] = num(from)\n"
+    "  f[#f + 1] = 'to'; f[#f + 1] = num(to)\n"
+    "  f[#f + 1] = 'watermark'; f[#f + 1] = wm\n"
+    "  f[#f + 1] = 'updated_at'; f[#f + 1] = now\n"
+    "  f[#f + 1] = 'rev'; f[#f + 1] = num(rev)\n"
+    "  redis.call('DEL', rk)\n"
+    "  redis.call('HSET', rk, unpack(f))\n"
+    "  redis.call('EXPIRE', rk, ttl)\n"
+    "end\n"
+    "return nw\n";
+
+/* KEYS-less: ARGV key, id, ttl ms. Returns 1 if this id holds the lease. */
+static const char FD_LUA_LEASE[] =
+    "if redis.call('SET', ARGV[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end\n"
+    "if redis.call('GET', ARGV[1]) == ARGV[2] then\n"
+    "  redis.call('PEXPIRE', ARGV[1], ARGV[3]); return 1\n"
+    "end\n"
+    "return 0\n";
+
+#endif

@@ -1,0 +1,753 @@
+/*
+ * redis_sink.c — the Redis writer (see redis_sink.h for the contract).
+ *
+ * Every command carries a small malloc'd request as hiredis privdata; hiredis
+ * calls its callback exactly once, with the reply or with NULL when the
+ * context is torn down, so no list of pending requests is kept here.
+ * Memory: one request per command in flight; a flush serializes its batch
+ * into one argv (freed once hiredis has copied it into its output buffer).
+ */
+#include "sinks/redis_sink.h"
+
+#include <errno.h>
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "sinks/redis_scripts.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+
+struct fd_redis_sink {
+    uv_loop_t *loop;
+    const fd_conf_t *conf;
+    fd_log_t *log;
+    fd_sink_state_cb state_cb;
+    void *ud;
+    fd_redis_addr_t addr;
+    redisAsyncContext *ac;
+    int ready;         /* setup done: scripts loaded */
+    int setup_pending; /* setup replies still expected */
+    int notified_up;   /* last state reported to state_cb */
+    int inflight;      /* commands sent, reply not yet in */
+    int flushes;       /* flush scripts in flight */
+    int tick_running;
+    int closing;
+    int64_t backoff_ms;
+    int64_t last_progress_ms;
+    char sha_flush[41], sha_snapshot[41], sha_lease[41];
+    uv_timer_t reconnect_timer, watchdog;
+    int timers_open;
+};
+
+typedef struct {
+    fd_redis_sink_t *s;
+    char sha_slot; /* setup: which sha a SCRIPT LOAD fills: 'f', 's', 'l', 0 */
+    fd_sink_flush_cb flush_cb;
+    fd_sink_offset_cb offset_cb;
+    void *ud;
+    int64_t offset; /* offset read: the first reply's value, for the second */
+    int64_t now_ms; /* snapshot tick */
+    int64_t wm_min, wm_max;
+    int have_active, have_any;
+} req_t;
+
+static int64_t now_ms(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void connect_start(fd_redis_sink_t *s);
+
+static void set_state(fd_redis_sink_t *s, int up) {
+    if (s->notified_up == up) return;
+    s->notified_up = up;
+    if (s->state_cb && !s->closing) s->state_cb(s->ud, up);
+}
+
+static void reconnect_cb(uv_timer_t *t) { connect_start(t->data); }
+
+static void schedule_reconnect(fd_redis_sink_t *s) {
+    if (s->closing || uv_is_active((uv_handle_t *)&s->reconnect_timer)) return;
+    uv_timer_start(&s->reconnect_timer, reconnect_cb, (uint64_t)s->backoff_ms, 0);
+    s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
+/* Tears the connection down; outstanding callbacks fire with NULL replies. */
+static void teardown(fd_redis_sink_t *s, const char *why) {
+    redisAsyncContext *ac = s->ac;
+    if (!ac) return;
+    fd_log(s->log, FD_LOG_WARN, "redis connection reset", "reason=\"%s\"", why);
+    s->ac = NULL;
+    s->ready = 0;
+    set_state(s, 0);
+    redisAsyncFree(ac); /* deferred by hiredis when called from a callback */
+    schedule_reconnect(s);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    fd_redis_sink_t *s = ac->data;
+    if (!s) return;
+    if (s->ac == ac) {
+        fd_log(s->log, FD_LOG_WARN, "redis disconnected", "error=\"%s\"", ac->errstr);
+        s->ac = NULL;
+        s->ready = 0;
+        set_state(s, 0);
+    }
+    schedule_reconnect(s);
+}
+
+static req_t *req_new(fd_redis_sink_t *s) {
+    req_t *r = calloc(1, sizeof(*r));
+    if (r) r->s = s;
+    return r;
+}
+
+/* Every reply callback starts here: bookkeeping shared by all commands. */
+static fd_redis_sink_t *reply_begin(req_t *r) {
+    fd_redis_sink_t *s = r->s;
+    if (s->inflight > 0) s->inflight--;
+    s->last_progress_ms = now_ms();
+    return s;
+}
+
+static int send_argv(fd_redis_sink_t *s, redisCallbackFn *fn, req_t *r, int argc,
+                     const char **argv, const size_t *lens) {
+    if (!r) return -ENOMEM;
+    if (!s->ac) {
+        free(r);
+        return -ENOTCONN;
+    }
+    if (s->inflight == 0) s->last_progress_ms = now_ms();
+    if (redisAsyncCommandArgv(s->ac, fn, r, argc, argv, lens) != REDIS_OK) {
+        free(r);
+        return -ENOTCONN;
+    }
+    s->inflight++;
+    return 0;
+}
+
+static int send_strs(fd_redis_sink_t *s, redisCallbackFn *fn, req_t *r, int argc, const char **argv) {
+    size_t lens[32];
+    for (int i = 0; i < argc && i < 32; i++) lens[i] = strlen(argv[i]);
+    return send_argv(s, fn, r, argc, argv, lens);
+}
+
+static int is_error(const redisReply *rep) { return !rep || rep->type == REDIS_REPLY_ERROR; }
+
+static void log_error_reply(fd_redis_sink_t *s, const char *what, const redisReply *rep) {
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+        fd_log(s->log, FD_LOG_ERROR, what, "error=\"%.*s\"", (int)(rep->len > 200 ? 200 : rep->len), rep->str);
+}
+
+/* ---- connection setup ---------------------------------------------------- */
+
+static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    redisReply *rep = reply;
+    if (is_error(rep)) {
+        if (rep) {
+            log_error_reply(s, "redis setup failed", rep); /* never the AUTH arguments */
+            if (s->ac == ac) teardown(s, "setup failed");
+        }
+    } else {
+        if (r->sha_slot && rep->type == REDIS_REPLY_STRING && rep->len == 40) {
+            char *dst = r->sha_slot == 'f' ? s->sha_flush : r->sha_slot == 's' ? s->sha_snapshot : s->sha_lease;
+            memcpy(dst, rep->str, 40);
+            dst[40] = 0;
+        }
+        if (--s->setup_pending == 0 && s->ac == ac) {
+            s->ready = 1;
+            s->backoff_ms = BACKOFF_MIN_MS;
+            fd_log(s->log, FD_LOG_INFO, "redis ready", NULL);
+            set_state(s, 1);
+        }
+    }
+    free(r);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    fd_redis_sink_t *s = ac->data;
+    if (status != REDIS_OK) {
+        fd_log(s->log, FD_LOG_WARN, "redis connect failed", "error=\"%s\" retry_ms=%" PRId64,
+               ac->errstr, s->backoff_ms);
+        if (s->ac == ac) s->ac = NULL; /* hiredis frees it after this callback */
+        schedule_reconnect(s);
+        return;
+    }
+    fd_log(s->log, FD_LOG_DEBUG, "redis connected", NULL);
+    char db[16], schema_key[512];
+    snprintf(db, sizeof db, "%d", s->addr.db);
+    snprintf(schema_key, sizeof schema_key, "%s:schema", s->conf->prefix);
+    s->setup_pending = 0;
+    if (s->addr.password[0]) {
+        const char *a3[] = {"AUTH", s->addr.user, s->addr.password};
+        const char *a2[] = {"AUTH", s->addr.password};
+        if (s->addr.user[0]) send_strs(s, setup_reply, req_new(s), 3, a3);
+        else send_strs(s, setup_reply, req_new(s), 2, a2);
+        s->setup_pending++;
+    }
+    if (s->addr.db) {
+        const char *a[] = {"SELECT", db};
+        send_strs(s, setup_reply, req_new(s), 2, a);
+        s->setup_pending++;
+    }
+    const char *scripts[3] = {FD_LUA_FLUSH, FD_LUA_SNAPSHOT, FD_LUA_LEASE};
+    const char slots[3] = {'f', 's', 'l'};
+    for (int i = 0; i < 3; i++) {
+        req_t *r = req_new(s);
+        if (r) r->sha_slot = slots[i];
+        const char *a[] = {"SCRIPT", "LOAD", scripts[i]};
+        send_strs(s, setup_reply, r, 3, a);
+        s->setup_pending++;
+    }
+    const char *a[] = {"SET", schema_key, "1"};
+    send_strs(s, setup_reply, req_new(s), 3, a);
+    s->setup_pending++;
+}
+
+static void connect_start(fd_redis_sink_t *s) {
+    if (s->ac || s->closing) return;
+    redisAsyncContext *ac = s->addr.port ? redisAsyncConnect(s->addr.host, s->addr.port)
+                                         : redisAsyncConnectUnix(s->addr.path);
+    if (!ac || ac->err) {
+        fd_log(s->log, FD_LOG_WARN, "redis connect failed", "error=\"%s\"", ac ? ac->errstr : "oom");
+        if (ac) redisAsyncFree(ac);
+        schedule_reconnect(s);
+        return;
+    }
+    ac->data = s;
+    redisLibuvAttach(ac, s->loop);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    s->ac = ac;
+    s->inflight = 0;
+    s->last_progress_ms = now_ms();
+}
+
+static void watchdog_cb(uv_timer_t *t) {
+    fd_redis_sink_t *s = t->data;
+    if (!s->ac) return;
+    int waiting = s->inflight > 0 || !s->ready;
+    if (waiting && now_ms() - s->last_progress_ms > s->conf->redis_timeout_ms)
+        teardown(s, "no reply within redis.timeout_ms");
+}
+
+fd_redis_sink_t *fd_redis_sink_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log,
+                                   fd_sink_state_cb cb, void *ud, char *err, size_t errlen) {
+    fd_redis_sink_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->loop = loop;
+    s->conf = c;
+    s->log = log;
+    s->state_cb = cb;
+    s->ud = ud;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    if (fd_redis_url_parse(c->redis_url, &s->addr, err, errlen) < 0) {
+        free(s);
+        return NULL;
+    }
+    uv_timer_init(loop, &s->reconnect_timer);
+    uv_timer_init(loop, &s->watchdog);
+    s->reconnect_timer.data = s->watchdog.data = s;
+    s->timers_open = 1;
+    uv_timer_start(&s->watchdog, watchdog_cb, 500, 500);
+    connect_start(s);
+    return s;
+}
+
+static void free_on_close(uv_handle_t *h) {
+    fd_redis_sink_t *s = h->data;
+    if (--s->timers_open == 0) free(s);
+}
+
+void fd_redis_sink_free(fd_redis_sink_t *s) {
+    if (!s) return;
+    s->closing = 1;
+    if (s->ac) {
+        redisAsyncContext *ac = s->ac;
+        s->ac = NULL;
+        ac->data = NULL;
+        redisAsyncFree(ac); /* fires outstanding callbacks with NULL */
+    }
+    /* both timers are closed; the struct goes with the second close */
+    s->timers_open = 2;
+    uv_close((uv_handle_t *)&s->reconnect_timer, free_on_close);
+    uv_close((uv_handle_t *)&s->watchdog, free_on_close);
+}
+
+int fd_redis_sink_ready(const fd_redis_sink_t *s) { return s->ready; }
+int fd_redis_sink_inflight(const fd_redis_sink_t *s) { return s->flushes; }
+
+/* ---- flush ----------------------------------------------------------------- */
+
+static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    redisReply *rep = reply;
+    s->flushes--;
+    int st = FD_SINK_OK;
+    if (!rep) {
+        st = FD_SINK_ERROR;
+    } else if (rep->type == REDIS_REPLY_ERROR) {
+        if (strstr(rep->str, "FENCED")) {
+            st = FD_SINK_FENCED;
+        } else {
+            st = FD_SINK_ERROR;
+            log_error_reply(s, "flush script failed", rep);
+            if (strncmp(rep->str, "NOSCRIPT", 8) == 0 && s->ac == ac) teardown(s, "NOSCRIPT");
+        }
+    }
+    if (!s->closing) r->flush_cb(r->ud, st);
+    else r->flush_cb(r->ud, FD_SINK_ERROR);
+    free(r);
+}
+
+typedef struct {
+    const char **argv;
+    size_t *lens;
+    int argc, cap;
+    char *nums; /* 24 bytes per numeric argument */
+    int nnums;
+    char *text; /* "interactions.{action}" field names */
+    size_t textused;
+} args_t;
+
+static void arg(args_t *a, const char *p, size_t n) {
+    a->argv[a->argc] = p;
+    a->lens[a->argc] = n;
+    a->argc++;
+}
+
+static void arg_num(args_t *a, int64_t v) {
+    char *p = a->nums + 24 * a->nnums++;
+    int n = snprintf(p, 24, "%" PRId64, v);
+    arg(a, p, (size_t)n);
+}
+
+static void arg_str(args_t *a, const char *s) { arg(a, s, strlen(s)); }
+
+int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
+                        int64_t next_offset, int64_t max_ts, const fd_batch_t *b,
+                        fd_sink_flush_cb cb, void *ud) {
+    if (!s->ready || !s->ac) return -ENOTCONN;
+    size_t nc = fd_batch_ncounters(b), nh = fd_batch_nhll(b), np = fd_batch_npayments(b),
+           ns = fd_batch_nscopes(b);
+    /* size the argument vector exactly */
+    size_t total = 14 + 4, textlen = 0;
+    for (size_t i = 0; i < nc; i++) {
+        fd_batch_counter_t c;
+        fd_batch_counter(b, i, &c);
+        total += 2 + 2 * (3 + c.nactions);
+        for (size_t j = 0; j < c.nactions; j++) textlen += 13 + c.actions[j].name.n;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        size_t nm;
+        const fd_str_t *m;
+        fd_batch_hll(b, i, &nm, &m);
+        total += 2 + nm;
+    }
+    for (size_t i = 0; i < np; i++) total += 6 + fd_batch_payment_at(b, i)->nbuckets;
+    total += ns;
+
+    args_t a = {0};
+    a.argv = malloc(total * sizeof(char *));
+    a.lens = malloc(total * sizeof(size_t));
+    a.nums = malloc(total * 24);
+    a.text = malloc(textlen + 1);
+    int rc = -ENOMEM;
+    if (!a.argv || !a.lens || !a.nums || !a.text) goto out;
+
+    arg_str(&a, "EVALSHA");
+    arg_str(&a, s->sha_flush);
+    arg_str(&a, "0");
+    arg_str(&a, s->conf->prefix);
+    arg_str(&a, s->conf->group);
+    arg_str(&a, field);
+    if (expected < 0) arg(&a, "", 0);
+    else arg_num(&a, expected);
+    arg_num(&a, next_offset);
+    if (max_ts == INT64_MIN) arg(&a, "", 0);
+    else arg_num(&a, max_ts);
+    int64_t now = now_ms();
+    arg_num(&a, now);
+    arg_num(&a, now / 1000);
+    arg_num(&a, (int64_t)fd_batch_events(b));
+    arg_num(&a, s->conf->ttl_m1_s);
+    arg_num(&a, s->conf->ttl_h1_s);
+    arg_num(&a, s->conf->ttl_d1_s);
+    arg_num(&a, s->conf->dedup_ttl_s);
+
+    arg_num(&a, (int64_t)nc);
+    for (size_t i = 0; i < nc; i++) {
+        fd_batch_counter_t c;
+        fd_batch_counter(b, i, &c);
+        arg(&a, c.key.p, c.key.n);
+        int nf = (c.exposures != 0) + (c.interactions != 0) + (c.late != 0) + (int)c.nactions;
+        arg_num(&a, nf);
+        if (c.exposures) { arg_str(&a, "exposures"); arg_num(&a, c.exposures); }
+        if (c.interactions) { arg_str(&a, "interactions"); arg_num(&a, c.interactions); }
+        if (c.late) { arg_str(&a, "late"); arg_num(&a, c.late); }
+        for (size_t j = 0; j < c.nactions; j++) {
+            char *p = a.text + a.textused;
+            memcpy(p, "interactions.", 13);
+            memcpy(p + 13, c.actions[j].name.p, c.actions[j].name.n);
+            size_t n = 13 + c.actions[j].name.n;
+            a.textused += n;
+            arg(&a, p, n);
+            arg_num(&a, c.actions[j].count);
+        }
+    }
+    arg_num(&a, (int64_t)nh);
+    for (size_t i = 0; i < nh; i++) {
+        size_t nm;
+        const fd_str_t *m;
+        fd_str_t k = fd_batch_hll(b, i, &nm, &m);
+        arg(&a, k.p, k.n);
+        arg_num(&a, (int64_t)nm);
+        for (size_t j = 0; j < nm; j++) arg(&a, m[j].p, m[j].n);
+    }
+    arg_num(&a, (int64_t)np);
+    for (size_t i = 0; i < np; i++) {
+        const fd_batch_payment_t *p = fd_batch_payment_at(b, i);
+        arg(&a, p->dedup.p, p->dedup.n);
+        arg(&a, p->user.p, p->user.n);
+        arg_num(&a, p->status == FD_STATUS_PAID ? p->amount : -p->amount);
+        arg_str(&a, p->status == FD_STATUS_PAID ? "paid" : "refunded");
+        arg_str(&a, p->late ? "1" : "0");
+        arg_num(&a, (int64_t)p->nbuckets);
+        for (size_t j = 0; j < p->nbuckets; j++) arg(&a, p->buckets[j].p, p->buckets[j].n);
+    }
+    arg_num(&a, (int64_t)ns);
+    for (size_t i = 0; i < ns; i++) {
+        fd_str_t sc = fd_batch_scope_at(b, i);
+        arg(&a, sc.p, sc.n);
+    }
+
+    req_t *r = req_new(s);
+    if (!r) goto out;
+    r->flush_cb = cb;
+    r->ud = ud;
+    rc = send_argv(s, flush_reply, r, a.argc, a.argv, a.lens);
+    if (rc == 0) s->flushes++;
+out:
+    free(a.argv);
+    free(a.lens);
+    free(a.nums);
+    free(a.text);
+    return rc;
+}
+
+/* ---- offsets --------------------------------------------------------------- */
+
+static int64_t reply_int(const redisReply *rep, int64_t absent) {
+    if (!rep || rep->type != REDIS_REPLY_STRING) return absent;
+    return strtoll(rep->str, NULL, 10);
+}
+
+static void wm_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    redisReply *rep = reply;
+    int st = (is_error(rep) || r->offset == INT64_MIN + 1 || s->closing) ? FD_SINK_ERROR : FD_SINK_OK;
+    r->offset_cb(r->ud, st, r->offset, reply_int(rep, INT64_MIN));
+    free(r);
+}
+
+static void offset_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata; /* the twin request of wm_reply carries the result */
+    reply_begin(r);
+    req_t *twin = (req_t *)r->ud;
+    redisReply *rep = reply;
+    twin->offset = is_error(rep) ? INT64_MIN + 1 : reply_int(rep, -1);
+    free(r);
+}
+
+int fd_redis_sink_read_offset(fd_redis_sink_t *s, const char *field, fd_sink_offset_cb cb, void *ud) {
+    if (!s->ready || !s->ac) return -ENOTCONN;
+    char k1[512], k2[512];
+    snprintf(k1, sizeof k1, "%s:offsets:%s", s->conf->prefix, s->conf->group);
+    snprintf(k2, sizeof k2, "%s:wm:%s", s->conf->prefix, s->conf->group);
+    req_t *first = req_new(s), *second = req_new(s);
+    if (!first || !second) {
+        free(first);
+        free(second);
+        return -ENOMEM;
+    }
+    first->ud = second;
+    second->offset_cb = cb;
+    second->ud = ud;
+    const char *a1[] = {"HGET", k1, field}, *a2[] = {"HGET", k2, field};
+    int rc = send_strs(s, offset_reply, first, 3, a1);
+    if (rc < 0) {
+        free(second);
+        return rc;
+    }
+    /* same connection, so the second reply always comes after the first */
+    rc = send_strs(s, wm_reply, second, 3, a2);
+    return rc;
+}
+
+/* ---- snapshots ------------------------------------------------------------- */
+
+static void ignore_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    log_error_reply(s, "snapshot command failed", reply);
+    free(r);
+}
+
+static void tick_done_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    log_error_reply(s, "snapshot publish failed", reply);
+    s->tick_running = 0;
+    free(r);
+}
+
+static int64_t longest_window(const fd_conf_t *c) {
+    int64_t w = 0;
+    for (int i = 0; i < c->nwindows; i++)
+        if (c->windows_s[i] > w) w = c->windows_s[i];
+    return w;
+}
+
+static void window_name(int64_t secs, char *out, size_t n) {
+    if (secs % 86400 == 0) snprintf(out, n, "%" PRId64 "d", secs / 86400);
+    else if (secs % 3600 == 0) snprintf(out, n, "%" PRId64 "h", secs / 3600);
+    else if (secs % 60 == 0) snprintf(out, n, "%" PRId64 "m", secs / 60);
+    else snprintf(out, n, "%" PRId64 "s", secs);
+    /* SPEC names the day window "24h", not "1d" */
+    if (secs == 86400) snprintf(out, n, "24h");
+}
+
+static void tick_scopes_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    redisReply *rep = reply;
+    if (is_error(rep) || rep->type != REDIS_REPLY_ARRAY || !s->ac || s->closing) {
+        log_error_reply(s, "snapshot scopes failed", rep);
+        s->tick_running = 0;
+        free(r);
+        return;
+    }
+    const fd_conf_t *c = s->conf;
+    int64_t wm = r->have_active ? r->wm_min : r->wm_max;
+    wm -= c->lateness_s * 1000;
+    int64_t to = (wm >= 0 ? wm / 60000 : (wm - 59999) / 60000) * 60;
+    char sto[24], swm[24], snow[24], sttl[24], snw[8];
+    char names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
+    snprintf(sto, sizeof sto, "%" PRId64, to);
+    snprintf(swm, sizeof swm, "%" PRId64, wm);
+    snprintf(snow, sizeof snow, "%" PRId64, r->now_ms);
+    snprintf(sttl, sizeof sttl, "%" PRId64, c->ttl_m1_s);
+    snprintf(snw, sizeof snw, "%d", c->nwindows);
+    for (size_t i = 0; i < rep->elements; i++) {
+        const char *argv[8 + 2 * FD_MAX_WINDOWS];
+        size_t lens[8 + 2 * FD_MAX_WINDOWS];
+        int n = 0;
+        argv[n++] = "EVALSHA"; argv[n++] = s->sha_snapshot; argv[n++] = "0";
+        argv[n++] = c->prefix;
+        argv[n++] = rep->element[i]->str;
+        argv[n++] = sto; argv[n++] = swm; argv[n++] = snow; argv[n++] = sttl; argv[n++] = snw;
+        for (int w = 0; w < c->nwindows; w++) {
+            window_name(c->windows_s[w], names[w], sizeof names[w]);
+            snprintf(secs[w], sizeof secs[w], "%" PRId64, c->windows_s[w]);
+            argv[n++] = names[w];
+            argv[n++] = secs[w];
+        }
+        for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
+        lens[4] = rep->element[i]->len;
+        send_argv(s, ignore_reply, req_new(s), n, argv, lens);
+    }
+    char chan[512], note[256];
+    snprintf(chan, sizeof chan, "%s:updates", c->prefix);
+    snprintf(note, sizeof note,
+             "{\"event\":\"snapshot\",\"watermark\":%" PRId64 ",\"to\":%" PRId64
+             ",\"scopes\":%zu,\"updated_at\":%" PRId64 "}",
+             wm, to, rep->elements, r->now_ms);
+    const char *a[] = {"PUBLISH", chan, note};
+    if (send_strs(s, tick_done_reply, req_new(s), 3, a) < 0) s->tick_running = 0;
+    free(r);
+}
+
+static void tick_seen_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    redisReply *rep = reply;
+    redisReply *wm = (redisReply *)r->ud;
+    r->ud = NULL;
+    if (is_error(rep) || !wm || wm->type != REDIS_REPLY_ARRAY || rep->type != REDIS_REPLY_ARRAY ||
+        !s->ac || s->closing) {
+        s->tick_running = 0;
+        if (wm) freeReplyObject(wm);
+        free(r);
+        return;
+    }
+    /* global watermark: minimum over partitions seen within idle_timeout */
+    r->wm_min = INT64_MAX;
+    r->wm_max = INT64_MIN;
+    for (size_t i = 0; i + 1 < wm->elements; i += 2) {
+        int64_t ts = strtoll(wm->element[i + 1]->str, NULL, 10);
+        int64_t seen = 0;
+        for (size_t j = 0; j + 1 < rep->elements; j += 2)
+            if (strcmp(rep->element[j]->str, wm->element[i]->str) == 0)
+                seen = strtoll(rep->element[j + 1]->str, NULL, 10);
+        r->have_any = 1;
+        if (ts > r->wm_max) r->wm_max = ts;
+        if (r->now_ms - seen <= s->conf->idle_timeout_s * 1000) {
+            r->have_active = 1;
+            if (ts < r->wm_min) r->wm_min = ts;
+        }
+    }
+    freeReplyObject(wm);
+    if (!r->have_any) {
+        s->tick_running = 0;
+        free(r);
+        return;
+    }
+    char key[512], min[32];
+    snprintf(key, sizeof key, "%s:scopes", s->conf->prefix);
+    snprintf(min, sizeof min, "%" PRId64, r->now_ms / 1000 - longest_window(s->conf) - 60);
+    const char *a[] = {"ZRANGEBYSCORE", key, min, "+inf"};
+    if (send_strs(s, tick_scopes_reply, r, 4, a) < 0) s->tick_running = 0;
+}
+
+/* hiredis frees a reply after its callback; the wm hash is needed until the
+ * seen hash arrives, so it is copied into a fresh reply-like array. */
+static redisReply *copy_reply(const redisReply *rep) {
+    redisReply *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->type = rep->type;
+    c->integer = rep->integer;
+    if (rep->str) {
+        c->str = malloc(rep->len + 1);
+        if (c->str) memcpy(c->str, rep->str, rep->len + 1);
+        c->len = rep->len;
+    }
+    if (rep->elements) {
+        c->element = calloc(rep->elements, sizeof(redisReply *));
+        c->elements = rep->elements;
+        for (size_t i = 0; c->element && i < rep->elements; i++) c->element[i] = copy_reply(rep->element[i]);
+    }
+    return c;
+}
+
+static void tick_wm_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata; /* r->ud: the seen request, which gets a copy */
+    reply_begin(r);
+    req_t *seen = (req_t *)r->ud;
+    redisReply *rep = reply;
+    if (rep && rep->type == REDIS_REPLY_ARRAY) seen->ud = copy_reply(rep);
+    free(r);
+}
+
+static void tick_lease_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    redisReply *rep = reply;
+    if (is_error(rep) || rep->type != REDIS_REPLY_INTEGER || rep->integer != 1 || !s->ac || s->closing) {
+        log_error_reply(s, "snapshot lease failed", rep);
+        s->tick_running = 0;
+        free(r);
+        return;
+    }
+    char k1[512], k2[512];
+    snprintf(k1, sizeof k1, "%s:wm:%s", s->conf->prefix, s->conf->group);
+    snprintf(k2, sizeof k2, "%s:seen:%s", s->conf->prefix, s->conf->group);
+    req_t *first = req_new(s);
+    if (!first) {
+        s->tick_running = 0;
+        free(r);
+        return;
+    }
+    first->ud = r;
+    const char *a1[] = {"HGETALL", k1}, *a2[] = {"HGETALL", k2};
+    if (send_strs(s, tick_wm_reply, first, 2, a1) < 0 || send_strs(s, tick_seen_reply, r, 2, a2) < 0)
+        s->tick_running = 0;
+}
+
+int fd_redis_sink_snapshot(fd_redis_sink_t *s, const char *id, int64_t now) {
+    if (!s->ready || !s->ac) return -ENOTCONN;
+    if (s->tick_running) return 0;
+    char key[512], ttl[24];
+    snprintf(key, sizeof key, "%s:lease:snapshot", s->conf->prefix);
+    snprintf(ttl, sizeof ttl, "%" PRId64, s->conf->snapshot_interval_ms * 3);
+    req_t *r = req_new(s);
+    if (!r) return -ENOMEM;
+    r->now_ms = now;
+    const char *a[] = {"EVALSHA", s->sha_lease, "0", key, id, ttl};
+    int rc = send_strs(s, tick_lease_reply, r, 6, a);
+    if (rc == 0) s->tick_running = 1;
+    return rc;
+}
+
+/* ---- blocking offset read (rebalance callback) ------------------------------ */
+
+int fd_redis_read_offsets_sync(const fd_conf_t *c, const char *const *fields, int n,
+                               int64_t *offsets, int64_t *max_ts, int timeout_ms,
+                               char *err, size_t errlen) {
+    fd_redis_addr_t a;
+    if (fd_redis_url_parse(c->redis_url, &a, err, errlen) < 0) return -1;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *rc = a.port ? redisConnectWithTimeout(a.host, a.port, tv)
+                              : redisConnectUnixWithTimeout(a.path, tv);
+    int ret = -1;
+    redisReply *rep = NULL;
+    if (!rc || rc->err) {
+        snprintf(err, errlen, "redis connect: %s", rc ? rc->errstr : "out of memory");
+        goto out;
+    }
+    redisSetTimeout(rc, tv);
+    if (a.password[0]) {
+        rep = a.user[0] ? redisCommand(rc, "AUTH %s %s", a.user, a.password)
+                        : redisCommand(rc, "AUTH %s", a.password);
+        if (is_error(rep)) {
+            snprintf(err, errlen, "redis AUTH failed");
+            goto out;
+        }
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    if (a.db) {
+        rep = redisCommand(rc, "SELECT %d", a.db);
+        if (is_error(rep)) {
+            snprintf(err, errlen, "redis SELECT failed");
+            goto out;
+        }
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        rep = redisCommand(rc, "HGET %s:offsets:%s %s", c->prefix, c->group, fields[i]);
+        if (is_error(rep)) {
+            snprintf(err, errlen, "redis HGET offsets: %s", rep ? rep->str : rc->errstr);
+            goto out;
+        }
+        offsets[i] = reply_int(rep, -1);
+        freeReplyObject(rep);
+        rep = redisCommand(rc, "HGET %s:wm:%s %s", c->prefix, c->group, fields[i]);
+        if (is_error(rep)) {
+            snprintf(err, errlen, "redis HGET wm: %s", rep ? rep->str : rc->errstr);
+            goto out;
+        }
+        max_ts[i] = reply_int(rep, INT64_MIN);
+        freeReplyObject(rep);
+        rep = NULL;
+    }
+    ret = 0;
+out:
+    if (rep) freeReplyObject(rep);
+    if (rc) redisFree(rc);
+    return ret;
+}
