@@ -202,17 +202,22 @@ static inline const uchar *skip_ws(const uchar *p, const uchar *end)
 static const uchar *scan_string(const uchar *p, const uchar *end, int *esc)
 {
     for (;;) {
-        /* Eight bytes at a time while none is special (SWAR, exact tests):
-         * any byte < 0x20, >= 0x80, '"' or '\\'. */
+        /* Eight bytes at a time (SWAR): the flag of the lowest special byte
+         * (< 0x20, >= 0x80, '"' or '\\') is exact, so jump straight to it. */
         while (end - p >= 8) {
             uint64_t w, q, b;
             memcpy(&w, p, 8);
             q = w ^ ONES * '"';  /* zero byte where w has '"' */
             b = w ^ ONES * '\\'; /* zero byte where w has '\\' */
-            /* (x - ONES*n) & ~x has bit 7 set in some byte iff some byte < n */
-            uint64_t m = ((w - ONES * 0x20) & ~w) | w | ((q - ONES) & ~q) | ((b - ONES) & ~b);
-            if (m & ONES * 0x80)
+            /* (x - ONES) & ~x flags zero bytes, (w - ONES*0x20) & ~w bytes < 0x20 */
+            uint64_t m = (((w - ONES * 0x20) & ~w) | w | ((q - ONES) & ~q) | ((b - ONES) & ~b)) &
+                         ONES * 0x80;
+            if (m != 0) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+                p += __builtin_ctzll(m) >> 3;
+#endif
                 break;
+            }
             p += 8;
         }
         while (p < end && !str_special(*p))
@@ -452,9 +457,23 @@ static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slo
         if (p >= end || *p != ':')
             return NULL;
         p = skip_ws(p + 1, end);
-        p = scan_value(p, end, depth, dst, NULL);
-        if (p == NULL)
-            return NULL;
+        if (p < end && *p == '"') { /* most values: skip a call */
+            const uchar *v = p + 1;
+            esc = 0;
+            p = scan_string(v, end, &esc);
+            if (p == NULL)
+                return NULL;
+            if (dst != NULL) {
+                dst->kind = K_STRING;
+                dst->esc = (uint8_t)esc;
+                dst->p = (const char *)v;
+                dst->n = (uint32_t)(p - 1 - v);
+            }
+        } else {
+            p = scan_value(p, end, depth, dst, NULL);
+            if (p == NULL)
+                return NULL;
+        }
         p = skip_ws(p, end);
         if (p >= end)
             return NULL;

@@ -137,8 +137,8 @@ static const conf_key_t keys[] = {
     LIST("windows", K_WINDOWS, 1, FD_MAX_WINDOWS, "[\"5m\", \"1h\", \"24h\"]", windows_s,
          nwindows,
          "Rolling windows, sums of m1 buckets ending at the watermark: an integer with unit `s`, "
-         "`m`, `h` or `d`, a whole number of minutes. Redis names a window by its largest whole "
-         "unit up to hours: `5m`, `1h`, `24h`."),
+         "`m`, `h` or `d`, a whole number of minutes. Redis and check-config name a window by its "
+         "largest whole unit, one day being `24h`: `5m`, `1h`, `24h`, `7d`."),
     INT("ttl.m1_s", 60, TTL_MAX_S, "172800", ttl_m1_s,
         "TTL of the minute buckets (counters and HLLs); an event older than this is rejected as "
         "`ts_too_old`."),
@@ -163,8 +163,8 @@ static const char *const finalize_rules[] = {
     "`snapshot_interval_ms` >= `flush_interval_ms`.",
     "`ttl.m1_s` >= the largest window (a window is a sum of m1 buckets).",
     "`ttl.d1_s` >= `ttl.h1_s` >= `ttl.m1_s`.",
-    "`dedup_ttl_s` >= `ttl.m1_s` + `max_future_s` (a payment stays acceptable that long, so "
-    "its dedup mark must outlive it).",
+    ("`dedup_ttl_s` >= `ttl.m1_s` + `max_future_s` (a payment stays acceptable that long, so "
+     "its dedup mark must outlive it)."),
     "`time_zone` exists as `/usr/share/zoneinfo/<time_zone>`.",
     "`redis.url` parses (see its row above); `http.listen` is empty or host:port.",
     "`kafka.properties` holds no `bootstrap.servers`, `metadata.broker.list` or `group.id`.",
@@ -1036,7 +1036,9 @@ static int check_host_port(const char *s)
 size_t fd_conf_window_name(int64_t seconds, char *buf, size_t cap)
 {
     int n;
-    if (seconds > 0 && seconds % 3600 == 0)
+    if (seconds > 86400 && seconds % 86400 == 0)
+        n = snprintf(buf, cap, "%" PRId64 "d", seconds / 86400);
+    else if (seconds > 0 && seconds % 3600 == 0) /* one day reads "24h" (SPEC) */
         n = snprintf(buf, cap, "%" PRId64 "h", seconds / 3600);
     else if (seconds > 0 && seconds % 60 == 0)
         n = snprintf(buf, cap, "%" PRId64 "m", seconds / 60);

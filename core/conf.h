@@ -100,9 +100,10 @@ int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t er
 int fd_conf_is_secret(const char *key);
 
 /* Added by the conf module: the name of a rolling window in Redis keys and in
- * check-config output ({prefix}:r:{scope}:{name}): the largest whole unit up
- * to hours, 300 → "5m", 3600 → "1h", 86400 → "24h", 90 → "90s". Writes a
- * NUL-terminated string into buf (cap bytes); returns its length. */
+ * check-config output ({prefix}:r:{scope}:{name}): the largest whole unit,
+ * one day being "24h": 300 → "5m", 3600 → "1h", 86400 → "24h",
+ * 172800 → "2d", 90 → "90s". Writes a NUL-terminated string into buf (cap
+ * bytes); returns its length. */
 size_t fd_conf_window_name(int64_t seconds, char *buf, size_t cap);
 
 #endif

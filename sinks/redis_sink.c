@@ -522,15 +522,6 @@ static int64_t longest_window(const fd_conf_t *c) {
     return w;
 }
 
-static void window_name(int64_t secs, char *out, size_t n) {
-    if (secs % 86400 == 0) snprintf(out, n, "%" PRId64 "d", secs / 86400);
-    else if (secs % 3600 == 0) snprintf(out, n, "%" PRId64 "h", secs / 3600);
-    else if (secs % 60 == 0) snprintf(out, n, "%" PRId64 "m", secs / 60);
-    else snprintf(out, n, "%" PRId64 "s", secs);
-    /* SPEC names the day window "24h", not "1d" */
-    if (secs == 86400) snprintf(out, n, "24h");
-}
-
 static void tick_scopes_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
@@ -561,7 +552,7 @@ static void tick_scopes_reply(redisAsyncContext *ac, void *reply, void *privdata
         argv[n++] = rep->element[i]->str;
         argv[n++] = sto; argv[n++] = swm; argv[n++] = snow; argv[n++] = sttl; argv[n++] = snw;
         for (int w = 0; w < c->nwindows; w++) {
-            window_name(c->windows_s[w], names[w], sizeof names[w]);
+            fd_conf_window_name(c->windows_s[w], names[w], sizeof names[w]);
             snprintf(secs[w], sizeof secs[w], "%" PRId64, c->windows_s[w]);
             argv[n++] = names[w];
             argv[n++] = secs[w];

@@ -550,8 +550,10 @@ def main(argv=None):
     ap.add_argument("--hours", type=float, default=6.0)
     ap.add_argument("--topic-prefix", default="t")
     a = ap.parse_args(argv)
-    if a.events < 1 or a.hours <= 0:
-        ap.error("--events must be >= 1 and --hours > 0")
+    if a.events < 1 or not 0 < a.hours <= 45:
+        # Late lines reach 2 h 10 min before the window; past 48 h they would
+        # be ts_too_old without being planned as malformed.
+        ap.error("--events must be >= 1 and 0 < --hours <= 45")
     m = Gen(a).write()
     sys.stderr.write("gen_stream: %d lines (%d malformed) in %s\n" %
                      (m["events"], m["malformed"], a.out))

@@ -1,0 +1,59 @@
+/*
+ * kafka_source.h — the Kafka consumer-group member feeding the pipeline.
+ *
+ * One librdkafka consumer (cooperative-sticky) subscribed to the configured
+ * topics. Its queue wakes the libuv loop through
+ * rd_kafka_queue_io_event_enable on a pipe; messages are drained in batches
+ * of at most 1000 per loop turn (an idle handle continues a long backlog, so
+ * timers and Redis replies are never starved), and a 100 ms timer polls as
+ * a safety net, so max.poll.interval.ms is honoured even while paused.
+ *
+ * Offsets are owned by Redis: on assignment the source asks the pipeline for
+ * the stored offsets (on_assign) and assigns exactly those. The Kafka
+ * commit is only for lag monitoring. auto.offset.store and auto.commit are
+ * off.
+ */
+#ifndef FD_KAFKA_SOURCE_H
+#define FD_KAFKA_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+
+typedef struct fd_kafka_source fd_kafka_source_t;
+
+typedef struct {
+    void (*on_message)(void *ud, int topic_idx, int32_t partition, int64_t offset,
+                       const void *payload, size_t len);
+    /* Newly assigned partitions: fill offsets[i] with the next offset to read
+     * (-1: from the beginning). Return 0, or -1 if the offsets are unknown
+     * now: the partitions are then assigned paused, and the pipeline seeks
+     * and resumes them later. */
+    int (*on_assign)(void *ud, int n, const int *topic_idx, const int32_t *partitions, int64_t *offsets);
+    void (*on_revoke)(void *ud, int n, const int *topic_idx, const int32_t *partitions);
+} fd_kafka_source_cbs_t;
+
+/* Borrows loop, c, log. Subscribes at once. */
+fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log,
+                                       const fd_kafka_source_cbs_t *cbs, void *ud,
+                                       char *err, size_t errlen);
+/* Leaves the group (blocking: serves the final revoke) and frees. */
+void fd_kafka_source_free(fd_kafka_source_t *s);
+
+int fd_kafka_source_pause(fd_kafka_source_t *s, int topic_idx, int32_t partition, int pause);
+/* Seeks (offset -1: beginning); messages fetched before are discarded. */
+int fd_kafka_source_seek(fd_kafka_source_t *s, int topic_idx, int32_t partition, int64_t offset);
+/* Asynchronous commit of `offset` for lag monitoring only. */
+void fd_kafka_source_commit(fd_kafka_source_t *s, int topic_idx, int32_t partition, int64_t offset);
+/* Stops waking the loop (before shutdown's final flush). */
+void fd_kafka_source_stop(fd_kafka_source_t *s);
+
+/* Builds a librdkafka conf from c (brokers, kafka.properties, -X), never
+ * logging it. extra: NULL-terminated key/value pairs applied first. */
+struct rd_kafka_conf_s;
+struct rd_kafka_conf_s *fd_kafka_conf(const fd_conf_t *c, const char *const *extra, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,390 @@
+/*
+ * main.c — funneld's command line: run, replay, validate, query, check-config.
+ *
+ * Reading order for a newcomer: main() → cmd_run() builds the pipeline
+ * (core/pipeline.c) and the Kafka source (consumers/kafka_source.c), then
+ * runs the one libuv loop until SIGTERM. Messages flow source → parser
+ * (consumers/event.c) → aggregator (aggregators/agg.c) → partition batch →
+ * Redis flush script (sinks/redis_sink.c); rejects go to sinks/dlq.c.
+ *
+ * Exit status: 0 success, 1 runtime failure (or rejected lines for
+ * validate), 2 usage or configuration error.
+ */
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <uv.h>
+
+#include "consumers/event.h"
+#include "consumers/file_source.h"
+#include "consumers/kafka_source.h"
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/pipeline.h"
+
+#define MAX_FILES 256
+
+typedef struct {
+    const char *cmd;
+    const char *conf_path;
+    int doc;
+    const char *type; /* validate --type */
+    int nfiles;
+    const char *files[MAX_FILES];
+    const char *as[MAX_FILES]; /* replay --as TOPIC:PARTITION per file */
+} args_t;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: funneld COMMAND [options]\n"
+            "\n"
+            "commands:\n"
+            "  run            consume Kafka, keep funnel counters in Redis (until SIGTERM)\n"
+            "  replay FILE..  the same pipeline from JSON Lines files (each file = one partition)\n"
+            "  validate FILE  print LINE<TAB>REASON<TAB>FIELD for each rejected line ('-' = stdin)\n"
+            "  query SCOPE    print the rolling snapshots of a scope id (e.g. all, product=course-py)\n"
+            "  check-config   validate the configuration and print it (secrets masked); --doc prints the key table\n"
+            "\n"
+            "options:\n"
+            "  -c FILE              configuration file (JSON; see docs/CONFIG.md)\n"
+            "  --brokers LIST       kafka.brokers\n"
+            "  --redis URL          redis.url: redis://[user:password@]host:port[/db] or unix:///path\n"
+            "  --group NAME         kafka.group\n"
+            "  --prefix NAME        redis.prefix\n"
+            "  --set KEY=VALUE      any configuration key\n"
+            "  -X PROP=VALUE        a librdkafka property\n"
+            "  --as TOPIC:PARTITION replay: the topic-partition the next FILE stands for\n"
+            "  --type TYPE          validate: exposure|interaction|payment (default: lines carry \"type\")\n");
+}
+
+/* Parses argv into a and the configuration; returns 0 or the exit status. */
+static int parse_args(int argc, char **argv, args_t *a, fd_conf_t *c) {
+    char err[1024];
+    const char *pending_as = NULL;
+    memset(a, 0, sizeof(*a));
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    a->cmd = argv[1];
+    if (!strcmp(a->cmd, "-h") || !strcmp(a->cmd, "--help") || !strcmp(a->cmd, "help")) {
+        usage(stdout);
+        exit(0);
+    }
+    /* the file first, flags over it: find -c before anything else */
+    for (int i = 2; i < argc - 1; i++)
+        if (!strcmp(argv[i], "-c")) a->conf_path = argv[i + 1];
+    if (a->conf_path && fd_conf_load_file(c, a->conf_path, err, sizeof err) < 0) {
+        fprintf(stderr, "funneld: %s\n", err);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        const char *o = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *key = NULL;
+        if (!strcmp(o, "--brokers")) key = "kafka.brokers";
+        else if (!strcmp(o, "--redis")) key = "redis.url";
+        else if (!strcmp(o, "--group")) key = "kafka.group";
+        else if (!strcmp(o, "--prefix")) key = "redis.prefix";
+        if (key || !strcmp(o, "-c") || !strcmp(o, "-X") || !strcmp(o, "--set") || !strcmp(o, "--as") ||
+            !strcmp(o, "--type")) {
+            if (!v) {
+                fprintf(stderr, "funneld: %s needs a value\n", o);
+                return 2;
+            }
+            i++;
+            int rc = 0;
+            if (key) {
+                rc = fd_conf_set(c, key, v, err, sizeof err);
+            } else if (!strcmp(o, "-X")) {
+                rc = fd_conf_add_kprop(c, v, err, sizeof err);
+            } else if (!strcmp(o, "--set")) {
+                const char *eq = strchr(v, '=');
+                if (!eq) {
+                    fprintf(stderr, "funneld: --set wants KEY=VALUE\n");
+                    return 2;
+                }
+                char k[128];
+                snprintf(k, sizeof k, "%.*s", (int)(eq - v), v);
+                rc = fd_conf_set(c, k, eq + 1, err, sizeof err);
+            } else if (!strcmp(o, "--as")) {
+                pending_as = v;
+            } else if (!strcmp(o, "--type")) {
+                a->type = v;
+            }
+            if (rc < 0) {
+                fprintf(stderr, "funneld: %s\n", err);
+                return 2;
+            }
+        } else if (!strcmp(o, "--doc")) {
+            a->doc = 1;
+        } else if (o[0] == '-' && o[1] != 0) {
+            fprintf(stderr, "funneld: unknown option %s\n", o);
+            return 2;
+        } else {
+            if (a->nfiles == MAX_FILES) {
+                fprintf(stderr, "funneld: too many files\n");
+                return 2;
+            }
+            a->as[a->nfiles] = pending_as;
+            a->files[a->nfiles++] = o;
+            pending_as = NULL;
+        }
+    }
+    if (fd_conf_finalize(c, err, sizeof err) < 0) {
+        fprintf(stderr, "funneld: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+static int64_t wall_ms(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ---- run --------------------------------------------------------------- */
+
+static void k_message(void *ud, int ti, int32_t part, int64_t off, const void *payload, size_t len) {
+    fd_pipeline_message(ud, ti, part, off, payload, len);
+}
+static int k_assign(void *ud, int n, const int *ti, const int32_t *pa, int64_t *off) {
+    return fd_pipeline_assign(ud, n, ti, pa, off);
+}
+static void k_revoke(void *ud, int n, const int *ti, const int32_t *pa) { fd_pipeline_revoke(ud, n, ti, pa); }
+
+static int k_pause(void *src, int key, int32_t part, int pause) { return fd_kafka_source_pause(src, key, part, pause); }
+static int k_seek(void *src, int key, int32_t part, int64_t off) { return fd_kafka_source_seek(src, key, part, off); }
+static void k_commit(void *src, int key, int32_t part, int64_t off) { fd_kafka_source_commit(src, key, part, off); }
+static void k_stop(void *src) { fd_kafka_source_stop(src); }
+
+static const fd_source_ops_t kafka_ops = {k_pause, k_seek, k_commit, k_stop, NULL};
+
+/* Runs the loop until the pipeline stops, then closes everything. */
+static int run_loop(uv_loop_t *loop, fd_pipeline_t *p, void (*free_src)(void *), void *src) {
+    uv_run(loop, UV_RUN_DEFAULT);
+    if (free_src) free_src(src); /* Kafka: leaves the group, serving the final revoke */
+    fd_pipeline_log_totals(p);
+    int code = fd_pipeline_exit_code(p);
+    fd_pipeline_free(p);
+    uv_run(loop, UV_RUN_DEFAULT); /* lets closing handles finish */
+    if (uv_loop_close(loop) != 0) uv_run(loop, UV_RUN_NOWAIT);
+    return code;
+}
+
+static void free_kafka(void *src) { fd_kafka_source_free(src); }
+static void free_files(void *src) { fd_file_source_free(src); }
+
+static int cmd_run(const fd_conf_t *c, fd_log_t *log) {
+    char err[1024];
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    fd_pipeline_t *p = fd_pipeline_new(&loop, c, log, 1, err, sizeof err);
+    if (!p) {
+        fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    fd_kafka_source_cbs_t cbs = {k_message, k_assign, k_revoke};
+    fd_kafka_source_t *src = fd_kafka_source_new(&loop, c, log, &cbs, p, err, sizeof err);
+    if (!src) {
+        fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
+        fd_pipeline_free(p);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    fd_pipeline_set_source(p, &kafka_ops, src);
+    fd_log(log, FD_LOG_INFO, "funneld running", "group=\"%s\" topics=%d prefix=\"%s\"", c->group, c->ntopics, c->prefix);
+    return run_loop(&loop, p, free_kafka, src);
+}
+
+/* ---- replay ------------------------------------------------------------ */
+
+static int cmd_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
+    char err[1024];
+    if (a->nfiles == 0) {
+        fprintf(stderr, "funneld: replay needs at least one FILE\n");
+        return 2;
+    }
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    fd_pipeline_t *p = fd_pipeline_new(&loop, c, log, 0, err, sizeof err);
+    if (!p) {
+        fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
+        return 1;
+    }
+    static char topics[MAX_FILES][256];
+    int32_t partitions[MAX_FILES];
+    for (int i = 0; i < a->nfiles; i++) {
+        snprintf(topics[i], sizeof topics[i], "replay");
+        partitions[i] = i;
+        if (!a->as[i]) continue;
+        const char *colon = strrchr(a->as[i], ':');
+        char *end = NULL;
+        long part = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (!colon || colon == a->as[i] || !end || *end || part < 0 || part > INT32_MAX) {
+            fprintf(stderr, "funneld: --as wants TOPIC:PARTITION, got \"%s\"\n", a->as[i]);
+            fd_pipeline_free(p);
+            uv_run(&loop, UV_RUN_DEFAULT);
+            return 2;
+        }
+        snprintf(topics[i], sizeof topics[i], "%.*s", (int)(colon - a->as[i]), a->as[i]);
+        partitions[i] = (int32_t)part;
+    }
+    fd_file_source_t *src = fd_file_source_new(&loop, p, a->nfiles, a->files, partitions, err, sizeof err);
+    if (!src) {
+        fprintf(stderr, "funneld: %s\n", err);
+        fd_pipeline_free(p);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        return 2;
+    }
+    fd_pipeline_set_source(p, fd_file_source_ops(), src);
+    for (int i = 0; i < a->nfiles; i++) {
+        fd_event_type_t type = FD_TYPE_NONE;
+        for (int t = 0; t < c->ntopics; t++)
+            if (!strcmp(c->topics[t].name, topics[i])) type = c->topics[t].type;
+        fd_pipeline_add_part(p, i, partitions[i], topics[i], type);
+    }
+    fd_log(log, FD_LOG_INFO, "replay started", "files=%d prefix=\"%s\"", a->nfiles, c->prefix);
+    return run_loop(&loop, p, free_files, src);
+}
+
+/* ---- validate ---------------------------------------------------------- */
+
+static int cmd_validate(const fd_conf_t *c, const args_t *a) {
+    char err[256];
+    if (a->nfiles != 1) {
+        fprintf(stderr, "funneld: validate needs exactly one FILE (or -)\n");
+        return 2;
+    }
+    fd_event_type_t type = FD_TYPE_NONE;
+    if (a->type) {
+        type = fd_event_type_from_name(a->type, strlen(a->type));
+        if (type == FD_TYPE_NONE) {
+            fprintf(stderr, "funneld: --type must be exposure, interaction or payment\n");
+            return 2;
+        }
+    }
+    fd_event_limits_t lim = {(size_t)c->max_message_bytes, c->ttl_m1_s * 1000, c->max_future_s * 1000};
+    fd_parser_t *parser = fd_parser_new(&lim, err, sizeof err);
+    if (!parser) {
+        fprintf(stderr, "funneld: %s\n", err);
+        return 1;
+    }
+    FILE *fp = strcmp(a->files[0], "-") == 0 ? stdin : fopen(a->files[0], "rb");
+    if (!fp) {
+        perror(a->files[0]);
+        fd_parser_free(parser);
+        return 2;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long lineno = 0, bad = 0;
+    while ((n = getline(&line, &cap, fp)) >= 0) {
+        lineno++;
+        if (n > 0 && line[n - 1] == '\n') n--;
+        fd_event_t ev;
+        const char *field = "-";
+        fd_reason_t r = fd_event_parse(parser, line, (size_t)n, type, wall_ms(), &ev, &field);
+        if (r != FD_OK) {
+            bad++;
+            printf("%ld\t%s\t%s\n", lineno, fd_reason_name(r), field);
+        }
+    }
+    free(line);
+    if (fp != stdin) fclose(fp);
+    fd_parser_free(parser);
+    return bad ? 1 : 0;
+}
+
+/* ---- query ------------------------------------------------------------- */
+
+static int cmd_query(const fd_conf_t *c, const args_t *a) {
+    char err[512];
+    if (a->nfiles != 1) {
+        fprintf(stderr, "funneld: query needs one SCOPE (e.g. all)\n");
+        return 2;
+    }
+    fd_redis_addr_t addr;
+    if (fd_redis_url_parse(c->redis_url, &addr, err, sizeof err) < 0) {
+        fprintf(stderr, "funneld: %s\n", err);
+        return 2;
+    }
+    struct timeval tv = {5, 0};
+    redisContext *rc = addr.port ? redisConnectWithTimeout(addr.host, addr.port, tv)
+                                 : redisConnectUnixWithTimeout(addr.path, tv);
+    if (!rc || rc->err) {
+        fprintf(stderr, "funneld: redis: %s\n", rc ? rc->errstr : "out of memory");
+        if (rc) redisFree(rc);
+        return 1;
+    }
+    redisReply *r;
+    if (addr.password[0]) {
+        r = addr.user[0] ? redisCommand(rc, "AUTH %s %s", addr.user, addr.password)
+                         : redisCommand(rc, "AUTH %s", addr.password);
+        if (r) freeReplyObject(r);
+    }
+    if (addr.db) {
+        r = redisCommand(rc, "SELECT %d", addr.db);
+        if (r) freeReplyObject(r);
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "scope", a->files[0]);
+    int found = 0;
+    for (int w = 0; w < c->nwindows; w++) {
+        char name[16];
+        fd_conf_window_name(c->windows_s[w], name, sizeof name);
+        r = redisCommand(rc, "HGETALL %s:r:%s:%s", c->prefix, a->files[0], name);
+        cJSON *win = cJSON_CreateObject();
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+            cJSON_AddStringToObject(win, r->element[i]->str, r->element[i + 1]->str);
+            found = 1;
+        }
+        if (r) freeReplyObject(r);
+        cJSON_AddItemToObject(out, name, win);
+    }
+    redisFree(rc);
+    char *s = cJSON_Print(out);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(out);
+    if (!found) fprintf(stderr, "funneld: no snapshot yet for scope \"%s\"\n", a->files[0]);
+    return found ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    signal(SIGPIPE, SIG_IGN);
+    fd_conf_t c;
+    fd_conf_defaults(&c);
+    args_t a;
+    int rc = parse_args(argc, argv, &a, &c);
+    if (rc) {
+        fd_conf_release(&c);
+        return rc;
+    }
+    fd_log_t log;
+    fd_log_init(&log, c.log_level, c.log_rate_per_s);
+    if (!strcmp(a.cmd, "run")) rc = cmd_run(&c, &log);
+    else if (!strcmp(a.cmd, "replay")) rc = cmd_replay(&c, &log, &a);
+    else if (!strcmp(a.cmd, "validate")) rc = cmd_validate(&c, &a);
+    else if (!strcmp(a.cmd, "query")) rc = cmd_query(&c, &a);
+    else if (!strcmp(a.cmd, "check-config")) {
+        if (a.doc) fd_conf_print_doc(stdout);
+        else fd_conf_print(&c, stdout);
+        rc = 0;
+    } else {
+        fprintf(stderr, "funneld: unknown command \"%s\"\n", a.cmd);
+        usage(stderr);
+        rc = 2;
+    }
+    fd_conf_release(&c);
+    return rc;
+}

@@ -1,0 +1,586 @@
+/*
+ * pipeline.c — per-partition state machine between source and Redis.
+ *
+ * A partition is in one of these states:
+ *   syncing   its offset is being (re-)read from Redis; messages are dropped
+ *             (the source will deliver them again after the seek)
+ *   idle      filling `cur`; nothing sealed
+ *   wait_dlq  `sealed` holds the deltas up to `sealed_next`; some of its
+ *             dead-letter writes are not acknowledged yet
+ *   inflight  the flush script for `sealed_next` is on its way
+ * Dead-letter writes are tagged with (partition, generation, seal sequence)
+ * so that acknowledgements land on the right batch, and anything from
+ * before a resync (older generation) is ignored.
+ *
+ * Memory: two batches per partition, bounded by max_pending_events through
+ * pausing the source (also while Redis is down).
+ */
+#include "core/pipeline.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <signal.h>
+
+#include "aggregators/agg.h"
+#include "aggregators/batch.h"
+#include "aggregators/window.h"
+#include "sinks/dlq.h"
+#include "sinks/redis_sink.h"
+
+enum { ST_IDLE = 0, ST_WAIT_DLQ, ST_INFLIGHT };
+
+typedef struct {
+    int src_key;
+    int32_t partition;
+    fd_event_type_t type;
+    char topic[256];
+    char field[280]; /* "topic:partition" */
+    int assigned, syncing, reading, paused, state;
+    uint32_t gen;
+    int64_t pos;         /* next offset to accept */
+    int64_t flushed_pos; /* pos covered by Redis */
+    int64_t stored;      /* offset stored in Redis, -1 none */
+    int64_t max_ts;
+    fd_batch_t *cur, *sealed;
+    int64_t sealed_next, sealed_max_ts;
+    uint32_t cur_seq;
+    int cur_dlq, sealed_dlq;
+} part_t;
+
+struct fd_pipeline {
+    uv_loop_t *loop;
+    const fd_conf_t *conf;
+    fd_log_t *log;
+    fd_parser_t *parser;
+    fd_agg_t *agg;
+    fd_redis_sink_t *sink;
+    fd_dlq_t *dlq;
+    const fd_source_ops_t *src;
+    void *src_ud;
+    part_t *parts;
+    int nparts, capparts, last_hit;
+    uv_timer_t flush_timer, snapshot_timer, stop_timer;
+    uv_signal_t sigterm, sigint;
+    int handles_open;
+    int backpressure;
+    int stopping, stopped, exit_code;
+    int64_t stop_deadline_ms;
+    char instance_id[64];
+    uint64_t accepted, late, rejects[FD_R__COUNT], flushes, resyncs;
+};
+
+static int64_t now_ms(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* token = partition index (16 bits) | generation (24) | seal sequence (24) */
+static uint64_t make_token(int idx, uint32_t gen, uint32_t seq) {
+    return ((uint64_t)idx << 48) | ((uint64_t)(gen & 0xFFFFFF) << 24) | (seq & 0xFFFFFF);
+}
+
+static part_t *find(fd_pipeline_t *p, int src_key, int32_t partition) {
+    if (p->last_hit < p->nparts) {
+        part_t *h = &p->parts[p->last_hit];
+        if (h->src_key == src_key && h->partition == partition) return h;
+    }
+    for (int i = 0; i < p->nparts; i++)
+        if (p->parts[i].src_key == src_key && p->parts[i].partition == partition) {
+            p->last_hit = i;
+            return &p->parts[i];
+        }
+    return NULL;
+}
+
+static part_t *find_or_add(fd_pipeline_t *p, int src_key, int32_t partition, const char *topic,
+                           fd_event_type_t type) {
+    part_t *x = find(p, src_key, partition);
+    if (x) return x;
+    if (p->nparts == p->capparts) {
+        int ncap = p->capparts ? p->capparts * 2 : 16;
+        if (ncap > 65535) return NULL;
+        part_t *np = realloc(p->parts, (size_t)ncap * sizeof(part_t));
+        if (!np) return NULL;
+        p->parts = np;
+        p->capparts = ncap;
+    }
+    x = &p->parts[p->nparts];
+    memset(x, 0, sizeof(*x));
+    x->cur = fd_batch_new();
+    x->sealed = fd_batch_new();
+    if (!x->cur || !x->sealed) {
+        fd_batch_free(x->cur);
+        fd_batch_free(x->sealed);
+        return NULL;
+    }
+    p->nparts++;
+    x->src_key = src_key;
+    x->partition = partition;
+    x->type = type;
+    snprintf(x->topic, sizeof x->topic, "%s", topic);
+    snprintf(x->field, sizeof x->field, "%s:%d", topic, (int)partition);
+    x->stored = -1;
+    x->max_ts = INT64_MIN;
+    return x;
+}
+
+static int part_index(const fd_pipeline_t *p, const part_t *x) { return (int)(x - p->parts); }
+
+/* Brings the source's pause state in line with what the partition needs. */
+static void reconcile_pause(fd_pipeline_t *p, part_t *x) {
+    if (!x->assigned || !p->src) return;
+    int want = x->syncing || p->backpressure || p->stopping;
+    if (want == x->paused) return;
+    if (p->src->pause(p->src_ud, x->src_key, x->partition, want) == 0) x->paused = want;
+}
+
+static void drop_state(part_t *x) {
+    x->gen++;
+    x->state = ST_IDLE;
+    x->cur_dlq = x->sealed_dlq = 0;
+    fd_batch_reset(x->cur);
+    fd_batch_reset(x->sealed);
+}
+
+/* What a Redis or DLQ callback needs to find its partition again. */
+typedef struct {
+    fd_pipeline_t *p;
+    uint64_t tok;
+} cbctx_t;
+
+static void *ctx_new(fd_pipeline_t *p, uint64_t tok) {
+    cbctx_t *c = malloc(sizeof(*c));
+    if (c) {
+        c->p = p;
+        c->tok = tok;
+    }
+    return c;
+}
+
+/* Resolves a callback's token to its partition, or NULL if it is stale. */
+static part_t *ctx_part(fd_pipeline_t *p, uint64_t tok) {
+    int idx = (int)(tok >> 48);
+    if (idx >= p->nparts) return NULL;
+    part_t *x = &p->parts[idx];
+    if (!x->assigned || (x->gen & 0xFFFFFF) != ((tok >> 24) & 0xFFFFFF)) return NULL;
+    return x;
+}
+
+static void offset_done(void *ud, int status, int64_t offset, int64_t max_ts);
+
+static void start_read(fd_pipeline_t *p, part_t *x) {
+    if (x->reading || !fd_redis_sink_ready(p->sink)) return;
+    void *c = ctx_new(p, make_token(part_index(p, x), x->gen, 0));
+    if (!c) return;
+    if (fd_redis_sink_read_offset(p->sink, x->field, offset_done, c) == 0) x->reading = 1;
+    else free(c);
+}
+
+/* Forget everything not in Redis and start over from Redis's offset. */
+static void resync(fd_pipeline_t *p, part_t *x, const char *why) {
+    if (!x->assigned) return;
+    p->resyncs++;
+    fd_log(p->log, FD_LOG_INFO, "partition resync", "partition=\"%s\" reason=%s", x->field, why);
+    drop_state(x);
+    x->syncing = 1;
+    x->reading = 0;
+    reconcile_pause(p, x);
+    start_read(p, x);
+}
+
+static void offset_done(void *ud, int status, int64_t offset, int64_t max_ts) {
+    cbctx_t *c = ud;
+    fd_pipeline_t *p = c->p;
+    part_t *x = ctx_part(p, c->tok);
+    free(c);
+    if (!x || !x->syncing) return;
+    x->reading = 0;
+    if (status != FD_SINK_OK) return; /* the next tick tries again */
+    if (p->src->seek(p->src_ud, x->src_key, x->partition, offset) < 0) return;
+    x->stored = offset;
+    x->pos = x->flushed_pos = offset < 0 ? 0 : offset;
+    x->max_ts = max_ts;
+    x->syncing = 0;
+    fd_log(p->log, FD_LOG_DEBUG, "partition synced", "partition=\"%s\" offset=%" PRId64, x->field, offset);
+    reconcile_pause(p, x);
+}
+
+/* ---- flushing ------------------------------------------------------------ */
+
+static void maybe_finish(fd_pipeline_t *p);
+
+static void flush_done(void *ud, int status) {
+    cbctx_t *c = ud;
+    fd_pipeline_t *p = c->p;
+    part_t *x = ctx_part(p, c->tok);
+    free(c);
+    if (!x || x->state != ST_INFLIGHT) return;
+    if (status == FD_SINK_OK) {
+        x->stored = x->flushed_pos = x->sealed_next;
+        x->state = ST_IDLE;
+        p->flushes++;
+        if (p->src->commit) p->src->commit(p->src_ud, x->src_key, x->partition, x->stored);
+        if (p->stopping) maybe_finish(p);
+    } else {
+        resync(p, x, status == FD_SINK_FENCED ? "fenced" : "redis_error");
+    }
+}
+
+static void send_sealed(fd_pipeline_t *p, part_t *x) {
+    void *c = ctx_new(p, make_token(part_index(p, x), x->gen, 0));
+    int rc = c ? fd_redis_sink_flush(p->sink, x->field, x->stored, x->sealed_next, x->sealed_max_ts,
+                                     x->sealed, flush_done, c)
+               : -ENOMEM;
+    fd_batch_reset(x->sealed); /* serialized already, or dropped with the resync */
+    if (rc < 0) {
+        free(c);
+        resync(p, x, "flush_not_sent");
+        return;
+    }
+    x->state = ST_INFLIGHT;
+}
+
+static void maybe_flush(fd_pipeline_t *p, part_t *x) {
+    if (!x->assigned || x->syncing || x->state != ST_IDLE) return;
+    if (x->pos == x->flushed_pos || !fd_redis_sink_ready(p->sink)) return;
+    fd_batch_t *t = x->sealed;
+    x->sealed = x->cur;
+    x->cur = t;
+    x->sealed_next = x->pos;
+    x->sealed_max_ts = x->max_ts;
+    x->sealed_dlq = x->cur_dlq;
+    x->cur_dlq = 0;
+    x->cur_seq++;
+    x->state = ST_WAIT_DLQ;
+    if (x->sealed_dlq == 0) send_sealed(p, x);
+}
+
+static void dlq_done(void *ud, uint64_t tok, int ok) {
+    fd_pipeline_t *p = ud;
+    part_t *x = ctx_part(p, tok);
+    if (!x) return;
+    if (!ok) {
+        resync(p, x, "dlq_failed"); /* the message is read and sent again */
+        return;
+    }
+    uint32_t seq = (uint32_t)(tok & 0xFFFFFF);
+    if (seq == (x->cur_seq & 0xFFFFFF)) {
+        x->cur_dlq--;
+    } else if (x->state == ST_WAIT_DLQ && seq == ((x->cur_seq - 1) & 0xFFFFFF)) {
+        if (--x->sealed_dlq == 0) send_sealed(p, x);
+    }
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+static void reject(fd_pipeline_t *p, part_t *x, const void *payload, size_t len, int64_t offset,
+                   fd_reason_t r, const char *field) {
+    p->rejects[r]++;
+    fd_log_limited(p->log, FD_LOG_WARN, "message rejected",
+                   "reason=%s field=%s topic=\"%s\" partition=%d offset=%" PRId64, fd_reason_name(r),
+                   field, x->topic, (int)x->partition, offset);
+    if (!p->dlq) return;
+    char detail[128];
+    snprintf(detail, sizeof detail, "%s%s%s", fd_reason_name(r), strcmp(field, "-") ? " at " : "",
+             strcmp(field, "-") ? field : "");
+    uint64_t tok = make_token(part_index(p, x), x->gen, x->cur_seq);
+    if (fd_dlq_send(p->dlq, payload, len, fd_reason_name(r), field, detail, x->topic, x->partition,
+                    offset, tok) == 0)
+        x->cur_dlq++;
+    else
+        resync(p, x, "dlq_send_failed");
+}
+
+void fd_pipeline_message(fd_pipeline_t *p, int src_key, int32_t partition, int64_t offset,
+                         const void *payload, size_t len) {
+    part_t *x = find(p, src_key, partition);
+    if (!x || !x->assigned || x->syncing || p->stopping) return;
+    if (offset < x->pos) return; /* fetched before a seek: stale */
+    x->pos = offset + 1;
+    fd_event_t ev;
+    const char *field = "-";
+    fd_reason_t r = fd_event_parse(p->parser, payload, len, x->type, now_ms(), &ev, &field);
+    if (r == FD_OK) {
+        int late = fd_watermark_observe(&x->max_ts, p->conf->lateness_s * 1000, ev.ts_ms);
+        if (late && p->conf->late_policy == FD_LATE_DLQ) {
+            r = FD_R_LATE;
+            field = "ts";
+        } else {
+            int rc = fd_agg_add(p->agg, x->cur, &ev, late);
+            if (rc < 0) {
+                fd_log(p->log, FD_LOG_ERROR, "aggregation failed", "error=%d", rc);
+                resync(p, x, "aggregate_failed");
+                return;
+            }
+            p->accepted++;
+            p->late += (uint64_t)late;
+        }
+    }
+    if (r != FD_OK) reject(p, x, payload, len, offset, r, field);
+}
+
+/* ---- assignment ---------------------------------------------------------- */
+
+int fd_pipeline_add_part(fd_pipeline_t *p, int src_key, int32_t partition, const char *topic,
+                         fd_event_type_t type) {
+    part_t *x = find_or_add(p, src_key, partition, topic, type);
+    if (!x) return -ENOMEM;
+    x->assigned = 1;
+    x->syncing = 1;
+    x->paused = 1; /* the source starts paused */
+    drop_state(x);
+    start_read(p, x);
+    return 0;
+}
+
+static fd_event_type_t topic_type(const fd_pipeline_t *p, int ti) {
+    return ti >= 0 && ti < p->conf->ntopics ? p->conf->topics[ti].type : FD_TYPE_NONE;
+}
+
+int fd_pipeline_assign(fd_pipeline_t *p, int n, const int *src_key, const int32_t *partitions,
+                       int64_t *offsets) {
+    const char **fields = calloc((size_t)n + 1, sizeof(char *));
+    int64_t *max_ts = calloc((size_t)n + 1, sizeof(int64_t));
+    part_t **xs = calloc((size_t)n + 1, sizeof(part_t *));
+    int known = -1;
+    if (!fields || !max_ts || !xs) goto out;
+    for (int i = 0; i < n; i++) {
+        const char *topic = src_key[i] >= 0 ? p->conf->topics[src_key[i]].name : "?";
+        xs[i] = find_or_add(p, src_key[i], partitions[i], topic, topic_type(p, src_key[i]));
+        if (!xs[i]) goto out;
+        fields[i] = xs[i]->field;
+    }
+    char err[256];
+    known = fd_redis_read_offsets_sync(p->conf, fields, n, offsets, max_ts, 2000, err, sizeof err);
+    if (known < 0)
+        fd_log(p->log, FD_LOG_WARN, "offsets unknown at assignment, partitions wait for redis",
+               "error=\"%s\"", err);
+    for (int i = 0; i < n; i++) {
+        part_t *x = xs[i];
+        x->assigned = 1;
+        drop_state(x);
+        x->reading = 0;
+        if (known == 0) {
+            x->syncing = 0;
+            x->paused = 0;
+            x->stored = offsets[i];
+            x->pos = x->flushed_pos = offsets[i] < 0 ? 0 : offsets[i];
+            x->max_ts = max_ts[i];
+        } else {
+            x->syncing = 1;
+            x->paused = 1; /* the source pauses partitions assigned without offsets */
+        }
+    }
+out:
+    free(fields);
+    free(max_ts);
+    free(xs);
+    return known;
+}
+
+void fd_pipeline_revoke(fd_pipeline_t *p, int n, const int *src_key, const int32_t *partitions) {
+    for (int i = 0; i < n; i++) {
+        part_t *x = find(p, src_key[i], partitions[i]);
+        if (!x) continue;
+        drop_state(x); /* the next owner starts from Redis's offset */
+        x->assigned = 0;
+        x->syncing = x->reading = x->paused = 0;
+    }
+    if (p->stopping) maybe_finish(p);
+}
+
+/* ---- timers and lifecycle -------------------------------------------------- */
+
+static void sink_state(void *ud, int ready) {
+    fd_pipeline_t *p = ud;
+    for (int i = 0; i < p->nparts; i++) {
+        part_t *x = &p->parts[i];
+        if (!x->assigned) continue;
+        if (!ready) {
+            resync(p, x, "redis_down");
+        } else if (x->syncing) {
+            x->reading = 0;
+            start_read(p, x);
+        }
+    }
+}
+
+static void flush_tick(uv_timer_t *t) {
+    fd_pipeline_t *p = t->data;
+    uint64_t pending = 0;
+    for (int i = 0; i < p->nparts; i++) pending += fd_batch_events(p->parts[i].cur);
+    if (!p->backpressure && pending > (uint64_t)p->conf->max_pending_events) {
+        p->backpressure = 1;
+        fd_log(p->log, FD_LOG_WARN, "pausing input: pending events over max_pending_events",
+               "pending=%" PRIu64, pending);
+    } else if (p->backpressure && pending <= (uint64_t)p->conf->max_pending_events / 2) {
+        p->backpressure = 0;
+    }
+    for (int i = 0; i < p->nparts; i++) {
+        part_t *x = &p->parts[i];
+        if (!x->assigned) continue;
+        if (x->syncing) start_read(p, x);
+        maybe_flush(p, x);
+        reconcile_pause(p, x);
+    }
+    if (p->src && p->src->exhausted && !p->stopping && p->src->exhausted(p->src_ud)) {
+        int synced = 1;
+        for (int i = 0; i < p->nparts; i++)
+            if (p->parts[i].assigned && p->parts[i].syncing) synced = 0;
+        if (synced) fd_pipeline_stop(p);
+    }
+}
+
+static void snapshot_tick(uv_timer_t *t) {
+    fd_pipeline_t *p = t->data;
+    fd_redis_sink_snapshot(p->sink, p->instance_id, now_ms());
+}
+
+static int all_flushed(const fd_pipeline_t *p) {
+    for (int i = 0; i < p->nparts; i++) {
+        const part_t *x = &p->parts[i];
+        if (x->assigned && !x->syncing && (x->state != ST_IDLE || x->pos != x->flushed_pos)) return 0;
+    }
+    return !p->dlq || fd_dlq_outstanding(p->dlq) == 0;
+}
+
+static void finish(fd_pipeline_t *p) {
+    if (p->stopped) return;
+    p->stopped = 1;
+    uv_timer_stop(&p->flush_timer);
+    uv_timer_stop(&p->snapshot_timer);
+    uv_timer_stop(&p->stop_timer);
+    uv_stop(p->loop);
+}
+
+static void maybe_finish(fd_pipeline_t *p) {
+    if (!p->stopping || p->stopped) return;
+    for (int i = 0; i < p->nparts; i++) maybe_flush(p, &p->parts[i]);
+    if (all_flushed(p)) {
+        p->exit_code = 0;
+        finish(p);
+    }
+}
+
+static void stop_tick(uv_timer_t *t) {
+    fd_pipeline_t *p = t->data;
+    maybe_finish(p);
+    if (!p->stopped && now_ms() > p->stop_deadline_ms) {
+        fd_log(p->log, FD_LOG_ERROR, "final flush incomplete at deadline; unflushed input will be re-read", NULL);
+        p->exit_code = 1;
+        finish(p);
+    }
+}
+
+void fd_pipeline_stop(fd_pipeline_t *p) {
+    if (p->stopping) return;
+    p->stopping = 1;
+    fd_log(p->log, FD_LOG_INFO, "stopping: final flush", NULL);
+    if (p->src && p->src->stop) p->src->stop(p->src_ud);
+    p->stop_deadline_ms = now_ms() + 30000;
+    p->exit_code = 1;
+    uv_timer_start(&p->stop_timer, stop_tick, 20, 20);
+    maybe_finish(p);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    fd_pipeline_t *p = h->data;
+    fd_log(p->log, FD_LOG_INFO, "signal received", "signal=%d", signum);
+    fd_pipeline_stop(p);
+}
+
+fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, int with_dlq,
+                               char *err, size_t errlen) {
+    fd_pipeline_t *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->loop = loop;
+    p->conf = c;
+    p->log = log;
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    snprintf(p->instance_id, sizeof p->instance_id, "%.40s-%d-%lld", host, (int)getpid(), (long long)now_ms());
+    fd_event_limits_t lim = {
+        .max_message_bytes = (size_t)c->max_message_bytes,
+        .max_age_ms = c->ttl_m1_s * 1000,
+        .max_future_ms = c->max_future_s * 1000,
+    };
+    if (!(p->parser = fd_parser_new(&lim, err, errlen))) goto fail;
+    if (!(p->agg = fd_agg_new(c, err, errlen))) goto fail;
+    if (with_dlq && !(p->dlq = fd_dlq_new(loop, c, log, dlq_done, p, err, errlen))) goto fail;
+    if (!(p->sink = fd_redis_sink_new(loop, c, log, sink_state, p, err, errlen))) goto fail;
+    uv_timer_init(loop, &p->flush_timer);
+    uv_timer_init(loop, &p->snapshot_timer);
+    uv_timer_init(loop, &p->stop_timer);
+    uv_signal_init(loop, &p->sigterm);
+    uv_signal_init(loop, &p->sigint);
+    p->flush_timer.data = p->snapshot_timer.data = p->stop_timer.data = p;
+    p->sigterm.data = p->sigint.data = p;
+    p->handles_open = 5;
+    uv_timer_start(&p->flush_timer, flush_tick, (uint64_t)c->flush_interval_ms, (uint64_t)c->flush_interval_ms);
+    uv_timer_start(&p->snapshot_timer, snapshot_tick, (uint64_t)c->snapshot_interval_ms,
+                   (uint64_t)c->snapshot_interval_ms);
+    uv_signal_start(&p->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&p->sigint, on_signal, SIGINT);
+    return p;
+fail:
+    fd_pipeline_free(p);
+    return NULL;
+}
+
+void fd_pipeline_set_source(fd_pipeline_t *p, const fd_source_ops_t *ops, void *src) {
+    p->src = ops;
+    p->src_ud = src;
+}
+
+int fd_pipeline_exit_code(const fd_pipeline_t *p) { return p->exit_code; }
+
+void fd_pipeline_log_totals(const fd_pipeline_t *p) {
+    char buf[1024];
+    size_t n = 0;
+    uint64_t total = 0;
+    for (int r = 1; r < FD_R__COUNT; r++) {
+        total += p->rejects[r];
+        if (p->rejects[r] && n < sizeof buf)
+            n += (size_t)snprintf(buf + n, sizeof buf - n, " rejected_%s=%" PRIu64, fd_reason_name((fd_reason_t)r),
+                                  p->rejects[r]);
+    }
+    buf[n < sizeof buf ? n : sizeof buf - 1] = 0;
+    fd_log(p->log, FD_LOG_INFO, "totals",
+           "accepted=%" PRIu64 " late=%" PRIu64 " rejected=%" PRIu64 " flushes=%" PRIu64 " resyncs=%" PRIu64 "%s",
+           p->accepted, p->late, total, p->flushes, p->resyncs, buf);
+}
+
+static void on_handle_close(uv_handle_t *h) {
+    fd_pipeline_t *p = h->data;
+    if (--p->handles_open == 0) free(p);
+}
+
+void fd_pipeline_free(fd_pipeline_t *p) {
+    if (!p) return;
+    fd_dlq_free(p->dlq);
+    fd_redis_sink_free(p->sink);
+    fd_agg_free(p->agg);
+    fd_parser_free(p->parser);
+    for (int i = 0; i < p->nparts; i++) {
+        fd_batch_free(p->parts[i].cur);
+        fd_batch_free(p->parts[i].sealed);
+    }
+    free(p->parts);
+    if (!p->handles_open) {
+        free(p);
+        return;
+    }
+    uv_close((uv_handle_t *)&p->flush_timer, on_handle_close);
+    uv_close((uv_handle_t *)&p->snapshot_timer, on_handle_close);
+    uv_close((uv_handle_t *)&p->stop_timer, on_handle_close);
+    uv_close((uv_handle_t *)&p->sigterm, on_handle_close);
+    uv_close((uv_handle_t *)&p->sigint, on_handle_close);
+}

@@ -1,0 +1,40 @@
+/*
+ * dlq.h — the dead-letter topic writer.
+ *
+ * A rejected message's original bytes go to the DLQ topic (kafka.dlq_topic)
+ * with headers `reason`, `field`, `detail`, `source.topic`,
+ * `source.partition`, `source.offset`. The producer is idempotent and never
+ * gives up on its own (message.timeout.ms=0), so a delivery report is either
+ * success or a permanent error; the caller learns which through `done` and
+ * must not store its source offset before success.
+ * Delivery reports wake the libuv loop through the producer queue's IO event.
+ * Memory: librdkafka's copy of each message until it is acknowledged.
+ */
+#ifndef FD_DLQ_H
+#define FD_DLQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/conf.h"
+#include "core/log.h"
+
+typedef struct fd_dlq fd_dlq_t;
+
+/* ok: 1 acknowledged by the broker, 0 permanently failed. token: as given. */
+typedef void (*fd_dlq_done_cb)(void *ud, uint64_t token, int ok);
+
+fd_dlq_t *fd_dlq_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_dlq_done_cb done,
+                     void *ud, char *err, size_t errlen);
+/* Flushes outstanding messages (bounded wait) and frees. */
+void fd_dlq_free(fd_dlq_t *d);
+
+/* Returns 0 (done fires later) or a negative errno (done never fires). */
+int fd_dlq_send(fd_dlq_t *d, const void *payload, size_t len, const char *reason, const char *field,
+                const char *detail, const char *topic, int32_t partition, int64_t offset, uint64_t token);
+
+/* Messages produced and not yet acknowledged. */
+int fd_dlq_outstanding(const fd_dlq_t *d);
+
+#endif

@@ -1,0 +1,182 @@
+"""
+test_cli.py — `funneld check-config` and `funneld validate`.
+
+check-config: every bad file exits with status 2 and its stderr names the
+offending key (unknown top-level key, unknown nested key, wrong type, out of
+bounds, bad enum, bad grouping dimension, bad redis URL, undefined ${ENV},
+not JSON at all); a good file exits 0, prints the effective configuration as
+JSON with ${ENV} expanded and secrets masked (SPEC §7: never print a
+password).
+
+validate: on a file of good and bad lines its output equals, line for line,
+the oracle's `--validate-lines` (LINE\\tREASON\\tFIELD, mixed-topic rules)
+with exit status 1; on a clean file it prints nothing and exits 0; `-` reads
+stdin.
+"""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ORACLE, funneld_bin, scaled
+
+BASE = {
+    "kafka": {"brokers": "127.0.0.1:9092", "group": "g1",
+              "topics": {"t.exposure": "exposure", "t.interaction": "interaction",
+                         "t.payment": "payment", "t.mixed": "mixed"},
+              "dlq_topic": "dlq1", "properties": {"session.timeout.ms": "6000"}},
+    "redis": {"url": "redis://127.0.0.1:6379", "prefix": "p1"},
+    "flush_interval_ms": 200,
+    "snapshot_interval_ms": 1000,
+    "http": {"listen": ""},
+}
+
+UNDEF = "FD_IT_SURELY_UNDEFINED_VAR"
+
+
+def with_(path, value):
+    """BASE with the dotted path set to value (created if absent)."""
+    cfg = copy.deepcopy(BASE)
+    node = cfg
+    parts = path.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return cfg
+
+
+# (id, config or raw text, text stderr must contain)
+BAD = [
+    ("unknown_top_level", with_("flush_intervall_ms", 100), "flush_intervall_ms"),
+    ("unknown_nested", with_("kafka.brokerz", "x:1"), "kafka.brokerz"),
+    ("unknown_nested_redis", with_("redis.prefixx", "p"), "redis.prefixx"),
+    ("wrong_type_int", with_("flush_interval_ms", "fast"), "flush_interval_ms"),
+    ("wrong_type_str", with_("redis.prefix", 12), "redis.prefix"),
+    ("wrong_type_object", with_("kafka", "127.0.0.1:9092"), "kafka"),
+    ("out_of_bounds_negative", with_("flush_interval_ms", -5), "flush_interval_ms"),
+    ("out_of_bounds_cap", with_("cardinality_cap", 0), "cardinality_cap"),
+    ("fraction_for_int", with_("flush_interval_ms", 2.5), "flush_interval_ms"),
+    ("bad_enum_late_policy", with_("late_policy", "explode"), "late_policy"),
+    ("bad_enum_log_level", with_("log", {"level": "loud"}), "log.level"),
+    ("bad_enum_topic_type", with_("kafka.topics", {"t.x": "clicks"}), "kafka.topics"),
+    ("bad_grouping_dimension", with_("groupings", [["product"], ["product", "planet"]]),
+     "groupings"),
+    ("bad_redis_url_scheme", with_("redis.url", "http://127.0.0.1:6379"), "redis.url"),
+    ("bad_redis_url_port", with_("redis.url", "redis://127.0.0.1:99999"), "redis.url"),
+    ("undefined_env", with_("redis.url", "redis://${%s}:6379" % UNDEF), "redis.url"),
+    ("not_json", '{"kafka": {"brokers": "x"', None),
+]
+
+
+def run(args, stdin=None, env=None, timeout=30):
+    e = dict(os.environ)
+    e.pop(UNDEF, None)
+    e.update(env or {})
+    return subprocess.run([str(funneld_bin()), *map(str, args)], input=stdin,
+                          capture_output=True, timeout=scaled(timeout), env=e)
+
+
+def write_cfg(tmp_path, cfg, name="cfg.json"):
+    p = tmp_path / name
+    p.write_text(cfg if isinstance(cfg, str) else json.dumps(cfg))
+    return p
+
+
+@pytest.mark.parametrize("case,cfg,key", BAD, ids=[b[0] for b in BAD])
+def test_check_config_rejects(tmp_path, case, cfg, key):
+    p = run(["check-config", "-c", write_cfg(tmp_path, cfg)])
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2, "%s: exit %d, want 2\nstderr: %s" % (case, p.returncode, err)
+    if key is not None:
+        assert key in err, "%s: stderr does not name %r:\n%s" % (case, key, err)
+
+
+def test_check_config_missing_file(tmp_path):
+    p = run(["check-config", "-c", tmp_path / "nope.json"])
+    assert p.returncode == 2, p.stderr
+
+
+def test_check_config_good(tmp_path):
+    cfg = copy.deepcopy(BASE)
+    cfg["redis"]["prefix"] = "${FD_IT_PREFIX}"
+    cfg["kafka"]["properties"]["sasl.password"] = "hunter2-s3cret"
+    p = run(["check-config", "-c", write_cfg(tmp_path, cfg)],
+            env={"FD_IT_PREFIX": "pfx-from-env"})
+    out = p.stdout.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 0, "exit %d\nstderr: %s" % (p.returncode, err)
+    eff = json.loads(out)
+    assert lookup(eff, "redis.prefix") == "pfx-from-env", out
+    assert lookup(eff, "flush_interval_ms") == 200, out
+    assert "hunter2-s3cret" not in out + err, "check-config printed a secret"
+
+
+def lookup(d, dotted):
+    """A key of the printed config, nested ({"redis": {"prefix"}}) or flat
+    ({"redis.prefix"})."""
+    if dotted in d:
+        return d[dotted]
+    node = d
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+# ---------------------------------------------------------------- validate
+
+def oracle_validate(path, now_ms):
+    p = subprocess.run([sys.executable, str(ORACLE), "--validate-lines", str(path),
+                        "--now-ms", str(now_ms)], capture_output=True,
+                       timeout=scaled(120), check=True)
+    return p.stdout.decode()
+
+
+def test_validate_matches_oracle(tmp_path, stream):
+    # Good and bad lines: one whole mixed-topic partition, every malformed
+    # line of the stream (all reasons, too_large included), and typed-topic
+    # lines, a third of which omit "type" (missing_field under mixed rules).
+    lines = list(stream.lines[("t.mixed", 0)])
+    lines += [stream.lines[(r["topic"], r["partition"])][r["offset"]]
+              for r in stream.rejects]
+    for t in ("t.exposure", "t.interaction", "t.payment"):
+        lines += stream.lines[(t, 0)][:300]
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(b"\n".join(lines) + b"\n")
+
+    now_ms = int(time.time() * 1000)
+    want = oracle_validate(mixed, now_ms)
+    assert want.count("\n") > len(stream.rejects) // 2, "oracle found too few rejects"
+    p = run(["validate", mixed], timeout=120)
+    got = p.stdout.decode(errors="replace")
+    if got != want:
+        w, g = want.splitlines(), got.splitlines()
+        diffs = [("oracle: %s" % a, "funneld: %s" % b)
+                 for a, b in zip(w, g) if a != b][:10]
+        pytest.fail("validate output differs from the oracle (%d vs %d lines); "
+                    "first differences:\n  %s%s" % (
+                        len(w), len(g),
+                        "\n  ".join("%s | %s" % d for d in diffs),
+                        "" if diffs else "\n  (one is a prefix of the other)"),
+                    pytrace=False)
+    assert p.returncode == 1, "exit %d with rejects, want 1" % p.returncode
+
+    # The same through stdin.
+    p2 = run(["validate", "-"], stdin=mixed.read_bytes(), timeout=120)
+    assert p2.stdout.decode(errors="replace") == want and p2.returncode == 1
+
+    # A clean file: only the lines the oracle accepts.
+    bad = {int(l.split("\t", 1)[0]) for l in want.splitlines()}
+    clean_lines = [l for i, l in enumerate(lines, 1) if i not in bad]
+    clean = tmp_path / "clean.jsonl"
+    clean.write_bytes(b"\n".join(clean_lines) + b"\n")
+    assert oracle_validate(clean, now_ms) == ""
+    p3 = run(["validate", clean], timeout=120)
+    assert p3.returncode == 0 and p3.stdout == b"", (
+        "clean file: exit %d, output %r" % (p3.returncode, p3.stdout[:300]))

@@ -1,0 +1,699 @@
+/*
+ * test_conf.c — configuration: table-driven rows of "config text → ok / error
+ * naming the key", redis.url forms, secret masking, flags, and the check that
+ * docs/CONFIG.md is exactly what fd_conf_print_doc() renders.
+ *
+ * Expected values come from the contract (conf.h comments, SPEC, the brief),
+ * not from running the implementation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "core/conf.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char *write_temp(const char *text)
+{
+    char *path = strdup("/tmp/fd_test_conf_XXXXXX");
+    assert_non_null(path);
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t n = strlen(text);
+    assert_int_equal(write(fd, text, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+/* Loads text over the defaults, then finalizes. Returns the rc of the first
+ * failing step (0 if both pass); err holds its message. */
+static int load_text(fd_conf_t *c, const char *text, char *err, size_t errlen)
+{
+    char *path = write_temp(text);
+    fd_conf_defaults(c);
+    err[0] = '\0';
+    int rc = fd_conf_load_file(c, path, err, errlen);
+    if (rc == 0)
+        rc = fd_conf_finalize(c, err, errlen);
+    unlink(path);
+    free(path);
+    return rc;
+}
+
+static char *print_conf(const fd_conf_t *c)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    assert_non_null(f);
+    fd_conf_print(c, f);
+    fclose(f);
+    return buf;
+}
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&buf, &n);
+    assert_non_null(m);
+    char chunk[4096];
+    size_t r;
+    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, r, m);
+    fclose(f);
+    fclose(m);
+    return buf;
+}
+
+static const char *source_dir(void)
+{
+    const char *d = getenv("FD_SOURCE_DIR");
+    return d && d[0] ? d : "..";
+}
+
+static int setup_env(void **state)
+{
+    (void)state;
+    setenv("FD_TEST_GROUP", "grp", 1);
+    setenv("FD_TEST_PW", "env-Pa55word", 1);
+    setenv("FD_TEST_WINDOW", "15m", 1);
+    unsetenv("FD_TEST_UNDEFINED_VAR");
+    return 0;
+}
+
+/* ---- defaults ----------------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    fd_conf_defaults(&c);
+    assert_string_equal(c.brokers, "127.0.0.1:9092");
+    assert_string_equal(c.group, "funneld");
+    assert_int_equal(c.ntopics, 3);
+    assert_string_equal(c.topics[0].name, "funnel.exposure");
+    assert_int_equal(c.topics[0].type, FD_TYPE_EXPOSURE);
+    assert_string_equal(c.topics[1].name, "funnel.interaction");
+    assert_int_equal(c.topics[1].type, FD_TYPE_INTERACTION);
+    assert_string_equal(c.topics[2].name, "funnel.payment");
+    assert_int_equal(c.topics[2].type, FD_TYPE_PAYMENT);
+    assert_string_equal(c.dlq_topic, "funnel.dlq");
+    assert_int_equal(c.nkprops, 0);
+    assert_string_equal(c.redis_url, "redis://127.0.0.1:6379");
+    assert_string_equal(c.prefix, "funnel");
+    assert_int_equal(c.redis_timeout_ms, 5000);
+    assert_int_equal(c.flush_interval_ms, 1000);
+    assert_int_equal(c.snapshot_interval_ms, 5000);
+    assert_int_equal(c.max_message_bytes, 65536);
+    assert_int_equal(c.max_pending_events, 1000000);
+    assert_int_equal(c.ngroupings, 5);
+    assert_int_equal(c.groupings[0].ndims, 0);
+    assert_int_equal(c.groupings[1].ndims, 1);
+    assert_int_equal(c.groupings[1].dims[0], FD_DIM_PRODUCT);
+    assert_int_equal(c.groupings[2].ndims, 2);
+    assert_int_equal(c.groupings[2].dims[0], FD_DIM_PRODUCT);
+    assert_int_equal(c.groupings[2].dims[1], FD_DIM_CHANNEL);
+    assert_int_equal(c.groupings[3].ndims, 2);
+    assert_int_equal(c.groupings[3].dims[0], FD_DIM_PRODUCT);
+    assert_int_equal(c.groupings[3].dims[1], FD_DIM_COMMUNITY);
+    assert_int_equal(c.groupings[4].ndims, 1);
+    assert_int_equal(c.groupings[4].dims[0], FD_DIM_CAMPAIGN);
+    assert_int_equal(c.cardinality_cap, 10000);
+    assert_string_equal(c.time_zone, "Asia/Shanghai");
+    assert_int_equal(c.lateness_s, 120);
+    assert_int_equal(c.late_policy, FD_LATE_COUNT);
+    assert_int_equal(c.max_future_s, 300);
+    assert_int_equal(c.idle_timeout_s, 60);
+    assert_int_equal(c.nwindows, 3);
+    assert_int_equal(c.windows_s[0], 5 * 60);
+    assert_int_equal(c.windows_s[1], 60 * 60);
+    assert_int_equal(c.windows_s[2], 24 * 60 * 60);
+    assert_int_equal(c.ttl_m1_s, 48 * 3600);
+    assert_int_equal(c.ttl_h1_s, 35 * 86400);
+    assert_int_equal(c.ttl_d1_s, 400 * 86400);
+    assert_int_equal(c.dedup_ttl_s, 400 * 86400);
+    assert_string_equal(c.http_listen, "127.0.0.1:9464");
+    assert_string_equal(c.log_level, "info");
+    assert_int_equal(c.log_rate_per_s, 10);
+    assert_int_equal(fd_conf_finalize(&c, err, sizeof err), 0);
+    fd_conf_release(&c);
+    assert_null(c.brokers);
+    assert_int_equal(c.ntopics, 0);
+    fd_conf_release(&c); /* twice is safe */
+}
+
+/* ---- config text → ok / error ------------------------------------------ */
+
+typedef struct {
+    const char *text;
+    const char *err; /* NULL: must load and finalize; else a substring of the error */
+} row_t;
+
+#define G17 "[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[],[]"
+
+static const row_t rows[] = {
+    /* accepted */
+    {"{}", NULL},
+    {"{\"kafka\": {\"brokers\": \"k1:9092,k2:9092\"}}", NULL},
+    {"{\"flush_interval_ms\": 10}", NULL},
+    {"{\"flush_interval_ms\": 600000, \"snapshot_interval_ms\": 600000}", NULL},
+    {"{\"max_message_bytes\": 256}", NULL},
+    {"{\"max_message_bytes\": 16777216}", NULL},
+    {"{\"late_policy\": \"dlq\", \"log\": {\"level\": \"warn\"}}", NULL},
+    {"{\"groupings\": [[], [\"content\"], [\"campaign\", \"channel\"]]}", NULL},
+    {"{\"windows\": [\"15m\", \"2h\", \"120s\", \"1d\"]}", NULL},
+    {"{\"windows\": [\"${FD_TEST_WINDOW}\"]}", NULL},
+    {"{\"kafka\": {\"group\": \"${FD_TEST_GROUP}-x\"}}", NULL},
+    {"{\"kafka\": {\"topics\": {\"all.events\": \"mixed\"}}}", NULL},
+    {"{\"kafka\": {\"properties\": {\"session.timeout.ms\": 45000, \"enable.partition.eof\": "
+     "false, \"client.id\": \"x\"}}}",
+     NULL},
+    {"{\"redis\": {\"url\": \"unix:///run/redis.sock\"}}", NULL},
+    {"{\"redis\": {\"url\": \"redis://:${FD_TEST_PW}@10.0.0.7:6380/2\"}}", NULL},
+    {"{\"time_zone\": \"UTC\"}", NULL},
+    {"{\"http\": {\"listen\": \"\"}}", NULL},
+    {"{\"dedup_ttl_s\": 173100}", NULL}, /* exactly ttl.m1_s + max_future_s */
+    {"{\"ttl\": {\"m1_s\": 86400, \"h1_s\": 86400, \"d1_s\": 86400}, \"dedup_ttl_s\": 86700}",
+     NULL},
+    /* unknown keys */
+    {"{\"kafka\": {\"brokerz\": \"x\"}}", "unknown key \"kafka.brokerz\""},
+    {"{\"flush_intervall_ms\": 5}", "unknown key \"flush_intervall_ms\""},
+    {"{\"ttl\": {\"m1_s\": 172800, \"m5_s\": 1}}", "unknown key \"ttl.m5_s\""},
+    {"{\"log\": {\"level\": \"info\", \"format\": \"json\"}}", "unknown key \"log.format\""},
+    {"{\"redis.url\": \"redis://h\"}", "unknown key \"redis.url\""},
+    {"{\"kafka\": {\"group\": \"a\", \"group\": \"b\"}}", "duplicate key \"kafka.group\""},
+    /* wrong types */
+    {"{\"kafka\": \"k:9092\"}", "kafka: must be an object"},
+    {"{\"kafka\": {\"group\": 5}}", "kafka.group: must be a string, got 5"},
+    {"{\"flush_interval_ms\": \"fast\"}",
+     "flush_interval_ms: must be an integer in 10..600000, got \"fast\""},
+    {"{\"flush_interval_ms\": 1000.5}", "flush_interval_ms: must be an integer"},
+    {"{\"flush_interval_ms\": true}", "flush_interval_ms: must be an integer"},
+    {"{\"flush_interval_ms\": null}", "flush_interval_ms: must be an integer"},
+    /* bounds */
+    {"{\"flush_interval_ms\": 9}", "flush_interval_ms: must be an integer in 10..600000, got 9"},
+    {"{\"flush_interval_ms\": 600001}", "flush_interval_ms: must be an integer in 10..600000"},
+    {"{\"max_message_bytes\": 255}", "max_message_bytes: must be an integer in"},
+    {"{\"cardinality_cap\": 0}", "cardinality_cap: must be an integer in"},
+    {"{\"kafka\": {\"group\": \"\"}}", "kafka.group: must not be empty"},
+    /* enums */
+    {"{\"late_policy\": \"drop\"}", "late_policy: must be one of count, dlq, got \"drop\""},
+    {"{\"log\": {\"level\": \"verbose\"}}", "log.level: must be one of debug, info, warn, error"},
+    /* groupings */
+    {"{\"groupings\": [[\"product\", \"channal\"]]}", "groupings[0]: unknown dimension \"channal\""},
+    {"{\"groupings\": [" G17 "]}", "groupings: at most 16 groupings"},
+    {"{\"groupings\": []}", "groupings: at least one grouping"},
+    {"{\"groupings\": [[\"product\", \"product\"]]}", "dimension \"product\" appears twice"},
+    {"{\"groupings\": [[\"product\", \"channel\"], [\"channel\", \"product\"]]}",
+     "groupings[1]: same dimensions as groupings[0]"},
+    {"{\"groupings\": [[\"product\", 3]]}", "groupings[0]: a dimension must be one of"},
+    {"{\"groupings\": [\"product\"]}", "groupings[0]: must be an array"},
+    /* windows */
+    {"{\"windows\": [\"5x\"]}", "windows[0]: \"5x\" is not a duration"},
+    {"{\"windows\": [\"0m\"]}", "windows[0]: \"0m\" must be positive"},
+    {"{\"windows\": [\"\"]}", "windows[0]: \"\" is not a duration"},
+    {"{\"windows\": [\"5m\", \"m5\"]}", "windows[1]: \"m5\" is not a duration"},
+    {"{\"windows\": [\"90s\"]}", "windows[0]: \"90s\" is not a whole number of minutes"},
+    {"{\"windows\": [\"1h\", \"60m\"]}", "windows[1]: \"60m\" is the same window as windows[0]"},
+    {"{\"windows\": []}", "windows: must have 1..8 windows"},
+    {"{\"windows\": \"5m\"}", "windows: must be an array"},
+    {"{\"windows\": [5]}", "windows[0]: must be a duration string"},
+    /* ${ENV} */
+    {"{\"redis\": {\"url\": \"redis://:${FD_TEST_UNDEFINED_VAR}@h:1\"}}",
+     "redis.url: environment variable FD_TEST_UNDEFINED_VAR is not set"},
+    {"{\"kafka\": {\"properties\": {\"sasl.password\": \"${FD_TEST_UNDEFINED_VAR}\"}}}",
+     "kafka.properties[\"sasl.password\"]: environment variable FD_TEST_UNDEFINED_VAR"},
+    {"{\"kafka\": {\"group\": \"${bad\"}}", "kafka.group: bad ${...} reference"},
+    {"{\"kafka\": {\"group\": \"${}\"}}", "kafka.group: bad ${...} reference"},
+    /* topics and properties */
+    {"{\"kafka\": {\"topics\": {}}}", "kafka.topics: at least one topic is required"},
+    {"{\"kafka\": {\"topics\": {\"a\": \"exposure\", \"b\": \"click\"}}}",
+     "kafka.topics[\"b\"]: must be one of exposure, interaction, payment, mixed, got \"click\""},
+    {"{\"kafka\": {\"topics\": {\"bad topic\": \"mixed\"}}}", "is not a valid topic name"},
+    {"{\"kafka\": {\"properties\": {\"x\": [1]}}}", "kafka.properties[\"x\"]: must be a string"},
+    /* redis.url (checked in finalize) */
+    {"{\"redis\": {\"url\": \"http://h:6379\"}}", "redis.url: must start with redis:// or unix://"},
+    {"{\"redis\": {\"url\": \"redis://h:99999\"}}", "redis.url: the port must be 1..65535"},
+    /* cross-field rules */
+    {"{\"kafka\": {\"topics\": {\"funnel.dlq\": \"mixed\"}}}",
+     "kafka.dlq_topic: \"funnel.dlq\" is also an input topic"},
+    {"{\"kafka\": {\"topics\": {\"a\": \"exposure\"}, \"dlq_topic\": \"a\"}}",
+     "kafka.dlq_topic: \"a\" is also an input topic"},
+    {"{\"kafka\": {\"properties\": {\"group.id\": \"g\"}}}", "set group.id with kafka.group"},
+    {"{\"kafka\": {\"properties\": {\"bootstrap.servers\": \"h:1\"}}}",
+     "set bootstrap.servers with kafka.brokers"},
+    {"{\"snapshot_interval_ms\": 500}",
+     "snapshot_interval_ms (500) must be >= flush_interval_ms (1000)"},
+    {"{\"ttl\": {\"m1_s\": 3600}}", "ttl.m1_s (3600) must be >= the largest window (24h"},
+    {"{\"windows\": [\"5m\"], \"ttl\": {\"m1_s\": 240}}", "ttl.m1_s (240) must be >= the largest"},
+    {"{\"ttl\": {\"m1_s\": 86400, \"h1_s\": 3600}}", "ttl.h1_s (3600) must be >= ttl.m1_s (86400)"},
+    {"{\"ttl\": {\"d1_s\": 86400}}", "ttl.d1_s (86400) must be >= ttl.h1_s (3024000)"},
+    {"{\"dedup_ttl_s\": 172800}", "dedup_ttl_s (172800) must be >= ttl.m1_s + max_future_s"},
+    {"{\"time_zone\": \"Mars/Olympus\"}", "time_zone: unknown time zone \"Mars/Olympus\""},
+    {"{\"time_zone\": \"../../etc/passwd\"}", "time_zone: unknown time zone"},
+    {"{\"http\": {\"listen\": \"9464\"}}", "http.listen: must be host:port"},
+    /* not a JSON object */
+    {"[1, 2]", "the top level must be a JSON object"},
+    {"{\n  \"flush_interval_ms\": 1000,\n}", "invalid JSON at line 3"},
+    {"{\"a\": 1} x", "invalid JSON"},
+    {"", "invalid JSON"},
+};
+
+static void test_rows(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        fd_conf_t c;
+        char err[512];
+        int rc = load_text(&c, rows[i].text, err, sizeof err);
+        if (rows[i].err == NULL && rc != 0) {
+            print_error("row %zu: %s\n  expected ok, got: %s\n", i, rows[i].text, err);
+            failures++;
+        } else if (rows[i].err != NULL && (rc == 0 || strstr(err, rows[i].err) == NULL)) {
+            print_error("row %zu: %s\n  expected error containing: %s\n  got rc %d: %s\n", i,
+                        rows[i].text, rows[i].err, rc, err);
+            failures++;
+        }
+        fd_conf_release(&c);
+    }
+    assert_true(sizeof rows / sizeof rows[0] >= 30);
+    assert_int_equal(failures, 0);
+}
+
+static void test_file_errors_name_path(void **state)
+{
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    char *path = write_temp("{\"kafka\": {\"brokerz\": \"x\"}}");
+    fd_conf_defaults(&c);
+    assert_int_equal(fd_conf_load_file(&c, path, err, sizeof err), -1);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "unknown key \"kafka.brokerz\""));
+    unlink(path);
+    free(path);
+
+    path = write_temp("{\n\"a\": [1,\n  2,, 3]}");
+    assert_int_equal(fd_conf_load_file(&c, path, err, sizeof err), -1);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "line 3"));
+    unlink(path);
+    free(path);
+
+    assert_int_equal(fd_conf_load_file(&c, "/nonexistent/funneld.json", err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/funneld.json"));
+    fd_conf_release(&c);
+}
+
+/* Values land in the right fields, env expanded, the rest stay defaults. */
+static void test_loaded_values(void **state)
+{
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    const char *text =
+        "{\"kafka\": {\"group\": \"${FD_TEST_GROUP}-x\", \"dlq_topic\": \"$${lit}\",\n"
+        "  \"topics\": {\"all.events\": \"mixed\", \"pay\": \"payment\"},\n"
+        "  \"properties\": {\"session.timeout.ms\": 45000, \"enable.partition.eof\": false,\n"
+        "                 \"sasl.password\": \"${FD_TEST_PW}\"}},\n"
+        " \"windows\": [\"15m\", \"2h\", \"120s\", \"1d\"],\n"
+        " \"groupings\": [[], [\"campaign\", \"channel\"]],\n"
+        " \"late_policy\": \"dlq\", \"log\": {\"level\": \"warn\"},\n"
+        " \"redis\": {\"url\": \"redis://u:${FD_TEST_PW}@h:7000/3\"},\n"
+        " \"flush_interval_ms\": 250}";
+    char *path = write_temp(text);
+    fd_conf_defaults(&c);
+    assert_int_equal(fd_conf_load_file(&c, path, err, sizeof err), 0);
+    unlink(path);
+    free(path);
+    assert_string_equal(c.group, "grp-x");
+    assert_string_equal(c.dlq_topic, "${lit}");
+    assert_int_equal(c.ntopics, 2);
+    assert_string_equal(c.topics[0].name, "all.events");
+    assert_int_equal(c.topics[0].type, FD_TYPE_NONE);
+    assert_string_equal(c.topics[1].name, "pay");
+    assert_int_equal(c.topics[1].type, FD_TYPE_PAYMENT);
+    assert_int_equal(c.nkprops, 3);
+    assert_string_equal(c.kprops[0].key, "session.timeout.ms");
+    assert_string_equal(c.kprops[0].value, "45000");
+    assert_string_equal(c.kprops[1].value, "false");
+    assert_string_equal(c.kprops[2].value, "env-Pa55word");
+    assert_int_equal(c.nwindows, 4);
+    assert_int_equal(c.windows_s[0], 900);
+    assert_int_equal(c.windows_s[1], 7200);
+    assert_int_equal(c.windows_s[2], 120);
+    assert_int_equal(c.windows_s[3], 86400);
+    assert_int_equal(c.ngroupings, 2);
+    assert_int_equal(c.groupings[0].ndims, 0);
+    assert_int_equal(c.groupings[1].ndims, 2);
+    assert_int_equal(c.groupings[1].dims[0], FD_DIM_CAMPAIGN);
+    assert_int_equal(c.groupings[1].dims[1], FD_DIM_CHANNEL);
+    assert_int_equal(c.late_policy, FD_LATE_DLQ);
+    assert_string_equal(c.log_level, "warn");
+    assert_string_equal(c.redis_url, "redis://u:env-Pa55word@h:7000/3");
+    assert_int_equal(c.flush_interval_ms, 250);
+    assert_int_equal(c.snapshot_interval_ms, 5000); /* untouched: default */
+    assert_string_equal(c.brokers, "127.0.0.1:9092");
+    assert_int_equal(fd_conf_finalize(&c, err, sizeof err), 0);
+    fd_conf_release(&c);
+}
+
+/* ---- fd_conf_set (flags) ------------------------------------------------ */
+
+typedef struct {
+    const char *key, *value, *err;
+} set_row_t;
+
+static const set_row_t set_rows[] = {
+    {"redis.url", "redis://h:1", NULL},
+    {"kafka.brokers", "b1:9092", NULL},
+    {"kafka.group", "g2", NULL},
+    {"redis.prefix", "fx", NULL},
+    {"kafka.brokerz", "x", "unknown key \"kafka.brokerz\""},
+    {"flush_interval_ms", "fast", "flush_interval_ms: must be an integer in 10..600000, got \"fast\""},
+    {"flush_interval_ms", "100 ", "flush_interval_ms: must be an integer"},
+    {"flush_interval_ms", "+100", "flush_interval_ms: must be an integer"},
+    {"flush_interval_ms", "0x10", "flush_interval_ms: must be an integer"},
+    {"flush_interval_ms", "", "flush_interval_ms: must be an integer"},
+    {"flush_interval_ms", "99999999999999999999", "flush_interval_ms: must be an integer"},
+    {"flush_interval_ms", "600000", NULL},
+    {"lateness_s", "0", NULL},
+    {"lateness_s", "-1", "lateness_s: must be an integer in 0..86400"},
+    {"late_policy", "dlq", NULL},
+    {"late_policy", "DLQ", "late_policy: must be one of count, dlq"},
+    {"windows", "[\"10m\"]", NULL},
+    {"windows", "10m", "windows: must be JSON"},
+    {"groupings", "[[\"nope\"]]", "groupings[0]: unknown dimension \"nope\""},
+    {"kafka.group", "", "kafka.group: must not be empty"},
+    {"http.listen", "", NULL},
+};
+
+static void test_set_rows(void **state)
+{
+    (void)state;
+    fd_conf_t c;
+    fd_conf_defaults(&c);
+    int failures = 0;
+    for (size_t i = 0; i < sizeof set_rows / sizeof set_rows[0]; i++) {
+        char err[512] = "";
+        int rc = fd_conf_set(&c, set_rows[i].key, set_rows[i].value, err, sizeof err);
+        if (set_rows[i].err == NULL ? rc != 0
+                                    : rc == 0 || strstr(err, set_rows[i].err) == NULL) {
+            print_error("set row %zu: %s=%s: rc %d: %s\n", i, set_rows[i].key,
+                        set_rows[i].value, rc, err);
+            failures++;
+        }
+    }
+    assert_int_equal(failures, 0);
+    assert_string_equal(c.redis_url, "redis://h:1");
+    assert_string_equal(c.brokers, "b1:9092");
+    assert_string_equal(c.group, "g2");
+    assert_string_equal(c.prefix, "fx");
+    assert_int_equal(c.flush_interval_ms, 600000);
+    assert_int_equal(c.late_policy, FD_LATE_DLQ);
+    assert_int_equal(c.nwindows, 1);
+    assert_int_equal(c.windows_s[0], 600);
+    assert_string_equal(c.http_listen, "");
+    /* a failed compound set keeps the previous value */
+    assert_int_equal(c.ngroupings, 5);
+    fd_conf_release(&c);
+}
+
+static void test_add_kprop(void **state)
+{
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    fd_conf_defaults(&c);
+    assert_int_equal(fd_conf_add_kprop(&c, "noequals", err, sizeof err), -1);
+    assert_non_null(strstr(err, "name=value"));
+    assert_int_equal(fd_conf_add_kprop(&c, "=v", err, sizeof err), -1);
+    assert_int_equal(fd_conf_add_kprop(&c, "client.id=a", err, sizeof err), 0);
+    assert_int_equal(fd_conf_add_kprop(&c, "sasl.jaas.config=a=b", err, sizeof err), 0);
+    assert_int_equal(fd_conf_add_kprop(&c, "client.id=b", err, sizeof err), 0);
+    assert_int_equal(fd_conf_add_kprop(&c, "linger.ms=", err, sizeof err), 0);
+    assert_int_equal(c.nkprops, 3);
+    assert_string_equal(c.kprops[0].key, "client.id");
+    assert_string_equal(c.kprops[0].value, "b");
+    assert_string_equal(c.kprops[1].value, "a=b");
+    assert_string_equal(c.kprops[2].value, "");
+    fd_conf_release(&c);
+}
+
+/* ---- redis.url ---------------------------------------------------------- */
+
+typedef struct {
+    const char *url;
+    const char *err; /* NULL: ok */
+    const char *host;
+    int port;
+    const char *path, *user, *password;
+    int db;
+    const char *secret; /* must never appear in an error */
+} url_row_t;
+
+static const url_row_t url_rows[] = {
+    {"redis://127.0.0.1:6379", NULL, "127.0.0.1", 6379, "", "", "", 0, NULL},
+    {"redis://cache.internal", NULL, "cache.internal", 6379, "", "", "", 0, NULL},
+    {"redis://cache.internal/", NULL, "cache.internal", 6379, "", "", "", 0, NULL},
+    {"redis://:pa55@h:6380", NULL, "h", 6380, "", "", "pa55", 0, NULL},
+    {"redis://alice:pa55@h:6380/2", NULL, "h", 6380, "", "alice", "pa55", 2, NULL},
+    {"redis://alice:p%40ss%3Aw@h/1", NULL, "h", 6379, "", "alice", "p@ss:w", 1, NULL},
+    {"redis://u:p@ss/word@h:1", NULL, "h", 1, "", "u", "p@ss/word", 0, NULL},
+    {"redis://[::1]:7000", NULL, "::1", 7000, "", "", "", 0, NULL},
+    {"unix:///var/run/redis.sock", NULL, "", 0, "/var/run/redis.sock", "", "", 0, NULL},
+    {"redis://h:0", "the port must be 1..65535", 0, 0, 0, 0, 0, 0, NULL},
+    {"redis://h:65536", "the port must be 1..65535", 0, 0, 0, 0, 0, 0, NULL},
+    {"redis://h:", "the port must be 1..65535", 0, 0, 0, 0, 0, 0, NULL},
+    {"redis://h:abc", "the port must be 1..65535", 0, 0, 0, 0, 0, 0, NULL},
+    {"redis://:topsecret1@:6379", "missing host", 0, 0, 0, 0, 0, 0, "topsecret1"},
+    {"redis://:topsecret2@h:6379/x", "database", 0, 0, 0, 0, 0, 0, "topsecret2"},
+    {"redis://:bad%zztopsecret3@h", "bad password", 0, 0, 0, 0, 0, 0, "topsecret3"},
+    {"redis://:topsecret4@h:6379?db=1", "query", 0, 0, 0, 0, 0, 0, "topsecret4"},
+    {"rediss://h:6379", "TLS", 0, 0, 0, 0, 0, 0, NULL},
+    {"http://:topsecret5@h", "must start with redis:// or unix://", 0, 0, 0, 0, 0, 0, "topsecret5"},
+    {"unix://relative.sock", "absolute socket path", 0, 0, 0, 0, 0, 0, NULL},
+    {"", "must not be empty", 0, 0, 0, 0, 0, 0, NULL},
+};
+
+static void test_redis_url(void **state)
+{
+    (void)state;
+    int failures = 0;
+    for (size_t i = 0; i < sizeof url_rows / sizeof url_rows[0]; i++) {
+        const url_row_t *r = &url_rows[i];
+        fd_redis_addr_t a;
+        char err[512] = "";
+        int rc = fd_redis_url_parse(r->url, &a, err, sizeof err);
+        if (r->err == NULL) {
+            if (rc != 0 || strcmp(a.host, r->host) != 0 || a.port != r->port ||
+                strcmp(a.path, r->path) != 0 || strcmp(a.user, r->user) != 0 ||
+                strcmp(a.password, r->password) != 0 || a.db != r->db) {
+                print_error("url row %zu %s: rc %d host=%s port=%d path=%s user=%s db=%d: %s\n",
+                            i, r->url, rc, a.host, a.port, a.path, a.user, a.db, err);
+                failures++;
+            }
+        } else if (rc == 0 || strstr(err, r->err) == NULL || strstr(err, "redis.url") == NULL ||
+                   (r->secret != NULL && strstr(err, r->secret) != NULL)) {
+            print_error("url row %zu %s: want error \"%s\", got rc %d: %s\n", i, r->url, r->err,
+                        rc, err);
+            failures++;
+        }
+    }
+    assert_int_equal(failures, 0);
+}
+
+/* ---- secrets and printing ----------------------------------------------- */
+
+static void test_is_secret(void **state)
+{
+    (void)state;
+    assert_true(fd_conf_is_secret("sasl.password"));
+    assert_true(fd_conf_is_secret("ssl.key.password"));
+    assert_true(fd_conf_is_secret("SASL.PASSWORD"));
+    assert_true(fd_conf_is_secret("sasl.oauthbearer.client.secret"));
+    assert_true(fd_conf_is_secret("sasl.oauthbearer.config"));
+    assert_true(fd_conf_is_secret("ssl.key.pem"));
+    assert_false(fd_conf_is_secret("ssl.certificate.pem"));
+    assert_false(fd_conf_is_secret("sasl.username"));
+    assert_false(fd_conf_is_secret("client.id"));
+    assert_false(fd_conf_is_secret("bootstrap.servers"));
+}
+
+static void test_print_masks_secrets(void **state)
+{
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    assert_int_equal(
+        load_text(&c,
+                  "{\"redis\": {\"url\": \"redis://admin:${FD_TEST_PW}@h:6380/1\"},"
+                  " \"kafka\": {\"properties\": {\"ssl.key.pem\": \"PEMBODYxyz\","
+                  " \"client.id\": \"visible-client\"}}}",
+                  err, sizeof err),
+        0);
+    assert_int_equal(fd_conf_add_kprop(&c, "sasl.password=S3cretKafka", err, sizeof err), 0);
+    char *out = print_conf(&c);
+    assert_null(strstr(out, "env-Pa55word"));
+    assert_null(strstr(out, "S3cretKafka"));
+    assert_null(strstr(out, "PEMBODYxyz"));
+    assert_non_null(strstr(out, "visible-client"));
+
+    cJSON *root = cJSON_Parse(out);
+    assert_non_null(root);
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "redis"), "url");
+    assert_true(cJSON_IsString(url));
+    assert_string_equal(url->valuestring, "redis://admin:***@h:6380/1");
+    const cJSON *props = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "kafka"), "properties");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(props, "sasl.password")->valuestring,
+                        "***");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(props, "ssl.key.pem")->valuestring,
+                        "***");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(props, "client.id")->valuestring,
+                        "visible-client");
+    cJSON_Delete(root);
+    free(out);
+    fd_conf_release(&c);
+}
+
+/* check-config output is itself a valid config that loads back to the same. */
+static void test_print_roundtrip(void **state)
+{
+    (void)state;
+    fd_conf_t a, b;
+    char err[512];
+    assert_int_equal(load_text(&a,
+                               "{\"kafka\": {\"topics\": {\"t1\": \"mixed\", \"t2\": "
+                               "\"interaction\"}, \"properties\": {\"linger.ms\": \"5\"}},"
+                               " \"windows\": [\"10m\", \"2h\", \"2d\"], \"late_policy\": \"dlq\","
+                               " \"groupings\": [[\"content\"], []], \"lateness_s\": 0}",
+                               err, sizeof err),
+                     0);
+    char *out1 = print_conf(&a);
+    assert_int_equal(load_text(&b, out1, err, sizeof err), 0);
+    char *out2 = print_conf(&b);
+    assert_string_equal(out1, out2);
+    assert_int_equal(b.windows_s[2], 2 * 86400);
+    assert_int_equal(b.groupings[0].dims[0], FD_DIM_CONTENT);
+    assert_int_equal(b.lateness_s, 0);
+    free(out1);
+    free(out2);
+    fd_conf_release(&a);
+    fd_conf_release(&b);
+}
+
+static void test_window_name(void **state)
+{
+    (void)state;
+    char buf[32];
+    assert_int_equal(fd_conf_window_name(300, buf, sizeof buf), 2);
+    assert_string_equal(buf, "5m");
+    fd_conf_window_name(3600, buf, sizeof buf);
+    assert_string_equal(buf, "1h");
+    fd_conf_window_name(86400, buf, sizeof buf);
+    assert_string_equal(buf, "24h");
+    fd_conf_window_name(5400, buf, sizeof buf);
+    assert_string_equal(buf, "90m");
+    fd_conf_window_name(2 * 86400, buf, sizeof buf);
+    assert_string_equal(buf, "2d");
+    fd_conf_window_name(36 * 3600, buf, sizeof buf);
+    assert_string_equal(buf, "36h");
+    fd_conf_window_name(90, buf, sizeof buf);
+    assert_string_equal(buf, "90s");
+}
+
+/* ---- files in the repository --------------------------------------------- */
+
+static void test_doc_matches_file(void **state)
+{
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/docs/CONFIG.md", source_dir());
+    char *want = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&want, &n);
+    assert_non_null(f);
+    fd_conf_print_doc(f);
+    fclose(f);
+    char *have = read_all(path);
+    if (have == NULL)
+        fail_msg("%s is missing: regenerate it from fd_conf_print_doc()", path);
+    if (strcmp(have, want) != 0)
+        fail_msg("%s differs from fd_conf_print_doc(): regenerate it", path);
+    free(have);
+    free(want);
+}
+
+static void test_example_is_defaults(void **state)
+{
+    (void)state;
+    char path[4096];
+    char err[512];
+    fd_conf_t d, e;
+    snprintf(path, sizeof path, "%s/deploy/funneld.example.json", source_dir());
+    fd_conf_defaults(&d);
+    fd_conf_defaults(&e);
+    if (fd_conf_load_file(&e, path, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    char *pd = print_conf(&d), *pe = print_conf(&e);
+    assert_string_equal(pd, pe);
+    /* and it is complete: every key of the printed defaults is in the file */
+    char *text = read_all(path);
+    assert_non_null(text);
+    cJSON *ex = cJSON_Parse(text), *df = cJSON_Parse(pd);
+    assert_non_null(ex);
+    assert_non_null(df);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, df)
+    {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(ex, m->string);
+        if (x == NULL)
+            fail_msg("example lacks \"%s\"", m->string);
+        if (cJSON_IsObject(m) && cJSON_GetArraySize(x) != cJSON_GetArraySize(m))
+            fail_msg("example \"%s\" lacks keys", m->string);
+    }
+    cJSON_Delete(ex);
+    cJSON_Delete(df);
+    free(text);
+    free(pd);
+    free(pe);
+    fd_conf_release(&d);
+    fd_conf_release(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_file_errors_name_path),
+        cmocka_unit_test(test_loaded_values),
+        cmocka_unit_test(test_set_rows),
+        cmocka_unit_test(test_add_kprop),
+        cmocka_unit_test(test_redis_url),
+        cmocka_unit_test(test_is_secret),
+        cmocka_unit_test(test_print_masks_secrets),
+        cmocka_unit_test(test_print_roundtrip),
+        cmocka_unit_test(test_window_name),
+        cmocka_unit_test(test_doc_matches_file),
+        cmocka_unit_test(test_example_is_defaults),
+    };
+    return cmocka_run_group_tests(tests, setup_env, NULL);
+}
