@@ -161,9 +161,9 @@ void fd_parser_free(fd_parser_t *p)
 
 /* ------------------------------------------------------- phase 1: scan */
 
-/* Anything but printable ASCII other than '"' and '\\' needs a closer look. */
-#define ONES UINT64_C(0x0101010101010101)
+#define ONES UINT64_C(0x0101010101010101) /* one in every byte, for SWAR */
 
+/* Anything but printable ASCII other than '"' and '\\' needs a closer look. */
 static inline int str_special(uchar c)
 {
     return (uchar)(c - 0x20) >= 0x60 || c == '"' || c == '\\';
@@ -622,7 +622,8 @@ static fd_str_t slot_str(fd_parser_t *p, const slot_t *s)
     if (s->esc) {
         char *dst = p->scratch + p->used;
         size_t n = decode_string((const uchar *)s->p, s->n, dst, p->lim.max_message_bytes - p->used);
-        /* cannot fail: see the memory bound in the essay */
+        if (n == (size_t)-1) /* cannot happen: see the memory bound in the essay */
+            n = 0;
         p->used += n;
         r.p = dst;
         r.n = (uint32_t)n;

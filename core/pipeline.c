@@ -27,8 +27,10 @@
 
 #include "aggregators/agg.h"
 #include "aggregators/batch.h"
+#include "aggregators/scope.h"
 #include "aggregators/window.h"
 #include "sinks/dlq.h"
+#include "sinks/http.h"
 #include "sinks/redis_sink.h"
 
 enum { ST_IDLE = 0, ST_WAIT_DLQ, ST_INFLIGHT };
@@ -59,6 +61,7 @@ struct fd_pipeline {
     fd_agg_t *agg;
     fd_redis_sink_t *sink;
     fd_dlq_t *dlq;
+    fd_http_t *http; /* NULL when http.listen is "" */
     const fd_source_ops_t *src;
     void *src_ud;
     part_t *parts;
@@ -410,6 +413,47 @@ static void sink_state(void *ud, int ready) {
     }
 }
 
+/* Renders the Prometheus text for /metrics (loop thread only). */
+static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
+    char buf[8192];
+    size_t n = 0;
+    int assigned = 0, syncing = 0;
+    for (int i = 0; i < p->nparts; i++) {
+        assigned += p->parts[i].assigned;
+        syncing += p->parts[i].assigned && p->parts[i].syncing;
+    }
+#define OUT(...) \
+    do { \
+        if (n < sizeof buf) n += (size_t)snprintf(buf + n, sizeof buf - n, __VA_ARGS__); \
+    } while (0)
+    OUT("# TYPE funneld_events_accepted_total counter\nfunneld_events_accepted_total %" PRIu64 "\n", p->accepted);
+    OUT("# TYPE funneld_events_late_total counter\nfunneld_events_late_total %" PRIu64 "\n", p->late);
+    OUT("# TYPE funneld_events_rejected_total counter\n");
+    for (int r = 1; r < FD_R__COUNT; r++)
+        OUT("funneld_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n", fd_reason_name((fd_reason_t)r), p->rejects[r]);
+    OUT("# TYPE funneld_flushes_total counter\nfunneld_flushes_total %" PRIu64 "\n", p->flushes);
+    OUT("# TYPE funneld_resyncs_total counter\nfunneld_resyncs_total %" PRIu64 "\n", p->resyncs);
+    OUT("# TYPE funneld_redis_up gauge\nfunneld_redis_up %d\n", fd_redis_sink_ready(p->sink));
+    OUT("# TYPE funneld_partitions_assigned gauge\nfunneld_partitions_assigned %d\n", assigned);
+    OUT("# TYPE funneld_partitions_syncing gauge\nfunneld_partitions_syncing %d\n", syncing);
+    OUT("# TYPE funneld_pending_events gauge\nfunneld_pending_events %" PRIu64 "\n", pending);
+    OUT("# TYPE funneld_input_paused gauge\nfunneld_input_paused %d\n", p->backpressure);
+    OUT("# TYPE funneld_dlq_outstanding gauge\nfunneld_dlq_outstanding %d\n", p->dlq ? fd_dlq_outstanding(p->dlq) : 0);
+    OUT("# TYPE funneld_scope_overflow_total counter\n");
+    for (int g = 0; g < p->conf->ngroupings; g++) {
+        char name[128] = "";
+        size_t k = 0;
+        const fd_grouping_t *gr = &p->conf->groupings[g];
+        for (int d = 0; d < gr->ndims && k < sizeof name; d++)
+            k += (size_t)snprintf(name + k, sizeof name - k, "%s%s", d ? "," : "", fd_dim_name(gr->dims[d]));
+        OUT("funneld_scope_overflow_total{grouping=\"%s\"} %" PRIu64 "\n", gr->ndims ? name : "all",
+            fd_agg_overflow(p->agg, g));
+    }
+#undef OUT
+    if (n >= sizeof buf) n = sizeof buf - 1;
+    fd_http_publish(p->http, buf, n, fd_redis_sink_ready(p->sink) && syncing == 0);
+}
+
 static void flush_tick(uv_timer_t *t) {
     fd_pipeline_t *p = t->data;
     uint64_t pending = 0;
@@ -434,6 +478,7 @@ static void flush_tick(uv_timer_t *t) {
             if (p->parts[i].assigned && p->parts[i].syncing) synced = 0;
         if (synced) fd_pipeline_stop(p);
     }
+    if (p->http) publish_metrics(p, pending);
 }
 
 static void snapshot_tick(uv_timer_t *t) {
@@ -516,6 +561,8 @@ fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *lo
     if (!(p->agg = fd_agg_new(c, err, errlen))) goto fail;
     if (with_dlq && !(p->dlq = fd_dlq_new(loop, c, log, dlq_done, p, err, errlen))) goto fail;
     if (!(p->sink = fd_redis_sink_new(loop, c, log, sink_state, p, err, errlen))) goto fail;
+    if (with_dlq && c->http_listen && c->http_listen[0] && !(p->http = fd_http_new(c->http_listen, err, errlen)))
+        goto fail;
     uv_timer_init(loop, &p->flush_timer);
     uv_timer_init(loop, &p->snapshot_timer);
     uv_timer_init(loop, &p->stop_timer);
@@ -565,6 +612,7 @@ static void on_handle_close(uv_handle_t *h) {
 
 void fd_pipeline_free(fd_pipeline_t *p) {
     if (!p) return;
+    fd_http_free(p->http);
     fd_dlq_free(p->dlq);
     fd_redis_sink_free(p->sink);
     fd_agg_free(p->agg);
