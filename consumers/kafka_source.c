@@ -29,6 +29,7 @@ struct fd_kafka_source {
     uv_timer_t timer;
     int handles_open;
     int stopped;
+    int ever_assigned; /* see fd_kafka_source_free */
 };
 
 rd_kafka_conf_t *fd_kafka_conf(const fd_conf_t *c, const char *const *extra, char *err, size_t errlen) {
@@ -77,6 +78,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         pa[i] = parts->elems[i].partition;
     }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        s->ever_assigned = 1;
         int known = s->cbs.on_assign(s->ud, n, ti, pa, off) == 0;
         for (int i = 0; i < n; i++)
             parts->elems[i].offset = known ? (off[i] < 0 ? RD_KAFKA_OFFSET_BEGINNING : off[i])
@@ -232,9 +234,17 @@ void fd_kafka_source_free(fd_kafka_source_t *s) {
     fd_kafka_source_stop(s);
     if (s->rk) {
         rd_kafka_queue_io_event_enable(s->q, -1, NULL, 0);
-        rd_kafka_consumer_close(s->rk); /* serves the final revoke */
         rd_kafka_queue_destroy(s->q);
-        rd_kafka_destroy(s->rk);
+        if (s->ever_assigned) {
+            rd_kafka_consumer_close(s->rk); /* serves the final revoke */
+            rd_kafka_destroy(s->rk);
+        } else {
+            /* librdkafka 2.0.2 asserts in the cooperative-sticky assignor
+             * when a member that never got an assignment leaves the group
+             * (confluentinc/librdkafka#4312, fixed in 2.2). Without an
+             * assignment there is nothing to hand over: skip the leave. */
+            rd_kafka_destroy_flags(s->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        }
         s->rk = NULL;
     }
     if (s->pipefd[0] >= 0) close(s->pipefd[0]);
