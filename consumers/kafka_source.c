@@ -16,9 +16,9 @@
 #define BATCH 1000
 
 struct fd_kafka_source {
+    fd_log_t *log; /* first member: fd_kafka_log_cb finds it through the opaque */
     uv_loop_t *loop;
     const fd_conf_t *conf;
-    fd_log_t *log;
     fd_kafka_source_cbs_t cbs;
     void *ud;
     rd_kafka_t *rk;
@@ -31,6 +31,18 @@ struct fd_kafka_source {
     int stopped;
     int ever_assigned; /* see fd_kafka_source_free */
 };
+
+void fd_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    fd_log_t **log = rd_kafka_opaque(rk);
+    if (!log || !*log) return;
+    /* syslog levels: 0..3 error, 4 warning, 5..6 info, 7 debug */
+    fd_log_level_t lv = level <= 3 ? FD_LOG_ERROR : level == 4 ? FD_LOG_WARN : level <= 6 ? FD_LOG_INFO : FD_LOG_DEBUG;
+    char text[512];
+    size_t i = 0;
+    for (; buf[i] && i < sizeof text - 1; i++) text[i] = buf[i] == '"' ? '\'' : buf[i];
+    text[i] = 0;
+    fd_log(*log, lv, "librdkafka", "client=\"%s\" facility=%s text=\"%s\"", rd_kafka_name(rk), fac, text);
+}
 
 rd_kafka_conf_t *fd_kafka_conf(const fd_conf_t *c, const char *const *extra, char *err, size_t errlen) {
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -174,6 +186,7 @@ fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_l
     rd_kafka_conf_t *kc = fd_kafka_conf(c, extra, err, errlen);
     if (!kc) goto fail;
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+    rd_kafka_conf_set_log_cb(kc, fd_kafka_log_cb);
     rd_kafka_conf_set_opaque(kc, s);
     char e[512];
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, e, sizeof e);

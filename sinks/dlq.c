@@ -14,8 +14,8 @@
 #include "consumers/kafka_source.h"
 
 struct fd_dlq {
+    fd_log_t *log; /* first member: fd_kafka_log_cb finds it through the opaque */
     const fd_conf_t *conf;
-    fd_log_t *log;
     fd_dlq_done_cb done;
     void *ud;
     rd_kafka_t *rk;
@@ -65,6 +65,7 @@ fd_dlq_t *fd_dlq_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_dlq_
     rd_kafka_conf_t *kc = fd_kafka_conf(c, extra, err, errlen);
     if (!kc) goto fail;
     rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
+    rd_kafka_conf_set_log_cb(kc, fd_kafka_log_cb);
     rd_kafka_conf_set_opaque(kc, d);
     char e[512];
     d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, e, sizeof e);

@@ -627,16 +627,22 @@ def read_topic(bootstrap, topic, timeout=120):
 
 
 def describe_group(bootstrap, group):
-    """{member_id: [(topic, partition)]} of a consumer group, or {}."""
+    """{client_id: [(topic, partition)]} of a consumer group's members, or
+    {} (a client id held by two members shows as "id#2")."""
     from confluent_kafka.admin import AdminClient
     a = AdminClient({"bootstrap.servers": bootstrap})
     try:
         d = a.describe_consumer_groups([group])[group].result(timeout=10)
     except Exception:  # group not there yet
         return {}
-    return {m.member_id: sorted((tp.topic, tp.partition)
-                                for tp in m.assignment.topic_partitions)
-            for m in d.members}
+    out = {}
+    for m in d.members:
+        cid = m.client_id
+        while cid in out:
+            cid += "#2"
+        out[cid] = sorted((tp.topic, tp.partition)
+                          for tp in m.assignment.topic_partitions)
+    return out
 
 
 class TopicSet:
@@ -736,7 +742,13 @@ class Funneld:
         self.logf.close()
 
     def stop(self, timeout=30):
-        """SIGTERM; returns the exit status (fails the test on a hang)."""
+        """SIGTERM; returns the exit status (fails the test on a hang).
+        A process younger than 2 s is given those 2 s first: a SIGTERM that
+        lands before main() installs its handler kills it with -15, which
+        says nothing about funneld's shutdown path."""
+        young = self.started + 2.0 - time.monotonic()
+        if young > 0:
+            time.sleep(young)
         if self.alive():
             self.proc.terminate()
         try:

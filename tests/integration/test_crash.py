@@ -3,8 +3,9 @@ test_crash.py — funneld SIGKILLed again and again while it drains.
 
 The kill moments are seeded-random and spread across the drain: the first
 kill lands 0.3–3 s after the first start, wherever startup is (joining the
-group, seeking, first fetch); each later one is aimed at a random point of
-progress (a random fraction of the stream, sorted) and lands a random 0–0.5 s
+group, seeking, first fetch); each of the 6 later ones is aimed at a random
+point of progress (a random fraction of what is left of the stream, sorted,
+at most 85%) and lands a random 0–0.5 s
 after the stored offsets have passed that point, i.e. in the middle of
 fetching, aggregating or a flush script. After each kill a new process starts
 at once in the same group, prefix and DLQ topic. Progress targets rather than
@@ -30,7 +31,7 @@ import pytest
 from conftest import (check_dlq, check_redis_equals_oracle, read_topic,
                       rng_for, scaled, total_progress, wait_drained)
 
-NKILLS = 6
+NKILLS = 7  # 1 during startup + 6 aimed at progress points
 
 
 def test_crash_restart(ctx, stack, stream, main_topics):
@@ -39,7 +40,6 @@ def test_crash_restart(ctx, stack, stream, main_topics):
     ends = main_topics.end_offsets()
     total = sum(ends.values())
     cfg = ctx.config(main_topics)
-    targets = sorted(rng.uniform(0.05, 0.92) for _ in range(NKILLS - 1))
     kills = []  # (how, progress at the kill)
 
     def progress():
@@ -51,6 +51,9 @@ def test_crash_restart(ctx, stack, stream, main_topics):
     assert fd.alive(), "funneld died by itself\n" + fd.tail()
     fd.kill()
     kills.append(("startup", progress()))
+    # Aim the rest at points spread over what is left of the drain.
+    lo = max(0.05, kills[0][1] / total)
+    targets = sorted(rng.uniform(lo, max(lo, 0.85)) for _ in range(NKILLS - 1))
 
     for t in targets:
         fd = ctx.start(cfg)
