@@ -50,9 +50,11 @@ typedef enum {
     K_KPROPS,    /* fd_kprop_t[], count at noff */
     K_GROUPINGS, /* fd_grouping_t[], count at noff */
     K_WINDOWS,   /* int64_t[] seconds, count at noff */
+    K_BOOL,      /* int: 0 or 1; JSON true/false, text "true"/"false" */
+    K_RULES,     /* fd_alert_rule_t[], count at noff (aggregators/alert_rule.c parses one) */
 } kind_t;
 
-typedef enum { MASK_NONE = 0, MASK_URL_PASSWORD } mask_t;
+typedef enum { MASK_NONE = 0, MASK_URL_PASSWORD, MASK_SECRET } mask_t;
 
 typedef struct {
     const char *name; /* dotted path into the nested JSON file */
@@ -72,6 +74,7 @@ _Static_assert(sizeof(fd_late_policy_t) == sizeof(int), "K_ENUM stores an int");
 #define INT(n, lo, hi, d, f, h) {n, K_INT, lo, hi, d, OFF(f), 0, NULL, MASK_NONE, h}
 #define ENUM(n, k, ch, d, f, h) {n, k, 0, 0, d, OFF(f), 0, ch, MASK_NONE, h}
 #define LIST(n, k, lo, hi, d, f, nf, h) {n, k, lo, hi, d, OFF(f), OFF(nf), NULL, MASK_NONE, h}
+#define BOOL(n, d, f, h) {n, K_BOOL, 0, 1, d, OFF(f), 0, NULL, MASK_NONE, h}
 
 /* The order here is the order of check-config output and of docs/CONFIG.md. */
 static const conf_key_t keys[] = {
@@ -154,6 +157,51 @@ static const conf_key_t keys[] = {
     INT("log.rate_per_s", 0, 100000, "10", log_rate_per_s,
         "Per-event problem lines logged per second at most (the rest are only counted); 0 logs "
         "none."),
+    /* alerts: sinks/alerts.c, docs/ALERTS.md */
+    LIST("alerts.rules", K_RULES, 0, FD_ALERT_MAX_RULES, "[]", alert_rules, nalert_rules,
+         "Alert rules (docs/ALERTS.md): objects with `name`, `kind` (`drop_vs_baseline`, "
+         "`below_threshold`, `absent`), `metric`, `grouping`, `window`, kind parameters, "
+         "`min_samples`, `for`, `keep_firing_for`, `labels`, `annotations`, `sinks`. Evaluated "
+         "only by `funneld run`, by the holder of `{prefix}:lease:alerts`."),
+    INT("alerts.eval_interval_ms", 100, 3600000, "10000", alert_eval_interval_ms,
+        "How often the lease holder evaluates (wall clock); each evaluation walks every "
+        "event-time minute step the global watermark has passed since the last one."),
+    INT("alerts.max_catchup_s", 0, 2592000, "3600", alert_max_catchup_s,
+        "With no evaluation cursor in Redis yet, evaluation starts this far (event time) "
+        "behind the watermark."),
+    INT("alerts.stream_maxlen", 100, 10000000, "10000", alert_stream_maxlen,
+        "Approximate cap of the transition stream `{prefix}:alerts` (XADD MAXLEN ~)."),
+    INT("alerts.queue_size", 1, 1000000, "1000", alert_queue_size,
+        "Per sink: transitions held in memory for delivery; the rest wait in the stream. "
+        "Alertmanager re-sends beyond it are dropped and counted."),
+    STR("alerts.generator_url", 0, 1024, "", alert_generator_url,
+        "Base of `generatorURL` in Alertmanager payloads (e.g. a dashboard URL); the scope is "
+        "appended as `?scope=`."),
+    BOOL("alerts.stdout", "false", alert_stdout,
+         "Print each firing/resolved transition as one JSON line on stdout."),
+    BOOL("alerts.kafka.enabled", "false", alert_kafka_enabled,
+         "Produce each firing/resolved transition to `alerts.kafka.topic`, keyed by fingerprint."),
+    STR("alerts.kafka.topic", 1, 249, "funnel.alerts", alert_kafka_topic,
+        "Topic of the Kafka alert sink."),
+    STR("alerts.alertmanager.url", 0, 2048, "", alert_am_url,
+        "Alertmanager base URL (`http://host:9093`); alerts are POSTed to `/api/v2/alerts`. "
+        "Empty disables."),
+    INT("alerts.alertmanager.resend_interval_ms", 100, 86400000, "60000", alert_am_resend_ms,
+        "Firing alerts (and alerts resolved within the last 15 minutes) are re-sent this often."),
+    STR("alerts.webhook.url", 0, 2048, "", alert_webhook_url,
+        "Generic webhook URL: one signed JSON POST per firing/resolved transition. Empty "
+        "disables."),
+    {"alerts.webhook.secret", K_STR, 0, 1024, "", OFF(alert_webhook_secret), 0, NULL,
+     MASK_SECRET,
+     "HMAC-SHA256 key of the webhook signature (Standard Webhooks: `webhook-id`, "
+     "`webhook-timestamp`, `webhook-signature`); a `whsec_` prefix means base64. Keep it in "
+     "the environment: `\"${WEBHOOK_SECRET}\"`. Never printed."},
+    INT("alerts.http.timeout_ms", 100, 600000, "5000", alert_http_timeout_ms,
+        "Timeout of one HTTP delivery attempt (connect + response)."),
+    INT("alerts.http.backoff_min_ms", 10, 3600000, "500", alert_http_backoff_min_ms,
+        "First retry delay of a failed HTTP delivery; doubles per attempt, with jitter."),
+    INT("alerts.http.backoff_max_ms", 10, 3600000, "60000", alert_http_backoff_max_ms,
+        "Largest retry delay of a failed HTTP delivery."),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -168,6 +216,12 @@ static const char *const finalize_rules[] = {
     "`time_zone` exists as `/usr/share/zoneinfo/<time_zone>`.",
     "`redis.url` parses (see its row above); `http.listen` is empty or host:port.",
     "`kafka.properties` holds no `bootstrap.servers`, `metadata.broker.list` or `group.id`.",
+    ("Each alert rule's `grouping` is one of `groupings`; its `window` (and `baseline_offset` "
+     "+ `window`) fit in `ttl.m1_s`, `baseline` + `window` in `ttl.h1_s`; rule names are "
+     "unique."),
+    "`alerts.webhook.url` set needs `alerts.webhook.secret`.",
+    "`alerts.http.backoff_min_ms` <= `alerts.http.backoff_max_ms`.",
+    "`alerts.kafka.topic` is a valid topic name and not an input or dead-letter topic.",
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -775,6 +829,50 @@ static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool
     return 0;
 }
 
+static void free_rules(fd_alert_rule_t *r, int n)
+{
+    for (int i = 0; i < n; i++)
+        fd_alert_rule_release(&r[i]);
+}
+
+/* Rule strings are taken literally (no ${ENV}: rules hold no secrets). */
+static int apply_rules(fd_conf_t *c, const conf_key_t *k, const cJSON *v, char *err,
+                       size_t errlen)
+{
+    static fd_alert_rule_t tmp[FD_ALERT_MAX_RULES]; /* config is loaded on one thread */
+    char got[64], what[64];
+    if (!cJSON_IsArray(v)) {
+        describe(v, got, sizeof got);
+        return fail(err, errlen, "%s: must be an array of rule objects, got %s", k->name, got);
+    }
+    int n = cJSON_GetArraySize(v);
+    if (n > k->max)
+        return fail(err, errlen, "%s: at most %" PRId64 " rules, got %d", k->name, k->max, n);
+    int i = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, v)
+    {
+        snprintf(what, sizeof what, "%s[%d]", k->name, i);
+        if (fd_alert_rule_parse(m, what, &tmp[i], err, errlen) != 0)
+            goto fail;
+        for (int j = 0; j < i; j++)
+            if (strcmp(tmp[j].name, tmp[i].name) == 0) {
+                fail(err, errlen, "%s.name: \"%s\" is also the name of %s[%d]", what,
+                     tmp[i].name, k->name, j);
+                i++;
+                goto fail;
+            }
+        i++;
+    }
+    free_rules(field(c, k), *count_field(c, k));
+    memcpy(field(c, k), tmp, (size_t)i * sizeof tmp[0]);
+    *count_field(c, k) = i;
+    return 0;
+fail:
+    free_rules(tmp, i);
+    return -1;
+}
+
 /* Applies JSON value v to key k; expand: ${ENV} substitution (file values). */
 static int apply_json(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand, char *err,
                       size_t errlen)
@@ -814,6 +912,12 @@ static int apply_json(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool ex
     case K_KPROPS: return apply_kprops(c, k, v, expand, err, errlen);
     case K_GROUPINGS: return apply_groupings(c, k, v, expand, err, errlen);
     case K_WINDOWS: return apply_windows(c, k, v, expand, err, errlen);
+    case K_BOOL:
+        if (!cJSON_IsBool(v))
+            return fail(err, errlen, "%s: must be true or false, got %s", k->name, got);
+        *(int *)field(c, k) = cJSON_IsTrue(v) ? 1 : 0;
+        return 0;
+    case K_RULES: return apply_rules(c, k, v, err, errlen);
     }
     return fail(err, errlen, "%s: unsupported kind", k->name);
 }
@@ -860,6 +964,11 @@ int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, siz
             return fail(err, errlen, "%s: out of memory", k->name);
         return store_enum(c, k, s, got, err, errlen);
     }
+    case K_BOOL:
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return fail(err, errlen, "%s: must be true or false, got \"%.40s\"", k->name, value);
+        *(int *)field(c, k) = value[0] == 't';
+        return 0;
     default: {
         /* Compound values from a flag or a default are JSON text. */
         cJSON *v = cJSON_ParseWithOpts(value, NULL, 1);
@@ -1047,6 +1156,53 @@ size_t fd_conf_window_name(int64_t seconds, char *buf, size_t cap)
     return n < 0 ? 0 : (size_t)n;
 }
 
+/* The alerts section's cross-field rules (see finalize_rules[]). */
+static int finalize_alerts(const fd_conf_t *c, char *err, size_t errlen)
+{
+    for (int i = 0; i < c->nalert_rules; i++) {
+        const fd_alert_rule_t *r = &c->alert_rules[i];
+        fd_grouping_t rg = r->grouping;
+        int found = 0;
+        for (int g = 0; g < c->ngroupings && !found; g++)
+            found = dim_set(&c->groupings[g]) == dim_set(&rg);
+        if (!found)
+            return fail(err, errlen,
+                        "alerts.rules[%d].grouping: not one of `groupings` (a rule reads the "
+                        "scopes of a configured grouping)",
+                        i);
+        int64_t m1 = r->window_s + (r->kind == FD_ALERT_DROP ? r->baseline_offset_s : 0);
+        if (m1 > c->ttl_m1_s)
+            return fail(err, errlen,
+                        "alerts.rules[%d]: window (+ baseline_offset) %" PRId64
+                        " s must be <= ttl.m1_s (%" PRId64 ")",
+                        i, m1, c->ttl_m1_s);
+        if (r->kind == FD_ALERT_DROP && r->baseline_offset_s == 0 &&
+            r->baseline_s + r->window_s + 3600 > c->ttl_h1_s)
+            return fail(err, errlen,
+                        "alerts.rules[%d]: baseline + window + 1h must be <= ttl.h1_s (%" PRId64
+                        ")",
+                        i, c->ttl_h1_s);
+    }
+    if (c->alert_webhook_url && c->alert_webhook_url[0] &&
+        !(c->alert_webhook_secret && c->alert_webhook_secret[0]))
+        return fail(err, errlen, "alerts.webhook.secret: required when alerts.webhook.url is set");
+    if (c->alert_http_backoff_min_ms > c->alert_http_backoff_max_ms)
+        return fail(err, errlen,
+                    "alerts.http.backoff_min_ms (%" PRId64 ") must be <= alerts.http.backoff_max_ms "
+                    "(%" PRId64 ")",
+                    c->alert_http_backoff_min_ms, c->alert_http_backoff_max_ms);
+    const char *t = c->alert_kafka_topic ? c->alert_kafka_topic : "";
+    if (!valid_topic_name(t))
+        return fail(err, errlen, "alerts.kafka.topic: \"%.60s\" is not a valid topic name", t);
+    for (int i = 0; i < c->ntopics; i++)
+        if (strcmp(c->topics[i].name, t) == 0 || (c->dlq_topic && strcmp(c->dlq_topic, t) == 0))
+            return fail(err, errlen,
+                        "alerts.kafka.topic: \"%s\" is also an input or dead-letter topic", t);
+    if (c->dlq_topic && strcmp(c->dlq_topic, t) == 0)
+        return fail(err, errlen, "alerts.kafka.topic: \"%s\" is also the dead-letter topic", t);
+    return 0;
+}
+
 int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
 {
     if (c->ntopics < 1)
@@ -1114,7 +1270,7 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
         if (strcmp(kk, "group.id") == 0)
             return fail(err, errlen, "kafka.properties: set group.id with kafka.group");
     }
-    return 0;
+    return finalize_alerts(c, err, errlen);
 }
 
 /* ---- redis.url ---------------------------------------------------------- */
@@ -1287,6 +1443,8 @@ static cJSON *value_json(const fd_conf_t *c, const conf_key_t *k)
     case K_STR:
     case K_ENUM_STR: {
         const char *s = *(char *const *)cfield(c, k);
+        if (k->mask == MASK_SECRET)
+            return cJSON_CreateString(s && s[0] ? "***" : "");
         if (k->mask == MASK_URL_PASSWORD) {
             char *m = mask_url(s);
             cJSON *j = cJSON_CreateString(m ? m : "***");
@@ -1331,6 +1489,14 @@ static cJSON *value_json(const fd_conf_t *c, const conf_key_t *k)
                 cJSON_AddItemToArray(inner, cJSON_CreateString(fd_dim_name(g[i].dims[j])));
             cJSON_AddItemToArray(a, inner);
         }
+        return a;
+    }
+    case K_BOOL: return cJSON_CreateBool(*(const int *)cfield(c, k));
+    case K_RULES: {
+        cJSON *a = cJSON_CreateArray();
+        const fd_alert_rule_t *r = cfield(c, k);
+        for (int i = 0; a && i < ccount(c, k); i++)
+            cJSON_AddItemToArray(a, fd_alert_rule_to_json(&r[i]));
         return a;
     }
     case K_WINDOWS: {
@@ -1384,6 +1550,8 @@ static const char *kind_name(kind_t k)
     case K_KPROPS: return "object: property → value";
     case K_GROUPINGS: return "array of arrays of dimensions";
     case K_WINDOWS: return "array of durations";
+    case K_BOOL: return "boolean";
+    case K_RULES: return "array of rule objects";
     }
     return "?";
 }
@@ -1422,6 +1590,8 @@ static void doc_bounds(const conf_key_t *k, char *buf, size_t cap)
         snprintf(buf, cap, "%" PRId64 "..%" PRId64 " windows, each 1m..%" PRId64 "d", k->min,
                  k->max, WINDOW_MAX_S / 86400);
         return;
+    case K_BOOL: snprintf(buf, cap, "`true`, `false`"); return;
+    case K_RULES: snprintf(buf, cap, "%" PRId64 "..%" PRId64 " rules", k->min, k->max); return;
     }
     buf[0] = '\0';
 }
@@ -1494,6 +1664,10 @@ void fd_conf_release(fd_conf_t *c)
             break;
         case K_KPROPS:
             free_kprops(field(c, k), *count_field(c, k));
+            *count_field(c, k) = 0;
+            break;
+        case K_RULES:
+            free_rules(field(c, k), *count_field(c, k));
             *count_field(c, k) = 0;
             break;
         default: break;

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "aggregators/alert_rule.h"
 #include "aggregators/scope.h"
 #include "consumers/event.h"
 
@@ -67,6 +68,24 @@ typedef struct {
     char *http_listen;          /* http.listen, default "127.0.0.1:9464"; "" disables */
     char *log_level;            /* log.level: "debug"|"info"|"warn"|"error" */
     int64_t log_rate_per_s;     /* log.rate_per_s, default 10: per-event problem lines */
+    /* alerts (sinks/alerts.c, docs/ALERTS.md) */
+    int nalert_rules;
+    fd_alert_rule_t alert_rules[FD_ALERT_MAX_RULES]; /* alerts.rules */
+    int64_t alert_eval_interval_ms; /* alerts.eval_interval_ms, default 10000 */
+    int64_t alert_max_catchup_s;    /* alerts.max_catchup_s, default 3600 */
+    int64_t alert_stream_maxlen;    /* alerts.stream_maxlen, default 10000 */
+    int64_t alert_queue_size;       /* alerts.queue_size, default 1000 */
+    char *alert_generator_url;      /* alerts.generator_url, default "" */
+    int alert_stdout;               /* alerts.stdout, default false */
+    int alert_kafka_enabled;        /* alerts.kafka.enabled, default false */
+    char *alert_kafka_topic;        /* alerts.kafka.topic, default "funnel.alerts" */
+    char *alert_am_url;             /* alerts.alertmanager.url, default "" (off) */
+    int64_t alert_am_resend_ms;     /* alerts.alertmanager.resend_interval_ms, default 60000 */
+    char *alert_webhook_url;        /* alerts.webhook.url, default "" (off) */
+    char *alert_webhook_secret;     /* alerts.webhook.secret (a secret: masked) */
+    int64_t alert_http_timeout_ms;  /* alerts.http.timeout_ms, default 5000 */
+    int64_t alert_http_backoff_min_ms; /* alerts.http.backoff_min_ms, default 500 */
+    int64_t alert_http_backoff_max_ms; /* alerts.http.backoff_max_ms, default 60000 */
 } fd_conf_t;
 
 /* Fills c with every default. */

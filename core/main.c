@@ -1,5 +1,5 @@
 /*
- * main.c — funneld's command line: run, replay, validate, query, check-config.
+ * main.c — funneld's command line: run, replay, validate, query, alerts, check-config.
  *
  * Reading order for a newcomer: main() → cmd_run() builds the pipeline
  * (core/pipeline.c) and the Kafka source (consumers/kafka_source.c), then
@@ -48,6 +48,7 @@ static void usage(FILE *out) {
             "  replay FILE..  the same pipeline from JSON Lines files (each file = one partition)\n"
             "  validate FILE  print LINE<TAB>REASON<TAB>FIELD for each rejected line ('-' = stdin)\n"
             "  query SCOPE    print the rolling snapshots of a scope id (e.g. all, product=course-py)\n"
+            "  alerts [N]     print alert states and the N (default 20) latest transitions (docs/ALERTS.md)\n"
             "  check-config   validate the configuration and print it (secrets masked); --doc prints the key table\n"
             "\n"
             "options:\n"
@@ -220,8 +221,13 @@ static int cmd_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
         fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
         return 1;
     }
-    static char topics[MAX_FILES][256];
+    char(*topics)[256] = calloc(MAX_FILES, 256);
     int32_t partitions[MAX_FILES];
+    if (!topics) {
+        fd_pipeline_free(p);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        return 1;
+    }
     for (int i = 0; i < a->nfiles; i++) {
         snprintf(topics[i], sizeof topics[i], "replay");
         partitions[i] = i;
@@ -231,6 +237,7 @@ static int cmd_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
         long part = colon ? strtol(colon + 1, &end, 10) : -1;
         if (!colon || colon == a->as[i] || !end || *end || part < 0 || part > INT32_MAX) {
             fprintf(stderr, "funneld: --as wants TOPIC:PARTITION, got \"%s\"\n", a->as[i]);
+            free(topics);
             fd_pipeline_free(p);
             uv_run(&loop, UV_RUN_DEFAULT);
             return 2;
@@ -241,6 +248,7 @@ static int cmd_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
     fd_file_source_t *src = fd_file_source_new(&loop, p, a->nfiles, a->files, partitions, err, sizeof err);
     if (!src) {
         fprintf(stderr, "funneld: %s\n", err);
+        free(topics);
         fd_pipeline_free(p);
         uv_run(&loop, UV_RUN_DEFAULT);
         return 2;
@@ -252,6 +260,7 @@ static int cmd_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
             if (!strcmp(c->topics[t].name, topics[i])) type = c->topics[t].type;
         fd_pipeline_add_part(p, i, partitions[i], topics[i], type);
     }
+    free(topics);
     fd_log(log, FD_LOG_INFO, "replay started", "files=%d prefix=\"%s\"", a->nfiles, c->prefix);
     return run_loop(&loop, p, free_files, src);
 }
@@ -360,6 +369,91 @@ static int cmd_query(const fd_conf_t *c, const args_t *a) {
     return found ? 0 : 1;
 }
 
+/* ---- alerts (issue 3) -------------------------------------------------- */
+
+/* Reply element i of a HGETALL-like array as a JSON object of strings. */
+static cJSON *pairs_json(const redisReply *r) {
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2)
+        if (r->element[i]->str && r->element[i + 1]->str)
+            cJSON_AddStringToObject(o, r->element[i]->str, r->element[i + 1]->str);
+    return o;
+}
+
+/* Alert states (`{prefix}:alert:*`, via the index set) and the latest
+ * transitions of the stream `{prefix}:alerts`, as one JSON document. */
+static int cmd_alerts(const fd_conf_t *c, const args_t *a) {
+    char err[512];
+    long limit = 20;
+    if (a->nfiles > 1 || (a->nfiles == 1 && ((limit = strtol(a->files[0], NULL, 10)) <= 0 || limit > 100000))) {
+        fprintf(stderr, "funneld: alerts takes at most one argument: the number of transitions (1..100000)\n");
+        return 2;
+    }
+    fd_redis_addr_t addr;
+    if (fd_redis_url_parse(c->redis_url, &addr, err, sizeof err) < 0) {
+        fprintf(stderr, "funneld: %s\n", err);
+        return 2;
+    }
+    struct timeval tv = {5, 0};
+    redisContext *rc = addr.port ? redisConnectWithTimeout(addr.host, addr.port, tv)
+                                 : redisConnectUnixWithTimeout(addr.path, tv);
+    if (!rc || rc->err) {
+        fprintf(stderr, "funneld: redis: %s\n", rc ? rc->errstr : "out of memory");
+        if (rc) redisFree(rc);
+        return 1;
+    }
+    redisSetTimeout(rc, tv);
+    redisReply *r;
+    if (addr.password[0]) {
+        r = addr.user[0] ? redisCommand(rc, "AUTH %s %s", addr.user, addr.password)
+                         : redisCommand(rc, "AUTH %s", addr.password);
+        if (r) freeReplyObject(r);
+    }
+    if (addr.db) {
+        r = redisCommand(rc, "SELECT %d", addr.db);
+        if (r) freeReplyObject(r);
+    }
+    cJSON *out = cJSON_CreateObject();
+    r = redisCommand(rc, "GET %s:lease:alerts", c->prefix);
+    cJSON_AddStringToObject(out, "lease_holder", r && r->type == REDIS_REPLY_STRING ? r->str : "");
+    if (r) freeReplyObject(r);
+    r = redisCommand(rc, "GET %s:alert:cursor", c->prefix);
+    cJSON_AddNumberToObject(out, "cursor", r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : 0);
+    if (r) freeReplyObject(r);
+    cJSON *states = cJSON_AddArrayToObject(out, "alerts");
+    redisReply *idx = redisCommand(rc, "SMEMBERS %s:alert:index", c->prefix);
+    int ok = idx && idx->type == REDIS_REPLY_ARRAY;
+    for (size_t i = 0; ok && i < idx->elements; i++) {
+        r = redisCommand(rc, "HGETALL %s:alert:%s", c->prefix, idx->element[i]->str);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0) cJSON_AddItemToArray(states, pairs_json(r));
+        if (r) freeReplyObject(r);
+    }
+    if (idx) freeReplyObject(idx);
+    cJSON *trans = cJSON_AddArrayToObject(out, "transitions");
+    r = redisCommand(rc, "XREVRANGE %s:alerts + - COUNT %ld", c->prefix, limit);
+    ok = ok && r && r->type == REDIS_REPLY_ARRAY;
+    for (size_t i = r && ok ? r->elements : 0; i > 0; i--) { /* oldest first */
+        const redisReply *e = r->element[i - 1];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
+        cJSON *f = pairs_json(e->element[1]);
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(f, "json");
+        cJSON *t = cJSON_IsString(j) ? cJSON_Parse(j->valuestring) : NULL;
+        if (t) {
+            cJSON_AddStringToObject(t, "stream_id", e->element[0]->str);
+            cJSON_AddItemToArray(trans, t);
+        }
+        cJSON_Delete(f);
+    }
+    if (r) freeReplyObject(r);
+    redisFree(rc);
+    char *s = cJSON_Print(out);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(out);
+    if (!ok) fprintf(stderr, "funneld: reading alerts from redis failed\n");
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     fd_conf_t c;
@@ -376,6 +470,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a.cmd, "replay")) rc = cmd_replay(&c, &log, &a);
     else if (!strcmp(a.cmd, "validate")) rc = cmd_validate(&c, &a);
     else if (!strcmp(a.cmd, "query")) rc = cmd_query(&c, &a);
+    else if (!strcmp(a.cmd, "alerts")) rc = cmd_alerts(&c, &a);
     else if (!strcmp(a.cmd, "check-config")) {
         if (a.doc) fd_conf_print_doc(stdout);
         else fd_conf_print(&c, stdout);

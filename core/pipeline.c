@@ -29,6 +29,7 @@
 #include "aggregators/batch.h"
 #include "aggregators/scope.h"
 #include "aggregators/window.h"
+#include "sinks/alerts.h" /* issue 3: alert evaluator */
 #include "sinks/dlq.h"
 #include "sinks/http.h"
 #include "sinks/redis_sink.h"
@@ -61,6 +62,7 @@ struct fd_pipeline {
     fd_agg_t *agg;
     fd_redis_sink_t *sink;
     fd_dlq_t *dlq;
+    fd_alerts_t *alerts; /* issue 3: NULL in replay or without alerts.rules */
     fd_http_t *http; /* NULL when http.listen is "" */
     const fd_source_ops_t *src;
     void *src_ud;
@@ -561,6 +563,11 @@ fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *lo
     if (!(p->agg = fd_agg_new(c, err, errlen))) goto fail;
     if (with_dlq && !(p->dlq = fd_dlq_new(loop, c, log, dlq_done, p, err, errlen))) goto fail;
     if (!(p->sink = fd_redis_sink_new(loop, c, log, sink_state, p, err, errlen))) goto fail;
+    /* issue 3: alerts are evaluated by `run` instances only (with_dlq); the
+     * evaluator owns its timer and its own Redis connection (sinks/alerts.c) */
+    if (with_dlq && c->nalert_rules > 0 &&
+        !(p->alerts = fd_alerts_new(loop, c, log, p->instance_id, err, errlen)))
+        goto fail;
     if (with_dlq && c->http_listen && c->http_listen[0] && !(p->http = fd_http_new(c->http_listen, err, errlen)))
         goto fail;
     uv_timer_init(loop, &p->flush_timer);
@@ -612,6 +619,7 @@ static void on_handle_close(uv_handle_t *h) {
 
 void fd_pipeline_free(fd_pipeline_t *p) {
     if (!p) return;
+    fd_alerts_free(p->alerts); /* issue 3 */
     fd_http_free(p->http);
     fd_dlq_free(p->dlq);
     fd_redis_sink_free(p->sink);
