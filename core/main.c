@@ -26,6 +26,7 @@
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/pipeline.h"
+#include "sinks/redis_sink.h"
 
 #define MAX_FILES 256
 
@@ -322,29 +323,12 @@ static int cmd_query(const fd_conf_t *c, const args_t *a) {
         fprintf(stderr, "funneld: query needs one SCOPE (e.g. all)\n");
         return 2;
     }
-    fd_redis_addr_t addr;
-    if (fd_redis_url_parse(c->redis_url, &addr, err, sizeof err) < 0) {
+    redisContext *rc = fd_redis_connect_sync(c, 5000, err, sizeof err);
+    if (!rc) {
         fprintf(stderr, "funneld: %s\n", err);
-        return 2;
-    }
-    struct timeval tv = {5, 0};
-    redisContext *rc = addr.port ? redisConnectWithTimeout(addr.host, addr.port, tv)
-                                 : redisConnectUnixWithTimeout(addr.path, tv);
-    if (!rc || rc->err) {
-        fprintf(stderr, "funneld: redis: %s\n", rc ? rc->errstr : "out of memory");
-        if (rc) redisFree(rc);
         return 1;
     }
     redisReply *r;
-    if (addr.password[0]) {
-        r = addr.user[0] ? redisCommand(rc, "AUTH %s %s", addr.user, addr.password)
-                         : redisCommand(rc, "AUTH %s", addr.password);
-        if (r) freeReplyObject(r);
-    }
-    if (addr.db) {
-        r = redisCommand(rc, "SELECT %d", addr.db);
-        if (r) freeReplyObject(r);
-    }
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "scope", a->files[0]);
     int found = 0;
@@ -389,30 +373,12 @@ static int cmd_alerts(const fd_conf_t *c, const args_t *a) {
         fprintf(stderr, "funneld: alerts takes at most one argument: the number of transitions (1..100000)\n");
         return 2;
     }
-    fd_redis_addr_t addr;
-    if (fd_redis_url_parse(c->redis_url, &addr, err, sizeof err) < 0) {
+    redisContext *rc = fd_redis_connect_sync(c, 5000, err, sizeof err);
+    if (!rc) {
         fprintf(stderr, "funneld: %s\n", err);
-        return 2;
-    }
-    struct timeval tv = {5, 0};
-    redisContext *rc = addr.port ? redisConnectWithTimeout(addr.host, addr.port, tv)
-                                 : redisConnectUnixWithTimeout(addr.path, tv);
-    if (!rc || rc->err) {
-        fprintf(stderr, "funneld: redis: %s\n", rc ? rc->errstr : "out of memory");
-        if (rc) redisFree(rc);
         return 1;
     }
-    redisSetTimeout(rc, tv);
     redisReply *r;
-    if (addr.password[0]) {
-        r = addr.user[0] ? redisCommand(rc, "AUTH %s %s", addr.user, addr.password)
-                         : redisCommand(rc, "AUTH %s", addr.password);
-        if (r) freeReplyObject(r);
-    }
-    if (addr.db) {
-        r = redisCommand(rc, "SELECT %d", addr.db);
-        if (r) freeReplyObject(r);
-    }
     cJSON *out = cJSON_CreateObject();
     r = redisCommand(rc, "GET %s:lease:alerts", c->prefix);
     cJSON_AddStringToObject(out, "lease_holder", r && r->type == REDIS_REPLY_STRING ? r->str : "");

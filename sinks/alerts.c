@@ -33,6 +33,7 @@
  * one batch (steps × rules × scopes × 4 integers).
  */
 #include "sinks/alerts.h"
+#include "sinks/redis_sink.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -293,50 +294,11 @@ static int connect_redis(fd_alerts_t *a)
 {
     if (a->rc)
         return 0;
-    fd_redis_addr_t ad;
     char err[256];
-    if (fd_redis_url_parse(a->conf->redis_url, &ad, err, sizeof err) < 0) {
+    a->rc = fd_redis_connect_sync(a->conf, a->conf->redis_timeout_ms, err, sizeof err);
+    if (!a->rc) {
         snprintf(a->errmsg, sizeof a->errmsg, "%s", err);
         return -1;
-    }
-    int64_t t = a->conf->redis_timeout_ms;
-    struct timeval tv = {(time_t)(t / 1000), (suseconds_t)(t % 1000) * 1000};
-    a->rc = ad.port ? redisConnectWithTimeout(ad.host, ad.port, tv)
-                    : redisConnectUnixWithTimeout(ad.path, tv);
-    if (!a->rc || a->rc->err) {
-        snprintf(a->errmsg, sizeof a->errmsg, "redis connect: %s",
-                 a->rc ? a->rc->errstr : "out of memory");
-        disconnect(a);
-        return -1;
-    }
-    redisSetTimeout(a->rc, tv);
-    redisReply *r = NULL;
-    if (ad.password[0]) {
-        const char *a3[] = {"AUTH", ad.user, ad.password};
-        const char *a2[] = {"AUTH", ad.password};
-        r = ad.user[0] ? cmd_strs(a, 3, a3) : cmd_strs(a, 2, a2);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(a->errmsg, sizeof a->errmsg, "redis AUTH failed"); /* never the password */
-            if (r)
-                freeReplyObject(r);
-            disconnect(a);
-            return -1;
-        }
-        freeReplyObject(r);
-    }
-    if (ad.db) {
-        char db[16];
-        snprintf(db, sizeof db, "%d", ad.db);
-        const char *s[] = {"SELECT", db};
-        r = cmd_strs(a, 2, s);
-        int bad = !r || r->type == REDIS_REPLY_ERROR;
-        if (r)
-            freeReplyObject(r);
-        if (bad) {
-            snprintf(a->errmsg, sizeof a->errmsg, "redis SELECT failed");
-            disconnect(a);
-            return -1;
-        }
     }
     return 0;
 }

@@ -685,40 +685,50 @@ int fd_redis_sink_snapshot(fd_redis_sink_t *s, const char *id, int64_t now) {
 
 /* ---- blocking offset read (rebalance callback) ------------------------------ */
 
-int fd_redis_read_offsets_sync(const fd_conf_t *c, const char *const *fields, int n,
-                               int64_t *offsets, int64_t *max_ts, int timeout_ms,
-                               char *err, size_t errlen) {
+redisContext *fd_redis_connect_sync(const fd_conf_t *c, int64_t timeout_ms, char *err, size_t errlen) {
     fd_redis_addr_t a;
-    if (fd_redis_url_parse(c->redis_url, &a, err, errlen) < 0) return -1;
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    if (fd_redis_url_parse(c->redis_url, &a, err, errlen) < 0) return NULL;
+    struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000)};
     redisContext *rc = a.port ? redisConnectWithTimeout(a.host, a.port, tv)
                               : redisConnectUnixWithTimeout(a.path, tv);
-    int ret = -1;
-    redisReply *rep = NULL;
     if (!rc || rc->err) {
         snprintf(err, errlen, "redis connect: %s", rc ? rc->errstr : "out of memory");
-        goto out;
+        if (rc) redisFree(rc);
+        return NULL;
     }
     redisSetTimeout(rc, tv);
+    redisReply *rep = NULL;
     if (a.password[0]) {
         rep = a.user[0] ? redisCommand(rc, "AUTH %s %s", a.user, a.password)
                         : redisCommand(rc, "AUTH %s", a.password);
         if (is_error(rep)) {
-            snprintf(err, errlen, "redis AUTH failed");
-            goto out;
+            snprintf(err, errlen, "redis AUTH failed"); /* never the password */
+            goto fail;
         }
         freeReplyObject(rep);
-        rep = NULL;
     }
     if (a.db) {
         rep = redisCommand(rc, "SELECT %d", a.db);
         if (is_error(rep)) {
-            snprintf(err, errlen, "redis SELECT failed");
-            goto out;
+            snprintf(err, errlen, "redis SELECT %d failed", a.db);
+            goto fail;
         }
         freeReplyObject(rep);
-        rep = NULL;
     }
+    return rc;
+fail:
+    if (rep) freeReplyObject(rep);
+    redisFree(rc);
+    return NULL;
+}
+
+int fd_redis_read_offsets_sync(const fd_conf_t *c, const char *const *fields, int n,
+                               int64_t *offsets, int64_t *max_ts, int timeout_ms,
+                               char *err, size_t errlen) {
+    redisContext *rc = fd_redis_connect_sync(c, timeout_ms, err, errlen);
+    if (!rc) return -1;
+    int ret = -1;
+    redisReply *rep = NULL;
     for (int i = 0; i < n; i++) {
         rep = redisCommand(rc, "HGET %s:offsets:%s %s", c->prefix, c->group, fields[i]);
         if (is_error(rep)) {
@@ -739,6 +749,6 @@ int fd_redis_read_offsets_sync(const fd_conf_t *c, const char *const *fields, in
     ret = 0;
 out:
     if (rep) freeReplyObject(rep);
-    if (rc) redisFree(rc);
+    redisFree(rc);
     return ret;
 }

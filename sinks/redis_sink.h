@@ -61,6 +61,12 @@ int fd_redis_sink_read_offset(fd_redis_sink_t *s, const char *field, fd_sink_off
  * `{prefix}:updates`. Fire and forget; returns 0 or -ENOTCONN. */
 int fd_redis_sink_snapshot(fd_redis_sink_t *s, const char *id, int64_t now_ms);
 
+/* Opens a blocking connection to redis.url with AUTH and SELECT done and
+ * connect/command timeouts of timeout_ms. Returns NULL with err set (never
+ * containing the password). Free with redisFree(). */
+struct redisContext;
+struct redisContext *fd_redis_connect_sync(const fd_conf_t *c, int64_t timeout_ms, char *err, size_t errlen);
+
 /* Blocking read of several partitions' offsets (used inside the rebalance
  * callback, where the assignment needs them before it can be made).
  * Returns 0 or -1 with err set (never containing the password). */
