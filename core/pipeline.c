@@ -451,6 +451,16 @@ static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
         OUT("funneld_scope_overflow_total{grouping=\"%s\"} %" PRIu64 "\n", gr->ndims ? name : "all",
             fd_agg_overflow(p->agg, g));
     }
+    if (p->alerts) {
+        fd_alerts_stats_t st;
+        fd_alerts_stats(p->alerts, &st);
+        OUT("# TYPE funneld_alert_leader gauge\nfunneld_alert_leader %d\n", st.leader);
+        OUT("# TYPE funneld_alert_evaluations_total counter\nfunneld_alert_evaluations_total %" PRIu64 "\n",
+            st.evaluations);
+        OUT("# TYPE funneld_alert_transitions_total counter\nfunneld_alert_transitions_total %" PRIu64 "\n",
+            st.transitions);
+        OUT("# TYPE funneld_alert_errors_total counter\nfunneld_alert_errors_total %" PRIu64 "\n", st.errors);
+    }
 #undef OUT
     if (n >= sizeof buf) n = sizeof buf - 1;
     fd_http_publish(p->http, buf, n, fd_redis_sink_ready(p->sink) && syncing == 0);
