@@ -71,6 +71,13 @@ else
   FAILED+=("ctest build (not run: build failed)")
 fi
 
+# The README's first command, as a smoke test: the stack, funneld and the
+# generator come up, a snapshot appears, and everything stops again.
+if [ "$BUILD_OK" = 1 ]; then
+  step "quickstart smoke (deploy/quickstart.sh --for 25)" \
+    env FD_BUILD_DIR="$BUILD" FD_QUICKSTART_DIR="$(mktemp -d /tmp/funneld-qs.XXXXXX)" "$ROOT/deploy/quickstart.sh" --for 25
+fi
+
 ELAPSED=$((SECONDS - START))
 printf '\n=== test.sh wall time: %dm%02ds\n' $((ELAPSED / 60)) $((ELAPSED % 60))
 if [ ${#FAILED[@]} -gt 0 ]; then

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# quickstart.sh — the main job, locally: Kafka + Redis + funneld + a generator
+# feeding it, then `funneld query all` every 10 s until Ctrl-C.
+#
+#   deploy/quickstart.sh            run until Ctrl-C
+#   deploy/quickstart.sh --for 60   run 60 s, then stop everything (a smoke test)
+#
+# It installs what it needs (deploy/stack.sh deps), builds into build/, starts
+# Kafka (KRaft) and redis-server on free loopback ports in $FD_QUICKSTART_DIR
+# (default /tmp/funneld-quickstart), creates the topics, starts funneld, loads
+# one hour of history with funneld-gen and keeps a live feed going. On exit it
+# stops exactly what it started: the generator, funneld (SIGTERM: final
+# flush), Kafka and Redis.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK=$ROOT/deploy/stack.sh
+BUILD=${FD_BUILD_DIR:-$ROOT/build}
+DIR=${FD_QUICKSTART_DIR:-/tmp/funneld-quickstart}
+FOR=0
+if [ "${1:-}" = "--for" ]; then FOR=${2:?--for wants seconds}; fi
+
+"$STACK" deps
+"$STACK" kafka-fetch
+cmake -S "$ROOT" -B "$BUILD" >/dev/null
+cmake --build "$BUILD" -j2 --target funneld funneld-gen
+
+FUNNELD_PID= LIVE_PID=
+cleanup() {
+  set +e
+  [ -n "$LIVE_PID" ] && kill "$LIVE_PID" 2>/dev/null && wait "$LIVE_PID" 2>/dev/null
+  if [ -n "$FUNNELD_PID" ]; then
+    kill -TERM "$FUNNELD_PID" 2>/dev/null
+    wait "$FUNNELD_PID" 2>/dev/null
+    echo "funneld stopped (exit $?); its log: $DIR/funneld.log"
+  fi
+  "$STACK" down "$DIR" >/dev/null
+  echo "Kafka and Redis stopped."
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rm -rf "$DIR"
+mkdir -p "$DIR"
+"$STACK" up "$DIR" >/dev/null
+# shellcheck disable=SC1091
+. "$DIR/stack.env"
+for t in funnel.exposure funnel.interaction funnel.payment; do "$STACK" topic "$DIR" "$t" 4 >/dev/null; done
+"$STACK" topic "$DIR" funnel.dlq 1 >/dev/null
+HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+cd "$DIR"
+"$BUILD/funneld" run -c "$ROOT/deploy/funneld.example.json" --brokers "$KAFKA_BOOTSTRAP" --redis "$REDIS_URL" \
+  --set http.listen="127.0.0.1:$HTTP_PORT" --set snapshot_interval_ms=2000 2>"$DIR/funneld.log" &
+FUNNELD_PID=$!
+
+echo "Loading one hour of history (60,000 events)..."
+"$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --events 60000 --hours 1 --seed 1 --quiet
+echo "Live feed: 300 events/s with event time = now."
+"$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --live --rate 300 --events 0 --seed 2 --quiet &
+LIVE_PID=$!
+
+cat <<INFO
+
+  Kafka  $KAFKA_BOOTSTRAP     Redis  $REDIS_URL
+  funneld log   $DIR/funneld.log
+  metrics       curl -s 127.0.0.1:$HTTP_PORT/metrics
+  counters      redis-cli -p $REDIS_PORT hgetall funnel:r:all:1h
+  snapshots     $BUILD/funneld query 'product=p1' --redis $REDIS_URL
+
+INFO
+
+START=$SECONDS
+SHOWN=0
+while :; do
+  sleep 10
+  if ! kill -0 "$FUNNELD_PID" 2>/dev/null; then
+    echo "funneld exited; see $DIR/funneld.log" >&2
+    exit 1
+  fi
+  echo "--- funneld query all   ($(date -u +%H:%M:%SZ))"
+  if "$BUILD/funneld" query all --redis "$REDIS_URL"; then SHOWN=1; fi
+  if [ "$FOR" -gt 0 ] && [ $((SECONDS - START)) -ge "$FOR" ]; then
+    [ "$SHOWN" = 1 ] || { echo "no snapshot appeared within ${FOR}s" >&2; exit 1; }
+    exit 0
+  fi
+done
