@@ -38,7 +38,7 @@ SCALE=${FD_TIMEOUT_SCALE:-1}
 
 APT_PACKAGES=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev
   libcjson-dev libuv1-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
-  redis-server kcat clang valgrind openjdk-17-jre-headless maven python3-pip)
+  redis-server kcat clang libclang-rt-14-dev valgrind openjdk-17-jre-headless maven python3-pip)
 PY_MODULES=(pytest confluent_kafka)        # import names
 PY_PACKAGES=(pytest confluent-kafka)       # matching PyPI names
 

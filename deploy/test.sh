@@ -71,6 +71,10 @@ else
   FAILED+=("ctest build (not run: build failed)")
 fi
 
+# The parser is fuzzed (libFuzzer, ASan+UBSan) for a short while on every run;
+# tests/fuzz/run.sh SECONDS runs it longer.
+step "fuzz parser (20 s)" env FUZZ_OUT="$(mktemp -d /tmp/funneld-fuzz.XXXXXX)" "$ROOT/tests/fuzz/run.sh" 20
+
 # The README's first command, as a smoke test: the stack, funneld and the
 # generator come up, a snapshot appears, and everything stops again.
 if [ "$BUILD_OK" = 1 ]; then
