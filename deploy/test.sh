@@ -71,6 +71,21 @@ else
   FAILED+=("ctest build (not run: build failed)")
 fi
 
+# valgrind over every unit-test binary of the normal build (leaks and
+# invalid accesses are errors).
+valgrind_units() {
+  local t rc=0
+  for t in "$BUILD"/test_*; do
+    [ -x "$t" ] || continue
+    FD_SOURCE_DIR="$ROOT" valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+      "$t" >/dev/null || { echo "valgrind: $t failed"; rc=1; }
+  done
+  return $rc
+}
+if [ "$BUILD_OK" = 1 ]; then
+  step "valgrind unit tests" valgrind_units
+fi
+
 # The parser is fuzzed (libFuzzer, ASan+UBSan) for a short while on every run;
 # tests/fuzz/run.sh SECONDS runs it longer.
 step "fuzz parser (20 s)" env FUZZ_OUT="$(mktemp -d /tmp/funneld-fuzz.XXXXXX)" "$ROOT/tests/fuzz/run.sh" 20
