@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# hotpath.sh — parse + validate + aggregate from memory, one core.
+#
+#   bench/hotpath.sh [--tiny]
+#
+# 1. funneld-gen writes the reference stream: ~300-byte events (default
+#    options, seed 1, 2 hours of event time), 200k messages (tiny: 20k).
+# 2. bench-hotpath runs each loop over it in memory (3M messages per row;
+#    tiny: 100k): the full hot path with the default groupings (batch reset
+#    every 250k events, as a flush would), our parser alone, and
+#    cJSON_ParseWithLength with libc malloc and with a bump arena.
+# 3. callgrind (if valgrind is installed) counts instructions per event of the
+#    hot path and of the parser alone: costs collected inside the timed loop
+#    only, at two event counts, and divided by their difference, so setup is
+#    cancelled out. The top functions of the hot path follow the table.
+# Goal: >= 1,000,000 events/s on one core.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if [ "$TINY" = 1 ]; then NREF=20000 NRUN=100000 CG1=1000 CG2=3000
+else NREF=200000 NRUN=3000000 CG1=10000 CG2=60000; fi
+
+ensure_built
+REF=$WORK/ref.jsonl
+"$BUILD/funneld-gen" --seed 1 --events "$NREF" --hours 2 --out "$REF" --quiet
+
+say "hotpath: timing $NRUN messages per loop (one core)..."
+taskset -c 0 true 2>/dev/null && PIN=(taskset -c "${BENCH_CPU:-0}") || PIN=()
+"${PIN[@]}" "$BUILD/bench-hotpath" --mode all --events "$NRUN" "$REF" >"$WORK/timing.txt"
+
+ir_per_event() {   # MODE -> instructions per message inside run_mode
+  local mode=$1 n i1 i2
+  for n in "$CG1" "$CG2"; do
+    valgrind --tool=callgrind --toggle-collect='run_mode*' --callgrind-out-file="$WORK/cg.$mode.$n" \
+      "$BUILD/bench-hotpath" --mode "$mode" --events "$n" "$REF" >/dev/null 2>"$WORK/cg.$mode.$n.log" ||
+      { tail "$WORK/cg.$mode.$n.log" >&2; return 1; }
+  done
+  i1=$(awk '/^(summary|totals):/ { print $2; exit }' "$WORK/cg.$mode.$CG1")
+  i2=$(awk '/^(summary|totals):/ { print $2; exit }' "$WORK/cg.$mode.$CG2")
+  awk -v a="$i1" -v b="$i2" -v n1="$CG1" -v n2="$CG2" 'BEGIN { printf "%.0f", (b - a) / (n2 - n1) }'
+}
+
+IR_HOT=n/a IR_PARSE=n/a
+if command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null; then
+  say "hotpath: callgrind at $CG1 and $CG2 messages..."
+  IR_HOT=$(ir_per_event hot) || IR_HOT=n/a
+  IR_PARSE=$(ir_per_event parse) || IR_PARSE=n/a
+else
+  say "hotpath: valgrind not installed, no instruction counts"
+fi
+
+row() { awk -v m="$1" '$1 == m { print $2, $3 }' "$WORK/timing.txt"; }
+read -r HOT_RATE HOT_NS < <(row hot)
+read -r PARSE_RATE PARSE_NS < <(row parse)
+read -r CJ_RATE CJ_NS < <(row cjson)
+read -r CJA_RATE CJA_NS < <(row cjson-arena)
+MEAN=$(sed -n 's/.*mean \([0-9]*\) bytes.*/\1/p' "$WORK/timing.txt")
+GOAL=$(awk -v r="$HOT_RATE" 'BEGIN { print (r >= 1000000 ? "met" : "MISSED") }')
+
+echo
+echo "hotpath: $NREF reference messages (mean $MEAN B), $NRUN per loop, default groupings, one core ($(nproc) on the machine)"
+echo
+printf '| %-58s | %12s | %9s | %10s |\n' "loop" "events/s" "ns/event" "instr/event"
+printf '|%s|%s|%s|%s|\n' "------------------------------------------------------------" "--------------" "-----------" "------------"
+printf '| %-58s | %12s | %9s | %10s |\n' "hot path: parse+validate+aggregate (goal >= 1M/s: $GOAL)" "$HOT_RATE" "$HOT_NS" "$IR_HOT"
+printf '| %-58s | %12s | %9s | %10s |\n' "fd_event_parse alone (parse+validate)" "$PARSE_RATE" "$PARSE_NS" "$IR_PARSE"
+printf '| %-58s | %12s | %9s | %10s |\n' "cJSON_ParseWithLength + Delete, malloc" "$CJ_RATE" "$CJ_NS" "-"
+printf '| %-58s | %12s | %9s | %10s |\n' "cJSON_ParseWithLength + Delete, arena (InitHooks)" "$CJA_RATE" "$CJA_NS" "-"
+if [ -f "$WORK/cg.hot.$CG2" ]; then
+  echo
+  echo "callgrind, hot path at $CG2 messages: top functions by own instructions (% of the loop)"
+  callgrind_annotate --auto=no --inclusive=no "$WORK/cg.hot.$CG2" 2>/dev/null |
+    awk '/file:function/ { on = 1; next }
+         on && match($0, /\( *[0-9.]+%\)/) {
+           pct = substr($0, RSTART + 1, RLENGTH - 2); gsub(/ /, "", pct)
+           fn = substr($0, RSTART + RLENGTH); sub(/^ +/, "", fn); sub(/ \[.*/, "", fn); sub(/^.*\//, "", fn)
+           printf "  %7s  %s\n", pct, fn; if (++k == 12) exit }'
+fi

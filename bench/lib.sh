@@ -1,0 +1,160 @@
+# shellcheck shell=bash disable=SC2034
+# lib.sh — shared by the bench/*.sh scripts (sourced, not run).
+#
+# Gives: ROOT, BUILD (FUNNELD_BUILD, default build/), TINY (--tiny or
+# BENCH_TINY=1), WORK (a fresh temp dir, removed at exit unless
+# BENCH_KEEP=1), and helpers to build, run the local stack
+# (deploy/stack.sh), poll Redis and measure peak RSS. A stack started with
+# stack_up is stopped by the exit trap whatever happens.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${FUNNELD_BUILD:-$ROOT/build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+STACK=$ROOT/deploy/stack.sh
+TINY=${BENCH_TINY:-0}
+for a in "$@"; do [ "$a" = --tiny ] && TINY=1; done
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/funneld-bench.XXXXXX")
+STACK_DIR=
+BG_PIDS=()
+
+bench_cleanup() {
+  local p
+  for p in "${BG_PIDS[@]}"; do
+    kill "$p" 2>/dev/null || true
+  done
+  [ -n "$STACK_DIR" ] && "$STACK" down "$STACK_DIR" >/dev/null 2>&1
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    echo "bench: kept $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "bench: error: $*"; exit 1; }
+
+# Configures and builds what the benches run (incremental: a no-op when fresh).
+ensure_built() {
+  if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || die "cmake configure failed"
+  fi
+  cmake --build "$BUILD" -j "${FD_JOBS:-2}" --target funneld funneld-gen bench-hotpath bench-rawconsume \
+    >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; die "build failed"; }
+}
+
+# Starts Kafka + Redis in $WORK/stack; sources stack.env (KAFKA_BOOTSTRAP, REDIS_PORT, ...).
+stack_up() {
+  STACK_DIR=$WORK/stack
+  "$STACK" up "$STACK_DIR" >/dev/null || die "deploy/stack.sh up failed"
+  # shellcheck disable=SC1091
+  . "$STACK_DIR/stack.env"
+}
+
+topic() { "$STACK" topic "$STACK_DIR" "$1" "$2" 2>/dev/null || die "topic $1"; }
+
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
+now_ms() { date +%s%3N; }
+
+# Peak RSS in KiB of a running process (VmHWM), or of a finished one from
+# the last value peak_rss_watch saw. peak_rss_watch PID FILE polls every
+# 100 ms until the process exits, keeping the highest VmHWM in FILE.
+peak_rss_watch() {
+  local pid=$1 out=$2 v
+  echo 0 >"$out"
+  while kill -0 "$pid" 2>/dev/null; do
+    v=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+    [ -n "$v" ] && echo "$v" >"$out"
+    sleep 0.1
+  done
+}
+
+# Sum of the end offsets of topics (kcat metadata + query), as "topic:partition offset" lines.
+end_offsets() {   # end_offsets TOPIC...
+  local t p n
+  for t in "$@"; do
+    n=$(kcat -b "$KAFKA_BOOTSTRAP" -L -t "$t" 2>/dev/null | sed -n 's/.* with \([0-9]*\) partitions:.*/\1/p' | head -n1)
+    for ((p = 0; p < n; p++)); do
+      printf '%s:%d %s\n' "$t" "$p" "$(kcat -b "$KAFKA_BOOTSTRAP" -Q -t "$t:$p:-1" 2>/dev/null | awk '{ print $NF }')"
+    done
+  done
+}
+
+# Waits until {prefix}:offsets:{group} equals the end offsets in FILE
+# ("topic:partition offset" lines); prints the wall ms when it did.
+# wait_drained PREFIX GROUP FILE TIMEOUT_S [PID: give up if it exits]
+wait_drained() {
+  local prefix=$1 group=$2 ends=$3 timeout=$4 pid=${5:-} deadline
+  deadline=$((SECONDS + timeout))
+  while :; do
+    if rcli HGETALL "$prefix:offsets:$group" | awk -v ends="$ends" '
+         BEGIN { while ((getline l < ends) > 0) { split(l, f, " "); want[f[1]] = f[2]; n++ } }
+         NR % 2 == 1 { k = $0; next }
+         (k in want) && want[k] == $0 { ok++ }
+         END { exit !(n > 0 && ok == n) }'; then
+      now_ms
+      return 0
+    fi
+    [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && return 1
+    [ "$SECONDS" -ge "$deadline" ] && return 1
+    sleep 0.05
+  done
+}
+
+# Config for funneld run against the stack (default topics funnel.*):
+# fd_config FILE PREFIX GROUP [TOPICS_JSON_OBJECT] [extra top-level JSON members]
+fd_config() {
+  local f=$1 prefix=$2 group=$3 topics=${4:-} extra=${5:-} tline=
+  [ -n "$topics" ] && tline=$'\n            "topics": '"$topics,"
+  cat >"$f" <<JSON
+{
+  "kafka": {"brokers": "$KAFKA_BOOTSTRAP", "group": "$group",
+            "dlq_topic": "bench.dlq",$tline
+            "properties": {"session.timeout.ms": "6000", "auto.offset.reset": "earliest"}},
+  "redis": {"url": "redis://127.0.0.1:$REDIS_PORT", "prefix": "$prefix"},
+  "http": {"listen": ""}${extra:+,
+  $extra}
+}
+JSON
+}
+
+
+# CPU seconds (user+sys) a process has used so far.
+proc_cpu_s() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.1f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# CPU seconds (user+sys) the stack's redis-server has used so far.
+redis_cpu_s() {
+  rcli INFO cpu | tr -d '\r' | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.1f", s }'
+}
+
+# Runs `funneld run -c CONFIG` until {PREFIX}:offsets:{GROUP} reaches the
+# end offsets in ENDS, then SIGTERM. Sets FD_SECS (start of the process to
+# drained), FD_RSS_KB (peak RSS), FD_CPU_S (its CPU seconds until drained),
+# REDIS_CPU_S (redis-server's CPU seconds meanwhile) and FD_EXIT.
+# funneld_drain NAME CONFIG ENDS PREFIX GROUP TIMEOUT_S
+funneld_drain() {
+  local name=$1 cfg=$2 ends=$3 prefix=$4 group=$5 timeout=$6 t0 t1 pid wpid r0
+  r0=$(redis_cpu_s)
+  t0=$(now_ms)
+  "$BUILD/funneld" run -c "$cfg" >"$WORK/$name.log" 2>&1 &
+  pid=$!
+  BG_PIDS+=("$pid")
+  peak_rss_watch "$pid" "$WORK/$name.rss" &
+  wpid=$!
+  if ! t1=$(wait_drained "$prefix" "$group" "$ends" "$timeout" "$pid"); then
+    tail -n 20 "$WORK/$name.log" >&2
+    die "$name: funneld did not drain the topics within ${timeout}s"
+  fi
+  FD_RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || cat "$WORK/$name.rss")
+  FD_CPU_S=$(proc_cpu_s "$pid")
+  REDIS_CPU_S=$(awk -v a="$r0" -v b="$(redis_cpu_s)" 'BEGIN { printf "%.1f", b - a }')
+  kill -TERM "$pid" 2>/dev/null || true
+  FD_EXIT=0
+  wait "$pid" || FD_EXIT=$?
+  wait "$wpid" 2>/dev/null || true
+  FD_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1000 }')
+}

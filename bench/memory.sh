@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# memory.sh — funneld's peak RSS against active scopes, distinct users and
+# event count (claim: bounded by scopes and windows, not by event count).
+#
+#   bench/memory.sh [--tiny]     env: MEM_EVENTS (base events per row, default
+#                                     300000; tiny 2000), MEM_10M=1 adds the
+#                                     10M-distinct-users row (11M events; minutes),
+#                                     MEM_ROWS="1 6" runs only those rows (1-based)
+#
+# One stack; per row its own three topics (4 partitions each), preloaded by
+# funneld-gen (--lean events), then drained by `funneld run` with the default
+# configuration (cardinality_cap raised to 200000 for the 100k-scope row).
+# Rows: ~1k, ~10k, ~100k scopes (products / communities / campaigns and
+# their popularity set the count); the 1k-scope stream with 3x the events;
+# 1M distinct users (--user-skew 0: each exposure a new user); with
+# MEM_10M=1, 10M distinct users. Scopes are counted in Redis
+# (ZCARD {prefix}:scopes), distinct users by HLL (PFCOUNT over the d1
+# `all` buckets), peak RSS from /proc VmHWM.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if [ "$TINY" = 1 ]; then B=${MEM_EVENTS:-2000} U1=5000 U2=0
+else B=${MEM_EVENTS:-300000} U1=1000000 U2=10000000; fi
+
+S1="--products 20 --communities 30 --campaigns 20"
+S2="--products 150 --communities 60 --campaigns 100 --zipf 0.8"
+S3="--products 1000 --communities 150 --campaigns 1000 --zipf 0.6"
+# name | events | cap | generator options
+ROWS=("~1k scopes|$B|10000|$S1"
+      "~10k scopes|$B|10000|$S2"
+      "~100k scopes|$B|200000|$S3"
+      "~1k scopes, 3x the events|$((3 * B))|10000|$S1"
+      "$U1 distinct users|$((U1 * 11 / 10))|10000|$S1 --users $U1 --user-skew 0")
+if [ "${MEM_10M:-0}" = 1 ] && [ "$TINY" != 1 ]; then
+  ROWS+=("$U2 distinct users|$((U2 * 11 / 10))|10000|$S1 --users $U2 --user-skew 0")
+fi
+
+ensure_built
+say "memory: starting the stack..."
+stack_up
+topic bench.dlq 1
+
+OUT=$WORK/rows
+: >"$OUT"
+i=0
+for row in "${ROWS[@]}"; do
+  IFS='|' read -r name n cap opts <<<"$row"
+  i=$((i + 1))
+  if [ -n "${MEM_ROWS:-}" ] && ! [[ " $MEM_ROWS " == *" $i "* ]]; then continue; fi
+  T=("mem$i.exposure" "mem$i.interaction" "mem$i.payment")
+  for t in "${T[@]}"; do topic "$t" 4; done
+  say "memory: row $i ($name): preloading $n messages..."
+  # shellcheck disable=SC2086
+  "$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --topics "$(IFS=,; echo "${T[*]}")" --seed "$i" \
+    --events "$n" --hours 6 --lean --quiet $opts
+  end_offsets "${T[@]}" >"$WORK/ends$i"
+  fd_config "$WORK/mem$i.json" "mem$i" "mem$i" \
+    "{\"${T[0]}\": \"exposure\", \"${T[1]}\": \"interaction\", \"${T[2]}\": \"payment\"}" \
+    "\"cardinality_cap\": $cap"
+  funneld_drain "mem$i" "$WORK/mem$i.json" "$WORK/ends$i" "mem$i" "mem$i" $((n / 1000 + 120))
+  scopes=$(rcli ZCARD "mem$i:scopes")
+  mapfile -t hll < <(rcli --scan --pattern "mem$i:u:all:d1:*:exposed")
+  users=$(rcli PFCOUNT "${hll[@]}")
+  printf '%s|%s|%s|%s|%s|%s\n' "$name" "$n" "$scopes" "$users" "$((FD_RSS_KB / 1024))" "$FD_SECS" >>"$OUT"
+  rcli --scan --pattern "mem$i:*" | xargs -r -n 500 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" UNLINK >/dev/null
+done
+
+echo
+echo "memory: funneld run, default configuration (flush 1 s, max_pending_events 1000000), --lean events, $(nproc) cores"
+echo
+printf '| %-28s | %10s | %14s | %16s | %12s | %9s |\n' "stream" "messages" "scopes (Redis)" "distinct users" "peak RSS" "drain s"
+printf '|%s|%s|%s|%s|%s|%s|\n' "------------------------------" "------------" "----------------" "------------------" "--------------" "-----------"
+while IFS='|' read -r name n scopes users rss secs; do
+  printf '| %-28s | %10s | %14s | %16s | %9s MB | %9s |\n' "$name" "$n" "$scopes" "$users" "$rss" "$secs"
+done <"$OUT"
