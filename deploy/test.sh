@@ -71,6 +71,12 @@ else
   FAILED+=("ctest build (not run: build failed)")
 fi
 
+# Every benchmark once in its tiny configuration, so none of them rots
+# (no timing is asserted; the figures live in docs/BENCHMARKS.md).
+if [ "$BUILD_OK" = 1 ]; then
+  step "bench smoke (bench/ci_smoke.sh)" env FUNNELD_BUILD="$BUILD" "$ROOT/bench/ci_smoke.sh"
+fi
+
 # valgrind over every unit-test binary of the normal build (leaks and
 # invalid accesses are errors).
 valgrind_units() {
