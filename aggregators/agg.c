@@ -1,11 +1,13 @@
 /*
  * agg.c — one valid event → deltas in a partition batch (see agg.h).
  *
- * Keys are built in a stack buffer: "{scope}:{gran}:{bucket}" for counters
- * and "{scope}:{gran}:{bucket}:{step}" for distinct users. A scope id is at
- * most 5 dimensions × (name + 3 × 128 code points × 4 bytes), well under
- * FD_KEY_MAX; an event whose scope id would not fit is impossible after
- * validation, and is rejected with -E2BIG rather than cut.
+ * Per event: the user id is interned in the batch once; per grouping the
+ * scope id is built in a stack buffer and admitted through the cap, which
+ * returns its interned copy; per granularity the batch is updated by
+ * (scope address, granularity, bucket) — no key string is built on the hot
+ * path. A scope id is at most 5 dimensions × (name + 3 × 128 code points ×
+ * 4 bytes), well under FD_KEY_MAX; one that would not fit is impossible after
+ * validation and is refused with -E2BIG rather than cut.
  */
 #include "aggregators/agg.h"
 
@@ -50,86 +52,51 @@ void fd_agg_free(fd_agg_t *a) {
 
 uint64_t fd_agg_overflow(const fd_agg_t *a, int gi) { return fd_scopes_overflow(a->scopes, gi); }
 
-static const char *step_of(fd_event_type_t t) {
-    return t == FD_TYPE_EXPOSURE ? "exposed" : t == FD_TYPE_INTERACTION ? "interacted" : "paid";
-}
-
 int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
     char key[FD_KEY_MAX];
-    char labels[FD_GRAN__COUNT][24];
-    size_t lablen[FD_GRAN__COUNT];
-    for (int g = 0; g < FD_GRAN__COUNT; g++)
-        lablen[g] = fd_bucket_label(a->days, (fd_gran_t)g, ev->ts_ms, labels[g]);
-
-    fd_str_t pay_buckets[FD_MAX_GROUPINGS * FD_GRAN__COUNT];
-    char pay_keys[FD_MAX_GROUPINGS * FD_GRAN__COUNT][512];
+    int64_t buckets[FD_GRAN__COUNT] = {
+        fd_bucket_m1(ev->ts_ms),
+        fd_bucket_h1(ev->ts_ms),
+        fd_daycal_label(a->days, ev->ts_ms),
+    };
+    uint32_t user, pay_counters[FD_MAX_GROUPINGS * FD_GRAN__COUNT];
     size_t npay = 0;
-    char *pay_heap = NULL; /* only for scope ids longer than the 512-byte slots */
-    int rc = 0;
+    int rc = fd_batch_user(b, ev->user_id, &user);
+    if (rc < 0) return rc;
+    fd_step_t step = ev->type == FD_TYPE_EXPOSURE ? FD_STEP_EXPOSED : FD_STEP_INTERACTED;
 
     for (int gi = 0; gi < a->conf->ngroupings; gi++) {
         const fd_grouping_t *gr = &a->conf->groupings[gi];
-        size_t sn = fd_scope_id(key, FD_KEY_MAX - 64, gr, ev);
+        size_t sn = fd_scope_id(key, sizeof key, gr, ev);
         if (sn == 0) continue; /* event lacks a dimension of this grouping */
-        if (sn == (size_t)-1) {
-            rc = -E2BIG;
-            goto out;
-        }
+        if (sn == (size_t)-1) return -E2BIG;
+        /* the interned copy: stable for the aggregator's lifetime, so the
+         * batch keys on its address */
         const char *sid = fd_scopes_admit(a->scopes, gi, gr, key, sn, &sn);
-        if (!sid) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        if (sid != key) memmove(key, sid, sn);
-        if ((rc = fd_batch_scope(b, key, sn)) < 0) goto out;
+        if (!sid) return -ENOMEM;
+        fd_str_t scope = {sid, (uint32_t)sn};
+        if ((rc = fd_batch_scope(b, scope)) < 0) return rc;
 
         for (int g = 0; g < FD_GRAN__COUNT; g++) {
-            char *p = key + sn;
-            *p++ = ':';
-            memcpy(p, fd_gran_name((fd_gran_t)g), 2);
-            p += 2;
-            *p++ = ':';
-            memcpy(p, labels[g], lablen[g]);
-            p += lablen[g];
-            size_t kn = (size_t)(p - key);
-
+            uint32_t ci;
             switch (ev->type) {
             case FD_TYPE_EXPOSURE:
-                rc = fd_batch_count(b, key, kn, 1, 0, late, NULL);
+                rc = fd_batch_count(b, scope, (fd_gran_t)g, buckets[g], 1, 0, late, NULL, &ci);
                 break;
             case FD_TYPE_INTERACTION:
-                rc = fd_batch_count(b, key, kn, 0, 1, late, &ev->action);
+                rc = fd_batch_count(b, scope, (fd_gran_t)g, buckets[g], 0, 1, late, &ev->action, &ci);
                 break;
             case FD_TYPE_PAYMENT:
-                if (kn <= sizeof pay_keys[0]) {
-                    memcpy(pay_keys[npay], key, kn);
-                    pay_buckets[npay].p = pay_keys[npay];
-                } else {
-                    /* rare: a very long scope id; keep a heap copy alive until out */
-                    char *h = malloc(kn + sizeof(char *));
-                    if (!h) {
-                        rc = -ENOMEM;
-                        goto out;
-                    }
-                    memcpy(h, &pay_heap, sizeof(char *));
-                    memcpy(h + sizeof(char *), key, kn);
-                    pay_heap = h;
-                    pay_buckets[npay].p = h + sizeof(char *);
-                }
-                pay_buckets[npay].n = (uint32_t)kn;
-                npay++;
-                break;
+                /* counted in Redis only if the payment is new: record where */
+                rc = fd_batch_count(b, scope, (fd_gran_t)g, buckets[g], 0, 0, 0, NULL, &pay_counters[npay++]);
+                continue;
             default:
-                rc = -EINVAL;
+                return -EINVAL;
             }
-            if (rc < 0) goto out;
-            if (ev->type == FD_TYPE_PAYMENT) continue; /* members go with the payment */
-            *p++ = ':';
-            size_t stn = strlen(step_of(ev->type));
-            memcpy(p, step_of(ev->type), stn);
-            p += stn;
-            if ((rc = fd_batch_member(b, key, (size_t)(p - key), ev->user_id)) < 0) goto out;
+            if (rc < 0) return rc;
+            if ((rc = fd_batch_member(b, ci, step, user)) < 0) return rc;
         }
+        if (rc < 0) return rc;
     }
 
     if (ev->type == FD_TYPE_PAYMENT) {
@@ -140,22 +107,15 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
         dn += strlen(st);
         fd_batch_payment_t p = {
             .dedup = {dedup, (uint32_t)dn},
-            .user = ev->user_id,
+            .user = user,
             .amount = ev->amount,
             .status = ev->status,
             .late = late,
             .nbuckets = npay,
-            .buckets = pay_buckets,
+            .counters = pay_counters,
         };
-        rc = fd_batch_payment(b, &p);
+        if ((rc = fd_batch_payment(b, &p)) < 0) return rc;
     }
-    if (rc == 0) fd_batch_add_events(b, 1);
-out:
-    while (pay_heap) {
-        char *next;
-        memcpy(&next, pay_heap, sizeof(char *));
-        free(pay_heap);
-        pay_heap = next;
-    }
-    return rc;
+    fd_batch_add_events(b, 1);
+    return 0;
 }

@@ -1,22 +1,28 @@
 /*
  * batch.c — one partition's deltas since its last flush (see batch.h).
  *
- * Two open-addressing tables (linear probing, power-of-two size, load factor
- * at most 1/2) map byte strings to indexes into plain arrays: counter keys to
- * counter records, HLL keys to member lists, and "hll index + user" to
- * nothing (a set, to drop repeated members early). Scopes use a third table.
- * Key bytes are copied once into an arena of 64 KiB chunks; reset keeps the
- * first chunk and the table allocations, so a steady stream reuses memory.
+ * Three kinds of open-addressing tables (linear probing, power-of-two size,
+ * load factor at most 1/2):
+ *   tuple_t   (a, b, c) 64-bit tuples → index: counter keys (scope pointer,
+ *             granularity, bucket), HLL keys (scope pointer, granularity and
+ *             step, bucket) and touched scopes;
+ *   set64_t   a set of non-zero 64-bit keys: HLL member = (HLL index + 1,
+ *             user index);
+ *   strtab_t  byte strings → index: user ids, copied once into the arena.
+ * Reset keeps every allocation (tables are cleared, not freed), so a steady
+ * stream reuses memory; the arena keeps its newest chunk.
  *
- * Invariant: every fd_str_t handed out points into this batch's arena.
+ * Invariant: every index handed out stays valid until the next reset.
  */
 #include "aggregators/batch.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- arena -------------------------------------------------------------- */
+/* ---- arena ------------------------------------------------------------- */
 
 typedef struct chunk {
     struct chunk *next;
@@ -29,6 +35,7 @@ typedef struct {
 } arena_t;
 
 static char *arena_alloc(arena_t *a, size_t n) {
+    n = (n + 7) & ~(size_t)7; /* keep everything 8-byte aligned */
     if (!a->head || a->head->cap - a->head->used < n) {
         size_t cap = n > 65536 ? n : 65536;
         chunk_t *c = malloc(sizeof(*c) + cap);
@@ -45,15 +52,12 @@ static char *arena_alloc(arena_t *a, size_t n) {
 
 static void arena_reset(arena_t *a, int keep_one) {
     chunk_t *c = a->head;
+    a->head = NULL;
     if (keep_one && c) {
-        /* keep the newest chunk only if it is a standard-size one */
-        chunk_t *rest = c->next;
-        c->next = NULL;
-        c->used = 0;
         a->head = c;
-        c = rest;
-    } else {
-        a->head = NULL;
+        c = c->next;
+        a->head->next = NULL;
+        a->head->used = 0;
     }
     while (c) {
         chunk_t *n = c->next;
@@ -62,31 +66,18 @@ static void arena_reset(arena_t *a, int keep_one) {
     }
 }
 
-static fd_str_t arena_str(arena_t *a, const char *s, size_t n) {
-    fd_str_t r = {NULL, 0};
-    char *p = arena_alloc(a, n ? n : 1);
-    if (!p) return r;
-    memcpy(p, s, n);
-    r.p = p;
-    r.n = (uint32_t)n;
-    return r;
+/* ---- hashing ----------------------------------------------------------- */
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
 }
 
-/* ---- string → index table ---------------------------------------------- */
-
-typedef struct {
-    uint64_t hash;
-    fd_str_t key; /* key.p NULL: empty slot */
-    uint32_t val;
-} slot_t;
-
-typedef struct {
-    slot_t *slots;
-    size_t mask, used;
-} table_t;
-
-/* A word-at-a-time multiplicative hash: keys are short (30-200 bytes) and
- * this is on the hot path, where byte-at-a-time FNV costs 3x more. */
+/* Word-at-a-time hash for user ids (short strings, hot path). */
 static uint64_t hash_bytes(const void *p, size_t n) {
     const unsigned char *s = p;
     uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xff51afd7ed558ccdull);
@@ -100,67 +91,152 @@ static uint64_t hash_bytes(const void *p, size_t n) {
     }
     uint64_t w = 0;
     memcpy(&w, s, n);
-    h = (h ^ w) * 0x94d049bb133111ebull;
-    h ^= h >> 29;
-    return h;
+    return mix64(h ^ w);
 }
 
-static int table_grow(table_t *t) {
-    size_t ncap = t->slots ? (t->mask + 1) * 2 : 256;
-    slot_t *ns = calloc(ncap, sizeof(*ns));
+static size_t grown_cap(size_t mask) { return mask ? (mask + 1) * 2 : 256; }
+
+/* ---- (a, b, c) → index ------------------------------------------------- */
+
+typedef struct {
+    uint64_t a, b, c;
+    uint32_t val;
+    uint32_t used;
+} tslot_t;
+
+typedef struct {
+    tslot_t *slots;
+    size_t mask, used;
+} tuple_t;
+
+static inline uint64_t tuple_hash(uint64_t a, uint64_t b, uint64_t c) {
+    return mix64(a * 0x9E3779B97F4A7C15ull ^ mix64(b + 0x632BE59BD9B4E019ull) ^ (c * 0xD6E8FEB86659FD93ull));
+}
+
+static int tuple_grow(tuple_t *t) {
+    size_t ncap = grown_cap(t->slots ? t->mask : 0);
+    tslot_t *ns = calloc(ncap, sizeof(*ns));
     if (!ns) return -ENOMEM;
-    if (t->slots) {
-        for (size_t i = 0; i <= t->mask; i++) {
-            if (!t->slots[i].key.p) continue;
-            size_t j = t->slots[i].hash & (ncap - 1);
-            while (ns[j].key.p) j = (j + 1) & (ncap - 1);
-            ns[j] = t->slots[i];
-        }
-        free(t->slots);
+    for (size_t i = 0; t->slots && i <= t->mask; i++) {
+        tslot_t *s = &t->slots[i];
+        if (!s->used) continue;
+        size_t j = tuple_hash(s->a, s->b, s->c) & (ncap - 1);
+        while (ns[j].used) j = (j + 1) & (ncap - 1);
+        ns[j] = *s;
     }
+    free(t->slots);
     t->slots = ns;
     t->mask = ncap - 1;
     return 0;
 }
 
-/* Finds key; if absent inserts it (copied into arena) with val = newval.
- * Returns the slot, *created says which; NULL on ENOMEM. */
-static slot_t *table_upsert(table_t *t, arena_t *a, const char *key, size_t n, uint32_t newval,
-                            int *created) {
+/* Returns the slot for (a, b, c), inserting it with val = newval if absent. */
+static tslot_t *tuple_upsert(tuple_t *t, uint64_t a, uint64_t b, uint64_t c, uint32_t newval, int *created) {
     if (!t->slots || (t->used + 1) * 2 > t->mask + 1)
-        if (table_grow(t) < 0) return NULL;
-    uint64_t h = hash_bytes(key, n);
-    size_t j = h & t->mask;
-    while (t->slots[j].key.p) {
-        slot_t *s = &t->slots[j];
-        if (s->hash == h && s->key.n == n && memcmp(s->key.p, key, n) == 0) {
+        if (tuple_grow(t) < 0) return NULL;
+    size_t j = tuple_hash(a, b, c) & t->mask;
+    for (;; j = (j + 1) & t->mask) {
+        tslot_t *s = &t->slots[j];
+        if (!s->used) {
+            s->a = a;
+            s->b = b;
+            s->c = c;
+            s->val = newval;
+            s->used = 1;
+            t->used++;
+            *created = 1;
+            return s;
+        }
+        if (s->a == a && s->b == b && s->c == c) {
             *created = 0;
             return s;
         }
-        j = (j + 1) & t->mask;
     }
-    fd_str_t k = arena_str(a, key, n);
-    if (!k.p) return NULL;
-    t->slots[j].hash = h;
-    t->slots[j].key = k;
-    t->slots[j].val = newval;
-    t->used++;
-    *created = 1;
-    return &t->slots[j];
 }
 
-static void table_reset(table_t *t) {
-    if (t->slots && t->used) memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+static void tuple_clear(tuple_t *t) {
+    if (t->used) memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
     t->used = 0;
 }
 
-static void table_free(table_t *t) {
+/* ---- set of non-zero 64-bit keys ----------------------------------------- */
+
+typedef struct {
+    uint64_t *slots; /* 0 = empty */
+    size_t mask, used;
+} set64_t;
+
+static int set64_grow(set64_t *t) {
+    size_t ncap = grown_cap(t->slots ? t->mask : 0);
+    uint64_t *ns = calloc(ncap, sizeof(*ns));
+    if (!ns) return -ENOMEM;
+    for (size_t i = 0; t->slots && i <= t->mask; i++) {
+        if (!t->slots[i]) continue;
+        size_t j = mix64(t->slots[i]) & (ncap - 1);
+        while (ns[j]) j = (j + 1) & (ncap - 1);
+        ns[j] = t->slots[i];
+    }
     free(t->slots);
-    t->slots = NULL;
+    t->slots = ns;
+    t->mask = ncap - 1;
+    return 0;
+}
+
+/* 1 if k was added, 0 if present, -ENOMEM. */
+static int set64_add(set64_t *t, uint64_t k) {
+    if (!t->slots || (t->used + 1) * 2 > t->mask + 1)
+        if (set64_grow(t) < 0) return -ENOMEM;
+    size_t j = mix64(k) & t->mask;
+    for (;; j = (j + 1) & t->mask) {
+        if (!t->slots[j]) {
+            t->slots[j] = k;
+            t->used++;
+            return 1;
+        }
+        if (t->slots[j] == k) return 0;
+    }
+}
+
+static void set64_clear(set64_t *t) {
+    if (t->used) memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
     t->used = 0;
 }
 
-/* ---- growable arrays ---------------------------------------------------- */
+/* ---- byte strings → index ------------------------------------------------ */
+
+typedef struct {
+    uint64_t hash;
+    fd_str_t key; /* key.p NULL: empty */
+    uint32_t val;
+} sslot_t;
+
+typedef struct {
+    sslot_t *slots;
+    size_t mask, used;
+} strtab_t;
+
+static int strtab_grow(strtab_t *t) {
+    size_t ncap = grown_cap(t->slots ? t->mask : 0);
+    sslot_t *ns = calloc(ncap, sizeof(*ns));
+    if (!ns) return -ENOMEM;
+    for (size_t i = 0; t->slots && i <= t->mask; i++) {
+        if (!t->slots[i].key.p) continue;
+        size_t j = t->slots[i].hash & (ncap - 1);
+        while (ns[j].key.p) j = (j + 1) & (ncap - 1);
+        ns[j] = t->slots[i];
+    }
+    free(t->slots);
+    t->slots = ns;
+    t->mask = ncap - 1;
+    return 0;
+}
+
+static void strtab_clear(strtab_t *t) {
+    if (t->used) memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+    t->used = 0;
+}
+
+/* ---- growable arrays ------------------------------------------------------ */
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 0;
@@ -173,28 +249,32 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
-/* ---- the batch ---------------------------------------------------------- */
+/* ---- the batch ------------------------------------------------------------ */
 
 typedef struct {
-    fd_str_t key;
-    int64_t exposures, interactions, late;
+    fd_batch_counter_t pub; /* actions points at own storage */
     fd_batch_action_t *actions;
-    size_t nactions, capactions;
+    size_t capactions;
+    uint32_t hll[FD_STEP__COUNT]; /* HLL index + 1 per step, 0: none yet */
 } counter_t;
 
 typedef struct {
-    fd_str_t key;
-    fd_str_t *members;
-    size_t nmembers, capmembers;
+    fd_batch_hll_t pub;
+    uint32_t *members;
+    size_t capmembers;
 } hll_t;
 
 struct fd_batch {
     arena_t arena;
-    table_t counter_idx, hll_idx, member_set, scope_idx;
+    tuple_t counter_idx, scope_idx;
+    set64_t member_set;
+    strtab_t user_idx;
     counter_t *counters;
     size_t ncounters, capcounters;
     hll_t *hlls;
     size_t nhlls, caphlls;
+    fd_str_t *users;
+    size_t nusers, capusers;
     fd_batch_payment_t *payments;
     size_t npayments, cappayments;
     fd_str_t *scopes;
@@ -202,140 +282,163 @@ struct fd_batch {
     uint64_t events;
 };
 
+const char *fd_step_name(fd_step_t s) {
+    return s == FD_STEP_EXPOSED ? "exposed" : s == FD_STEP_INTERACTED ? "interacted" : "paid";
+}
+
 fd_batch_t *fd_batch_new(void) { return calloc(1, sizeof(fd_batch_t)); }
 
 void fd_batch_reset(fd_batch_t *b) {
     if (!b) return;
-    for (size_t i = 0; i < b->ncounters; i++) free(b->counters[i].actions);
-    for (size_t i = 0; i < b->nhlls; i++) free(b->hlls[i].members);
-    b->ncounters = b->nhlls = b->npayments = b->nscopes = 0;
+    /* per-key arrays are kept for reuse: only the counts go */
+    b->ncounters = b->nhlls = b->nusers = b->npayments = b->nscopes = 0;
     b->events = 0;
-    table_reset(&b->counter_idx);
-    table_reset(&b->hll_idx);
-    table_reset(&b->member_set);
-    table_reset(&b->scope_idx);
+    tuple_clear(&b->counter_idx);
+    tuple_clear(&b->scope_idx);
+    set64_clear(&b->member_set);
+    strtab_clear(&b->user_idx);
     arena_reset(&b->arena, 1);
 }
 
 void fd_batch_free(fd_batch_t *b) {
     if (!b) return;
-    fd_batch_reset(b);
+    for (size_t i = 0; i < b->capcounters; i++) free(b->counters[i].actions);
+    for (size_t i = 0; i < b->caphlls; i++) free(b->hlls[i].members);
     arena_reset(&b->arena, 0);
-    table_free(&b->counter_idx);
-    table_free(&b->hll_idx);
-    table_free(&b->member_set);
-    table_free(&b->scope_idx);
+    free(b->counter_idx.slots);
+    free(b->scope_idx.slots);
+    free(b->member_set.slots);
+    free(b->user_idx.slots);
     free(b->counters);
     free(b->hlls);
+    free(b->users);
     free(b->payments);
     free(b->scopes);
     free(b);
 }
 
-int fd_batch_count(fd_batch_t *b, const char *key, size_t n, int64_t exposures,
-                   int64_t interactions, int64_t late, const fd_str_t *action) {
+/* Arrays of records whose own buffers are kept across resets: new slots
+ * past the old capacity start zeroed. */
+static int grow_zeroed(void **arr, size_t *cap, size_t need, size_t elem) {
+    size_t old = *cap;
+    if (grow(arr, cap, need, elem) < 0) return -ENOMEM;
+    if (*cap > old) memset((char *)*arr + old * elem, 0, (*cap - old) * elem);
+    return 0;
+}
+
+int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx) {
+    strtab_t *t = &b->user_idx;
+    if (!t->slots || (t->used + 1) * 2 > t->mask + 1)
+        if (strtab_grow(t) < 0) return -ENOMEM;
+    uint64_t h = hash_bytes(user.p, user.n);
+    size_t j = h & t->mask;
+    for (;; j = (j + 1) & t->mask) {
+        sslot_t *s = &t->slots[j];
+        if (!s->key.p) break;
+        if (s->hash == h && s->key.n == user.n && memcmp(s->key.p, user.p, user.n) == 0) {
+            *idx = s->val;
+            return 0;
+        }
+    }
+    if (grow((void **)&b->users, &b->capusers, b->nusers + 1, sizeof(fd_str_t)) < 0) return -ENOMEM;
+    char *copy = arena_alloc(&b->arena, user.n ? user.n : 1);
+    if (!copy) return -ENOMEM;
+    memcpy(copy, user.p, user.n);
+    sslot_t *s = &t->slots[j];
+    s->hash = h;
+    s->key.p = copy;
+    s->key.n = user.n;
+    s->val = (uint32_t)b->nusers;
+    t->used++;
+    b->users[b->nusers] = s->key;
+    *idx = (uint32_t)b->nusers++;
+    return 0;
+}
+
+int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, int64_t exposures,
+                   int64_t interactions, int64_t late, const fd_str_t *action, uint32_t *counter_idx) {
     int created;
-    slot_t *s = table_upsert(&b->counter_idx, &b->arena, key, n, (uint32_t)b->ncounters, &created);
+    tslot_t *s = tuple_upsert(&b->counter_idx, (uint64_t)(uintptr_t)scope.p, (uint64_t)g, (uint64_t)bucket,
+                              (uint32_t)b->ncounters, &created);
     if (!s) return -ENOMEM;
     if (created) {
-        if (grow((void **)&b->counters, &b->capcounters, b->ncounters + 1, sizeof(counter_t)) < 0)
+        if (grow_zeroed((void **)&b->counters, &b->capcounters, b->ncounters + 1, sizeof(counter_t)) < 0)
             return -ENOMEM;
         counter_t *c = &b->counters[b->ncounters++];
-        memset(c, 0, sizeof(*c));
-        c->key = s->key;
+        memset(&c->pub, 0, sizeof c->pub);
+        memset(c->hll, 0, sizeof c->hll);
+        c->pub.scope = scope;
+        c->pub.gran = g;
+        c->pub.bucket = bucket;
     }
     counter_t *c = &b->counters[s->val];
-    c->exposures += exposures;
-    c->interactions += interactions;
-    c->late += late;
+    if (counter_idx) *counter_idx = s->val;
+    c->pub.exposures += exposures;
+    c->pub.interactions += interactions;
+    c->pub.late += late;
     if (action && action->p) {
-        for (size_t i = 0; i < c->nactions; i++) {
+        for (size_t i = 0; i < c->pub.nactions; i++) {
             fd_batch_action_t *a = &c->actions[i];
             if (a->name.n == action->n && memcmp(a->name.p, action->p, action->n) == 0) {
                 a->count++;
                 return 0;
             }
         }
-        if (grow((void **)&c->actions, &c->capactions, c->nactions + 1, sizeof(fd_batch_action_t)) < 0)
+        if (grow((void **)&c->actions, &c->capactions, c->pub.nactions + 1, sizeof(fd_batch_action_t)) < 0)
             return -ENOMEM;
-        fd_str_t name = arena_str(&b->arena, action->p, action->n);
-        if (!name.p) return -ENOMEM;
-        c->actions[c->nactions].name = name;
-        c->actions[c->nactions].count = 1;
-        c->nactions++;
+        char *name = arena_alloc(&b->arena, action->n);
+        if (!name) return -ENOMEM;
+        memcpy(name, action->p, action->n);
+        c->actions[c->pub.nactions].name.p = name;
+        c->actions[c->pub.nactions].name.n = action->n;
+        c->actions[c->pub.nactions].count = 1;
+        c->pub.nactions++;
     }
     return 0;
 }
 
-int fd_batch_member(fd_batch_t *b, const char *hllkey, size_t n, fd_str_t user) {
-    int created;
-    slot_t *s = table_upsert(&b->hll_idx, &b->arena, hllkey, n, (uint32_t)b->nhlls, &created);
-    if (!s) return -ENOMEM;
-    if (created) {
-        if (grow((void **)&b->hlls, &b->caphlls, b->nhlls + 1, sizeof(hll_t)) < 0) return -ENOMEM;
-        hll_t *h = &b->hlls[b->nhlls++];
-        memset(h, 0, sizeof(*h));
-        h->key = s->key;
+int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_t user) {
+    counter_t *c = &b->counters[counter_idx];
+    if (!c->hll[step]) {
+        if (grow_zeroed((void **)&b->hlls, &b->caphlls, b->nhlls + 1, sizeof(hll_t)) < 0) return -ENOMEM;
+        hll_t *h = &b->hlls[b->nhlls];
+        memset(&h->pub, 0, sizeof h->pub);
+        h->pub.scope = c->pub.scope;
+        h->pub.gran = c->pub.gran;
+        h->pub.bucket = c->pub.bucket;
+        h->pub.step = step;
+        c->hll[step] = (uint32_t)++b->nhlls;
     }
-    uint32_t idx = s->val;
-    /* set key: 4 bytes of HLL index, then the user id */
-    char stack[4 + 256];
-    char *k = stack;
-    size_t kn = 4 + user.n;
-    if (kn > sizeof stack && !(k = malloc(kn))) return -ENOMEM;
-    memcpy(k, &idx, 4);
-    memcpy(k + 4, user.p, user.n);
-    slot_t *m = table_upsert(&b->member_set, &b->arena, k, kn, 0, &created);
-    if (k != stack) free(k);
-    if (!m) return -ENOMEM;
-    if (!created) return 0;
-    hll_t *h = &b->hlls[idx];
-    if (grow((void **)&h->members, &h->capmembers, h->nmembers + 1, sizeof(fd_str_t)) < 0)
-        return -ENOMEM;
-    /* the user bytes already sit in the arena right after the 4-byte index */
-    h->members[h->nmembers].p = m->key.p + 4;
-    h->members[h->nmembers].n = user.n;
-    h->nmembers++;
+    uint32_t hi = c->hll[step]; /* index + 1: never 0, so the set key is never 0 */
+    int added = set64_add(&b->member_set, ((uint64_t)hi << 32) | user);
+    if (added <= 0) return added;
+    hll_t *h = &b->hlls[hi - 1];
+    if (grow((void **)&h->members, &h->capmembers, h->pub.nmembers + 1, sizeof(uint32_t)) < 0) return -ENOMEM;
+    h->members[h->pub.nmembers++] = user;
     return 0;
 }
 
 int fd_batch_payment(fd_batch_t *b, const fd_batch_payment_t *p) {
-    if (grow((void **)&b->payments, &b->cappayments, b->npayments + 1, sizeof(*p)) < 0)
-        return -ENOMEM;
+    if (grow((void **)&b->payments, &b->cappayments, b->npayments + 1, sizeof(*p)) < 0) return -ENOMEM;
     fd_batch_payment_t q = *p;
-    q.dedup = arena_str(&b->arena, p->dedup.p, p->dedup.n);
-    q.user = arena_str(&b->arena, p->user.p, p->user.n);
-    fd_str_t *bk = (fd_str_t *)arena_alloc(&b->arena, sizeof(fd_str_t) * (p->nbuckets ? p->nbuckets : 1) + 8);
-    if (!q.dedup.p || !q.user.p || !bk) return -ENOMEM;
-    /* keep fd_str_t alignment inside the byte arena */
-    bk = (fd_str_t *)(((uintptr_t)bk + 7) & ~(uintptr_t)7);
-    for (size_t i = 0; i < p->nbuckets; i++) {
-        /* bucket keys are interned in the counter table: reuse its copy */
-        int created;
-        slot_t *s = table_upsert(&b->counter_idx, &b->arena, p->buckets[i].p, p->buckets[i].n,
-                                 (uint32_t)b->ncounters, &created);
-        if (!s) return -ENOMEM;
-        if (created) {
-            if (grow((void **)&b->counters, &b->capcounters, b->ncounters + 1, sizeof(counter_t)) < 0)
-                return -ENOMEM;
-            counter_t *c = &b->counters[b->ncounters++];
-            memset(c, 0, sizeof(*c));
-            c->key = s->key;
-        }
-        bk[i] = s->key;
-    }
-    q.buckets = bk;
+    char *d = arena_alloc(&b->arena, p->dedup.n ? p->dedup.n : 1);
+    uint32_t *ci = (uint32_t *)arena_alloc(&b->arena, sizeof(uint32_t) * (p->nbuckets ? p->nbuckets : 1));
+    if (!d || !ci) return -ENOMEM;
+    memcpy(d, p->dedup.p, p->dedup.n);
+    memcpy(ci, p->counters, sizeof(uint32_t) * p->nbuckets);
+    q.dedup.p = d;
+    q.counters = ci;
     b->payments[b->npayments++] = q;
     return 0;
 }
 
-int fd_batch_scope(fd_batch_t *b, const char *scope, size_t n) {
+int fd_batch_scope(fd_batch_t *b, fd_str_t scope) {
     int created;
-    slot_t *s = table_upsert(&b->scope_idx, &b->arena, scope, n, 0, &created);
+    tslot_t *s = tuple_upsert(&b->scope_idx, (uint64_t)(uintptr_t)scope.p, 0, 0, 0, &created);
     if (!s) return -ENOMEM;
     if (!created) return 0;
     if (grow((void **)&b->scopes, &b->capscopes, b->nscopes + 1, sizeof(fd_str_t)) < 0) return -ENOMEM;
-    b->scopes[b->nscopes++] = s->key;
+    b->scopes[b->nscopes++] = scope;
     return 0;
 }
 
@@ -344,24 +447,27 @@ uint64_t fd_batch_events(const fd_batch_t *b) { return b->events; }
 size_t fd_batch_ncounters(const fd_batch_t *b) { return b->ncounters; }
 
 void fd_batch_counter(const fd_batch_t *b, size_t i, fd_batch_counter_t *out) {
-    const counter_t *c = &b->counters[i];
-    out->key = c->key;
-    out->exposures = c->exposures;
-    out->interactions = c->interactions;
-    out->late = c->late;
-    out->nactions = c->nactions;
-    out->actions = c->actions;
+    *out = b->counters[i].pub;
+    out->actions = b->counters[i].actions;
 }
 
 size_t fd_batch_nhll(const fd_batch_t *b) { return b->nhlls; }
 
-fd_str_t fd_batch_hll(const fd_batch_t *b, size_t i, size_t *nmembers, const fd_str_t **members) {
-    *nmembers = b->hlls[i].nmembers;
-    *members = b->hlls[i].members;
-    return b->hlls[i].key;
+void fd_batch_hll(const fd_batch_t *b, size_t i, fd_batch_hll_t *out) {
+    *out = b->hlls[i].pub;
+    out->members = b->hlls[i].members;
 }
 
+fd_str_t fd_batch_user_at(const fd_batch_t *b, uint32_t idx) { return b->users[idx]; }
 size_t fd_batch_npayments(const fd_batch_t *b) { return b->npayments; }
 const fd_batch_payment_t *fd_batch_payment_at(const fd_batch_t *b, size_t i) { return &b->payments[i]; }
 size_t fd_batch_nscopes(const fd_batch_t *b) { return b->nscopes; }
 fd_str_t fd_batch_scope_at(const fd_batch_t *b, size_t i) { return b->scopes[i]; }
+
+size_t fd_batch_key(char *buf, size_t cap, fd_str_t scope, fd_gran_t g, int64_t bucket, int step) {
+    if (scope.n + 48 > cap) return 0;
+    memcpy(buf, scope.p, scope.n);
+    int n = snprintf(buf + scope.n, cap - scope.n, ":%s:%" PRId64 "%s%s", fd_gran_name(g), bucket,
+                     step >= 0 ? ":" : "", step >= 0 ? fd_step_name((fd_step_t)step) : "");
+    return scope.n + (size_t)n;
+}

@@ -1,25 +1,36 @@
 /*
  * batch.h — one partition's deltas since its last flush.
  *
- * A batch is what one flush script applies: counter increments per bucket
- * hash, distinct-user members per HLL key (deduplicated within the batch),
+ * A batch is what one flush applies: counter increments per bucket hash,
+ * distinct-user members per HLL key (deduplicated within the batch),
  * payments one by one (they are deduplicated in Redis, across instances, so
- * they cannot be pre-summed), and the scope ids touched. Keys are the part
- * after "{prefix}:c:" / "{prefix}:u:", i.e. "{scope}:{gran}:{bucket}".
+ * they cannot be pre-summed), and the scope ids touched.
  *
- * Memory: proportional to the distinct keys and members added since the last
- * reset, not to the event count (repeated keys and users cost nothing more);
- * payments cost one record each. All strings live in the batch's arena and
- * stay valid until fd_batch_reset or fd_batch_free.
+ * Keys are kept as (scope, granularity, bucket[, step]) tuples, not strings:
+ * the scope id is the interned copy owned by the aggregator's scope set
+ * (stable until the aggregator is freed), the bucket an integer (epoch
+ * seconds for m1/h1, YYYYMMDD for d1); one lookup of that tuple finds the
+ * bucket's counters and its HLLs. Strings are built only when the sink
+ * serializes the batch (fd_batch_key). User ids are interned once per batch
+ * and members are (HLL index, user index) pairs, so the per-event cost is a
+ * handful of integer-keyed lookups.
+ *
+ * Memory: proportional to the distinct keys, users and members added since
+ * the last reset, not to the event count; payments cost one record each.
+ * Strings a batch copies live in its arena until fd_batch_reset/free.
  */
 #ifndef FD_BATCH_H
 #define FD_BATCH_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "aggregators/window.h"
 #include "consumers/event.h"
 
 typedef struct fd_batch fd_batch_t;
+
+typedef enum { FD_STEP_EXPOSED = 0, FD_STEP_INTERACTED, FD_STEP_PAID, FD_STEP__COUNT } fd_step_t;
+const char *fd_step_name(fd_step_t s); /* "exposed", "interacted", "paid" */
 
 typedef struct {
     fd_str_t name; /* the action */
@@ -27,43 +38,66 @@ typedef struct {
 } fd_batch_action_t;
 
 typedef struct {
-    fd_str_t key; /* "{scope}:{gran}:{bucket}" */
+    fd_str_t scope;
+    fd_gran_t gran;
+    int64_t bucket;
     int64_t exposures, interactions, late;
     size_t nactions;
     const fd_batch_action_t *actions;
 } fd_batch_counter_t;
 
 typedef struct {
-    fd_str_t dedup;   /* "{order_id encoded}:{paid|refunded}" */
-    fd_str_t user;
+    fd_str_t scope;
+    fd_gran_t gran;
+    int64_t bucket;
+    fd_step_t step;
+    size_t nmembers;
+    const uint32_t *members; /* user indexes: fd_batch_user_at */
+} fd_batch_hll_t;
+
+typedef struct {
+    fd_str_t dedup; /* "{order_id encoded}:{paid|refunded}" */
+    uint32_t user;  /* user index */
     int64_t amount;
     fd_status_t status;
     int late;
     size_t nbuckets;
-    const fd_str_t *buckets; /* counter keys this payment updates */
+    const uint32_t *counters; /* counter indexes this payment updates */
 } fd_batch_payment_t;
 
 fd_batch_t *fd_batch_new(void);
 void fd_batch_free(fd_batch_t *b);
 void fd_batch_reset(fd_batch_t *b);
 
-/* Recording, used by the aggregator. Each returns 0 or -ENOMEM. */
-int fd_batch_count(fd_batch_t *b, const char *key, size_t n, int64_t exposures,
-                   int64_t interactions, int64_t late, const fd_str_t *action);
-int fd_batch_member(fd_batch_t *b, const char *hllkey, size_t n, fd_str_t user);
-int fd_batch_payment(fd_batch_t *b, const fd_batch_payment_t *p); /* copies strings */
-int fd_batch_scope(fd_batch_t *b, const char *scope, size_t n);
+/* Recording (the aggregator). scope must stay valid until reset/free. Each
+ * returns 0 or -ENOMEM. */
+int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx);
+int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, int64_t exposures,
+                   int64_t interactions, int64_t late, const fd_str_t *action, uint32_t *counter_idx);
+/* Adds user to the distinct users of `step` in the bucket of counter_idx
+ * (as returned by fd_batch_count). */
+int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_t user);
+/* Copies dedup and the counter index list. */
+int fd_batch_payment(fd_batch_t *b, const fd_batch_payment_t *p);
+int fd_batch_scope(fd_batch_t *b, fd_str_t scope);
 void fd_batch_add_events(fd_batch_t *b, uint64_t n);
 
-/* Reading, used by the sink. Indexes run 0..count-1. */
+/* Reading (the sink). Indexes run 0..count-1. */
 uint64_t fd_batch_events(const fd_batch_t *b);
 size_t fd_batch_ncounters(const fd_batch_t *b);
 void fd_batch_counter(const fd_batch_t *b, size_t i, fd_batch_counter_t *out);
 size_t fd_batch_nhll(const fd_batch_t *b);
-fd_str_t fd_batch_hll(const fd_batch_t *b, size_t i, size_t *nmembers, const fd_str_t **members);
+void fd_batch_hll(const fd_batch_t *b, size_t i, fd_batch_hll_t *out);
+fd_str_t fd_batch_user_at(const fd_batch_t *b, uint32_t idx);
 size_t fd_batch_npayments(const fd_batch_t *b);
 const fd_batch_payment_t *fd_batch_payment_at(const fd_batch_t *b, size_t i);
 size_t fd_batch_nscopes(const fd_batch_t *b);
 fd_str_t fd_batch_scope_at(const fd_batch_t *b, size_t i);
+
+#define FD_BATCH_KEY_MAX 16384 /* longer than any key fd_batch_key can write */
+
+/* Writes "{scope}:{gran}:{bucket}" (+ ":{step}" when step >= 0) into buf;
+ * returns the length, or 0 if it does not fit in cap. */
+size_t fd_batch_key(char *buf, size_t cap, fd_str_t scope, fd_gran_t g, int64_t bucket, int step);
 
 #endif

@@ -188,7 +188,7 @@ __attribute__((noinline)) static int run_mode(const char *mode, const lines_t *L
 
 int main(int argc, char **argv) {
     const char *mode = "all", *file = NULL;
-    uint64_t events = 2000000, batch_every = 250000;
+    uint64_t events = 2000000, batch_every = 20000;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
         else if (!strcmp(argv[i], "--events") && i + 1 < argc) events = strtoull(argv[++i], NULL, 10);

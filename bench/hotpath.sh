@@ -7,7 +7,7 @@
 #    options, seed 1, 2 hours of event time), 200k messages (tiny: 20k).
 # 2. bench-hotpath runs each loop over it in memory (3M messages per row;
 #    tiny: 100k): the full hot path with the default groupings (batch reset
-#    every 250k events, as a flush would), our parser alone, and
+#    every 20k events, as flush_max_events would), our parser alone, and
 #    cJSON_ParseWithLength with libc malloc and with a bump arena.
 # 3. callgrind (if valgrind is installed) counts instructions per event of the
 #    hot path and of the parser alone: costs collected inside the timed loop

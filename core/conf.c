@@ -112,9 +112,12 @@ static const conf_key_t keys[] = {
         "is published on `{prefix}:updates`."),
     INT("max_message_bytes", 256, 16777216, "65536", max_message_bytes,
         "A message larger than this is rejected as `too_large` before parsing."),
-    INT("max_pending_events", 1000, 100000000, "1000000", max_pending_events,
-        "Events accepted but not yet flushed; above this the consumer pauses its partitions until "
-        "a flush succeeds."),
+    INT("flush_max_events", 100, 10000000, "20000", flush_max_events,
+        "A partition whose unflushed batch reaches this many events is flushed at once, without "
+        "waiting for the timer: keeps each flush script short and memory low under load."),
+    INT("max_pending_events", 1000, 100000000, "200000", max_pending_events,
+        "Events accepted but not yet flushed, over all partitions; above this the consumer pauses "
+        "its partitions until flushes catch up."),
     LIST("groupings", K_GROUPINGS, 1, FD_MAX_GROUPINGS,
          "[[], [\"product\"], [\"product\", \"channel\"], [\"product\", \"community\"], "
          "[\"campaign\"]]",

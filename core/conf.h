@@ -49,7 +49,8 @@ typedef struct {
     int64_t flush_interval_ms;  /* flush_interval_ms, default 1000 */
     int64_t snapshot_interval_ms; /* snapshot_interval_ms, default 5000 */
     int64_t max_message_bytes;  /* max_message_bytes, default 65536 */
-    int64_t max_pending_events; /* max_pending_events, default 1000000: pause above */
+    int64_t flush_max_events;   /* flush_max_events, default 20000: flush a partition early */
+    int64_t max_pending_events; /* max_pending_events, default 200000: pause above */
     /* scopes */
     int ngroupings;
     fd_grouping_t groupings[FD_MAX_GROUPINGS]; /* groupings: [["product","channel"], ...] */

@@ -324,6 +324,7 @@ void fd_pipeline_message(fd_pipeline_t *p, int src_key, int32_t partition, int64
             }
             p->accepted++;
             p->late += (uint64_t)late;
+            if (fd_batch_events(x->cur) >= (uint64_t)p->conf->flush_max_events) maybe_flush(p, x);
         }
     }
     if (r != FD_OK) reject(p, x, payload, len, offset, r, field);

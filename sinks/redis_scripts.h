@@ -4,7 +4,12 @@
  * FLUSH applies one partition's batch and advances its offset atomically,
  * after checking (compare-and-set) that the stored offset is the one this
  * consumer last stored or read: a consumer that lost the partition is fenced
- * and changes nothing. Argument layout: see fd_redis_sink_flush().
+ * and changes nothing. Argument layout: see fd_redis_sink_flush(). The
+ * distinct-user HLLs of exposures and interactions are not in it: PFADD is
+ * idempotent, so they are sent as plain pipelined commands just before the
+ * script, on the same connection (a re-sent batch adds nothing new). The
+ * paid-users HLL stays in the script, because a repeated payment must not
+ * add its user.
  * SNAPSHOT writes one scope's rolling windows (DEL + HSET in one script, so
  * a reader never mixes two windows). LEASE takes or renews a PX lease.
  */
@@ -22,7 +27,6 @@ static const char FD_LUA_FLUSH[] =
     "local ttl = {m1 = ARGV[10], h1 = ARGV[11], d1 = ARGV[12]}\n"
     "local dedup_ttl = ARGV[13]\n"
     "local function ttl_c(b) return ttl[string.match(b, ':(%a%d):[^:]*$')] end\n"
-    "local function ttl_u(b) return ttl[string.match(b, ':(%a%d):[^:]*:[^:]*$')] end\n"
     "local i = 14\n"
     "local n = tonumber(ARGV[i]); i = i + 1\n"
     "for _ = 1, n do\n"
@@ -30,19 +34,6 @@ static const char FD_LUA_FLUSH[] =
     "  local k = prefix .. ':c:' .. b\n"
     "  for _ = 1, nf do redis.call('HINCRBY', k, ARGV[i], ARGV[i + 1]); i = i + 2 end\n"
     "  if nf > 0 then redis.call('EXPIRE', k, ttl_c(b)) end\n"
-    "end\n"
-    "n = tonumber(ARGV[i]); i = i + 1\n"
-    "for _ = 1, n do\n"
-    "  local b, nm = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2\n"
-    "  local k = prefix .. ':u:' .. b\n"
-    "  local j = 0\n"
-    "  while j < nm do\n"
-    "    local m = math.min(nm - j, 1000)\n"
-    "    redis.call('PFADD', k, unpack(ARGV, i + j, i + j + m - 1))\n"
-    "    j = j + m\n"
-    "  end\n"
-    "  i = i + nm\n"
-    "  redis.call('EXPIRE', k, ttl_u(b))\n"
     "end\n"
     "n = tonumber(ARGV[i]); i = i + 1\n"
     "for _ = 1, n do\n"

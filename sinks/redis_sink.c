@@ -337,36 +337,95 @@ static void arg_num(args_t *a, int64_t v) {
 
 static void arg_str(args_t *a, const char *s) { arg(a, s, strlen(s)); }
 
+static void ignore_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    log_error_reply(s, "snapshot command failed", reply);
+    free(r);
+}
+
+/* Sends the batch's exposure/interaction HLL members as PFADD + EXPIRE
+ * commands (idempotent, so outside the atomic script). */
+static int send_hlls(fd_redis_sink_t *s, const fd_batch_t *b) {
+    size_t nh = fd_batch_nhll(b), maxm = 0;
+    for (size_t i = 0; i < nh; i++) {
+        fd_batch_hll_t h;
+        fd_batch_hll(b, i, &h);
+        if (h.nmembers > maxm) maxm = h.nmembers;
+    }
+    size_t chunk = maxm < 8192 ? maxm : 8192;
+    const char **argv = malloc((chunk + 2) * sizeof(char *));
+    size_t *lens = malloc((chunk + 2) * sizeof(size_t));
+    char *key = malloc(FD_BATCH_KEY_MAX);
+    int rc = 0;
+    if (!argv || !lens || !key) rc = -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < nh; i++) {
+        fd_batch_hll_t h;
+        fd_batch_hll(b, i, &h);
+        int kn = snprintf(key, FD_BATCH_KEY_MAX, "%s:u:", s->conf->prefix);
+        size_t n = fd_batch_key(key + kn, FD_BATCH_KEY_MAX - (size_t)kn, h.scope, h.gran, h.bucket, (int)h.step);
+        if (!n) continue;
+        n += (size_t)kn;
+        for (size_t j = 0; rc == 0 && j < h.nmembers; j += chunk) {
+            size_t m = h.nmembers - j < chunk ? h.nmembers - j : chunk;
+            argv[0] = "PFADD";
+            lens[0] = 5;
+            argv[1] = key;
+            lens[1] = n;
+            for (size_t k = 0; k < m; k++) {
+                fd_str_t u = fd_batch_user_at(b, h.members[j + k]);
+                argv[2 + k] = u.p;
+                lens[2 + k] = u.n;
+            }
+            rc = send_argv(s, ignore_reply, req_new(s), (int)(m + 2), argv, lens);
+        }
+        char ttl[24];
+        snprintf(ttl, sizeof ttl, "%" PRId64, h.gran == FD_GRAN_M1 ? s->conf->ttl_m1_s
+                                               : h.gran == FD_GRAN_H1 ? s->conf->ttl_h1_s
+                                                                      : s->conf->ttl_d1_s);
+        const char *ea[] = {"EXPIRE", key, ttl};
+        size_t el[] = {6, n, strlen(ttl)};
+        if (rc == 0) rc = send_argv(s, ignore_reply, req_new(s), 3, ea, el);
+    }
+    free(argv);
+    free(lens);
+    free(key);
+    return rc;
+}
+
+
 int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
                         int64_t next_offset, int64_t max_ts, const fd_batch_t *b,
                         fd_sink_flush_cb cb, void *ud) {
     if (!s->ready || !s->ac) return -ENOTCONN;
-    size_t nc = fd_batch_ncounters(b), nh = fd_batch_nhll(b), np = fd_batch_npayments(b),
-           ns = fd_batch_nscopes(b);
-    /* size the argument vector exactly */
-    size_t total = 14 + 4, textlen = 0;
+    size_t nc = fd_batch_ncounters(b), np = fd_batch_npayments(b), ns = fd_batch_nscopes(b);
+    /* size the argument vector and the text exactly */
+    size_t total = 14 + 3, textlen = 0;
     for (size_t i = 0; i < nc; i++) {
         fd_batch_counter_t c;
         fd_batch_counter(b, i, &c);
         total += 2 + 2 * (3 + c.nactions);
+        textlen += c.scope.n + 48;
         for (size_t j = 0; j < c.nactions; j++) textlen += 13 + c.actions[j].name.n;
-    }
-    for (size_t i = 0; i < nh; i++) {
-        size_t nm;
-        const fd_str_t *m;
-        fd_batch_hll(b, i, &nm, &m);
-        total += 2 + nm;
     }
     for (size_t i = 0; i < np; i++) total += 6 + fd_batch_payment_at(b, i)->nbuckets;
     total += ns;
 
     args_t a = {0};
+    fd_str_t *keys = malloc((nc + 1) * sizeof(fd_str_t));
     a.argv = malloc(total * sizeof(char *));
     a.lens = malloc(total * sizeof(size_t));
     a.nums = malloc(total * 24);
     a.text = malloc(textlen + 1);
     int rc = -ENOMEM;
-    if (!a.argv || !a.lens || !a.nums || !a.text) goto out;
+    if (!keys || !a.argv || !a.lens || !a.nums || !a.text) goto out;
+    for (size_t i = 0; i < nc; i++) {
+        fd_batch_counter_t c;
+        fd_batch_counter(b, i, &c);
+        keys[i].p = a.text + a.textused;
+        keys[i].n = (uint32_t)fd_batch_key(a.text + a.textused, c.scope.n + 48, c.scope, c.gran, c.bucket, -1);
+        a.textused += keys[i].n;
+    }
 
     arg_str(&a, "EVALSHA");
     arg_str(&a, s->sha_flush);
@@ -388,12 +447,18 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     arg_num(&a, s->conf->ttl_d1_s);
     arg_num(&a, s->conf->dedup_ttl_s);
 
-    arg_num(&a, (int64_t)nc);
+    /* counters: key, number of fields, field/increment pairs; keys only
+     * payments touch (all zero here) are left to the payment records */
+    size_t ncount_at = (size_t)a.argc;
+    arg_num(&a, 0); /* patched below with the number of counter entries */
+    int64_t nsent = 0;
     for (size_t i = 0; i < nc; i++) {
         fd_batch_counter_t c;
         fd_batch_counter(b, i, &c);
-        arg(&a, c.key.p, c.key.n);
         int nf = (c.exposures != 0) + (c.interactions != 0) + (c.late != 0) + (int)c.nactions;
+        if (nf == 0) continue;
+        nsent++;
+        arg(&a, keys[i].p, keys[i].n);
         arg_num(&a, nf);
         if (c.exposures) { arg_str(&a, "exposures"); arg_num(&a, c.exposures); }
         if (c.interactions) { arg_str(&a, "interactions"); arg_num(&a, c.interactions); }
@@ -408,25 +473,21 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
             arg_num(&a, c.actions[j].count);
         }
     }
-    arg_num(&a, (int64_t)nh);
-    for (size_t i = 0; i < nh; i++) {
-        size_t nm;
-        const fd_str_t *m;
-        fd_str_t k = fd_batch_hll(b, i, &nm, &m);
-        arg(&a, k.p, k.n);
-        arg_num(&a, (int64_t)nm);
-        for (size_t j = 0; j < nm; j++) arg(&a, m[j].p, m[j].n);
+    {
+        char *p = (char *)a.argv[ncount_at];
+        a.lens[ncount_at] = (size_t)snprintf(p, 24, "%" PRId64, nsent);
     }
     arg_num(&a, (int64_t)np);
     for (size_t i = 0; i < np; i++) {
         const fd_batch_payment_t *p = fd_batch_payment_at(b, i);
+        fd_str_t u = fd_batch_user_at(b, p->user);
         arg(&a, p->dedup.p, p->dedup.n);
-        arg(&a, p->user.p, p->user.n);
+        arg(&a, u.p, u.n);
         arg_num(&a, p->status == FD_STATUS_PAID ? p->amount : -p->amount);
         arg_str(&a, p->status == FD_STATUS_PAID ? "paid" : "refunded");
         arg_str(&a, p->late ? "1" : "0");
         arg_num(&a, (int64_t)p->nbuckets);
-        for (size_t j = 0; j < p->nbuckets; j++) arg(&a, p->buckets[j].p, p->buckets[j].n);
+        for (size_t j = 0; j < p->nbuckets; j++) arg(&a, keys[p->counters[j]].p, keys[p->counters[j]].n);
     }
     arg_num(&a, (int64_t)ns);
     for (size_t i = 0; i < ns; i++) {
@@ -434,13 +495,17 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         arg(&a, sc.p, sc.n);
     }
 
+    /* the idempotent HLL commands first, on the same connection */
+    if ((rc = send_hlls(s, b)) < 0) goto out;
     req_t *r = req_new(s);
+    rc = -ENOMEM;
     if (!r) goto out;
     r->flush_cb = cb;
     r->ud = ud;
     rc = send_argv(s, flush_reply, r, a.argc, a.argv, a.lens);
     if (rc == 0) s->flushes++;
 out:
+    free(keys);
     free(a.argv);
     free(a.lens);
     free(a.nums);
@@ -500,12 +565,6 @@ int fd_redis_sink_read_offset(fd_redis_sink_t *s, const char *field, fd_sink_off
 
 /* ---- snapshots ------------------------------------------------------------- */
 
-static void ignore_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    req_t *r = privdata;
-    fd_redis_sink_t *s = reply_begin(r);
-    log_error_reply(s, "snapshot command failed", reply);
-    free(r);
-}
 
 static void tick_done_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;

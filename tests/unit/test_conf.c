@@ -119,7 +119,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.flush_interval_ms, 1000);
     assert_int_equal(c.snapshot_interval_ms, 5000);
     assert_int_equal(c.max_message_bytes, 65536);
-    assert_int_equal(c.max_pending_events, 1000000);
+    assert_int_equal(c.flush_max_events, 20000);
+    assert_int_equal(c.max_pending_events, 200000);
     assert_int_equal(c.ngroupings, 5);
     assert_int_equal(c.groupings[0].ndims, 0);
     assert_int_equal(c.groupings[1].ndims, 1);
