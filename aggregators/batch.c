@@ -238,9 +238,11 @@ static void strtab_clear(strtab_t *t) {
 
 /* ---- growable arrays ------------------------------------------------------ */
 
+/* Small first allocations: most HLL member lists and action lists of a
+ * batch hold one to a few entries, and there are ~15 of them per event. */
 static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
     if (need <= *cap) return 0;
-    size_t ncap = *cap ? *cap * 2 : 64;
+    size_t ncap = *cap ? *cap * 2 : 4;
     while (ncap < need) ncap *= 2;
     void *p = realloc(*arr, ncap * elem);
     if (!p) return -ENOMEM;

@@ -139,7 +139,10 @@ static int part_index(const fd_pipeline_t *p, const part_t *x) { return (int)(x 
 /* Brings the source's pause state in line with what the partition needs. */
 static void reconcile_pause(fd_pipeline_t *p, part_t *x) {
     if (!x->assigned || !p->src) return;
-    int want = x->syncing || p->backpressure || p->stopping;
+    /* a partition whose next batch is full while the previous one is still
+     * on its way waits, so memory stays bounded by flush_max_events */
+    int full = x->state != ST_IDLE && fd_batch_events(x->cur) >= (uint64_t)p->conf->flush_max_events;
+    int want = x->syncing || p->backpressure || p->stopping || full;
     if (want == x->paused) return;
     if (p->src->pause(p->src_ud, x->src_key, x->partition, want) == 0) x->paused = want;
 }
@@ -218,6 +221,7 @@ static void offset_done(void *ud, int status, int64_t offset, int64_t max_ts) {
 /* ---- flushing ------------------------------------------------------------ */
 
 static void maybe_finish(fd_pipeline_t *p);
+static void maybe_flush(fd_pipeline_t *p, part_t *x);
 
 static void flush_done(void *ud, int status) {
     cbctx_t *c = ud;
@@ -229,6 +233,8 @@ static void flush_done(void *ud, int status) {
         x->stored = x->flushed_pos = x->sealed_next;
         x->state = ST_IDLE;
         p->flushes++;
+        if (fd_batch_events(x->cur) >= (uint64_t)p->conf->flush_max_events) maybe_flush(p, x);
+        reconcile_pause(p, x);
         if (p->src->commit) p->src->commit(p->src_ud, x->src_key, x->partition, x->stored);
         if (p->stopping) maybe_finish(p);
     } else {
@@ -324,7 +330,10 @@ void fd_pipeline_message(fd_pipeline_t *p, int src_key, int32_t partition, int64
             }
             p->accepted++;
             p->late += (uint64_t)late;
-            if (fd_batch_events(x->cur) >= (uint64_t)p->conf->flush_max_events) maybe_flush(p, x);
+            if (fd_batch_events(x->cur) >= (uint64_t)p->conf->flush_max_events) {
+                maybe_flush(p, x);
+                reconcile_pause(p, x);
+            }
         }
     }
     if (r != FD_OK) reject(p, x, payload, len, offset, r, field);
