@@ -6,8 +6,13 @@ both ways); every HLL is within 2% of the exact distinct count (±2 under
 100); the dead-letter topic holds exactly the malformed messages — each once,
 with the oracle's reason and field headers and the original bytes; SIGTERM
 gives exit status 0; `{prefix}:schema` is "1"; `{prefix}:scopes` names every
-scope; every c:/u: key carries the TTL of its granularity.
+scope; every c:/u: key carries the TTL of its granularity; the rolling
+snapshots of `all` written after the drain hold, for each window, exactly the
+sums of the oracle's m1 counters over the window's [from, to), and rates
+consistent with those sums.
 """
+
+import time
 
 import pytest
 
@@ -32,6 +37,7 @@ def test_exactness(ctx, stack, stream, main_topics):
     r = stack.redis()
     fd = ctx.start(ctx.config(main_topics))
     wait_drained(r, ctx.prefix, ctx.group, main_topics.end_offsets(), [fd])
+    check_snapshots(r, stream, ctx.prefix, drained_ms=int(time.time() * 1000))
 
     rc = fd.stop()
     assert rc == 0, "funneld exited %s on SIGTERM\n%s" % (rc, fd.tail())
@@ -62,3 +68,44 @@ def test_exactness(ctx, stack, stream, main_topics):
             len(bad), "\n  ".join(bad[:10])), pytrace=False)
 
     check_dlq(main_topics, read_topic(stack.bootstrap, ctx.dlq), exactly_once=True)
+
+
+WINDOWS = {"5m": 300, "1h": 3600, "24h": 86400}
+SUMMED = ("exposures", "interactions", "payments", "refunds", "revenue", "late")
+
+
+def check_snapshots(r, stream, prefix, drained_ms, timeout=30):
+    """funnel:r:all:{window}, written by a snapshot tick after the drain, must
+    equal the oracle's m1 buckets of scope `all` summed over [from, to)."""
+    expected = stream.counters_for(prefix)
+    m1 = {}
+    head = prefix + ":c:all:m1:"
+    for key, fields in expected.items():
+        if key.startswith(head):
+            m1[int(key[len(head):])] = fields
+    deadline = time.time() + timeout
+    for name, secs in WINDOWS.items():
+        key = "%s:r:all:%s" % (prefix, name)
+        while True:
+            raw = r.cmd("HGETALL", key) or []
+            snap = {dec(raw[i]): dec(raw[i + 1]) for i in range(0, len(raw), 2)}
+            if snap and int(snap["updated_at"]) > drained_ms + 100:
+                break
+            assert time.time() < deadline, "no snapshot %s written after the drain: %r" % (key, snap)
+            time.sleep(0.2)
+        lo, hi = int(snap["from"]), int(snap["to"])
+        assert hi - lo == secs, "%s: window [%d, %d) is not %d s" % (key, lo, hi, secs)
+        assert hi % 60 == 0 and hi * 1000 <= int(snap["watermark"]), snap
+        want = {}
+        for bucket, fields in m1.items():
+            if lo <= bucket < hi:
+                for f, v in fields.items():
+                    want[f] = want.get(f, 0) + v
+        assert want.get("exposures", 0) > 0, "%s: the window holds no oracle events; test is vacuous" % key
+        for f in set(want) | {f for f in snap if f in SUMMED or f.startswith("interactions.")}:
+            assert int(snap.get(f, 0)) == want.get(f, 0), "%s field %s: snapshot %s, oracle %s" % (
+                key, f, snap.get(f), want.get(f, 0))
+        e, i = want.get("exposures", 0), want.get("interactions", 0)
+        assert snap["interaction_rate"] == ("%.6f" % (i / e) if e else ""), snap
+        ue, up = int(snap["uv_exposed"]), int(snap["uv_paid"])
+        assert snap["conversion_rate"] == ("%.6f" % (up / ue) if ue else ""), snap
