@@ -6,8 +6,7 @@
  *   tuple_t   (a, b, c) 64-bit tuples → index: counter keys (scope pointer,
  *             granularity, bucket), HLL keys (scope pointer, granularity and
  *             step, bucket) and touched scopes;
- *   set64_t   a set of non-zero 64-bit keys: HLL member = (HLL index + 1,
- *             user index);
+ *   fd_set64  (core/set64.c) HLL members as (HLL index + 1, user index);
  *   strtab_t  byte strings → index: user ids, copied once into the arena.
  * Reset keeps every allocation (tables are cleared, not freed), so a steady
  * stream reuses memory; the arena keeps its newest chunk.
@@ -15,6 +14,7 @@
  * Invariant: every index handed out stays valid until the next reset.
  */
 #include "aggregators/batch.h"
+#include "core/set64.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -68,14 +68,6 @@ static void arena_reset(arena_t *a, int keep_one) {
 
 /* ---- hashing ----------------------------------------------------------- */
 
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
 
 /* Word-at-a-time hash for user ids (short strings, hot path). */
 static uint64_t hash_bytes(const void *p, size_t n) {
@@ -91,7 +83,7 @@ static uint64_t hash_bytes(const void *p, size_t n) {
     }
     uint64_t w = 0;
     memcpy(&w, s, n);
-    return mix64(h ^ w);
+    return fd_mix64(h ^ w);
 }
 
 static size_t grown_cap(size_t mask) { return mask ? (mask + 1) * 2 : 256; }
@@ -110,7 +102,7 @@ typedef struct {
 } tuple_t;
 
 static inline uint64_t tuple_hash(uint64_t a, uint64_t b, uint64_t c) {
-    return mix64(a * 0x9E3779B97F4A7C15ull ^ mix64(b + 0x632BE59BD9B4E019ull) ^ (c * 0xD6E8FEB86659FD93ull));
+    return fd_mix64(a * 0x9E3779B97F4A7C15ull ^ fd_mix64(b + 0x632BE59BD9B4E019ull) ^ (c * 0xD6E8FEB86659FD93ull));
 }
 
 static int tuple_grow(tuple_t *t) {
@@ -155,49 +147,6 @@ static tslot_t *tuple_upsert(tuple_t *t, uint64_t a, uint64_t b, uint64_t c, uin
 }
 
 static void tuple_clear(tuple_t *t) {
-    if (t->used) memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
-    t->used = 0;
-}
-
-/* ---- set of non-zero 64-bit keys ----------------------------------------- */
-
-typedef struct {
-    uint64_t *slots; /* 0 = empty */
-    size_t mask, used;
-} set64_t;
-
-static int set64_grow(set64_t *t) {
-    size_t ncap = grown_cap(t->slots ? t->mask : 0);
-    uint64_t *ns = calloc(ncap, sizeof(*ns));
-    if (!ns) return -ENOMEM;
-    for (size_t i = 0; t->slots && i <= t->mask; i++) {
-        if (!t->slots[i]) continue;
-        size_t j = mix64(t->slots[i]) & (ncap - 1);
-        while (ns[j]) j = (j + 1) & (ncap - 1);
-        ns[j] = t->slots[i];
-    }
-    free(t->slots);
-    t->slots = ns;
-    t->mask = ncap - 1;
-    return 0;
-}
-
-/* 1 if k was added, 0 if present, -ENOMEM. */
-static int set64_add(set64_t *t, uint64_t k) {
-    if (!t->slots || (t->used + 1) * 2 > t->mask + 1)
-        if (set64_grow(t) < 0) return -ENOMEM;
-    size_t j = mix64(k) & t->mask;
-    for (;; j = (j + 1) & t->mask) {
-        if (!t->slots[j]) {
-            t->slots[j] = k;
-            t->used++;
-            return 1;
-        }
-        if (t->slots[j] == k) return 0;
-    }
-}
-
-static void set64_clear(set64_t *t) {
     if (t->used) memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
     t->used = 0;
 }
@@ -269,7 +218,7 @@ typedef struct {
 struct fd_batch {
     arena_t arena;
     tuple_t counter_idx, scope_idx;
-    set64_t member_set;
+    fd_set64_t member_set;
     strtab_t user_idx;
     counter_t *counters;
     size_t ncounters, capcounters;
@@ -297,7 +246,7 @@ void fd_batch_reset(fd_batch_t *b) {
     b->events = 0;
     tuple_clear(&b->counter_idx);
     tuple_clear(&b->scope_idx);
-    set64_clear(&b->member_set);
+    fd_set64_clear(&b->member_set);
     strtab_clear(&b->user_idx);
     arena_reset(&b->arena, 1);
 }
@@ -309,7 +258,7 @@ void fd_batch_free(fd_batch_t *b) {
     arena_reset(&b->arena, 0);
     free(b->counter_idx.slots);
     free(b->scope_idx.slots);
-    free(b->member_set.slots);
+    fd_set64_release(&b->member_set);
     free(b->user_idx.slots);
     free(b->counters);
     free(b->hlls);
@@ -412,7 +361,7 @@ int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_
         c->hll[step] = (uint32_t)++b->nhlls;
     }
     uint32_t hi = c->hll[step]; /* index + 1: never 0, so the set key is never 0 */
-    int added = set64_add(&b->member_set, ((uint64_t)hi << 32) | user);
+    int added = fd_set64_add(&b->member_set, ((uint64_t)hi << 32) | user);
     if (added <= 0) return added;
     hll_t *h = &b->hlls[hi - 1];
     if (grow((void **)&h->members, &h->capmembers, h->pub.nmembers + 1, sizeof(uint32_t)) < 0) return -ENOMEM;

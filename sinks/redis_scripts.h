@@ -9,7 +9,8 @@
  * idempotent, so they are sent as plain pipelined commands just before the
  * script, on the same connection (a re-sent batch adds nothing new). The
  * paid-users HLL stays in the script, because a repeated payment must not
- * add its user.
+ * add its user. A counter entry's field count is negative when the sink
+ * knows it set that key's TTL recently (see ttl_known in redis_sink.c).
  * SNAPSHOT writes one scope's rolling windows (DEL + HSET in one script, so
  * a reader never mixes two windows). LEASE takes or renews a PX lease.
  */
@@ -31,9 +32,11 @@ static const char FD_LUA_FLUSH[] =
     "local n = tonumber(ARGV[i]); i = i + 1\n"
     "for _ = 1, n do\n"
     "  local b, nf = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2\n"
+    "  local expire = nf > 0\n"
+    "  if nf < 0 then nf = -nf end\n"
     "  local k = prefix .. ':c:' .. b\n"
     "  for _ = 1, nf do redis.call('HINCRBY', k, ARGV[i], ARGV[i + 1]); i = i + 2 end\n"
-    "  if nf > 0 then redis.call('EXPIRE', k, ttl_c(b)) end\n"
+    "  if expire then redis.call('EXPIRE', k, ttl_c(b)) end\n"
     "end\n"
     "n = tonumber(ARGV[i]); i = i + 1\n"
     "for _ = 1, n do\n"

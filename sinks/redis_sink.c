@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "core/set64.h"
 #include "sinks/redis_scripts.h"
 
 #define BACKOFF_MIN_MS 100
@@ -43,6 +44,12 @@ struct fd_redis_sink {
     char sha_flush[41], sha_snapshot[41], sha_lease[41];
     uv_timer_t reconnect_timer, watchdog;
     int timers_open;
+    /* Keys whose TTL this process set since ttl_epoch_ms (hashes of "c:" /
+     * "u:" + key): their EXPIRE is skipped. Forgotten every hour, and at
+     * once on any flush whose outcome is not a success or on a lost
+     * connection, so a key can never be left without a TTL for long. */
+    fd_set64_t ttl_known;
+    int64_t ttl_epoch_ms;
 };
 
 typedef struct {
@@ -86,6 +93,7 @@ static void teardown(fd_redis_sink_t *s, const char *why) {
     fd_log(s->log, FD_LOG_WARN, "redis connection reset", "reason=\"%s\"", why);
     s->ac = NULL;
     s->ready = 0;
+    fd_set64_clear(&s->ttl_known);
     set_state(s, 0);
     redisAsyncFree(ac); /* deferred by hiredis when called from a callback */
     schedule_reconnect(s);
@@ -98,6 +106,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
         fd_log(s->log, FD_LOG_WARN, "redis disconnected", "error=\"%s\"", ac->errstr);
         s->ac = NULL;
         s->ready = 0;
+        fd_set64_clear(&s->ttl_known);
         set_state(s, 0);
     }
     schedule_reconnect(s);
@@ -268,7 +277,10 @@ fd_redis_sink_t *fd_redis_sink_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t
 
 static void free_on_close(uv_handle_t *h) {
     fd_redis_sink_t *s = h->data;
-    if (--s->timers_open == 0) free(s);
+    if (--s->timers_open == 0) {
+        fd_set64_release(&s->ttl_known);
+        free(s);
+    }
 }
 
 void fd_redis_sink_free(fd_redis_sink_t *s) {
@@ -308,6 +320,7 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
             if (strncmp(rep->str, "NOSCRIPT", 8) == 0 && s->ac == ac) teardown(s, "NOSCRIPT");
         }
     }
+    if (st != FD_SINK_OK) fd_set64_clear(&s->ttl_known);
     if (!s->closing) r->flush_cb(r->ud, st);
     else r->flush_cb(r->ud, FD_SINK_ERROR);
     free(r);
@@ -342,6 +355,15 @@ static void ignore_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     fd_redis_sink_t *s = reply_begin(r);
     log_error_reply(s, "snapshot command failed", reply);
     free(r);
+}
+
+/* 1 if this process set the TTL of `kind` + key recently (skip the
+ * EXPIRE), else remembers that it is about to. */
+static int ttl_known(fd_redis_sink_t *s, char kind, const char *key, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)(unsigned char)kind;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)key[i]) * 0x100000001b3ull;
+    h = fd_mix64(h) | 1; /* never 0 */
+    return fd_set64_add(&s->ttl_known, h) == 0;
 }
 
 /* Sends the batch's exposure/interaction HLL members as PFADD + EXPIRE
@@ -385,7 +407,8 @@ static int send_hlls(fd_redis_sink_t *s, const fd_batch_t *b) {
                                                                       : s->conf->ttl_d1_s);
         const char *ea[] = {"EXPIRE", key, ttl};
         size_t el[] = {6, n, strlen(ttl)};
-        if (rc == 0) rc = send_argv(s, ignore_reply, req_new(s), 3, ea, el);
+        if (rc == 0 && !ttl_known(s, 'u', key + kn, n - (size_t)kn))
+            rc = send_argv(s, ignore_reply, req_new(s), 3, ea, el);
     }
     free(argv);
     free(lens);
@@ -398,6 +421,10 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
                         int64_t next_offset, int64_t max_ts, const fd_batch_t *b,
                         fd_sink_flush_cb cb, void *ud) {
     if (!s->ready || !s->ac) return -ENOTCONN;
+    if (now_ms() - s->ttl_epoch_ms > 3600 * 1000) {
+        fd_set64_clear(&s->ttl_known); /* TTLs are refreshed at least hourly */
+        s->ttl_epoch_ms = now_ms();
+    }
     size_t nc = fd_batch_ncounters(b), np = fd_batch_npayments(b), ns = fd_batch_nscopes(b);
     /* size the argument vector and the text exactly */
     size_t total = 14 + 3, textlen = 0;
@@ -459,7 +486,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         if (nf == 0) continue;
         nsent++;
         arg(&a, keys[i].p, keys[i].n);
-        arg_num(&a, nf);
+        arg_num(&a, ttl_known(s, 'c', keys[i].p, keys[i].n) ? -nf : nf);
         if (c.exposures) { arg_str(&a, "exposures"); arg_num(&a, c.exposures); }
         if (c.interactions) { arg_str(&a, "interactions"); arg_num(&a, c.interactions); }
         if (c.late) { arg_str(&a, "late"); arg_num(&a, c.late); }
