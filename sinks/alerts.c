@@ -33,6 +33,7 @@
  * one batch (steps × rules × scopes × 4 integers).
  */
 #include "sinks/alerts.h"
+#include "sinks/lua_window.h"
 #include "sinks/redis_sink.h"
 
 #include <cjson/cJSON.h>
@@ -74,19 +75,7 @@ static const char LUA_READ[] =
     "local ns = tonumber(ARGV[2])\n"
     "local i = 3 + ns\n"
     "local nq = tonumber(ARGV[i]); i = i + 1\n"
-    "local function num(v) return string.format('%.0f', v) end\n"
-    "local function buckets(from, to)\n"
-    "  local b = {}\n"
-    "  local h0, h1 = math.ceil(from / 3600) * 3600, math.floor(to / 3600) * 3600\n"
-    "  if h0 >= h1 then\n"
-    "    for t = from, to - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n"
-    "  else\n"
-    "    for t = from, h0 - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n"
-    "    for t = h0, h1 - 3600, 3600 do b[#b + 1] = 'h1:' .. num(t) end\n"
-    "    for t = h1, to - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n"
-    "  end\n"
-    "  return b\n"
-    "end\n"
+    FD_LUA_WINDOW_BUCKETS
     "local hll = {uv_exposed = 'exposed', uv_interacted = 'interacted', uv_paid = 'paid'}\n"
     "local qs = {}\n"
     "for q = 1, nq do\n"

@@ -17,6 +17,8 @@
 #ifndef FD_REDIS_SCRIPTS_H
 #define FD_REDIS_SCRIPTS_H
 
+#include "sinks/lua_window.h"
+
 static const char FD_LUA_FLUSH[] =
     "local prefix, group, field, expected = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local offkey = prefix .. ':offsets:' .. group\n"
@@ -70,26 +72,17 @@ static const char FD_LUA_FLUSH[] =
     "return 'OK'\n";
 
 /* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
- * ttl s, nwindows, then name, seconds per window. Windows are summed from
- * m1 buckets at the edges and h1 buckets for whole hours inside: the same
- * sum as over m1 buckets alone, with at most 118 + 23 keys for 24 h. */
+ * ttl s, nwindows, then name, seconds per window. Windows are summed over
+ * buckets(from, to) of lua_window.h. */
 static const char FD_LUA_SNAPSHOT[] =
     "local prefix, scope = ARGV[1], ARGV[2]\n"
     "local to, wm, now, ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]\n"
     "local nw = tonumber(ARGV[7])\n"
-    "local function num(v) return string.format('%.0f', v) end\n"
+    FD_LUA_WINDOW_BUCKETS
     "for w = 0, nw - 1 do\n"
     "  local name, secs = ARGV[8 + 2 * w], tonumber(ARGV[9 + 2 * w])\n"
     "  local from = to - secs\n"
-    "  local b = {}\n"
-    "  local h0, h1 = math.ceil(from / 3600) * 3600, math.floor(to / 3600) * 3600\n"
-    "  if h0 >= h1 then\n"
-    "    for t = from, to - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n"
-    "  else\n"
-    "    for t = from, h0 - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n"
-    "    for t = h0, h1 - 3600, 3600 do b[#b + 1] = 'h1:' .. num(t) end\n"
-    "    for t = h1, to - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n"
-    "  end\n"
+    "  local b = buckets(from, to)\n"
     "  local sums, ex, it, pd = {}, {}, {}, {}\n"
     "  for _, s in ipairs(b) do\n"
     "    local kv = redis.call('HGETALL', prefix .. ':c:' .. scope .. ':' .. s)\n"
