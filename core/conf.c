@@ -110,6 +110,9 @@ static const conf_key_t keys[] = {
     INT("snapshot_interval_ms", 10, 3600000, "5000", snapshot_interval_ms,
         "How often the rolling snapshots `{prefix}:r:{scope}:{window}` are rewritten and a note "
         "is published on `{prefix}:updates`."),
+    INT("snapshot_max_scopes", 1, 10000000, "1000", snapshot_max_scopes,
+        "At most this many scopes get their rolling snapshots rewritten per tick, the most "
+        "recently updated first (each costs a few hundred Redis key reads)."),
     INT("max_message_bytes", 256, 16777216, "65536", max_message_bytes,
         "A message larger than this is rejected as `too_large` before parsing."),
     INT("flush_max_events", 100, 10000000, "20000", flush_max_events,

@@ -48,6 +48,7 @@ typedef struct {
     /* pipeline */
     int64_t flush_interval_ms;  /* flush_interval_ms, default 1000 */
     int64_t snapshot_interval_ms; /* snapshot_interval_ms, default 5000 */
+    int64_t snapshot_max_scopes;  /* snapshot_max_scopes, default 1000 per tick */
     int64_t max_message_bytes;  /* max_message_bytes, default 65536 */
     int64_t flush_max_events;   /* flush_max_events, default 20000: flush a partition early */
     int64_t max_pending_events; /* max_pending_events, default 200000: pause above */

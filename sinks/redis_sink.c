@@ -38,6 +38,7 @@ struct fd_redis_sink {
     int inflight;      /* commands sent, reply not yet in */
     int flushes;       /* flush scripts in flight */
     int tick_running;
+    int64_t snap_last_to, snap_last_tick_s; /* the previous snapshot tick */
     int closing;
     int64_t backoff_ms;
     int64_t last_progress_ms;
@@ -62,6 +63,7 @@ typedef struct {
     int64_t now_ms; /* snapshot tick */
     int64_t wm_min, wm_max;
     int have_active, have_any;
+    int64_t wm, to; /* snapshot tick: global watermark, window end (epoch s) */
 } req_t;
 
 static int64_t now_ms(void) {
@@ -619,9 +621,7 @@ static void tick_scopes_reply(redisAsyncContext *ac, void *reply, void *privdata
         return;
     }
     const fd_conf_t *c = s->conf;
-    int64_t wm = r->have_active ? r->wm_min : r->wm_max;
-    wm -= c->lateness_s * 1000;
-    int64_t to = (wm >= 0 ? wm / 60000 : (wm - 59999) / 60000) * 60;
+    int64_t wm = r->wm, to = r->to;
     char sto[24], swm[24], snow[24], sttl[24], snw[8];
     char names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
     snprintf(sto, sizeof sto, "%" PRId64, to);
@@ -693,11 +693,23 @@ static void tick_seen_reply(redisAsyncContext *ac, void *reply, void *privdata) 
         free(r);
         return;
     }
-    char key[512], min[32];
+    r->wm = (r->have_active ? r->wm_min : r->wm_max) - s->conf->lateness_s * 1000;
+    r->to = (r->wm >= 0 ? r->wm / 60000 : (r->wm - 59999) / 60000) * 60;
+    /* Which scopes: when the windows moved (a new minute passed the
+     * watermark), every scope with data in the longest window; otherwise
+     * only those updated since the previous tick. At most
+     * snapshot_max_scopes per tick, most recently updated first, so a
+     * high-cardinality grouping cannot starve the flushes of Redis time. */
+    int64_t now_s = r->now_ms / 1000;
+    int64_t since = r->to != s->snap_last_to ? now_s - longest_window(s->conf) - 60 : s->snap_last_tick_s - 1;
+    s->snap_last_to = r->to;
+    s->snap_last_tick_s = now_s;
+    char key[512], min[32], lim[24];
     snprintf(key, sizeof key, "%s:scopes", s->conf->prefix);
-    snprintf(min, sizeof min, "%" PRId64, r->now_ms / 1000 - longest_window(s->conf) - 60);
-    const char *a[] = {"ZRANGEBYSCORE", key, min, "+inf"};
-    if (send_strs(s, tick_scopes_reply, r, 4, a) < 0) s->tick_running = 0;
+    snprintf(min, sizeof min, "%" PRId64, since);
+    snprintf(lim, sizeof lim, "%" PRId64, s->conf->snapshot_max_scopes);
+    const char *a[] = {"ZREVRANGEBYSCORE", key, "+inf", min, "LIMIT", "0", lim};
+    if (send_strs(s, tick_scopes_reply, r, 7, a) < 0) s->tick_running = 0;
 }
 
 /* hiredis frees a reply after its callback; the wm hash is needed until the
