@@ -66,7 +66,7 @@ for row in "${ROWS[@]}"; do
 done
 
 echo
-echo "memory: funneld run, default configuration (flush 1 s, max_pending_events 1000000), --lean events, $(nproc) cores"
+echo "memory: funneld run, default configuration (flush 1 s or 20,000 events per partition, max_pending_events 200,000), --lean events, $(nproc) cores"
 echo
 printf '| %-28s | %10s | %14s | %16s | %12s | %9s |\n' "stream" "messages" "scopes (Redis)" "distinct users" "peak RSS" "drain s"
 printf '|%s|%s|%s|%s|%s|%s|\n' "------------------------------" "------------" "----------------" "------------------" "--------------" "-----------"
