@@ -29,6 +29,7 @@
 #include "aggregators/batch.h"
 #include "aggregators/scope.h"
 #include "aggregators/window.h"
+#include "sinks/alert_http.h"
 #include "sinks/alerts.h" /* issue 3: alert evaluator */
 #include "sinks/dlq.h"
 #include "sinks/http.h"
@@ -470,6 +471,17 @@ static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
         OUT("# TYPE funneld_alert_transitions_total counter\nfunneld_alert_transitions_total %" PRIu64 "\n",
             st.transitions);
         OUT("# TYPE funneld_alert_errors_total counter\nfunneld_alert_errors_total %" PRIu64 "\n", st.errors);
+        fd_alert_out_stats_t os;
+        fd_alerts_out_stats(p->alerts, &os);
+        OUT("# TYPE funneld_alert_delivered_total counter\n");
+        for (int o = 0; o < FD_OUT__COUNT; o++)
+            OUT("funneld_alert_delivered_total{output=\"%s\"} %" PRIu64 "\n", fd_alert_out_name(o), os.delivered[o]);
+        OUT("# TYPE funneld_alert_delivery_failures_total counter\n");
+        for (int o = 0; o < FD_OUT__COUNT; o++)
+            OUT("funneld_alert_delivery_failures_total{output=\"%s\"} %" PRIu64 "\n", fd_alert_out_name(o),
+                os.attempts_failed[o]);
+        OUT("# TYPE funneld_alert_queue_overflow_total counter\nfunneld_alert_queue_overflow_total %" PRIu64 "\n",
+            os.overflow);
     }
 #undef OUT
     if (n >= sizeof buf) n = sizeof buf - 1;

@@ -39,7 +39,7 @@ typedef struct fd_alert_out fd_alert_out_t;
 /* An entry given to fd_alert_out_send() is delivered: tag comes back. */
 typedef void (*fd_alert_ack_cb)(void *ud, int out, uint64_t tag);
 
-typedef struct {
+typedef struct fd_alert_out_stats_s {
     uint64_t delivered[FD_OUT__COUNT];
     uint64_t attempts_failed[FD_OUT__COUNT];
     uint64_t overflow;    /* Alertmanager re-sends dropped: queue full */

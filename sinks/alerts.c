@@ -1472,3 +1472,10 @@ void fd_alerts_free(fd_alerts_t *a)
 }
 
 void fd_alerts_stats(const fd_alerts_t *a, fd_alerts_stats_t *st) { *st = a->st; }
+
+void fd_alerts_out_stats(const fd_alerts_t *a, fd_alert_out_stats_t *st)
+{
+    memset(st, 0, sizeof *st);
+    if (a->out)
+        fd_alert_out_stats(a->out, st);
+}

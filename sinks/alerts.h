@@ -62,5 +62,8 @@ fd_alerts_t *fd_alerts_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, c
  * released when it returns. fd_alerts_free(NULL) is a no-op. */
 void fd_alerts_free(fd_alerts_t *a);
 void fd_alerts_stats(const fd_alerts_t *a, fd_alerts_stats_t *st);
+/* The outputs' delivery counters (zeros when no output is configured). */
+struct fd_alert_out_stats_s;
+void fd_alerts_out_stats(const fd_alerts_t *a, struct fd_alert_out_stats_s *st);
 
 #endif
