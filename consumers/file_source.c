@@ -133,7 +133,6 @@ static const fd_source_ops_t ops = {op_pause, op_seek, NULL, op_stop, op_exhaust
 
 const fd_source_ops_t *fd_file_source_ops(void) { return &ops; }
 
-int64_t fd_file_source_lines(const fd_file_source_t *s, int i) { return s->files[i].nlines; }
 
 fd_file_source_t *fd_file_source_new(uv_loop_t *loop, fd_pipeline_t *p, int n, const char *const *paths,
                                      const int32_t *partitions, char *err, size_t errlen) {

@@ -24,7 +24,5 @@ fd_file_source_t *fd_file_source_new(uv_loop_t *loop, fd_pipeline_t *p, int n, c
                                      const int32_t *partitions, char *err, size_t errlen);
 void fd_file_source_free(fd_file_source_t *s);
 const fd_source_ops_t *fd_file_source_ops(void);
-/* Lines in file i. */
-int64_t fd_file_source_lines(const fd_file_source_t *s, int i);
 
 #endif

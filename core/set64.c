@@ -37,14 +37,6 @@ int fd_set64_add(fd_set64_t *t, uint64_t k) {
     }
 }
 
-int fd_set64_has(const fd_set64_t *t, uint64_t k) {
-    if (!t->slots) return 0;
-    for (size_t j = fd_mix64(k) & t->mask;; j = (j + 1) & t->mask) {
-        if (!t->slots[j]) return 0;
-        if (t->slots[j] == k) return 1;
-    }
-}
-
 void fd_set64_clear(fd_set64_t *t) {
     if (t->used) memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
     t->used = 0;
@@ -55,5 +47,3 @@ void fd_set64_release(fd_set64_t *t) {
     t->slots = NULL;
     t->mask = t->used = 0;
 }
-
-size_t fd_set64_size(const fd_set64_t *t) { return t->used; }

@@ -20,10 +20,8 @@ typedef struct {
 
 /* 1 if k (non-zero) was added, 0 if it was there, -ENOMEM. */
 int fd_set64_add(fd_set64_t *t, uint64_t k);
-int fd_set64_has(const fd_set64_t *t, uint64_t k);
 void fd_set64_clear(fd_set64_t *t);
 void fd_set64_release(fd_set64_t *t); /* frees the slots; the set is empty and usable */
-size_t fd_set64_size(const fd_set64_t *t);
 
 static inline uint64_t fd_mix64(uint64_t x) {
     x ^= x >> 33;

@@ -36,7 +36,6 @@ struct fd_redis_sink {
     int setup_pending; /* setup replies still expected */
     int notified_up;   /* last state reported to state_cb */
     int inflight;      /* commands sent, reply not yet in */
-    int flushes;       /* flush scripts in flight */
     int tick_running;
     int64_t snap_last_to, snap_last_tick_s; /* the previous snapshot tick */
     int closing;
@@ -301,7 +300,6 @@ void fd_redis_sink_free(fd_redis_sink_t *s) {
 }
 
 int fd_redis_sink_ready(const fd_redis_sink_t *s) { return s->ready; }
-int fd_redis_sink_inflight(const fd_redis_sink_t *s) { return s->flushes; }
 
 /* ---- flush ----------------------------------------------------------------- */
 
@@ -309,7 +307,6 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
     redisReply *rep = reply;
-    s->flushes--;
     int st = FD_SINK_OK;
     if (!rep) {
         st = FD_SINK_ERROR;
@@ -532,7 +529,6 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     r->flush_cb = cb;
     r->ud = ud;
     rc = send_argv(s, flush_reply, r, a.argc, a.argv, a.lens);
-    if (rc == 0) s->flushes++;
 out:
     free(keys);
     free(a.argv);

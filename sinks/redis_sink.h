@@ -39,8 +39,6 @@ fd_redis_sink_t *fd_redis_sink_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t
 /* Fires every outstanding callback with FD_SINK_ERROR, then frees. */
 void fd_redis_sink_free(fd_redis_sink_t *s);
 int fd_redis_sink_ready(const fd_redis_sink_t *s);
-/* Flushes running (commands sent, reply not yet in). */
-int fd_redis_sink_inflight(const fd_redis_sink_t *s);
 
 /* Applies batch b of partition `field` ("topic:partition") and moves its
  * offset from `expected` (-1: none stored yet) to `next_offset`, with the
