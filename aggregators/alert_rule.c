@@ -20,10 +20,11 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/err.h"
 
 static const char *const metric_names[FD_M__COUNT] = {
     "conversion_rate", "interaction_rate", "exposures", "interactions", "payments",
@@ -91,18 +92,6 @@ int fd_alert_state_from_name(const char *s)
 static const char *const sink_names[] = {"stdout", "kafka", "alertmanager", "webhook"};
 
 /* ---- parsing ---------------------------------------------------------------- */
-
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
-                                                      const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* "15m" → 900; whole seconds with unit s, m, h or d. */
 static int parse_duration(const char *s, int64_t *secs)
@@ -177,9 +166,9 @@ static int get_duration(const cJSON *o, const char *key, int64_t def, const char
         return 0;
     }
     if (!cJSON_IsString(v) || parse_duration(v->valuestring, out) != 0)
-        return fail(err, errlen,
-                    "%s.%s: must be a duration string such as \"15m\" (unit s, m, h or d)",
-                    what, key);
+        return fd_fail(err, errlen,
+                       "%s.%s: must be a duration string such as \"15m\" (unit s, m, h or d)",
+                       what, key);
     return 0;
 }
 
@@ -194,8 +183,8 @@ static int get_number(const cJSON *o, const char *key, double def, double lo, do
     }
     double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
     if (!(d >= lo) || !(d <= hi) || (lo_open && d == lo) || (hi_open && d == hi))
-        return fail(err, errlen, "%s.%s: must be a number in %s%g, %g%s", what, key,
-                    lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
+        return fd_fail(err, errlen, "%s.%s: must be a number in %s%g, %g%s", what, key,
+                       lo_open ? "(" : "[", lo, hi, hi_open ? ")" : "]");
     *out = d;
     return 0;
 }
@@ -208,29 +197,29 @@ static int get_labels(const cJSON *o, const char *key, const char *what, fd_aler
     if (v == NULL)
         return 0;
     if (!cJSON_IsObject(v))
-        return fail(err, errlen, "%s.%s: must be an object of strings", what, key);
+        return fd_fail(err, errlen, "%s.%s: must be an object of strings", what, key);
     const cJSON *m;
     cJSON_ArrayForEach(m, v)
     {
         if (*n == FD_ALERT_MAX_LABELS) {
-            fail(err, errlen, "%s.%s: at most %d entries", what, key, FD_ALERT_MAX_LABELS);
+            fd_fail(err, errlen, "%s.%s: at most %d entries", what, key, FD_ALERT_MAX_LABELS);
             goto fail;
         }
         if (!cJSON_IsString(m)) {
-            fail(err, errlen, "%s.%s[\"%.60s\"]: must be a string", what, key, m->string);
+            fd_fail(err, errlen, "%s.%s[\"%.60s\"]: must be a string", what, key, m->string);
             goto fail;
         }
         if (names_only && (!valid_name(m->string) || strcmp(m->string, "alertname") == 0 ||
                            fd_dim_from_name(m->string) >= 0)) {
-            fail(err, errlen,
-                 "%s.%s: \"%.60s\" is not a usable label name ([A-Za-z_][A-Za-z0-9_]*, "
-                 "not alertname or a dimension)",
-                 what, key, m->string);
+            fd_fail(err, errlen,
+                    "%s.%s: \"%.60s\" is not a usable label name ([A-Za-z_][A-Za-z0-9_]*, "
+                    "not alertname or a dimension)",
+                    what, key, m->string);
             goto fail;
         }
         for (int i = 0; i < *n; i++)
             if (strcmp(l[i].key, m->string) == 0) {
-                fail(err, errlen, "%s.%s: duplicate \"%.60s\"", what, key, m->string);
+                fd_fail(err, errlen, "%s.%s: duplicate \"%.60s\"", what, key, m->string);
                 goto fail;
             }
         l[*n].key = strdup(m->string);
@@ -238,7 +227,7 @@ static int get_labels(const cJSON *o, const char *key, const char *what, fd_aler
         if (!l[*n].key || !l[*n].value) {
             free(l[*n].key);
             free(l[*n].value);
-            fail(err, errlen, "%s: out of memory", what);
+            fd_fail(err, errlen, "%s: out of memory", what);
             goto fail;
         }
         (*n)++;
@@ -260,7 +249,7 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
     const cJSON *o = json;
     memset(r, 0, sizeof *r);
     if (!cJSON_IsObject(o))
-        return fail(err, errlen, "%s: must be an object", what);
+        return fd_fail(err, errlen, "%s: must be an object", what);
     const cJSON *m;
     cJSON_ArrayForEach(m, o)
     {
@@ -269,15 +258,15 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
             if (strcmp(m->string, known[i]) == 0)
                 ok = 1;
         if (!ok)
-            return fail(err, errlen, "%s: unknown key \"%.60s\"", what, m->string);
+            return fd_fail(err, errlen, "%s: unknown key \"%.60s\"", what, m->string);
         for (const cJSON *p = o->child; p != m; p = p->next)
             if (strcmp(p->string, m->string) == 0)
-                return fail(err, errlen, "%s: duplicate key \"%.60s\"", what, m->string);
+                return fd_fail(err, errlen, "%s: duplicate key \"%.60s\"", what, m->string);
     }
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "name");
     if (!cJSON_IsString(v) || !valid_name(v->valuestring) || strlen(v->valuestring) > 128)
-        return fail(err, errlen, "%s.name: required, [A-Za-z_:][A-Za-z0-9_:]*, at most 128 bytes",
-                    what);
+        return fd_fail(err, errlen,
+                       "%s.name: required, [A-Za-z_:][A-Za-z0-9_:]*, at most 128 bytes", what);
     char rname[160];
     snprintf(rname, sizeof rname, "%s", v->valuestring);
 
@@ -287,44 +276,45 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
         if (strcmp(v->valuestring, kind_names[i]) == 0)
             kind = i;
     if (kind < 0)
-        return fail(err, errlen,
-                    "%s.kind: required, one of drop_vs_baseline, below_threshold, absent", what);
+        return fd_fail(err, errlen,
+                       "%s.kind: required, one of drop_vs_baseline, below_threshold, absent", what);
     r->kind = (fd_alert_kind_t)kind;
 
     v = cJSON_GetObjectItemCaseSensitive(o, "metric");
     int metric = cJSON_IsString(v) ? fd_metric_from_name(v->valuestring) : -1;
     if (metric < 0)
-        return fail(err, errlen,
-                    "%s.metric: required, one of conversion_rate, interaction_rate, exposures, "
-                    "interactions, payments, refunds, uv_exposed, uv_interacted, uv_paid",
-                    what);
+        return fd_fail(err, errlen,
+                       "%s.metric: required, one of conversion_rate, interaction_rate, exposures, "
+                       "interactions, payments, refunds, uv_exposed, uv_interacted, uv_paid",
+                       what);
     r->metric = (fd_metric_t)metric;
     r->while_metric = FD_M_EXPOSURES;
     v = cJSON_GetObjectItemCaseSensitive(o, "while");
     if (v != NULL) {
         int wm = cJSON_IsString(v) ? fd_metric_from_name(v->valuestring) : -1;
         if (r->kind != FD_ALERT_ABSENT)
-            return fail(err, errlen, "%s.while: only for kind absent", what);
+            return fd_fail(err, errlen, "%s.while: only for kind absent", what);
         if (wm < 0 || fd_metric_is_rate((fd_metric_t)wm))
-            return fail(err, errlen, "%s.while: must name a count (e.g. \"exposures\")", what);
+            return fd_fail(err, errlen, "%s.while: must name a count (e.g. \"exposures\")", what);
         r->while_metric = (fd_metric_t)wm;
     }
     if (r->kind == FD_ALERT_ABSENT && fd_metric_is_rate(r->metric))
-        return fail(err, errlen, "%s.metric: kind absent needs a count (e.g. \"payments\")", what);
+        return fd_fail(err, errlen, "%s.metric: kind absent needs a count (e.g. \"payments\")",
+                       what);
 
     v = cJSON_GetObjectItemCaseSensitive(o, "grouping");
     if (v != NULL) {
         if (!cJSON_IsArray(v))
-            return fail(err, errlen, "%s.grouping: must be an array of dimension names", what);
+            return fd_fail(err, errlen, "%s.grouping: must be an array of dimension names", what);
         const cJSON *d;
         cJSON_ArrayForEach(d, v)
         {
             int dim = cJSON_IsString(d) ? fd_dim_from_name(d->valuestring) : -1;
             if (dim < 0 || dim >= FD_DIM__COUNT)
-                return fail(err, errlen, "%s.grouping: unknown dimension", what);
+                return fd_fail(err, errlen, "%s.grouping: unknown dimension", what);
             for (int j = 0; j < r->grouping.ndims; j++)
                 if ((int)r->grouping.dims[j] == dim)
-                    return fail(err, errlen, "%s.grouping: dimension appears twice", what);
+                    return fd_fail(err, errlen, "%s.grouping: dimension appears twice", what);
             r->grouping.dims[r->grouping.ndims++] = (fd_dim_t)dim;
         }
     }
@@ -334,16 +324,17 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
         get_duration(o, "keep_firing_for", 0, what, &r->keep_firing_for_s, err, errlen))
         return -1;
     if (r->window_s < 60 || r->window_s % 60 != 0 || r->window_s > 31 * 86400)
-        return fail(err, errlen, "%s.window: must be whole minutes, 1m..31d", what);
+        return fd_fail(err, errlen, "%s.window: must be whole minutes, 1m..31d", what);
     if (r->for_s > 31 * 86400 || r->keep_firing_for_s > 31 * 86400)
-        return fail(err, errlen, "%s: for and keep_firing_for must be at most 31d", what);
+        return fd_fail(err, errlen, "%s: for and keep_firing_for must be at most 31d", what);
 
     const char *drop_only[] = {"baseline", "baseline_offset", "min_drop", "confidence", NULL};
     for (int i = 0; drop_only[i]; i++)
         if (r->kind != FD_ALERT_DROP && cJSON_GetObjectItemCaseSensitive(o, drop_only[i]))
-            return fail(err, errlen, "%s.%s: only for kind drop_vs_baseline", what, drop_only[i]);
+            return fd_fail(err, errlen, "%s.%s: only for kind drop_vs_baseline", what,
+                           drop_only[i]);
     if (r->kind != FD_ALERT_BELOW && cJSON_GetObjectItemCaseSensitive(o, "threshold"))
-        return fail(err, errlen, "%s.threshold: only for kind below_threshold", what);
+        return fd_fail(err, errlen, "%s.threshold: only for kind below_threshold", what);
     if (r->kind == FD_ALERT_DROP) {
         if (get_duration(o, "baseline", 86400, what, &r->baseline_s, err, errlen) ||
             get_duration(o, "baseline_offset", 0, what, &r->baseline_offset_s, err, errlen) ||
@@ -352,17 +343,17 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
             return -1;
         if (r->baseline_offset_s == 0 &&
             (r->baseline_s < 3600 || r->baseline_s % 3600 != 0 || r->baseline_s > 35 * 86400))
-            return fail(err, errlen, "%s.baseline: must be whole hours, 1h..35d", what);
+            return fd_fail(err, errlen, "%s.baseline: must be whole hours, 1h..35d", what);
         if (r->baseline_offset_s != 0 &&
             (r->baseline_offset_s < r->window_s || r->baseline_offset_s % 60 != 0 ||
              r->baseline_offset_s > 35 * 86400))
-            return fail(err, errlen,
-                        "%s.baseline_offset: whole minutes, at least the window, at most 35d",
-                        what);
+            return fd_fail(err, errlen,
+                           "%s.baseline_offset: whole minutes, at least the window, at most 35d",
+                           what);
     }
     if (r->kind == FD_ALERT_BELOW) {
         if (!cJSON_GetObjectItemCaseSensitive(o, "threshold"))
-            return fail(err, errlen, "%s.threshold: required for kind below_threshold", what);
+            return fd_fail(err, errlen, "%s.threshold: required for kind below_threshold", what);
         if (get_number(o, "threshold", 0, 0, 1e15, 1, 0, what, &r->threshold, err, errlen))
             return -1;
     }
@@ -371,8 +362,8 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
     if (v != NULL) {
         if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1e12 ||
             (double)(int64_t)v->valuedouble != v->valuedouble)
-            return fail(err, errlen, "%s.min_samples: must be an integer in 0..1000000000000",
-                        what);
+            return fd_fail(err, errlen, "%s.min_samples: must be an integer in 0..1000000000000",
+                           what);
         r->min_samples = (int64_t)v->valuedouble;
     }
 
@@ -380,7 +371,7 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
     r->sinks = FD_SINK__ALL;
     if (v != NULL) {
         if (!cJSON_IsArray(v))
-            return fail(err, errlen, "%s.sinks: must be an array of sink names", what);
+            return fd_fail(err, errlen, "%s.sinks: must be an array of sink names", what);
         r->sinks = 0;
         const cJSON *s;
         cJSON_ArrayForEach(s, v)
@@ -390,8 +381,8 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
                 if (strcmp(s->valuestring, sink_names[i]) == 0)
                     bit = i;
             if (bit < 0)
-                return fail(err, errlen,
-                            "%s.sinks: one of stdout, kafka, alertmanager, webhook", what);
+                return fd_fail(err, errlen,
+                               "%s.sinks: one of stdout, kafka, alertmanager, webhook", what);
             r->sinks |= 1u << bit;
         }
     }
@@ -404,7 +395,7 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
     r->name = strdup(rname);
     if (r->name == NULL) {
         fd_alert_rule_release(r);
-        return fail(err, errlen, "%s: out of memory", what);
+        return fd_fail(err, errlen, "%s: out of memory", what);
     }
     return 0;
 }

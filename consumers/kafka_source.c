@@ -70,6 +70,16 @@ fail:
     return NULL;
 }
 
+rd_kafka_t *fd_kafka_new(int type, rd_kafka_conf_t *kc, const char *what, char *err, size_t errlen) {
+    char e[512];
+    rd_kafka_t *rk = rd_kafka_new((rd_kafka_type_t)type, kc, e, sizeof e);
+    if (!rk) {
+        rd_kafka_conf_destroy(kc); /* rd_kafka_new owns it only on success */
+        snprintf(err, errlen, "%s: %s", what, e);
+    }
+    return rk;
+}
+
 static int topic_index(const fd_kafka_source_t *s, const char *name) {
     for (int i = 0; i < s->conf->ntopics; i++)
         if (strcmp(s->conf->topics[i].name, name) == 0) return i;
@@ -188,13 +198,8 @@ fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_l
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_log_cb(kc, fd_kafka_log_cb);
     rd_kafka_conf_set_opaque(kc, s);
-    char e[512];
-    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, e, sizeof e);
-    if (!s->rk) {
-        rd_kafka_conf_destroy(kc);
-        snprintf(err, errlen, "kafka consumer: %s", e);
-        goto fail;
-    }
+    s->rk = fd_kafka_new(RD_KAFKA_CONSUMER, kc, "kafka consumer", err, errlen);
+    if (!s->rk) goto fail;
     rd_kafka_poll_set_consumer(s->rk);
     s->q = rd_kafka_queue_get_consumer(s->rk);
     if (pipe(s->pipefd) < 0) {

@@ -51,13 +51,17 @@ void fd_kafka_source_commit(fd_kafka_source_t *s, int topic_idx, int32_t partiti
 /* Stops waking the loop (before shutdown's final flush). */
 void fd_kafka_source_stop(fd_kafka_source_t *s);
 
-/* Builds a librdkafka conf from c (brokers, kafka.properties, -X), never
- * logging it. extra: NULL-terminated key/value pairs applied first. */
 struct rd_kafka_conf_s;
 struct rd_kafka_s;
 /* librdkafka's log lines as logfmt. The handle's opaque must point at a
  * struct whose first member is the fd_log_t pointer. */
 void fd_kafka_log_cb(const struct rd_kafka_s *rk, int level, const char *fac, const char *buf);
+/* Builds a librdkafka conf from c (brokers, kafka.properties, -X), never
+ * logging it. extra: NULL-terminated key/value pairs applied first. */
 struct rd_kafka_conf_s *fd_kafka_conf(const fd_conf_t *c, const char *const *extra, char *err, size_t errlen);
+/* rd_kafka_new of type RD_KAFKA_PRODUCER or RD_KAFKA_CONSUMER. Takes ownership
+ * of kc, also on failure (NULL, err "<what>: <librdkafka's reason>"). */
+struct rd_kafka_s *fd_kafka_new(int type, struct rd_kafka_conf_s *kc, const char *what, char *err,
+                                size_t errlen);
 
 #endif

@@ -30,12 +30,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+
+#include "core/err.h"
 
 #define CONF_FILE_MAX (1024 * 1024)
 #define WINDOW_MAX_S INT64_C(315360000) /* 3650 days */
@@ -232,18 +233,6 @@ static const char *const finalize_rules[] = {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen,
-                                                      const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 static const conf_key_t *find_key(const char *name)
 {
     for (size_t i = 0; i < NKEYS; i++)
@@ -374,10 +363,10 @@ static int expand_env(const char *in, const char *what, char **out, char *err, s
                     q++;
             if (q == p + 2 || *q != '}' || q - (p + 2) > 255) {
                 free(b.p);
-                return fail(err, errlen,
-                            "%s: bad ${...} reference (want ${NAME}, NAME of letters, digits "
-                            "and _; write $${ for a literal ${)",
-                            what);
+                return fd_fail(err, errlen,
+                               "%s: bad ${...} reference (want ${NAME}, NAME of letters, digits "
+                               "and _; write $${ for a literal ${)",
+                               what);
             }
             char name[256];
             memcpy(name, p + 2, (size_t)(q - (p + 2)));
@@ -385,7 +374,7 @@ static int expand_env(const char *in, const char *what, char **out, char *err, s
             const char *v = getenv(name);
             if (v == NULL) {
                 free(b.p);
-                return fail(err, errlen, "%s: environment variable %s is not set", what, name);
+                return fd_fail(err, errlen, "%s: environment variable %s is not set", what, name);
             }
             if (sbuf_add(&b, v, strlen(v)) != 0)
                 goto oom;
@@ -400,7 +389,7 @@ static int expand_env(const char *in, const char *what, char **out, char *err, s
     return 0;
 oom:
     free(b.p);
-    return fail(err, errlen, "%s: out of memory", what);
+    return fd_fail(err, errlen, "%s: out of memory", what);
 }
 
 /* The string of JSON value v, expanded if asked; *out is malloc'd. */
@@ -411,7 +400,7 @@ static int json_string(const cJSON *v, bool expand, const char *what, char **out
         return expand_env(v->valuestring, what, out, err, errlen);
     *out = strdup(v->valuestring);
     if (*out == NULL)
-        return fail(err, errlen, "%s: out of memory", what);
+        return fd_fail(err, errlen, "%s: out of memory", what);
     return 0;
 }
 
@@ -489,9 +478,9 @@ static int store_str(fd_conf_t *c, const conf_key_t *k, char *s, char *err, size
     if ((int64_t)n < k->min || (int64_t)n > k->max) {
         free(s);
         if (n == 0)
-            return fail(err, errlen, "%s: must not be empty", k->name);
-        return fail(err, errlen, "%s: must be at most %" PRId64 " bytes, got %zu", k->name,
-                    k->max, n);
+            return fd_fail(err, errlen, "%s: must not be empty", k->name);
+        return fd_fail(err, errlen, "%s: must be at most %" PRId64 " bytes, got %zu", k->name,
+                       k->max, n);
     }
     char **slot = field(c, k);
     free(*slot);
@@ -513,8 +502,8 @@ static int store_enum(fd_conf_t *c, const conf_key_t *k, char *s, const char *go
     if (i < 0) {
         char list[128];
         free(s);
-        return fail(err, errlen, "%s: must be one of %s, got %s", k->name,
-                    choice_list(k->choices, list, sizeof list), got);
+        return fd_fail(err, errlen, "%s: must be one of %s, got %s", k->name,
+                       choice_list(k->choices, list, sizeof list), got);
     }
     if (k->kind == K_ENUM) {
         free(s);
@@ -561,32 +550,32 @@ static int apply_topics(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool 
     char got[64], list[128], what[300];
     if (!cJSON_IsObject(v)) {
         describe(v, got, sizeof got);
-        return fail(err, errlen, "%s: must be an object {\"topic\": \"%s\"}, got %s", k->name,
-                    k->choices, got);
+        return fd_fail(err, errlen, "%s: must be an object {\"topic\": \"%s\"}, got %s", k->name,
+                       k->choices, got);
     }
     const cJSON *m;
     cJSON_ArrayForEach(m, v)
     {
         if (n == k->max) {
-            fail(err, errlen, "%s: at most %" PRId64 " topics", k->name, k->max);
+            fd_fail(err, errlen, "%s: at most %" PRId64 " topics", k->name, k->max);
             goto fail;
         }
         if (!valid_topic_name(m->string)) {
-            fail(err, errlen,
-                 "%s: \"%.60s\" is not a valid topic name (1..249 of a-z A-Z 0-9 . _ -)",
-                 k->name, m->string);
+            fd_fail(err, errlen,
+                    "%s: \"%.60s\" is not a valid topic name (1..249 of a-z A-Z 0-9 . _ -)",
+                    k->name, m->string);
             goto fail;
         }
         for (int i = 0; i < n; i++)
             if (strcmp(tmp[i].name, m->string) == 0) {
-                fail(err, errlen, "%s: duplicate topic \"%s\"", k->name, m->string);
+                fd_fail(err, errlen, "%s: duplicate topic \"%s\"", k->name, m->string);
                 goto fail;
             }
         snprintf(what, sizeof what, "%s[\"%s\"]", k->name, m->string);
         if (!cJSON_IsString(m)) {
             describe(m, got, sizeof got);
-            fail(err, errlen, "%s: must be one of %s, got %s", what,
-                 choice_list(k->choices, list, sizeof list), got);
+            fd_fail(err, errlen, "%s: must be one of %s, got %s", what,
+                    choice_list(k->choices, list, sizeof list), got);
             goto fail;
         }
         char *s;
@@ -596,20 +585,20 @@ static int apply_topics(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool 
         free(s);
         if (i < 0) {
             describe(m, got, sizeof got);
-            fail(err, errlen, "%s: must be one of %s, got %s", what,
-                 choice_list(k->choices, list, sizeof list), got);
+            fd_fail(err, errlen, "%s: must be one of %s, got %s", what,
+                    choice_list(k->choices, list, sizeof list), got);
             goto fail;
         }
         tmp[n].name = strdup(m->string);
         if (tmp[n].name == NULL) {
-            fail(err, errlen, "%s: out of memory", k->name);
+            fd_fail(err, errlen, "%s: out of memory", k->name);
             goto fail;
         }
         tmp[n].type = topic_types[i];
         n++;
     }
     if (n < k->min) {
-        fail(err, errlen, "%s: at least one topic is required", k->name);
+        fd_fail(err, errlen, "%s: at least one topic is required", k->name);
         goto fail;
     }
     int *cnt = count_field(c, k);
@@ -627,11 +616,11 @@ static int kprop_check_key(const char *key, char *err, size_t errlen)
 {
     size_t n = strlen(key);
     if (n == 0 || n > 255)
-        return fail(err, errlen, "kafka.properties: a property name must have 1..255 bytes");
+        return fd_fail(err, errlen, "kafka.properties: a property name must have 1..255 bytes");
     for (const char *p = key; *p != '\0'; p++)
         if (!isgraph((unsigned char)*p) || *p == '=')
-            return fail(err, errlen,
-                        "kafka.properties: bad property name \"%.60s\" (no spaces or '=')", key);
+            return fd_fail(err, errlen,
+                           "kafka.properties: bad property name \"%.60s\" (no spaces or '=')", key);
     return 0;
 }
 
@@ -643,21 +632,21 @@ static int apply_kprops(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool 
     char got[64], what[300];
     if (!cJSON_IsObject(v)) {
         describe(v, got, sizeof got);
-        return fail(err, errlen, "%s: must be an object {\"property\": \"value\"}, got %s",
-                    k->name, got);
+        return fd_fail(err, errlen, "%s: must be an object {\"property\": \"value\"}, got %s",
+                       k->name, got);
     }
     const cJSON *m;
     cJSON_ArrayForEach(m, v)
     {
         if (n == k->max) {
-            fail(err, errlen, "%s: at most %" PRId64 " properties", k->name, k->max);
+            fd_fail(err, errlen, "%s: at most %" PRId64 " properties", k->name, k->max);
             goto fail;
         }
         if (kprop_check_key(m->string, err, errlen) != 0)
             goto fail;
         for (int i = 0; i < n; i++)
             if (strcmp(tmp[i].key, m->string) == 0) {
-                fail(err, errlen, "%s: duplicate property \"%s\"", k->name, m->string);
+                fd_fail(err, errlen, "%s: duplicate property \"%s\"", k->name, m->string);
                 goto fail;
             }
         snprintf(what, sizeof what, "%s[\"%s\"]", k->name, m->string);
@@ -675,7 +664,7 @@ static int apply_kprops(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool 
             val = strdup(num);
         } else {
             /* never echo: the value may be a secret */
-            fail(err, errlen, "%s: must be a string (or an integer or a boolean)", what);
+            fd_fail(err, errlen, "%s: must be a string (or an integer or a boolean)", what);
             goto fail;
         }
         tmp[n].key = strdup(m->string);
@@ -683,7 +672,7 @@ static int apply_kprops(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool 
         if (tmp[n].key == NULL || val == NULL) {
             free(tmp[n].key);
             free(val);
-            fail(err, errlen, "%s: out of memory", k->name);
+            fd_fail(err, errlen, "%s: out of memory", k->name);
             goto fail;
         }
         n++;
@@ -724,15 +713,15 @@ static int apply_groupings(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bo
     char got[64], what[64], list[128];
     if (!cJSON_IsArray(v)) {
         describe(v, got, sizeof got);
-        return fail(err, errlen, "%s: must be an array of arrays of dimension names, got %s",
-                    k->name, got);
+        return fd_fail(err, errlen, "%s: must be an array of arrays of dimension names, got %s",
+                       k->name, got);
     }
     int n = cJSON_GetArraySize(v);
     if (n < k->min)
-        return fail(err, errlen, "%s: at least one grouping is required", k->name);
+        return fd_fail(err, errlen, "%s: at least one grouping is required", k->name);
     if (n > k->max)
-        return fail(err, errlen, "%s: at most %" PRId64 " groupings, got %d", k->name, k->max,
-                    n);
+        return fd_fail(err, errlen, "%s: at most %" PRId64 " groupings, got %d", k->name, k->max,
+                       n);
     int gi = 0;
     const cJSON *g;
     cJSON_ArrayForEach(g, v)
@@ -740,8 +729,8 @@ static int apply_groupings(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bo
         snprintf(what, sizeof what, "%s[%d]", k->name, gi);
         if (!cJSON_IsArray(g)) {
             describe(g, got, sizeof got);
-            return fail(err, errlen, "%s: must be an array of dimension names, got %s", what,
-                        got);
+            return fd_fail(err, errlen, "%s: must be an array of dimension names, got %s", what,
+                           got);
         }
         fd_grouping_t *cur = &tmp[gi];
         cur->ndims = 0;
@@ -750,8 +739,8 @@ static int apply_groupings(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bo
         {
             if (!cJSON_IsString(d)) {
                 describe(d, got, sizeof got);
-                return fail(err, errlen, "%s: a dimension must be one of %s, got %s", what,
-                            dim_list(list, sizeof list), got);
+                return fd_fail(err, errlen, "%s: a dimension must be one of %s, got %s", what,
+                               dim_list(list, sizeof list), got);
             }
             char *s;
             if (json_string(d, expand, what, &s, err, errlen) != 0)
@@ -760,19 +749,19 @@ static int apply_groupings(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bo
             if (dim < 0 || dim >= FD_DIM__COUNT) {
                 describe(d, got, sizeof got);
                 free(s);
-                return fail(err, errlen, "%s: unknown dimension %s (one of %s)", what, got,
-                            dim_list(list, sizeof list));
+                return fd_fail(err, errlen, "%s: unknown dimension %s (one of %s)", what, got,
+                               dim_list(list, sizeof list));
             }
             free(s);
             for (int j = 0; j < cur->ndims; j++)
                 if ((int)cur->dims[j] == dim)
-                    return fail(err, errlen, "%s: dimension \"%s\" appears twice", what,
-                                fd_dim_name((fd_dim_t)dim));
+                    return fd_fail(err, errlen, "%s: dimension \"%s\" appears twice", what,
+                                   fd_dim_name((fd_dim_t)dim));
             cur->dims[cur->ndims++] = (fd_dim_t)dim;
         }
         for (int j = 0; j < gi; j++)
             if (dim_set(&tmp[j]) == dim_set(cur))
-                return fail(err, errlen, "%s: same dimensions as %s[%d]", what, k->name, j);
+                return fd_fail(err, errlen, "%s: same dimensions as %s[%d]", what, k->name, j);
         gi++;
     }
     memcpy(field(c, k), tmp, (size_t)gi * sizeof tmp[0]);
@@ -787,13 +776,13 @@ static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool
     char got[64], what[64];
     if (!cJSON_IsArray(v)) {
         describe(v, got, sizeof got);
-        return fail(err, errlen, "%s: must be an array of durations such as \"5m\", got %s",
-                    k->name, got);
+        return fd_fail(err, errlen, "%s: must be an array of durations such as \"5m\", got %s",
+                       k->name, got);
     }
     int n = cJSON_GetArraySize(v);
     if (n < k->min || n > k->max)
-        return fail(err, errlen, "%s: must have %" PRId64 "..%" PRId64 " windows, got %d",
-                    k->name, k->min, k->max, n);
+        return fd_fail(err, errlen, "%s: must have %" PRId64 "..%" PRId64 " windows, got %d",
+                       k->name, k->min, k->max, n);
     int i = 0;
     const cJSON *w;
     cJSON_ArrayForEach(w, v)
@@ -801,8 +790,8 @@ static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool
         snprintf(what, sizeof what, "%s[%d]", k->name, i);
         describe(w, got, sizeof got);
         if (!cJSON_IsString(w))
-            return fail(err, errlen, "%s: must be a duration string such as \"5m\", got %s",
-                        what, got);
+            return fd_fail(err, errlen, "%s: must be a duration string such as \"5m\", got %s",
+                           what, got);
         char *s;
         if (json_string(w, expand, what, &s, err, errlen) != 0)
             return -1;
@@ -810,24 +799,24 @@ static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool
         int rc = parse_duration(s, &secs);
         free(s);
         if (rc != 0)
-            return fail(err, errlen,
-                        "%s: %s is not a duration (an integer with unit s, m, h or d, e.g. "
-                        "\"5m\")",
-                        what, got);
+            return fd_fail(err, errlen,
+                           "%s: %s is not a duration (an integer with unit s, m, h or d, e.g. "
+                           "\"5m\")",
+                           what, got);
         if (secs <= 0)
-            return fail(err, errlen, "%s: %s must be positive", what, got);
+            return fd_fail(err, errlen, "%s: %s must be positive", what, got);
         if (secs > WINDOW_MAX_S)
-            return fail(err, errlen, "%s: %s is longer than %" PRId64 " days", what, got,
-                        WINDOW_MAX_S / 86400);
+            return fd_fail(err, errlen, "%s: %s is longer than %" PRId64 " days", what, got,
+                           WINDOW_MAX_S / 86400);
         if (secs % 60 != 0)
-            return fail(err, errlen,
-                        "%s: %s is not a whole number of minutes (windows are sums of m1 "
-                        "buckets)",
-                        what, got);
+            return fd_fail(err, errlen,
+                           "%s: %s is not a whole number of minutes (windows are sums of m1 "
+                           "buckets)",
+                           what, got);
         for (int j = 0; j < i; j++)
             if (tmp[j] == secs)
-                return fail(err, errlen, "%s: %s is the same window as %s[%d]", what, got,
-                            k->name, j);
+                return fd_fail(err, errlen, "%s: %s is the same window as %s[%d]", what, got,
+                               k->name, j);
         tmp[i++] = secs;
     }
     memcpy(field(c, k), tmp, (size_t)i * sizeof tmp[0]);
@@ -849,11 +838,11 @@ static int apply_rules(fd_conf_t *c, const conf_key_t *k, const cJSON *v, char *
     char got[64], what[64];
     if (!cJSON_IsArray(v)) {
         describe(v, got, sizeof got);
-        return fail(err, errlen, "%s: must be an array of rule objects, got %s", k->name, got);
+        return fd_fail(err, errlen, "%s: must be an array of rule objects, got %s", k->name, got);
     }
     int n = cJSON_GetArraySize(v);
     if (n > k->max)
-        return fail(err, errlen, "%s: at most %" PRId64 " rules, got %d", k->name, k->max, n);
+        return fd_fail(err, errlen, "%s: at most %" PRId64 " rules, got %d", k->name, k->max, n);
     int i = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, v)
@@ -863,8 +852,8 @@ static int apply_rules(fd_conf_t *c, const conf_key_t *k, const cJSON *v, char *
             goto fail;
         for (int j = 0; j < i; j++)
             if (strcmp(tmp[j].name, tmp[i].name) == 0) {
-                fail(err, errlen, "%s.name: \"%s\" is also the name of %s[%d]", what,
-                     tmp[i].name, k->name, j);
+                fd_fail(err, errlen, "%s.name: \"%s\" is also the name of %s[%d]", what,
+                        tmp[i].name, k->name, j);
                 i++;
                 goto fail;
             }
@@ -888,7 +877,7 @@ static int apply_json(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool ex
     switch (k->kind) {
     case K_STR: {
         if (!cJSON_IsString(v))
-            return fail(err, errlen, "%s: must be a string, got %s", k->name, got);
+            return fd_fail(err, errlen, "%s: must be a string, got %s", k->name, got);
         char *s;
         if (json_string(v, expand, k->name, &s, err, errlen) != 0)
             return -1;
@@ -898,17 +887,17 @@ static int apply_json(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool ex
         double d = v->valuedouble;
         if (!cJSON_IsNumber(v) || !(d >= (double)k->min && d <= (double)k->max) ||
             (double)(int64_t)d != d)
-            return fail(err, errlen,
-                        "%s: must be an integer in %" PRId64 "..%" PRId64 ", got %s", k->name,
-                        k->min, k->max, got);
+            return fd_fail(err, errlen,
+                           "%s: must be an integer in %" PRId64 "..%" PRId64 ", got %s", k->name,
+                           k->min, k->max, got);
         return store_int(c, k, (int64_t)d);
     }
     case K_ENUM:
     case K_ENUM_STR: {
         char list[128];
         if (!cJSON_IsString(v))
-            return fail(err, errlen, "%s: must be one of %s, got %s", k->name,
-                        choice_list(k->choices, list, sizeof list), got);
+            return fd_fail(err, errlen, "%s: must be one of %s, got %s", k->name,
+                           choice_list(k->choices, list, sizeof list), got);
         char *s;
         if (json_string(v, expand, k->name, &s, err, errlen) != 0)
             return -1;
@@ -920,12 +909,12 @@ static int apply_json(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool ex
     case K_WINDOWS: return apply_windows(c, k, v, expand, err, errlen);
     case K_BOOL:
         if (!cJSON_IsBool(v))
-            return fail(err, errlen, "%s: must be true or false, got %s", k->name, got);
+            return fd_fail(err, errlen, "%s: must be true or false, got %s", k->name, got);
         *(int *)field(c, k) = cJSON_IsTrue(v) ? 1 : 0;
         return 0;
     case K_RULES: return apply_rules(c, k, v, err, errlen);
     }
-    return fail(err, errlen, "%s: unsupported kind", k->name);
+    return fd_fail(err, errlen, "%s: unsupported kind", k->name);
 }
 
 /* ---- public: defaults, set, load -------------------------------------- */
@@ -943,22 +932,22 @@ int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, siz
 {
     const conf_key_t *k = key ? find_key(key) : NULL;
     if (k == NULL)
-        return fail(err, errlen, "unknown key \"%s\"", key ? key : "(null)");
+        return fd_fail(err, errlen, "unknown key \"%s\"", key ? key : "(null)");
     if (value == NULL)
-        return fail(err, errlen, "%s: missing value", k->name);
+        return fd_fail(err, errlen, "%s: missing value", k->name);
     switch (k->kind) {
     case K_STR: {
         char *s = strdup(value);
         if (s == NULL)
-            return fail(err, errlen, "%s: out of memory", k->name);
+            return fd_fail(err, errlen, "%s: out of memory", k->name);
         return store_str(c, k, s, err, errlen);
     }
     case K_INT: {
         int64_t v;
         if (parse_int_text(value, &v) != 0 || v < k->min || v > k->max)
-            return fail(err, errlen,
-                        "%s: must be an integer in %" PRId64 "..%" PRId64 ", got \"%.40s\"",
-                        k->name, k->min, k->max, value);
+            return fd_fail(err, errlen,
+                           "%s: must be an integer in %" PRId64 "..%" PRId64 ", got \"%.40s\"",
+                           k->name, k->min, k->max, value);
         return store_int(c, k, v);
     }
     case K_ENUM:
@@ -967,19 +956,19 @@ int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, siz
         snprintf(got, sizeof got, "\"%.40s\"", value);
         char *s = strdup(value);
         if (s == NULL)
-            return fail(err, errlen, "%s: out of memory", k->name);
+            return fd_fail(err, errlen, "%s: out of memory", k->name);
         return store_enum(c, k, s, got, err, errlen);
     }
     case K_BOOL:
         if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
-            return fail(err, errlen, "%s: must be true or false, got \"%.40s\"", k->name, value);
+            return fd_fail(err, errlen, "%s: must be true or false, got \"%.40s\"", k->name, value);
         *(int *)field(c, k) = value[0] == 't';
         return 0;
     default: {
         /* Compound values from a flag or a default are JSON text. */
         cJSON *v = cJSON_ParseWithOpts(value, NULL, 1);
         if (v == NULL)
-            return fail(err, errlen, "%s: must be JSON like %s", k->name, k->def);
+            return fd_fail(err, errlen, "%s: must be JSON like %s", k->name, k->def);
         int rc = apply_json(c, k, v, false, err, errlen);
         cJSON_Delete(v);
         return rc;
@@ -991,11 +980,11 @@ int fd_conf_add_kprop(fd_conf_t *c, const char *kv, char *err, size_t errlen)
 {
     const char *eq = kv ? strchr(kv, '=') : NULL;
     if (eq == NULL)
-        return fail(err, errlen, "kafka.properties: -X wants name=value");
+        return fd_fail(err, errlen, "kafka.properties: -X wants name=value");
     char key[256];
     size_t kn = (size_t)(eq - kv);
     if (kn == 0 || kn >= sizeof key)
-        return fail(err, errlen, "kafka.properties: a property name must have 1..255 bytes");
+        return fd_fail(err, errlen, "kafka.properties: a property name must have 1..255 bytes");
     memcpy(key, kv, kn);
     key[kn] = '\0';
     if (kprop_check_key(key, err, errlen) != 0)
@@ -1004,10 +993,10 @@ int fd_conf_add_kprop(fd_conf_t *c, const char *kv, char *err, size_t errlen)
     while (i < c->nkprops && strcmp(c->kprops[i].key, key) != 0)
         i++;
     if (i == FD_MAX_KPROPS)
-        return fail(err, errlen, "kafka.properties: at most %d properties", FD_MAX_KPROPS);
+        return fd_fail(err, errlen, "kafka.properties: at most %d properties", FD_MAX_KPROPS);
     char *val = strdup(eq + 1);
     if (val == NULL)
-        return fail(err, errlen, "kafka.properties: out of memory");
+        return fd_fail(err, errlen, "kafka.properties: out of memory");
     if (i < c->nkprops) { /* a later setting replaces an earlier one */
         free(c->kprops[i].value);
         c->kprops[i].value = val;
@@ -1016,7 +1005,7 @@ int fd_conf_add_kprop(fd_conf_t *c, const char *kv, char *err, size_t errlen)
     c->kprops[i].key = strdup(key);
     if (c->kprops[i].key == NULL) {
         free(val);
-        return fail(err, errlen, "kafka.properties: out of memory");
+        return fd_fail(err, errlen, "kafka.properties: out of memory");
     }
     c->kprops[i].value = val;
     c->nkprops++;
@@ -1043,12 +1032,12 @@ static int walk(fd_conf_t *c, const cJSON *obj, const char *prefix, char *err, s
         else
             snprintf(path, sizeof path, "%s", m->string);
         if (has_duplicate_member(obj, m))
-            return fail(err, errlen, "duplicate key \"%.200s\"", path);
+            return fd_fail(err, errlen, "duplicate key \"%.200s\"", path);
         if (strchr(m->string, '.') != NULL || strlen(m->string) > 128)
-            return fail(err, errlen,
-                        "unknown key \"%.200s\" (write nested objects: {\"redis\": {\"url\": "
-                        "...}}, not \"redis.url\")",
-                        path);
+            return fd_fail(err, errlen,
+                           "unknown key \"%.200s\" (write nested objects: {\"redis\": {\"url\": "
+                           "...}}, not \"redis.url\")",
+                           path);
         const conf_key_t *k = find_key(path);
         if (k != NULL) {
             if (apply_json(c, k, m, true, err, errlen) != 0)
@@ -1057,12 +1046,12 @@ static int walk(fd_conf_t *c, const cJSON *obj, const char *prefix, char *err, s
             if (!cJSON_IsObject(m)) {
                 char got[64];
                 describe(m, got, sizeof got);
-                return fail(err, errlen, "%s: must be an object, got %s", path, got);
+                return fd_fail(err, errlen, "%s: must be an object, got %s", path, got);
             }
             if (walk(c, m, path, err, errlen) != 0)
                 return -1;
         } else {
-            return fail(err, errlen, "unknown key \"%.200s\"", path);
+            return fd_fail(err, errlen, "unknown key \"%.200s\"", path);
         }
     }
     return 0;
@@ -1077,24 +1066,24 @@ int fd_conf_load_file(fd_conf_t *c, const char *path, char *err, size_t errlen)
     int rc = -1;
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return fd_fail(err, errlen, "%s: %s", path, strerror(errno));
     buf = malloc(CONF_FILE_MAX + 1);
     if (buf == NULL) {
-        fail(err, errlen, "%s: out of memory", path);
+        fd_fail(err, errlen, "%s: out of memory", path);
         goto done;
     }
     n = fread(buf, 1, CONF_FILE_MAX + 1, f);
     if (ferror(f)) {
-        fail(err, errlen, "%s: read error", path);
+        fd_fail(err, errlen, "%s: read error", path);
         goto done;
     }
     if (n > CONF_FILE_MAX) {
-        fail(err, errlen, "%s: larger than %d bytes", path, CONF_FILE_MAX);
+        fd_fail(err, errlen, "%s: larger than %d bytes", path, CONF_FILE_MAX);
         goto done;
     }
     buf[n] = '\0';
     if (memchr(buf, '\0', n) != NULL) {
-        fail(err, errlen, "%s: invalid JSON (contains a NUL byte)", path);
+        fd_fail(err, errlen, "%s: invalid JSON (contains a NUL byte)", path);
         goto done;
     }
     const char *end = NULL;
@@ -1111,18 +1100,18 @@ int fd_conf_load_file(fd_conf_t *c, const char *path, char *err, size_t errlen)
                     col++;
                 }
             }
-            fail(err, errlen, "%s: invalid JSON at line %d, column %d", path, line, col);
+            fd_fail(err, errlen, "%s: invalid JSON at line %d, column %d", path, line, col);
         } else {
-            fail(err, errlen, "%s: invalid JSON", path);
+            fd_fail(err, errlen, "%s: invalid JSON", path);
         }
         goto done;
     }
     if (!cJSON_IsObject(root)) {
-        fail(err, errlen, "%s: the top level must be a JSON object", path);
+        fd_fail(err, errlen, "%s: the top level must be a JSON object", path);
         goto done;
     }
     if (walk(c, root, NULL, msg, sizeof msg) != 0) {
-        fail(err, errlen, "%s: %s", path, msg);
+        fd_fail(err, errlen, "%s: %s", path, msg);
         goto done;
     }
     rc = 0;
@@ -1172,57 +1161,58 @@ static int finalize_alerts(const fd_conf_t *c, char *err, size_t errlen)
         for (int g = 0; g < c->ngroupings && !found; g++)
             found = dim_set(&c->groupings[g]) == dim_set(&rg);
         if (!found)
-            return fail(err, errlen,
-                        "alerts.rules[%d].grouping: not one of `groupings` (a rule reads the "
-                        "scopes of a configured grouping)",
-                        i);
+            return fd_fail(err, errlen,
+                           "alerts.rules[%d].grouping: not one of `groupings` (a rule reads the "
+                           "scopes of a configured grouping)",
+                           i);
         int64_t m1 = r->window_s + (r->kind == FD_ALERT_DROP ? r->baseline_offset_s : 0);
         if (m1 > c->ttl_m1_s)
-            return fail(err, errlen,
-                        "alerts.rules[%d]: window (+ baseline_offset) %" PRId64
-                        " s must be <= ttl.m1_s (%" PRId64 ")",
-                        i, m1, c->ttl_m1_s);
+            return fd_fail(err, errlen,
+                           "alerts.rules[%d]: window (+ baseline_offset) %" PRId64
+                           " s must be <= ttl.m1_s (%" PRId64 ")",
+                           i, m1, c->ttl_m1_s);
         if (r->kind == FD_ALERT_DROP && r->baseline_offset_s == 0 &&
             r->baseline_s + r->window_s + 3600 > c->ttl_h1_s)
-            return fail(err, errlen,
-                        "alerts.rules[%d]: baseline + window + 1h must be <= ttl.h1_s (%" PRId64
-                        ")",
-                        i, c->ttl_h1_s);
+            return fd_fail(err, errlen,
+                           "alerts.rules[%d]: baseline + window + 1h must be <= ttl.h1_s (%" PRId64
+                           ")",
+                           i, c->ttl_h1_s);
     }
     if (c->alert_webhook_url && c->alert_webhook_url[0] &&
         !(c->alert_webhook_secret && c->alert_webhook_secret[0]))
-        return fail(err, errlen, "alerts.webhook.secret: required when alerts.webhook.url is set");
+        return fd_fail(err, errlen,
+                       "alerts.webhook.secret: required when alerts.webhook.url is set");
     if (c->alert_http_backoff_min_ms > c->alert_http_backoff_max_ms)
-        return fail(err, errlen,
-                    "alerts.http.backoff_min_ms (%" PRId64 ") must be <= alerts.http.backoff_max_ms "
-                    "(%" PRId64 ")",
-                    c->alert_http_backoff_min_ms, c->alert_http_backoff_max_ms);
+        return fd_fail(err, errlen,
+                       "alerts.http.backoff_min_ms (%" PRId64
+                       ") must be <= alerts.http.backoff_max_ms (%" PRId64 ")",
+                       c->alert_http_backoff_min_ms, c->alert_http_backoff_max_ms);
     const char *t = c->alert_kafka_topic ? c->alert_kafka_topic : "";
     if (!valid_topic_name(t))
-        return fail(err, errlen, "alerts.kafka.topic: \"%.60s\" is not a valid topic name", t);
+        return fd_fail(err, errlen, "alerts.kafka.topic: \"%.60s\" is not a valid topic name", t);
     for (int i = 0; i < c->ntopics; i++)
         if (strcmp(c->topics[i].name, t) == 0 || (c->dlq_topic && strcmp(c->dlq_topic, t) == 0))
-            return fail(err, errlen,
-                        "alerts.kafka.topic: \"%s\" is also an input or dead-letter topic", t);
+            return fd_fail(err, errlen,
+                           "alerts.kafka.topic: \"%s\" is also an input or dead-letter topic", t);
     if (c->dlq_topic && strcmp(c->dlq_topic, t) == 0)
-        return fail(err, errlen, "alerts.kafka.topic: \"%s\" is also the dead-letter topic", t);
+        return fd_fail(err, errlen, "alerts.kafka.topic: \"%s\" is also the dead-letter topic", t);
     return 0;
 }
 
 int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
 {
     if (c->ntopics < 1)
-        return fail(err, errlen, "kafka.topics: at least one topic is required");
+        return fd_fail(err, errlen, "kafka.topics: at least one topic is required");
     for (int i = 0; i < c->ntopics; i++)
         if (c->dlq_topic != NULL && strcmp(c->topics[i].name, c->dlq_topic) == 0)
-            return fail(err, errlen,
-                        "kafka.dlq_topic: \"%s\" is also an input topic in kafka.topics",
-                        c->dlq_topic);
+            return fd_fail(err, errlen,
+                           "kafka.dlq_topic: \"%s\" is also an input topic in kafka.topics",
+                           c->dlq_topic);
     if (c->snapshot_interval_ms < c->flush_interval_ms)
-        return fail(err, errlen,
-                    "snapshot_interval_ms (%" PRId64 ") must be >= flush_interval_ms (%" PRId64
-                    ")",
-                    c->snapshot_interval_ms, c->flush_interval_ms);
+        return fd_fail(err, errlen,
+                       "snapshot_interval_ms (%" PRId64 ") must be >= flush_interval_ms (%" PRId64
+                       ")",
+                       c->snapshot_interval_ms, c->flush_interval_ms);
     int64_t wmax = 0;
     for (int i = 0; i < c->nwindows; i++)
         if (c->windows_s[i] > wmax)
@@ -1230,22 +1220,22 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
     if (c->ttl_m1_s < wmax) {
         char wn[32];
         fd_conf_window_name(wmax, wn, sizeof wn);
-        return fail(err, errlen,
-                    "ttl.m1_s (%" PRId64 ") must be >= the largest window (%s = %" PRId64
-                    " s): a window is a sum of m1 buckets",
-                    c->ttl_m1_s, wn, wmax);
+        return fd_fail(err, errlen,
+                       "ttl.m1_s (%" PRId64 ") must be >= the largest window (%s = %" PRId64
+                       " s): a window is a sum of m1 buckets",
+                       c->ttl_m1_s, wn, wmax);
     }
     if (c->ttl_h1_s < c->ttl_m1_s)
-        return fail(err, errlen, "ttl.h1_s (%" PRId64 ") must be >= ttl.m1_s (%" PRId64 ")",
-                    c->ttl_h1_s, c->ttl_m1_s);
+        return fd_fail(err, errlen, "ttl.h1_s (%" PRId64 ") must be >= ttl.m1_s (%" PRId64 ")",
+                       c->ttl_h1_s, c->ttl_m1_s);
     if (c->ttl_d1_s < c->ttl_h1_s)
-        return fail(err, errlen, "ttl.d1_s (%" PRId64 ") must be >= ttl.h1_s (%" PRId64 ")",
-                    c->ttl_d1_s, c->ttl_h1_s);
+        return fd_fail(err, errlen, "ttl.d1_s (%" PRId64 ") must be >= ttl.h1_s (%" PRId64 ")",
+                       c->ttl_d1_s, c->ttl_h1_s);
     if (c->dedup_ttl_s < c->ttl_m1_s + c->max_future_s)
-        return fail(err, errlen,
-                    "dedup_ttl_s (%" PRId64 ") must be >= ttl.m1_s + max_future_s (%" PRId64
-                    "): a payment is accepted that long, its dedup mark must outlive it",
-                    c->dedup_ttl_s, c->ttl_m1_s + c->max_future_s);
+        return fd_fail(err, errlen,
+                       "dedup_ttl_s (%" PRId64 ") must be >= ttl.m1_s + max_future_s (%" PRId64
+                       "): a payment is accepted that long, its dedup mark must outlive it",
+                       c->dedup_ttl_s, c->ttl_m1_s + c->max_future_s);
     /* time zone: a relative name under /usr/share/zoneinfo, no way out of it */
     const char *tz = c->time_zone ? c->time_zone : "";
     bool tz_ok = tz[0] != '\0' && tz[0] != '/' && strstr(tz, "..") == NULL;
@@ -1259,22 +1249,22 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
         tz_ok = stat(tzpath, &st) == 0 && S_ISREG(st.st_mode);
     }
     if (!tz_ok)
-        return fail(err, errlen,
-                    "time_zone: unknown time zone \"%.100s\" (not found under "
-                    "/usr/share/zoneinfo)",
-                    tz);
+        return fd_fail(err, errlen,
+                       "time_zone: unknown time zone \"%.100s\" (not found under "
+                       "/usr/share/zoneinfo)",
+                       tz);
     fd_redis_addr_t addr;
     if (fd_redis_url_parse(c->redis_url, &addr, err, errlen) != 0)
         return -1;
     if (c->http_listen != NULL && c->http_listen[0] != '\0' && check_host_port(c->http_listen))
-        return fail(err, errlen, "http.listen: must be host:port or \"\", got \"%.100s\"",
-                    c->http_listen);
+        return fd_fail(err, errlen, "http.listen: must be host:port or \"\", got \"%.100s\"",
+                       c->http_listen);
     for (int i = 0; i < c->nkprops; i++) {
         const char *kk = c->kprops[i].key;
         if (strcmp(kk, "bootstrap.servers") == 0 || strcmp(kk, "metadata.broker.list") == 0)
-            return fail(err, errlen, "kafka.properties: set %s with kafka.brokers", kk);
+            return fd_fail(err, errlen, "kafka.properties: set %s with kafka.brokers", kk);
         if (strcmp(kk, "group.id") == 0)
-            return fail(err, errlen, "kafka.properties: set group.id with kafka.group");
+            return fd_fail(err, errlen, "kafka.properties: set group.id with kafka.group");
     }
     return finalize_alerts(c, err, errlen);
 }
@@ -1321,23 +1311,24 @@ int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t er
 {
     memset(a, 0, sizeof *a);
     if (url == NULL || url[0] == '\0')
-        return fail(err, errlen, "redis.url: must not be empty");
+        return fd_fail(err, errlen, "redis.url: must not be empty");
     if (strncmp(url, "unix://", 7) == 0) {
         const char *path = url + 7;
         size_t n = strlen(path);
         if (path[0] != '/' || n < 2)
-            return fail(err, errlen,
-                        "redis.url: unix:// wants an absolute socket path (unix:///path/to.sock)");
+            return fd_fail(err, errlen,
+                           "redis.url: unix:// wants an absolute socket path "
+                           "(unix:///path/to.sock)");
         if (n >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return fail(err, errlen, "redis.url: the socket path is longer than %zu bytes",
-                        sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+            return fd_fail(err, errlen, "redis.url: the socket path is longer than %zu bytes",
+                           sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
         memcpy(a->path, path, n + 1);
         return 0;
     }
     if (strncmp(url, "rediss://", 9) == 0)
-        return fail(err, errlen, "redis.url: rediss:// (TLS) is not supported by hiredis 0.14");
+        return fd_fail(err, errlen, "redis.url: rediss:// (TLS) is not supported by hiredis 0.14");
     if (strncmp(url, "redis://", 8) != 0)
-        return fail(err, errlen, "redis.url: must start with redis:// or unix://");
+        return fd_fail(err, errlen, "redis.url: must start with redis:// or unix://");
     const char *rest = url + 8;
     /* The last '@' ends the user info, so an unencoded '@' or '/' in a
      * password still parses (and is never echoed). */
@@ -1347,27 +1338,27 @@ int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t er
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
         const char *uend = colon ? colon : at;
         if (pct_decode(rest, (size_t)(uend - rest), a->user, sizeof a->user) != 0)
-            return fail(err, errlen,
-                        "redis.url: bad user name (too long or bad %%-encoding)");
+            return fd_fail(err, errlen,
+                           "redis.url: bad user name (too long or bad %%-encoding)");
         if (colon != NULL &&
             pct_decode(colon + 1, (size_t)(at - colon - 1), a->password, sizeof a->password) != 0)
-            return fail(err, errlen, "redis.url: bad password (too long or bad %%-encoding)");
+            return fd_fail(err, errlen, "redis.url: bad password (too long or bad %%-encoding)");
         hp = at + 1;
     }
     size_t hlen = strcspn(hp, "/?#");
     if (hp[hlen] == '?' || hp[hlen] == '#')
-        return fail(err, errlen, "redis.url: query and fragment are not supported");
+        return fd_fail(err, errlen, "redis.url: query and fragment are not supported");
     const char *hend = hp + hlen, *port = NULL, *host = hp;
     size_t nhost;
     if (hp[0] == '[') { /* [IPv6]:port */
         const char *rb = memchr(hp, ']', hlen);
         if (rb == NULL)
-            return fail(err, errlen, "redis.url: unterminated [ in the host");
+            return fd_fail(err, errlen, "redis.url: unterminated [ in the host");
         host = hp + 1;
         nhost = (size_t)(rb - host);
         if (rb + 1 < hend) {
             if (rb[1] != ':')
-                return fail(err, errlen, "redis.url: want [address]:port");
+                return fd_fail(err, errlen, "redis.url: want [address]:port");
             port = rb + 2;
         }
     } else {
@@ -1377,13 +1368,13 @@ int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t er
             port = colon + 1;
     }
     if (nhost == 0)
-        return fail(err, errlen, "redis.url: missing host");
+        return fd_fail(err, errlen, "redis.url: missing host");
     if (nhost >= sizeof a->host)
-        return fail(err, errlen, "redis.url: host longer than %zu bytes", sizeof a->host - 1);
+        return fd_fail(err, errlen, "redis.url: host longer than %zu bytes", sizeof a->host - 1);
     for (size_t i = 0; i < nhost; i++)
         if (!isgraph((unsigned char)host[i]) || host[i] == '@' || host[i] == '[' ||
             host[i] == ']' || (host != hp + 1 && host[i] == ':'))
-            return fail(err, errlen, "redis.url: bad character in the host");
+            return fd_fail(err, errlen, "redis.url: bad character in the host");
     memcpy(a->host, host, nhost);
     a->host[nhost] = '\0';
     a->port = 6379;
@@ -1392,17 +1383,17 @@ int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t er
         size_t pn = (size_t)(hend - port);
         int64_t p;
         if (pn == 0 || pn >= sizeof pbuf)
-            return fail(err, errlen, "redis.url: the port must be 1..65535");
+            return fd_fail(err, errlen, "redis.url: the port must be 1..65535");
         memcpy(pbuf, port, pn);
         pbuf[pn] = '\0';
         if (pbuf[0] == '-' || parse_int_text(pbuf, &p) != 0 || p < 1 || p > 65535)
-            return fail(err, errlen, "redis.url: the port must be 1..65535");
+            return fd_fail(err, errlen, "redis.url: the port must be 1..65535");
         a->port = (int)p;
     }
     if (*hend == '/' && hend[1] != '\0') {
         int64_t db;
         if (hend[1] == '-' || strlen(hend + 1) > 9 || parse_int_text(hend + 1, &db) != 0)
-            return fail(err, errlen, "redis.url: the database (after /) must be a number");
+            return fd_fail(err, errlen, "redis.url: the database (after /) must be a number");
         a->db = (int)db;
     }
     return 0;

@@ -317,17 +317,21 @@ static int cmd_validate(const fd_conf_t *c, const args_t *a) {
 
 /* ---- query ------------------------------------------------------------- */
 
-static int cmd_query(const fd_conf_t *c, const args_t *a) {
+/* The one-shot commands' Redis connection; NULL after saying why on stderr. */
+static redisContext *connect_or_report(const fd_conf_t *c) {
     char err[512];
+    redisContext *rc = fd_redis_connect_sync(c, 5000, err, sizeof err);
+    if (!rc) fprintf(stderr, "funneld: %s\n", err);
+    return rc;
+}
+
+static int cmd_query(const fd_conf_t *c, const args_t *a) {
     if (a->nfiles != 1) {
         fprintf(stderr, "funneld: query needs one SCOPE (e.g. all)\n");
         return 2;
     }
-    redisContext *rc = fd_redis_connect_sync(c, 5000, err, sizeof err);
-    if (!rc) {
-        fprintf(stderr, "funneld: %s\n", err);
-        return 1;
-    }
+    redisContext *rc = connect_or_report(c);
+    if (!rc) return 1;
     redisReply *r;
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "scope", a->files[0]);
@@ -367,17 +371,13 @@ static cJSON *pairs_json(const redisReply *r) {
 /* Alert states (`{prefix}:alert:*`, via the index set) and the latest
  * transitions of the stream `{prefix}:alerts`, as one JSON document. */
 static int cmd_alerts(const fd_conf_t *c, const args_t *a) {
-    char err[512];
     long limit = 20;
     if (a->nfiles > 1 || (a->nfiles == 1 && ((limit = strtol(a->files[0], NULL, 10)) <= 0 || limit > 100000))) {
         fprintf(stderr, "funneld: alerts takes at most one argument: the number of transitions (1..100000)\n");
         return 2;
     }
-    redisContext *rc = fd_redis_connect_sync(c, 5000, err, sizeof err);
-    if (!rc) {
-        fprintf(stderr, "funneld: %s\n", err);
-        return 1;
-    }
+    redisContext *rc = connect_or_report(c);
+    if (!rc) return 1;
     redisReply *r;
     cJSON *out = cJSON_CreateObject();
     r = redisCommand(rc, "GET %s:lease:alerts", c->prefix);

@@ -572,13 +572,9 @@ fd_alert_out_t *fd_alert_out_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *
             goto fail;
         rd_kafka_conf_set_dr_msg_cb(kc, kafka_dr);
         rd_kafka_conf_set_opaque(kc, o);
-        char e[512];
-        o->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, e, sizeof e);
-        if (!o->rk) {
-            rd_kafka_conf_destroy(kc);
-            snprintf(err, errlen, "alert kafka producer: %s", e);
+        o->rk = fd_kafka_new(RD_KAFKA_PRODUCER, kc, "alert kafka producer", err, errlen);
+        if (!o->rk)
             goto fail;
-        }
         o->enabled[FD_OUT_KAFKA] = 1;
         uv_timer_start(&o->kafka_timer, kafka_tick, 50, 50);
     }

@@ -238,6 +238,20 @@ static int64_t wall_ms(void)
 
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
+/* Array v (n of *cap elements in use, each `size` bytes) with room for one
+ * more: v itself while n < *cap, else v reallocated to twice *cap (`first`
+ * when empty). NULL when out of memory, with v and *cap left as they were. */
+static void *grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap)
+        return v;
+    size_t nc = *cap ? *cap * 2 : first;
+    void *p = realloc(v, nc * size);
+    if (p)
+        *cap = nc;
+    return p;
+}
+
 /* ---- Redis (worker) ------------------------------------------------------------ */
 
 static void set_err(fd_alerts_t *a, const char *what, const redisReply *r)
@@ -810,14 +824,10 @@ static char *transition_json(fd_alerts_t *a, const alert_t *x, int prev, int64_t
 
 static int add_transition(fd_alerts_t *a, alert_t *x, int prev, int64_t t_ms)
 {
-    if (a->ntrans == a->captrans) {
-        size_t nc = a->captrans ? a->captrans * 2 : 16;
-        trans_t *n = realloc(a->trans, nc * sizeof *n);
-        if (!n)
-            return -1;
-        a->trans = n;
-        a->captrans = nc;
-    }
+    trans_t *v = grow(a->trans, a->ntrans, &a->captrans, sizeof *v, 16);
+    if (!v)
+        return -1;
+    a->trans = v;
     trans_t *tr = &a->trans[a->ntrans];
     /* deterministic: the same step re-evaluated after a lost commit gets the
      * same id, so receivers can deduplicate */
@@ -1049,14 +1059,10 @@ static int run_batch(fd_alerts_t *a, int64_t first, int nsteps)
 static int push_entry(fd_alerts_t *a, int out, int deliver, const char *sid, const char *fp,
                       const char *json)
 {
-    if (a->nentries == a->capentries) {
-        size_t nc = a->capentries ? a->capentries * 2 : 32;
-        entry_t *n = realloc(a->entries, nc * sizeof *n);
-        if (!n)
-            return -1;
-        a->entries = n;
-        a->capentries = nc;
-    }
+    entry_t *v = grow(a->entries, a->nentries, &a->capentries, sizeof *v, 32);
+    if (!v)
+        return -1;
+    a->entries = v;
     entry_t *e = &a->entries[a->nentries];
     e->out = out;
     e->deliver = deliver;

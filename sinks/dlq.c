@@ -67,13 +67,8 @@ fd_dlq_t *fd_dlq_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_dlq_
     rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
     rd_kafka_conf_set_log_cb(kc, fd_kafka_log_cb);
     rd_kafka_conf_set_opaque(kc, d);
-    char e[512];
-    d->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, e, sizeof e);
-    if (!d->rk) {
-        rd_kafka_conf_destroy(kc);
-        snprintf(err, errlen, "kafka producer: %s", e);
-        goto fail;
-    }
+    d->rk = fd_kafka_new(RD_KAFKA_PRODUCER, kc, "kafka producer", err, errlen);
+    if (!d->rk) goto fail;
     d->q = rd_kafka_queue_get_main(d->rk);
     if (pipe(d->pipefd) < 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
