@@ -48,6 +48,7 @@ RAW_RSS_KB=$(cat "$WORK/raw.rss")
 [ "$RAW_MSGS" = "$N" ] || die "raw consume read $RAW_MSGS of $N"
 
 say "e2e: funneld run..."
+rcli CONFIG RESETSTAT >/dev/null
 fd_config "$WORK/funneld.json" e2e e2e
 funneld_drain funneld "$WORK/funneld.json" "$WORK/ends" e2e e2e $((N / 2000 + 120))
 [ "$FD_EXIT" = 0 ] || say "e2e: warning: funneld exited $FD_EXIT after SIGTERM"
@@ -70,3 +71,11 @@ echo
 echo "ratio funneld / raw consume: $RATIO (goal >= 0.7: $GOAL)"
 echo "where the time went: funneld used ${FD_CPU_S} CPU s, redis-server ${REDIS_CPU_S} CPU s (flush scripts) in ${FD_SECS} s;"
 echo "funneld totals: ${TOTALS:-?} (accepted + rejected > messages means input re-read after resyncs)"
+
+# Where redis-server's time went (INFO commandstats, since the RESETSTAT
+# before funneld started; commands called from Lua count under their own name).
+echo
+echo "redis-server during the drain: ${REDIS_CPU_S} CPU s; by command (usec total, calls, usec/call):"
+rcli INFO commandstats | tr -d '\r' |
+  awk -F'[:=,]' '/^cmdstat_/ { sub(/^cmdstat_/, "", $1); printf "  %-12s %12d %10d %8.2f\n", $1, $5, $3, $7 }' |
+  sort -k2,2nr | head -n 8

@@ -107,7 +107,9 @@ static const conf_key_t keys[] = {
         "Watchdog: a Redis reply slower than this drops the connection, pauses the partitions and "
         "reconnects with backoff (hiredis 0.14 has no timeouts of its own)."),
     INT("flush_interval_ms", 10, 600000, "1000", flush_interval_ms,
-        "How often each partition's deltas are written to Redis together with its offset."),
+        "How often each partition's deltas are written to Redis together with its offset. "
+        "Partitions are staggered over the interval in eight slots, so Redis gets the work in "
+        "pieces."),
     INT("snapshot_interval_ms", 10, 3600000, "5000", snapshot_interval_ms,
         "How often the rolling snapshots `{prefix}:r:{scope}:{window}` are rewritten and a note "
         "is published on `{prefix}:updates`."),

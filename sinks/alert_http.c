@@ -60,8 +60,9 @@ void fd_alert_rfc3339(int64_t ms, char *buf, size_t cap)
     int frac = (int)(ms - (int64_t)s * 1000);
     struct tm tm;
     gmtime_r(&s, &tm);
-    snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n > 0)
+        snprintf(buf + n, cap - n, ".%03dZ", frac);
 }
 
 int fd_alert_webhook_sign(const char *secret, const char *id, int64_t ts, const char *body,

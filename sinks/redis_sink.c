@@ -38,6 +38,11 @@ struct fd_redis_sink {
     int inflight;      /* commands sent, reply not yet in */
     int tick_running;
     int64_t snap_last_to, snap_last_tick_s; /* the previous snapshot tick */
+    /* The tick in progress: its scopes (a ZREVRANGEBYSCORE reply, copied)
+     * and the next one to send; see snap_send. */
+    redisReply *snap_scopes;
+    size_t snap_next;
+    int64_t snap_wm, snap_to, snap_now_ms;
     int closing;
     int64_t backoff_ms;
     int64_t last_progress_ms;
@@ -590,6 +595,35 @@ int fd_redis_sink_read_offset(fd_redis_sink_t *s, const char *field, fd_sink_off
 
 /* ---- snapshots ------------------------------------------------------------- */
 
+/* hiredis frees a reply after its callback; a reply needed later (the wm
+ * hash until the seen hash arrives, a tick's scope list until its last
+ * script is sent) is copied into a fresh reply-like tree
+ * (freeReplyObject frees it). */
+static redisReply *copy_reply(const redisReply *rep) {
+    redisReply *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->type = rep->type;
+    c->integer = rep->integer;
+    if (rep->str) {
+        c->str = malloc(rep->len + 1);
+        if (c->str) memcpy(c->str, rep->str, rep->len + 1);
+        c->len = rep->len;
+    }
+    if (rep->elements) {
+        c->element = calloc(rep->elements, sizeof(redisReply *));
+        c->elements = rep->elements;
+        for (size_t i = 0; c->element && i < rep->elements; i++) c->element[i] = copy_reply(rep->element[i]);
+    }
+    /* out of memory anywhere: no half copy */
+    int whole = (!rep->str || c->str) && (!rep->elements || c->element);
+    for (size_t i = 0; whole && i < c->elements; i++) whole = c->element[i] != NULL;
+    if (!whole) {
+        if (!c->element) c->elements = 0;
+        freeReplyObject(c);
+        return NULL;
+    }
+    return c;
+}
 
 static void tick_done_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
@@ -606,32 +640,52 @@ static int64_t longest_window(const fd_conf_t *c) {
     return w;
 }
 
-static void tick_scopes_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+/* A tick writes its scopes' snapshots SNAP_CHUNK scripts at a time: the
+ * next chunk goes out when the previous one's last reply is in, so a
+ * partition's flush script, sent on the same connection meanwhile, waits
+ * behind at most one chunk instead of the whole tick (which is up to
+ * snapshot_max_scopes scripts; bench/latency.sh measured the difference). */
+#define SNAP_CHUNK 16
+
+static void snap_send(fd_redis_sink_t *s);
+
+static void snap_abort(fd_redis_sink_t *s) {
+    if (s->snap_scopes) freeReplyObject(s->snap_scopes);
+    s->snap_scopes = NULL;
+    s->tick_running = 0;
+}
+
+static void snap_chunk_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
-    redisReply *rep = reply;
-    if (is_error(rep) || rep->type != REDIS_REPLY_ARRAY || !s->ac || s->closing) {
-        log_error_reply(s, "snapshot scopes failed", rep);
-        s->tick_running = 0;
-        free(r);
+    free(r);
+    log_error_reply(s, "snapshot command failed", reply);
+    if (!reply || !s->ac || s->closing) {
+        snap_abort(s);
         return;
     }
+    snap_send(s);
+}
+
+static void snap_send(fd_redis_sink_t *s) {
     const fd_conf_t *c = s->conf;
-    int64_t wm = r->wm, to = r->to;
+    const redisReply *scopes = s->snap_scopes;
     char sto[24], swm[24], snow[24], sttl[24], snw[8];
     char names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
-    snprintf(sto, sizeof sto, "%" PRId64, to);
-    snprintf(swm, sizeof swm, "%" PRId64, wm);
-    snprintf(snow, sizeof snow, "%" PRId64, r->now_ms);
+    snprintf(sto, sizeof sto, "%" PRId64, s->snap_to);
+    snprintf(swm, sizeof swm, "%" PRId64, s->snap_wm);
+    snprintf(snow, sizeof snow, "%" PRId64, s->snap_now_ms);
     snprintf(sttl, sizeof sttl, "%" PRId64, c->ttl_m1_s);
     snprintf(snw, sizeof snw, "%d", c->nwindows);
-    for (size_t i = 0; i < rep->elements; i++) {
+    size_t end = s->snap_next + SNAP_CHUNK;
+    if (end > scopes->elements) end = scopes->elements;
+    for (size_t i = s->snap_next; i < end; i++) {
         const char *argv[8 + 2 * FD_MAX_WINDOWS];
         size_t lens[8 + 2 * FD_MAX_WINDOWS];
         int n = 0;
         argv[n++] = "EVALSHA"; argv[n++] = s->sha_snapshot; argv[n++] = "0";
         argv[n++] = c->prefix;
-        argv[n++] = rep->element[i]->str;
+        argv[n++] = scopes->element[i]->str;
         argv[n++] = sto; argv[n++] = swm; argv[n++] = snow; argv[n++] = sttl; argv[n++] = snw;
         for (int w = 0; w < c->nwindows; w++) {
             fd_conf_window_name(c->windows_s[w], names[w], sizeof names[w]);
@@ -640,18 +694,45 @@ static void tick_scopes_reply(redisAsyncContext *ac, void *reply, void *privdata
             argv[n++] = secs[w];
         }
         for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
-        lens[4] = rep->element[i]->len;
-        send_argv(s, ignore_reply, req_new(s), n, argv, lens);
+        lens[4] = scopes->element[i]->len;
+        /* the chunk's last script, unless it is the tick's last, sends the next chunk */
+        int more = i + 1 == end && end < scopes->elements;
+        if (send_argv(s, more ? snap_chunk_reply : ignore_reply, req_new(s), n, argv, lens) < 0) {
+            snap_abort(s);
+            return;
+        }
     }
+    s->snap_next = end;
+    if (end < scopes->elements) return;
     char chan[512], note[256];
     snprintf(chan, sizeof chan, "%s:updates", c->prefix);
     snprintf(note, sizeof note,
              "{\"event\":\"snapshot\",\"watermark\":%" PRId64 ",\"to\":%" PRId64
              ",\"scopes\":%zu,\"updated_at\":%" PRId64 "}",
-             wm, to, rep->elements, r->now_ms);
+             s->snap_wm, s->snap_to, scopes->elements, s->snap_now_ms);
+    freeReplyObject(s->snap_scopes);
+    s->snap_scopes = NULL;
     const char *a[] = {"PUBLISH", chan, note};
     if (send_strs(s, tick_done_reply, req_new(s), 3, a) < 0) s->tick_running = 0;
+}
+
+static void tick_scopes_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    redisReply *rep = reply;
+    if (is_error(rep) || rep->type != REDIS_REPLY_ARRAY || !s->ac || s->closing ||
+        !(s->snap_scopes = copy_reply(rep))) {
+        log_error_reply(s, "snapshot scopes failed", rep);
+        s->tick_running = 0;
+        free(r);
+        return;
+    }
+    s->snap_next = 0;
+    s->snap_wm = r->wm;
+    s->snap_to = r->to;
+    s->snap_now_ms = r->now_ms;
     free(r);
+    snap_send(s);
 }
 
 static void tick_seen_reply(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -706,26 +787,6 @@ static void tick_seen_reply(redisAsyncContext *ac, void *reply, void *privdata) 
     snprintf(lim, sizeof lim, "%" PRId64, s->conf->snapshot_max_scopes);
     const char *a[] = {"ZREVRANGEBYSCORE", key, "+inf", min, "LIMIT", "0", lim};
     if (send_strs(s, tick_scopes_reply, r, 7, a) < 0) s->tick_running = 0;
-}
-
-/* hiredis frees a reply after its callback; the wm hash is needed until the
- * seen hash arrives, so it is copied into a fresh reply-like array. */
-static redisReply *copy_reply(const redisReply *rep) {
-    redisReply *c = calloc(1, sizeof(*c));
-    if (!c) return NULL;
-    c->type = rep->type;
-    c->integer = rep->integer;
-    if (rep->str) {
-        c->str = malloc(rep->len + 1);
-        if (c->str) memcpy(c->str, rep->str, rep->len + 1);
-        c->len = rep->len;
-    }
-    if (rep->elements) {
-        c->element = calloc(rep->elements, sizeof(redisReply *));
-        c->elements = rep->elements;
-        for (size_t i = 0; c->element && i < rep->elements; i++) c->element[i] = copy_reply(rep->element[i]);
-    }
-    return c;
 }
 
 static void tick_wm_reply(redisAsyncContext *ac, void *reply, void *privdata) {
