@@ -9,14 +9,18 @@ gives exit status 0; `{prefix}:schema` is "1"; `{prefix}:scopes` names every
 scope; every c:/u: key carries the TTL of its granularity; the rolling
 snapshots of `all` written after the drain hold, for each window, exactly the
 sums of the oracle's m1 counters over the window's [from, to), and rates
-consistent with those sums.
+consistent with those sums; a restarted instance's first snapshot tick
+writes the snapshots of exactly the scopes its note on `{prefix}:updates`
+counts — the most recently updated ones, up to snapshot_max_scopes, more
+than one 16-script chunk.
 """
 
+import json
 import time
 
 import pytest
 
-from conftest import (check_dlq, check_redis_equals_oracle, read_topic,
+from conftest import (Redis, check_dlq, check_redis_equals_oracle, read_topic,
                       scan_keys, dec, wait_drained, batched)
 
 HOUR = 3600
@@ -35,7 +39,8 @@ def gran_of(prefix, key):
 
 def test_exactness(ctx, stack, stream, main_topics):
     r = stack.redis()
-    fd = ctx.start(ctx.config(main_topics))
+    cfg = ctx.config(main_topics)
+    fd = ctx.start(cfg)
     wait_drained(r, ctx.prefix, ctx.group, main_topics.end_offsets(), [fd])
     check_snapshots(r, stream, ctx.prefix, drained_ms=int(time.time() * 1000))
 
@@ -68,6 +73,47 @@ def test_exactness(ctx, stack, stream, main_topics):
             len(bad), "\n  ".join(bad[:10])), pytrace=False)
 
     check_dlq(main_topics, read_topic(stack.bootstrap, ctx.dlq), exactly_once=True)
+    check_full_tick(ctx, r, cfg)
+
+
+SNAPSHOT_MAX_SCOPES = 1000  # the default
+SNAP_CHUNK = 16  # scripts per chunk, sinks/redis_sink.c
+
+
+def check_full_tick(ctx, r, cfg, timeout=30):
+    """A new process's first snapshot tick covers every scope updated within
+    the longest window (at most snapshot_max_scopes, most recent first),
+    sent SNAP_CHUNK scripts at a time. Its note on {prefix}:updates comes
+    after the last script, so by then every snapshot of the tick is written:
+    the r:{scope}:5m hashes stamped with the note's updated_at must be
+    exactly the note's count, and exactly the top of {prefix}:scopes."""
+    sub = Redis(*r.addr, timeout=timeout)
+    try:
+        sub.pipeline([("SUBSCRIBE", ctx.prefix + ":updates")])
+        fd = ctx.start(cfg)
+        note = None
+        deadline = time.time() + timeout
+        while note is None or note["scopes"] == 0:
+            assert time.time() < deadline, "no snapshot note within %ds\n%s" % (timeout, fd.tail())
+            msg = sub._read()
+            if isinstance(msg, list) and len(msg) == 3 and dec(msg[0]) == "message":
+                note = json.loads(dec(msg[2]))
+    finally:
+        sub.close()
+    n = note["scopes"]
+    total = r.cmd("ZCARD", ctx.prefix + ":scopes")
+    assert n == min(SNAPSHOT_MAX_SCOPES, total), "first tick covered %d of %d scopes" % (n, total)
+    assert n > SNAP_CHUNK, "only %d scopes: the chunked path is not exercised" % n
+    keys = [dec(k) for k in scan_keys(r, ctx.prefix + ":r:*:5m")]
+    stamped = set()
+    for chunk in batched(keys):
+        for k, at in zip(chunk, r.pipeline([("HGET", k, "updated_at") for k in chunk])):
+            if at is not None and int(at) == note["updated_at"]:
+                stamped.add(k[len(ctx.prefix) + 3:-3])
+    top = {dec(m) for m in r.cmd("ZREVRANGE", ctx.prefix + ":scopes", 0, n - 1)}
+    assert stamped == top, "tick wrote %d snapshots, note says %d; %d not in the top %d, %d missing" % (
+        len(stamped), n, len(stamped - top), n, len(top - stamped))
+    assert fd.stop() == 0, fd.tail()
 
 
 WINDOWS = {"5m": 300, "1h": 3600, "24h": 86400}
