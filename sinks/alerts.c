@@ -361,6 +361,15 @@ static void drop_cache(fd_alerts_t *a)
     a->nalerts = 0;
 }
 
+/* This instance no longer holds the alert lease: forget the cached state
+ * (the next holder owns it) and tell the loop thread. */
+static void lose_lease(fd_alerts_t *a)
+{
+    a->leader = 0;
+    drop_cache(a);
+    a->res_lost = 1;
+}
+
 /* Removes records that were deleted and committed. */
 static void compact_cache(fd_alerts_t *a)
 {
@@ -1170,9 +1179,7 @@ static void work_cb(uv_work_t *w)
         goto error;
     if (held == 0) {
         if (a->leader) {
-            a->leader = 0;
-            drop_cache(a);
-            a->res_lost = 1;
+            lose_lease(a);
         }
         return;
     }
@@ -1207,9 +1214,7 @@ static void work_cb(uv_work_t *w)
                 n = BATCH_STEPS;
             int rc = run_batch(a, next, n);
             if (rc == -2) {
-                a->leader = 0;
-                drop_cache(a);
-                a->res_lost = 1;
+                lose_lease(a);
                 return;
             }
             if (rc < 0)
@@ -1218,9 +1223,7 @@ static void work_cb(uv_work_t *w)
                 a->in_acked[o][0] = '\0'; /* persisted with the first batch */
             next += (int64_t)n * STEP_S;
             if (eval_lease(a, LUA_LEASE) != 1) {
-                a->leader = 0;
-                drop_cache(a);
-                a->res_lost = 1;
+                lose_lease(a);
                 return;
             }
         }
@@ -1232,9 +1235,7 @@ static void work_cb(uv_work_t *w)
     if (moved) {
         int rc = commit(a, 0);
         if (rc == -2) {
-            a->leader = 0;
-            drop_cache(a);
-            a->res_lost = 1;
+            lose_lease(a);
             return;
         }
         if (rc < 0)
