@@ -490,11 +490,13 @@ static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
 }
 
 /* Flushes are staggered: the flush timer ticks FLUSH_SLOTS times per
- * flush_interval_ms and each tick serves the partitions of one slot
- * (partition index mod FLUSH_SLOTS), so every partition still flushes once
- * per interval, but Redis gets the work in small pieces: a partition's
- * flush no longer queues behind every other partition's, which is most of
- * produce-to-visible latency under load (bench/latency.sh). */
+ * flush_interval_ms (every floor(interval / 8) ms, so an interval that is
+ * not a multiple of 8 ms is served slightly early) and each tick serves the
+ * partitions of one slot (partition index mod FLUSH_SLOTS), so every
+ * partition still flushes once per interval, but Redis gets the work in
+ * small pieces: a partition's flush no longer queues behind every other
+ * partition's, which was much of the produce-to-visible latency under load
+ * (bench/latency.sh). */
 #define FLUSH_SLOTS 8
 
 static void flush_tick(uv_timer_t *t) {
@@ -502,6 +504,7 @@ static void flush_tick(uv_timer_t *t) {
     int slot = (int)(p->ticks++ % FLUSH_SLOTS);
     uint64_t pending = 0;
     for (int i = 0; i < p->nparts; i++) pending += fd_batch_events(p->parts[i].cur);
+    int was = p->backpressure;
     if (!p->backpressure && pending > (uint64_t)p->conf->max_pending_events) {
         p->backpressure = 1;
         fd_log(p->log, FD_LOG_WARN, "pausing input: pending events over max_pending_events",
@@ -511,10 +514,13 @@ static void flush_tick(uv_timer_t *t) {
     }
     for (int i = 0; i < p->nparts; i++) {
         part_t *x = &p->parts[i];
-        if (!x->assigned || i % FLUSH_SLOTS != slot) continue;
-        if (x->syncing) start_read(p, x);
-        maybe_flush(p, x);
-        reconcile_pause(p, x);
+        if (!x->assigned) continue;
+        if (i % FLUSH_SLOTS == slot) {
+            if (x->syncing) start_read(p, x);
+            maybe_flush(p, x);
+        }
+        /* backpressure pauses and resumes every partition at once */
+        if (i % FLUSH_SLOTS == slot || p->backpressure != was) reconcile_pause(p, x);
     }
     if (p->src && p->src->exhausted && !p->stopping && p->src->exhausted(p->src_ud)) {
         int synced = 1;
@@ -522,7 +528,7 @@ static void flush_tick(uv_timer_t *t) {
             if (p->parts[i].assigned && p->parts[i].syncing) synced = 0;
         if (synced) fd_pipeline_stop(p);
     }
-    if (p->http) publish_metrics(p, pending);
+    if (p->http && slot == 0) publish_metrics(p, pending); /* once per flush interval */
 }
 
 static void snapshot_tick(uv_timer_t *t) {

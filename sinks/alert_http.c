@@ -63,6 +63,8 @@ void fd_alert_rfc3339(int64_t ms, char *buf, size_t cap)
     size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
     if (n > 0)
         snprintf(buf + n, cap - n, ".%03dZ", frac);
+    else if (cap > 0)
+        buf[0] = '\0'; /* does not fit */
 }
 
 int fd_alert_webhook_sign(const char *secret, const char *id, int64_t ts, const char *body,

@@ -43,6 +43,7 @@ struct fd_redis_sink {
     redisReply *snap_scopes;
     size_t snap_next;
     int64_t snap_wm, snap_to, snap_now_ms;
+    char snap_id[64]; /* the instance id the snapshot lease is held for */
     int closing;
     int64_t backoff_ms;
     int64_t last_progress_ms;
@@ -640,18 +641,23 @@ static int64_t longest_window(const fd_conf_t *c) {
     return w;
 }
 
-/* A tick writes its scopes' snapshots SNAP_CHUNK scripts at a time: the
- * next chunk goes out when the previous one's last reply is in, so a
- * partition's flush script, sent on the same connection meanwhile, waits
- * behind at most one chunk instead of the whole tick (which is up to
- * snapshot_max_scopes scripts; bench/latency.sh measured the difference). */
+/* A tick writes its scopes' snapshots SNAP_CHUNK scripts at a time: after
+ * each chunk goes the lease script, and the next chunk goes out when it
+ * answers that the lease is still ours. So a partition's flush script, sent
+ * on the same connection meanwhile, waits behind at most one chunk instead
+ * of the whole tick (up to snapshot_max_scopes scripts; bench/latency.sh
+ * measured the difference), and a tick that outlives its lease stops. */
 #define SNAP_CHUNK 16
 
 static void snap_send(fd_redis_sink_t *s);
+static int send_lease(fd_redis_sink_t *s, redisCallbackFn *fn, req_t *r);
 
+/* Ends a tick that could not finish; the next tick rescans the longest
+ * window, so the scopes this one did not reach are not left stale. */
 static void snap_abort(fd_redis_sink_t *s) {
     if (s->snap_scopes) freeReplyObject(s->snap_scopes);
     s->snap_scopes = NULL;
+    s->snap_last_to = INT64_MIN;
     s->tick_running = 0;
 }
 
@@ -659,8 +665,11 @@ static void snap_chunk_reply(redisAsyncContext *ac, void *reply, void *privdata)
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
     free(r);
-    log_error_reply(s, "snapshot command failed", reply);
-    if (!reply || !s->ac || s->closing) {
+    redisReply *rep = reply;
+    if (is_error(rep) || rep->type != REDIS_REPLY_INTEGER || rep->integer != 1 || !s->ac || s->closing) {
+        log_error_reply(s, "snapshot lease renewal failed", rep);
+        if (rep && rep->type == REDIS_REPLY_INTEGER)
+            fd_log(s->log, FD_LOG_WARN, "snapshot lease lost mid-tick; tick stopped", NULL);
         snap_abort(s);
         return;
     }
@@ -695,15 +704,17 @@ static void snap_send(fd_redis_sink_t *s) {
         }
         for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
         lens[4] = scopes->element[i]->len;
-        /* the chunk's last script, unless it is the tick's last, sends the next chunk */
-        int more = i + 1 == end && end < scopes->elements;
-        if (send_argv(s, more ? snap_chunk_reply : ignore_reply, req_new(s), n, argv, lens) < 0) {
+        if (send_argv(s, ignore_reply, req_new(s), n, argv, lens) < 0) {
             snap_abort(s);
             return;
         }
     }
     s->snap_next = end;
-    if (end < scopes->elements) return;
+    if (end < scopes->elements) {
+        /* more to come: renew the lease, and send the next chunk on its answer */
+        if (send_lease(s, snap_chunk_reply, req_new(s)) < 0) snap_abort(s);
+        return;
+    }
     char chan[512], note[256];
     snprintf(chan, sizeof chan, "%s:updates", c->prefix);
     snprintf(note, sizeof note,
@@ -792,9 +803,9 @@ static void tick_seen_reply(redisAsyncContext *ac, void *reply, void *privdata) 
 static void tick_wm_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata; /* r->ud: the seen request, which gets a copy */
     reply_begin(r);
-    req_t *seen = (req_t *)r->ud;
+    req_t *seen = (req_t *)r->ud; /* NULL if it could not be sent */
     redisReply *rep = reply;
-    if (rep && rep->type == REDIS_REPLY_ARRAY) seen->ud = copy_reply(rep);
+    if (seen && rep && rep->type == REDIS_REPLY_ARRAY) seen->ud = copy_reply(rep);
     free(r);
 }
 
@@ -819,21 +830,35 @@ static void tick_lease_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
     first->ud = r;
     const char *a1[] = {"HGETALL", k1}, *a2[] = {"HGETALL", k2};
-    if (send_strs(s, tick_wm_reply, first, 2, a1) < 0 || send_strs(s, tick_seen_reply, r, 2, a2) < 0)
+    if (send_strs(s, tick_wm_reply, first, 2, a1) < 0) { /* first is freed */
         s->tick_running = 0;
+        free(r);
+        return;
+    }
+    if (send_strs(s, tick_seen_reply, r, 2, a2) < 0) { /* r is freed */
+        first->ud = NULL; /* so tick_wm_reply, still to come, leaves it alone */
+        s->tick_running = 0;
+    }
+}
+
+/* Takes or renews the snapshot lease for s->snap_id (PX 3 snapshot
+ * intervals); fn gets 1 if it is ours. r is freed on failure. */
+static int send_lease(fd_redis_sink_t *s, redisCallbackFn *fn, req_t *r) {
+    char key[512], ttl[24];
+    snprintf(key, sizeof key, "%s:lease:snapshot", s->conf->prefix);
+    snprintf(ttl, sizeof ttl, "%" PRId64, s->conf->snapshot_interval_ms * 3);
+    const char *a[] = {"EVALSHA", s->sha_lease, "0", key, s->snap_id, ttl};
+    return send_strs(s, fn, r, 6, a);
 }
 
 int fd_redis_sink_snapshot(fd_redis_sink_t *s, const char *id, int64_t now) {
     if (!s->ready || !s->ac) return -ENOTCONN;
     if (s->tick_running) return 0;
-    char key[512], ttl[24];
-    snprintf(key, sizeof key, "%s:lease:snapshot", s->conf->prefix);
-    snprintf(ttl, sizeof ttl, "%" PRId64, s->conf->snapshot_interval_ms * 3);
+    snprintf(s->snap_id, sizeof s->snap_id, "%s", id);
     req_t *r = req_new(s);
     if (!r) return -ENOMEM;
     r->now_ms = now;
-    const char *a[] = {"EVALSHA", s->sha_lease, "0", key, id, ttl};
-    int rc = send_strs(s, tick_lease_reply, r, 6, a);
+    int rc = send_lease(s, tick_lease_reply, r);
     if (rc == 0) s->tick_running = 1;
     return rc;
 }
