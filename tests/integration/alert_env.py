@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from conftest import (KAFKA_PROPS, Funneld, create_topics, dec, funneld_bin,
+from conftest import (KAFKA_PROPS, Funneld, create_topics, dec, funneld_bin, kill_all,
                       scaled)
 
 LATENESS_S = 120
@@ -113,11 +113,7 @@ class AlertEnv:
         return "\n".join(p.tail(40) for p in self.procs)
 
     def cleanup(self):
-        for p in self.procs:
-            if p.alive():
-                p.kill()
-            if not p.logf.closed:
-                p.logf.close()
+        kill_all(self.procs)
         self.r.close()
 
     # ------------------------------------------------------------ readers

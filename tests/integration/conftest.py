@@ -772,6 +772,15 @@ class Funneld:
             n, "\n".join(lines[-n:]))
 
 
+def kill_all(procs):
+    """SIGKILL every Funneld still running and close every log."""
+    for p in procs:
+        if p.alive():
+            p.kill()
+        if not p.logf.closed:
+            p.logf.close()
+
+
 class Ctx:
     """Per-test names (group, prefix, DLQ topic), config writer and process
     launcher. Every process it started is SIGKILLed at teardown if still up."""
@@ -821,11 +830,7 @@ class Ctx:
         return "\n".join(p.tail() for p in self.procs)
 
     def cleanup(self):
-        for p in self.procs:
-            if p.alive():
-                p.kill()
-            if not p.logf.closed:
-                p.logf.close()
+        kill_all(self.procs)
 
 
 @pytest.fixture

@@ -8,20 +8,12 @@ Redis then ignores) and, per reason code, exactly the oracle's rejects; an
 unknown path is 404; the endpoint listens on loopback only.
 """
 
-import socket
 import time
 import urllib.error
 import urllib.request
 
+from alert_receivers import free_port
 from conftest import wait_drained
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(port, path):
