@@ -41,6 +41,11 @@ int fd_dim_from_name(const char *s);  /* -1 if unknown */
  * Returns the encoded length (which may exceed cap - 1: then out is cut). */
 size_t fd_scope_encode(char *out, size_t cap, const char *s, size_t n);
 
+/* The inverse, for one value read back from a scope id: writes s[0..n) with
+ * every %XX turned back into its byte into out (NUL-terminated, cut to
+ * cap - 1 bytes); anything else, a malformed % included, passes through. */
+void fd_scope_decode(char *out, size_t cap, const char *s, size_t n);
+
 /* Writes the scope id of event ev for grouping g into out (capacity cap).
  * Returns the length, 0 if the event lacks a dimension of g (skip), or
  * (size_t)-1 if it does not fit in cap. Does not apply the cap. */

@@ -45,6 +45,7 @@
 #include <sys/time.h>
 
 #include "aggregators/alert_rule.h"
+#include "aggregators/scope.h"
 #include "sinks/alert_http.h"
 
 #define STEP_S 60
@@ -293,6 +294,20 @@ static redisReply *cmd_strs(fd_alerts_t *a, int argc, const char **argv)
     return cmd_argv(a, argc, argv, lens);
 }
 
+/* cmd_strs keeping only a reply of the expected type: anything else is
+ * recorded as the error of `what` and freed, and NULL is returned. */
+static redisReply *cmd_want(fd_alerts_t *a, int type, const char *what, int argc,
+                            const char **argv)
+{
+    redisReply *r = cmd_strs(a, argc, argv);
+    if (r && r->type == type)
+        return r;
+    set_err(a, what, r);
+    if (r)
+        freeReplyObject(r);
+    return NULL;
+}
+
 static int connect_redis(fd_alerts_t *a)
 {
     if (a->rc)
@@ -311,13 +326,9 @@ static int eval_lease(fd_alerts_t *a, const char *script)
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%" PRId64, a->lease_ttl_ms);
     const char *argv[] = {"EVAL", script, "0", a->k_lease, a->id, ttl};
-    redisReply *r = cmd_strs(a, 6, argv);
-    if (!r || r->type != REDIS_REPLY_INTEGER) {
-        set_err(a, "alerts lease", r);
-        if (r)
-            freeReplyObject(r);
+    redisReply *r = cmd_want(a, REDIS_REPLY_INTEGER, "alerts lease", 6, argv);
+    if (!r)
         return -1;
-    }
     int v = (int)r->integer;
     freeReplyObject(r);
     return v;
@@ -425,24 +436,17 @@ static int load_state(fd_alerts_t *a)
     drop_cache(a);
     snprintf(key, sizeof key, "%s:alert:index", c->prefix);
     const char *sm[] = {"SMEMBERS", key};
-    redisReply *idx = cmd_strs(a, 2, sm);
-    if (!idx || idx->type != REDIS_REPLY_ARRAY) {
-        set_err(a, "load alert index", idx);
-        if (idx)
-            freeReplyObject(idx);
+    redisReply *idx = cmd_want(a, REDIS_REPLY_ARRAY, "load alert index", 2, sm);
+    if (!idx)
         return -1;
-    }
     for (size_t i = 0; i < idx->elements; i++) {
         const char *fp = idx->element[i]->str;
         if (!fp || strlen(fp) != 16)
             continue;
         snprintf(key, sizeof key, "%s:alert:%s", c->prefix, fp);
         const char *hg[] = {"HGETALL", key};
-        redisReply *h = cmd_strs(a, 2, hg);
-        if (!h || h->type != REDIS_REPLY_ARRAY) {
-            set_err(a, "load alert", h);
-            if (h)
-                freeReplyObject(h);
+        redisReply *h = cmd_want(a, REDIS_REPLY_ARRAY, "load alert", 2, hg);
+        if (!h) {
             freeReplyObject(idx);
             return -1;
         }
@@ -523,31 +527,6 @@ static int64_t eval_to(fd_alerts_t *a, int64_t now)
     return floor_div(w, 60000) * 60;
 }
 
-static int hexv(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
-static void pct_decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 1 < cap; i++) {
-        if (s[i] == '%' && i + 2 < n && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexv(s[i + 1]) * 16 + hexv(s[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-}
-
 /* Splits scope id into dims (bit set) and decoded values. Returns -1 if it
  * is not a well-formed id, 1 if a value is __other__ (skipped), else 0. */
 static int parse_scope(const char *id, unsigned *set, char vals[FD_DIM__COUNT][256])
@@ -573,7 +552,7 @@ static int parse_scope(const char *id, unsigned *set, char vals[FD_DIM__COUNT][2
         if (d < 0 || d >= FD_DIM__COUNT)
             return -1;
         *set |= 1u << d;
-        pct_decode(eq + 1, n - nn - 1, vals[d], 256);
+        fd_scope_decode(vals[d], 256, eq + 1, n - nn - 1);
         if (strcmp(vals[d], "__other__") == 0)
             other = 1;
         p += n;
@@ -658,13 +637,9 @@ static int load_scopes(fd_alerts_t *a, int64_t now)
     snprintf(key, sizeof key, "%s:scopes", c->prefix);
     snprintf(min, sizeof min, "%" PRId64, now / 1000 - c->ttl_m1_s);
     const char *argv[] = {"ZRANGEBYSCORE", key, min, "+inf"};
-    redisReply *r = cmd_strs(a, 4, argv);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        set_err(a, "read scopes", r);
-        if (r)
-            freeReplyObject(r);
+    redisReply *r = cmd_want(a, REDIS_REPLY_ARRAY, "read scopes", 4, argv);
+    if (!r)
         return -1;
-    }
     size_t caps[FD_ALERT_MAX_RULES] = {0};
     char vals[FD_DIM__COUNT][256];
     for (size_t i = 0; i < r->elements; i++) {
@@ -1099,13 +1074,9 @@ static void read_stream(fd_alerts_t *a)
         snprintf(start, sizeof start, "(%s", a->read_id[o]);
         snprintf(count, sizeof count, "%zu", a->in_room[o]);
         const char *argv[] = {"XRANGE", key, start, "+", "COUNT", count};
-        redisReply *r = cmd_strs(a, 6, argv);
-        if (!r || r->type != REDIS_REPLY_ARRAY) {
-            set_err(a, "read alert stream", r);
-            if (r)
-                freeReplyObject(r);
+        redisReply *r = cmd_want(a, REDIS_REPLY_ARRAY, "read alert stream", 6, argv);
+        if (!r)
             return;
-        }
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *e = r->element[i];
             if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)

@@ -77,6 +77,34 @@ static void test_encode_rows(void **state)
     }
 }
 
+/* fd_scope_decode undoes fd_scope_encode (inputs without a NUL byte, which
+ * a C string cannot hold), passes a malformed % through, and cuts at cap. */
+static void test_decode(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof enc_rows / sizeof enc_rows[0]; i++) {
+        if (memchr(enc_rows[i].in, '\0', enc_rows[i].n) != NULL)
+            continue;
+        char out[128];
+        memset(out, 'X', sizeof out);
+        fd_scope_decode(out, sizeof out, enc_rows[i].out, strlen(enc_rows[i].out));
+        if (strlen(out) != enc_rows[i].n || memcmp(out, enc_rows[i].in, enc_rows[i].n) != 0)
+            fail_msg("row %zu: decoded \"%s\", want the input back", i, out);
+    }
+    char out[8];
+    fd_scope_decode(out, sizeof out, S("%2c%7b"));
+    assert_string_equal(out, ",{"); /* lower-case hex too */
+    fd_scope_decode(out, sizeof out, S("a%4"));
+    assert_string_equal(out, "a%4"); /* too short to be an escape */
+    fd_scope_decode(out, sizeof out, S("%zz%"));
+    assert_string_equal(out, "%zz%");
+    fd_scope_decode(out, 4, S("abcdef"));
+    assert_string_equal(out, "abc"); /* cut to cap - 1 */
+    out[0] = 'X';
+    fd_scope_decode(out, 0, S("abc"));
+    assert_int_equal(out[0], 'X'); /* cap 0: nothing written */
+}
+
 static void test_encode_cut(void **state)
 {
     (void)state;
@@ -381,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_dim_names),
         cmocka_unit_test(test_encode_rows),
         cmocka_unit_test(test_encode_cut),
+        cmocka_unit_test(test_decode),
         cmocka_unit_test(test_scope_id_default_groupings),
         cmocka_unit_test(test_scope_id_missing_dims),
         cmocka_unit_test(test_scope_id_buffer_too_small),
