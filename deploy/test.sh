@@ -29,19 +29,36 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_strin
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 START=$SECONDS
-FAILED=()
+FAILED=()        # names of failed steps
+FAILED_LOGS=()   # their logs, same index ("" for a step that did not run)
+# Each step's output is also kept in LOGS, so the end of the run can repeat
+# why a step failed (a CI page often shows only the tail of a long run).
+LOGS=$(mktemp -d /tmp/funneld-test-logs.XXXXXX)
+NSTEP=0
 
 step() {   # step NAME CMD...: run, record failure, never exit
   local name=$1; shift
+  NSTEP=$((NSTEP + 1))
+  local log=$LOGS/$NSTEP.log
   printf '\n=== %s\n' "$name"
   local t0=$SECONDS
-  if "$@"; then
+  if "$@" 2>&1 | tee "$log"; then
     printf '=== %s: ok (%ds)\n' "$name" $((SECONDS - t0))
     return 0
   fi
   printf '=== %s: FAILED (%ds)\n' "$name" $((SECONDS - t0))
   FAILED+=("$name")
+  FAILED_LOGS+=("$log")
   return 1
+}
+
+# why LOG: the lines of a failed step's log that say what failed (pytest's
+# FAILED/ERROR summary and E-lines, ctest's failed tests, compiler errors,
+# sanitizer and valgrind reports), else its last lines.
+why() {
+  local hits
+  hits=$(grep -E '^(FAILED|ERROR) |^E  |Test +#.*(Failed|\*\*\*)|: error:|^SUMMARY: |ERROR SUMMARY: [1-9]|^valgrind: |^==[0-9]+== ERROR' "$1" | head -n 60)
+  if [ -n "$hits" ]; then printf '%s\n' "$hits"; else tail -n 25 "$1"; fi
 }
 
 in_dir() { (cd "$1" && shift && "$@"); }
@@ -62,13 +79,13 @@ if step "configure build-asan" cmake -S "$ROOT" -B "$ASAN" -DFD_SANITIZE=ON -DFD
    step "build build-asan" cmake --build "$ASAN" -j "$JOBS"; then
   step "ctest build-asan (unit, ASan+UBSan)" in_dir "$ASAN" ctest --output-on-failure -j "$JOBS"
 else
-  FAILED+=("ctest build-asan (not run: build failed)")
+  FAILED+=("ctest build-asan (not run: build failed)"); FAILED_LOGS+=("")
 fi
 
 if [ "$BUILD_OK" = 1 ]; then
   step "ctest build (unit + integration)" in_dir "$BUILD" ctest --output-on-failure
 else
-  FAILED+=("ctest build (not run: build failed)")
+  FAILED+=("ctest build (not run: build failed)"); FAILED_LOGS+=("")
 fi
 
 # Every benchmark once in its tiny configuration, so none of them rots
@@ -108,6 +125,11 @@ printf '\n=== test.sh wall time: %dm%02ds\n' $((ELAPSED / 60)) $((ELAPSED % 60))
 if [ ${#FAILED[@]} -gt 0 ]; then
   printf '=== FAILED steps:\n'
   printf '    %s\n' "${FAILED[@]}"
+  for i in "${!FAILED_LOGS[@]}"; do
+    [ -n "${FAILED_LOGS[$i]}" ] || continue
+    printf '\n=== why "%s" failed (full log: %s)\n' "${FAILED[$i]}" "${FAILED_LOGS[$i]}"
+    why "${FAILED_LOGS[$i]}"
+  done
   exit 1
 fi
 printf '=== all steps passed\n'
