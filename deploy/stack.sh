@@ -40,7 +40,7 @@ APT_PACKAGES=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev
   libcjson-dev libuv1-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
   redis-server kcat clang libclang-rt-14-dev valgrind openjdk-17-jre-headless maven python3-pip)
 PY_MODULES=(pytest confluent_kafka)        # import names
-PY_PACKAGES=(pytest confluent-kafka)       # matching PyPI names
+PY_PACKAGES=(pytest==9.2.0 confluent-kafka==2.16.1)  # matching PyPI names, pinned
 
 log() { printf 'stack.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -1392,9 +1392,12 @@ fd_alerts_t *fd_alerts_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, c
     a->log = log;
     snprintf(a->id, sizeof a->id, "%s", id);
     snprintf(a->k_lease, sizeof a->k_lease, "%s:lease:alerts", c->prefix);
+    /* The floor keeps a busy holder (a catch-up round of ~1 s plus Redis
+     * latency on a loaded machine) from losing the lease between renewals
+     * when eval_interval_ms is short; a dead holder is replaced within it. */
     a->lease_ttl_ms = 3 * c->alert_eval_interval_ms;
-    if (a->lease_ttl_ms < 3000)
-        a->lease_ttl_ms = 3000;
+    if (a->lease_ttl_ms < 10000)
+        a->lease_ttl_ms = 10000;
     a->out = fd_alert_out_new(loop, c, log, on_ack, a, err, errlen);
     if (!a->out) {
         free(a);

@@ -65,7 +65,10 @@ class AlertEnv:
     def config(self, rules, **alerts):
         a = {"eval_interval_ms": 200, "max_catchup_s": 86400, "rules": rules,
              "kafka": {"enabled": False, "topic": self.alert_topic},
-             "http": {"timeout_ms": 2000, "backoff_min_ms": 200, "backoff_max_ms": 3000}}
+             # 15 s: the receivers record a request before answering it, so
+             # a request timed out on a starved machine and retried would be
+             # recorded twice and break the tests' exactly-once checks.
+             "http": {"timeout_ms": 15000, "backoff_min_ms": 200, "backoff_max_ms": 3000}}
         for k, v in alerts.items():
             if isinstance(v, dict) and isinstance(a.get(k), dict):
                 a[k] = dict(a[k], **v)

@@ -10,8 +10,8 @@ funneld's code:
   "v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>" entries; the secret
   is raw bytes, or base64 after a "whsec_" prefix.
 
-Receiver is a real HTTP server (http.server) that can be stopped and started
-again on the same port (an outage). Blackhole accepts TCP connections and
+Receiver is a real HTTP server (http.server) that can go down and come back
+on the same port (an outage). Blackhole accepts TCP connections and
 never answers (a receiver that hangs).
 """
 
@@ -40,17 +40,31 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
+def _bound_socket(port):
+    """A TCP socket bound to 127.0.0.1:port (0: any free port), not listening:
+    connections to it are refused, and nothing else can take the port."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    return s
+
+
 class Receiver:
     """Records every request as dict(method, path, headers (lower-case
-    names), body, t). Answers `status` (200 by default)."""
+    names), body, t). Answers `status` (200 by default).
 
-    def __init__(self, port=None, status=200):
-        self.port = port or free_port()
+    start() listens; down() stops serving but keeps the port bound (so
+    connections are refused, and no other process can take the port during
+    the outage); start() again serves on the same port."""
+
+    def __init__(self, status=200):
         self.status = status
         self.requests = []
         self.lock = threading.Lock()
         self.server = None
         self.thread = None
+        self.sock = _bound_socket(0)
+        self.port = self.sock.getsockname()[1]
 
     @property
     def url(self):
@@ -75,17 +89,33 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.server = _Server(("127.0.0.1", self.port), Handler)
+        if self.sock is None:
+            self.sock = _bound_socket(self.port)
+        self.server = _Server(("127.0.0.1", self.port), Handler, bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket, self.sock = self.sock, None
+        self.server.server_activate()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return self
 
-    def stop(self):
+    def _shutdown(self):
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
             self.thread.join(10)
             self.server = None
+
+    def down(self):
+        """An outage: the port stays bound but refuses connections."""
+        self._shutdown()
+        self.sock = _bound_socket(self.port)
+
+    def stop(self):
+        self._shutdown()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
     def snapshot(self):
         with self.lock:

@@ -287,8 +287,7 @@ def _absent_data(aenv, seed=99):
 
 def test_receiver_down_60s(aenv):
     wh = Receiver().start()
-    port = wh.port
-    wh.stop()  # a real server, now down: connections are refused
+    wh.down()  # a real server, now down: connections are refused
     t_down = time.monotonic()
     path, last = _absent_data(aenv)
     cfg = aenv.config([ABSENT_RULE], webhook={"url": wh.url, "secret": SECRET},
@@ -303,14 +302,13 @@ def test_receiver_down_60s(aenv):
                   20, "a failed delivery attempt", [p])
         time.sleep(max(0.0, 60 - (time.monotonic() - t_down)))
         assert wh.snapshot() == []
-        wh2 = Receiver(port=port).start()
+        wh.start()
         t_up = time.monotonic()
-        aenv.wait(lambda: wh2.snapshot(), 15, "delivery after the receiver returned", [p])
+        aenv.wait(lambda: wh.snapshot(), 15, "delivery after the receiver returned", [p])
         took = time.monotonic() - t_up
         time.sleep(1)
-        assert webhook_ids(wh2) == [firing[0]["id"]]
+        assert webhook_ids(wh) == [firing[0]["id"]]
         print("receiver down %.0fs; delivered %.1fs after it returned" % (t_up - t_down, took))
-        wh2.stop()
     finally:
         wh.stop()
 
@@ -322,7 +320,7 @@ def test_dead_receiver_does_not_slow_consumer(aenv):
         cfg = aenv.config([ABSENT_RULE],
                           webhook={"url": hole.url, "secret": SECRET},
                           alertmanager={"url": hole.url, "resend_interval_ms": 500},
-                          http={"timeout_ms": 30000, "backoff_min_ms": 100, "backoff_max_ms": 500})
+                          http={"timeout_ms": 120000, "backoff_min_ms": 100, "backoff_max_ms": 500})
         p = aenv.start(cfg)
         aenv.replay(cfg, path)
         aenv.wait_cursor(last, [p])
@@ -339,11 +337,16 @@ def test_dead_receiver_does_not_slow_consumer(aenv):
         field = "%s:0" % aenv.topic
         aenv.wait(lambda: (aenv.r.cmd("HGET", "%s:offsets:%s" % (aenv.prefix, aenv.group),
                                       field) or b"0") == str(n).encode(),
-                  30, "the consumer to store offset %d" % n, [p])
+                  60, "the consumer to store offset %d" % n, [p])
         lag = time.monotonic() - t0 - t_prod
         print("produced %d in %.1fs; in Redis %.1fs after the last produce" % (n, t_prod, lag))
-        assert lag < scaled(5), "consumer took %.1fs after produce ended" % lag
-        assert aenv.sent_cursor("webhook") is None, "the dead receiver acknowledged something?"
+        # the consumer finished while both requests still hang (their 120 s
+        # timeout has not ended any attempt), so it did not wait for them ...
+        assert "alert delivery failed" not in p.log_path.read_text(errors="replace"), p.tail()
+        assert len(hole.conns) >= 2 and aenv.sent_cursor("webhook") is None
+        # ... and on time: about one flush interval normally (~1 s here); the
+        # bound only allows for a loaded machine
+        assert lag < scaled(10), "consumer took %.1fs after produce ended" % lag
     finally:
         hole.stop()
 
@@ -372,10 +375,11 @@ def test_restart_while_firing(aenv, drop_data):
         assert f["id"] == fid
         assert r["instance"] != f["instance"], "the resolve came from the first process?"
         aenv.wait(lambda: len(wh.snapshot()) >= 2, 20, "the resolve at the webhook", [p2])
+        ra = aenv.wait(lambda: [a for a in am_alerts(am) if a["endsAt"] == rfc(r["at"])], 20,
+                       "the resolve at Alertmanager", [p2])
+        assert ra[0]["labels"]["product"] == "A"
         time.sleep(1)
         assert webhook_ids(wh) == [f["id"], r["id"]]
-        ra = [a for a in am_alerts(am) if a["endsAt"] == rfc(r["at"])]
-        assert ra and ra[0]["labels"]["product"] == "A"
     finally:
         am.stop()
         wh.stop()
@@ -394,6 +398,8 @@ def test_two_instances_failover(aenv, drop_data):
         # delivered and acknowledged in Redis: the cursor is at or past it
         aenv.wait(lambda: sid_key(aenv.sent_cursor("webhook") or "0-0") >= sid_key(sid), 20,
                   "the webhook cursor to pass the firing", [a, b])
+        # the victim is whoever holds the lease now (the firing's evaluator,
+        # unless the lease changed hands since: then it is the other one)
         holder = aenv.lease_holder()
         pid = int(holder.rsplit("-", 2)[1])
         victim = a if a.pid == pid else b
@@ -403,7 +409,8 @@ def test_two_instances_failover(aenv, drop_data):
         aenv.replay(cfg, d["full"])
         aenv.wait_cursor(d["last_step"], [survivor], timeout=120)
         f, r = check_drop_transitions(aenv, d)
-        assert f["instance"] == holder and r["instance"] != holder
+        assert int(f["instance"].rsplit("-", 2)[1]) in (a.pid, b.pid), f
+        assert r["instance"] != holder, "the resolve came from the killed holder?"
         assert str(survivor.pid) in aenv.lease_holder()
         aenv.wait(lambda: len(wh.snapshot()) >= 2, 20, "the resolve at the webhook", [survivor])
         time.sleep(1)

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from conftest import (Redis, check_dlq, check_redis_equals_oracle, read_topic,
-                      scan_keys, dec, wait_drained, batched)
+                      scaled, scan_keys, dec, wait_drained, batched)
 
 HOUR = 3600
 # (lowest allowed, highest allowed) remaining TTL per granularity: set on every
@@ -90,14 +90,15 @@ def check_full_tick(ctx, r, cfg, timeout=30):
     after the last script, so by then every snapshot of the tick is written:
     the r:{scope}:5m hashes stamped with the note's updated_at must be
     exactly the note's count, and exactly the top of {prefix}:scopes."""
+    timeout = scaled(timeout)
     sub = Redis(*r.addr, timeout=timeout)
     try:
         sub.pipeline([("SUBSCRIBE", ctx.prefix + ":updates")])
         fd = ctx.start(cfg)
         note = None
-        deadline = time.time() + timeout
+        deadline = time.monotonic() + timeout
         while note is None or note["scopes"] == 0:
-            assert time.time() < deadline, "no snapshot note within %ds\n%s" % (timeout, fd.tail())
+            assert time.monotonic() < deadline, "no snapshot note within %ds\n%s" % (timeout, fd.tail())
             try:
                 msg = sub._read()
             except OSError as e:
@@ -135,7 +136,7 @@ def check_snapshots(r, stream, prefix, drained_ms, timeout=30):
     for key, fields in expected.items():
         if key.startswith(head):
             m1[int(key[len(head):])] = fields
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + scaled(timeout)
     for name, secs in WINDOWS.items():
         key = "%s:r:all:%s" % (prefix, name)
         while True:
@@ -143,7 +144,7 @@ def check_snapshots(r, stream, prefix, drained_ms, timeout=30):
             snap = {dec(raw[i]): dec(raw[i + 1]) for i in range(0, len(raw), 2)}
             if snap and int(snap["updated_at"]) > drained_ms + 100:
                 break
-            assert time.time() < deadline, "no snapshot %s written after the drain: %r" % (key, snap)
+            assert time.monotonic() < deadline, "no snapshot %s written after the drain: %r" % (key, snap)
             time.sleep(0.2)
         lo, hi = int(snap["from"]), int(snap["to"])
         assert hi - lo == secs, "%s: window [%d, %d) is not %d s" % (key, lo, hi, secs)

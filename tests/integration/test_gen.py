@@ -55,9 +55,11 @@ def binary(name, env=None):
 
 
 GEN = None
-# event-time start: 3 h ago on a minute boundary, so that every event (late
-# ones are set back at most 30 min) is within funneld's default 48 h TTL
-START = (int(time.time()) - 3 * 3600) // 60 * 60 * 1000
+# event-time start: yesterday 04:00 UTC (noon in Asia/Shanghai), so the
+# generator's daily curve shapes every run the same way whatever the time of
+# day, and every event (late ones are set back at most 30 min) is 20-44.5 h
+# old: within funneld's default 48 h bounds
+START = ((int(time.time()) // 86400 - 1) * 86400 + 4 * 3600) * 1000
 
 
 def gen(*args, check=True):

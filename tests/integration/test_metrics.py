@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 
 from alert_receivers import free_port
-from conftest import wait_drained
+from conftest import scaled, wait_drained
 
 
 def get(port, path):
@@ -39,14 +39,14 @@ def test_metrics_endpoint(ctx, stack, stream, main_topics):
     wait_drained(stack.redis(), ctx.prefix, ctx.group, main_topics.end_offsets(), [fd])
     # metrics are published after each flush tick: the drain's last flush
     # is followed by at least one more tick within the flush interval
-    deadline = time.time() + 10
+    deadline = time.monotonic() + scaled(10)
     summary = stream.expected["summary"]
     want_accepted = summary["accepted"] + summary["repeated_payments"]
     while True:
         code, text = get(port, "/metrics")
         assert code == 200, text
         m = metrics(text)
-        if m.get("funneld_events_accepted_total") == want_accepted or time.time() > deadline:
+        if m.get("funneld_events_accepted_total") == want_accepted or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert m["funneld_events_accepted_total"] == want_accepted
