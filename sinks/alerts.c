@@ -237,6 +237,10 @@ static int64_t wall_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/* For durations (the round's budget, the re-send interval): immune to clock
+ * steps. wall_ms() is for times shared with Redis and other instances. */
+static int64_t mono_ms(void) { return (int64_t)(uv_hrtime() / 1000000); }
+
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 /* Array v (n of *cap elements in use, each `size` bytes) with room for one
@@ -1096,14 +1100,16 @@ static void read_stream(fd_alerts_t *a)
     }
 }
 
-/* Alertmanager re-send: firing alerts and those resolved recently. */
-static void build_resend(fd_alerts_t *a, int64_t now)
+/* Alertmanager re-send: firing alerts and those resolved recently (their
+ * updated_ms is wall time, shared through Redis; the interval is measured on
+ * the monotonic clock). */
+static void build_resend(fd_alerts_t *a, int64_t now, int64_t mono)
 {
     if (!a->conf->alert_am_url || !a->conf->alert_am_url[0])
         return;
-    if (now - a->last_resend_ms < a->conf->alert_am_resend_ms)
+    if (mono - a->last_resend_ms < a->conf->alert_am_resend_ms)
         return;
-    a->last_resend_ms = now;
+    a->last_resend_ms = mono;
     cJSON *arr = cJSON_CreateArray();
     int n = 0;
     for (size_t i = 0; arr && i < a->nalerts; i++) {
@@ -1133,7 +1139,7 @@ static void work_cb(uv_work_t *w)
 {
     fd_alerts_t *a = w->data;
     const fd_conf_t *c = a->conf;
-    int64_t t0 = wall_ms();
+    int64_t t0 = wall_ms(), m0 = mono_ms();
     int64_t budget = c->alert_eval_interval_ms > 1000 ? c->alert_eval_interval_ms : 1000;
     a->errmsg[0] = '\0';
     if (a->in_release) {
@@ -1159,7 +1165,7 @@ static void work_cb(uv_work_t *w)
             goto error;
         a->leader = 1;
         a->res_gained = 1;
-        a->last_resend_ms = 0;
+        a->last_resend_ms = INT64_MIN / 2; /* re-send at once */
         for (int o = 0; o < FD_OUT__COUNT; o++) {
             a->in_acked[o][0] = '\0'; /* the loop's queues start over */
             a->in_rewind[o] = 0;
@@ -1176,7 +1182,7 @@ static void work_cb(uv_work_t *w)
         if (next > to && !a->cursor_s)
             next = to;
         while (next <= to) {
-            if (wall_ms() - t0 > budget) {
+            if (mono_ms() - m0 > budget) {
                 a->res_behind = 1;
                 break;
             }
@@ -1213,7 +1219,7 @@ static void work_cb(uv_work_t *w)
             goto error;
     }
     read_stream(a);
-    build_resend(a, t0);
+    build_resend(a, t0, m0);
     if (!a->rc)
         goto error;
     return;
