@@ -38,6 +38,7 @@
  * memory). Not thread-safe: one set per consumer loop.
  */
 #include "aggregators/scope.h"
+#include "core/hex.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,25 +134,14 @@ size_t fd_scope_encode(char *out, size_t cap, const char *s, size_t n)
     return total;
 }
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
 void fd_scope_decode(char *out, size_t cap, const char *s, size_t n)
 {
     size_t o = 0;
     if (cap == 0)
         return;
     for (size_t i = 0; i < n && o + 1 < cap; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        if (s[i] == '%' && i + 2 < n && fd_hexval(s[i + 1]) >= 0 && fd_hexval(s[i + 2]) >= 0) {
+            out[o++] = (char)(fd_hexval(s[i + 1]) * 16 + fd_hexval(s[i + 2]));
             i += 2;
         } else {
             out[o++] = s[i];

@@ -34,6 +34,7 @@
  * grammar; any new way of producing a slot must validate first.
  */
 #include "consumers/event.h"
+#include "core/hex.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -169,20 +170,10 @@ static inline int str_special(uchar c)
     return (uchar)(c - 0x20) >= 0x60 || c == '"' || c == '\\';
 }
 
-static int hexval(uchar c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Four hex digits at p (end already checked); -1 if not hex. */
 static long hex4(const uchar *p)
 {
-    int a = hexval(p[0]), b = hexval(p[1]), c = hexval(p[2]), d = hexval(p[3]);
+    int a = fd_hexval(p[0]), b = fd_hexval(p[1]), c = fd_hexval(p[2]), d = fd_hexval(p[3]);
     if ((a | b | c | d) < 0)
         return -1;
     return (long)a << 12 | b << 8 | c << 4 | d;

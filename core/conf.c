@@ -37,6 +37,7 @@
 #include <sys/un.h>
 
 #include "core/err.h"
+#include "core/hex.h"
 
 #define CONF_FILE_MAX (1024 * 1024)
 #define WINDOW_MAX_S INT64_C(315360000) /* 3650 days */
@@ -1273,17 +1274,6 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
 
 /* ---- redis.url ---------------------------------------------------------- */
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..n) into out (cap bytes). */
 static int pct_decode(const char *s, size_t n, char *out, size_t cap)
 {
@@ -1293,7 +1283,7 @@ static int pct_decode(const char *s, size_t n, char *out, size_t cap)
         if (ch == '%') {
             if (i + 2 >= n)
                 return -1;
-            int hi = hexval((unsigned char)s[i + 1]), lo = hexval((unsigned char)s[i + 2]);
+            int hi = fd_hexval((unsigned char)s[i + 1]), lo = fd_hexval((unsigned char)s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             ch = hi * 16 + lo;
