@@ -162,6 +162,18 @@ static const conf_key_t keys[] = {
     STR("http.listen", 0, 255, "127.0.0.1:9464", http_listen,
         "host:port of `/metrics`, `/healthz` and `/readyz`; an empty string disables the HTTP "
         "server."),
+    INT("http.max_connections", 1, 100000, "512", http_max_connections,
+        "Connections the HTTP server holds at once (never more than the descriptor limit minus "
+        "128, so a flood of connections cannot take Kafka's and Redis's descriptors); further "
+        "clients wait in the kernel's accept queue until a slot frees."),
+    INT("http.max_connections_per_ip", 0, 100000, "0", http_max_connections_per_ip,
+        "Connections from one client address at most (0: only `http.max_connections`). Off by "
+        "default: on the default loopback address every client, the health probe included, is "
+        "127.0.0.1, so a per-address limit would turn the probe away with the flood. Set it "
+        "when `http.listen` is reachable from other hosts."),
+    INT("http.timeout_s", 1, 3600, "3", http_timeout_s,
+        "A connection idle this long (a request not completed, a response not read) is closed, "
+        "so slow or stuck clients free their slots."),
     ENUM("log.level", K_ENUM_STR, "debug|info|warn|error", "info", log_level,
          "Lowest level logged (logfmt on stderr)."),
     INT("log.rate_per_s", 0, 100000, "10", log_rate_per_s,

@@ -68,6 +68,9 @@ typedef struct {
     int64_t dedup_ttl_s;        /* dedup_ttl_s, default = 34560000 */
     /* ops */
     char *http_listen;          /* http.listen, default "127.0.0.1:9464"; "" disables */
+    int64_t http_max_connections;        /* http.max_connections, default 512 */
+    int64_t http_max_connections_per_ip; /* http.max_connections_per_ip, default 0 (off) */
+    int64_t http_timeout_s;              /* http.timeout_s, default 3: idle connections */
     char *log_level;            /* log.level: "debug"|"info"|"warn"|"error" */
     int64_t log_rate_per_s;     /* log.rate_per_s, default 10: per-event problem lines */
     /* alerts (sinks/alerts.c, docs/ALERTS.md) */

@@ -65,6 +65,7 @@ struct fd_pipeline {
     fd_dlq_t *dlq;
     fd_alerts_t *alerts; /* issue 3: NULL in replay or without alerts.rules */
     fd_http_t *http; /* NULL when http.listen is "" */
+    uv_timer_t beat_timer; /* /healthz heartbeat; initialised only with http */
     const fd_source_ops_t *src;
     void *src_ud;
     part_t *parts;
@@ -531,6 +532,15 @@ static void flush_tick(uv_timer_t *t) {
     if (p->http && slot == 0) publish_metrics(p, pending); /* once per flush interval */
 }
 
+/* The loop's heartbeat for /healthz and /readyz, on its own short timer:
+ * staleness must not depend on flush_interval_ms, which may be minutes. */
+static void beat_tick(uv_timer_t *t) {
+    fd_pipeline_t *p = t->data;
+    int syncing = 0;
+    for (int i = 0; i < p->nparts; i++) syncing += p->parts[i].assigned && p->parts[i].syncing;
+    fd_http_beat(p->http, fd_redis_sink_ready(p->sink) && syncing == 0);
+}
+
 static void snapshot_tick(uv_timer_t *t) {
     fd_pipeline_t *p = t->data;
     fd_redis_sink_snapshot(p->sink, p->instance_id, now_ms());
@@ -550,6 +560,7 @@ static void finish(fd_pipeline_t *p) {
     uv_timer_stop(&p->flush_timer);
     uv_timer_stop(&p->snapshot_timer);
     uv_timer_stop(&p->stop_timer);
+    if (p->http) uv_timer_stop(&p->beat_timer);
     uv_stop(p->loop);
 }
 
@@ -616,7 +627,7 @@ fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *lo
     if (with_dlq && c->nalert_rules > 0 &&
         !(p->alerts = fd_alerts_new(loop, c, log, p->instance_id, err, errlen)))
         goto fail;
-    if (with_dlq && c->http_listen && c->http_listen[0] && !(p->http = fd_http_new(c->http_listen, err, errlen)))
+    if (with_dlq && c->http_listen && c->http_listen[0] && !(p->http = fd_http_new(c, err, errlen)))
         goto fail;
     uv_timer_init(loop, &p->flush_timer);
     uv_timer_init(loop, &p->snapshot_timer);
@@ -632,6 +643,12 @@ fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *lo
                    (uint64_t)c->snapshot_interval_ms);
     uv_signal_start(&p->sigterm, on_signal, SIGTERM);
     uv_signal_start(&p->sigint, on_signal, SIGINT);
+    if (p->http) {
+        uv_timer_init(loop, &p->beat_timer);
+        p->beat_timer.data = p;
+        p->handles_open++;
+        uv_timer_start(&p->beat_timer, beat_tick, FD_HTTP_BEAT_MS, FD_HTTP_BEAT_MS);
+    }
     return p;
 fail:
     fd_pipeline_free(p);
@@ -688,4 +705,5 @@ void fd_pipeline_free(fd_pipeline_t *p) {
     uv_close((uv_handle_t *)&p->stop_timer, on_handle_close);
     uv_close((uv_handle_t *)&p->sigterm, on_handle_close);
     uv_close((uv_handle_t *)&p->sigint, on_handle_close);
+    if (p->beat_timer.data) uv_close((uv_handle_t *)&p->beat_timer, on_handle_close);
 }

@@ -7,10 +7,14 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+
+#include "core/log.h"
 
 struct fd_http {
     struct MHD_Daemon *d;
@@ -18,8 +22,44 @@ struct fd_http {
     char *text;
     size_t n;
     int ready;
-    time_t published;
+    int64_t beat_ms; /* CLOCK_MONOTONIC ms of the loop's latest heartbeat, 0 none */
+    pthread_mutex_t logmu; /* the library logs from its thread and from ours */
+    fd_log_t log;          /* the library's own budget of lines per second */
 };
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int fd_http_alive(int64_t beat_ms, int64_t now_ms) {
+    return beat_ms > 0 && now_ms - beat_ms <= FD_HTTP_STALL_MS;
+}
+
+unsigned fd_http_conn_limit(int64_t max_conns, int64_t nofile) {
+    int64_t n = max_conns;
+    if (nofile - FD_HTTP_FD_RESERVE < n) n = nofile - FD_HTTP_FD_RESERVE;
+    return n < 1 ? 1u : (unsigned)n;
+}
+
+/* libmicrohttpd's messages (one per refused or failed connection under a
+ * flood) as rate-limited logfmt lines instead of raw text on stderr. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    fd_http_t *h = cls;
+    char raw[512], esc[1024];
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    size_t k = 0;
+    for (const char *s = raw; *s && k + 2 < sizeof esc; s++) {
+        if (*s == '\n' || *s == '\r') continue;
+        if (*s == '"' || *s == '\\') esc[k++] = '\\';
+        esc[k++] = (*s == '\t') ? ' ' : *s;
+    }
+    esc[k] = 0;
+    pthread_mutex_lock(&h->logmu);
+    fd_log_limited(&h->log, FD_LOG_WARN, "http server", "detail=\"%s\"", esc);
+    pthread_mutex_unlock(&h->logmu);
+}
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *ctype, char *body,
                              size_t n) {
@@ -48,7 +88,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     fd_http_t *h = cls;
     if (strcmp(method, "GET") != 0) return reply(c, 405, "text/plain", dupn("method not allowed\n", 19), 19);
     pthread_mutex_lock(&h->mu);
-    int alive = h->published && time(NULL) - h->published <= 10;
+    int alive = fd_http_alive(h->beat_ms, mono_ms());
     int ready = alive && h->ready;
     char *body = NULL;
     size_t n = 0;
@@ -69,7 +109,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return reply(c, 404, "text/plain", dupn("not found\n", 10), 10);
 }
 
-fd_http_t *fd_http_new(const char *listen, char *err, size_t errlen) {
+fd_http_t *fd_http_new(const fd_conf_t *c, char *err, size_t errlen) {
+    const char *listen = c->http_listen;
     char host[64];
     int port = 0;
     const char *colon = strrchr(listen, ':');
@@ -93,9 +134,22 @@ fd_http_t *fd_http_new(const char *listen, char *err, size_t errlen) {
         return NULL;
     }
     pthread_mutex_init(&h->mu, NULL);
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
-                            handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    pthread_mutex_init(&h->logmu, NULL);
+    fd_log_init(&h->log, c->log_level, c->log_rate_per_s);
+    h->beat_ms = mono_ms(); /* the loop starts turning right after this */
+    struct rlimit rl;
+    int64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (int64_t)rl.rlim_cur
+                                                                                         : INT64_MAX;
+    unsigned limit = fd_http_conn_limit(c->http_max_connections, nofile);
+    /* epoll (or poll): select() cannot watch a descriptor above FD_SETSIZE,
+     * and the library closed every such connection with a raw message */
+    unsigned flags = MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL_INTERNAL_THREAD
+                                                                             : MHD_USE_POLL_INTERNAL_THREAD;
+    h->d = MHD_start_daemon(flags | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handle, h,
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, or early messages go raw */
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            (unsigned)c->http_max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)c->http_timeout_s, MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen, "http.listen: cannot listen on %s (in use?)", listen);
         fd_http_free(h);
@@ -108,6 +162,7 @@ void fd_http_free(fd_http_t *h) {
     if (!h) return;
     if (h->d) MHD_stop_daemon(h->d);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->logmu);
     free(h->text);
     free(h);
 }
@@ -120,6 +175,13 @@ void fd_http_publish(fd_http_t *h, const char *text, size_t n, int ready) {
     h->text = copy;
     h->n = n;
     h->ready = ready;
-    h->published = time(NULL);
+    pthread_mutex_unlock(&h->mu);
+}
+
+void fd_http_beat(fd_http_t *h, int ready) {
+    int64_t now = mono_ms();
+    pthread_mutex_lock(&h->mu);
+    h->beat_ms = now;
+    h->ready = ready;
     pthread_mutex_unlock(&h->mu);
 }
