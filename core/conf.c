@@ -77,6 +77,8 @@ _Static_assert(sizeof(fd_late_policy_t) == sizeof(int), "K_ENUM stores an int");
 #define ENUM(n, k, ch, d, f, h) {n, k, 0, 0, d, OFF(f), 0, ch, MASK_NONE, h}
 #define LIST(n, k, lo, hi, d, f, nf, h) {n, k, lo, hi, d, OFF(f), OFF(nf), NULL, MASK_NONE, h}
 #define BOOL(n, d, f, h) {n, K_BOOL, 0, 1, d, OFF(f), 0, NULL, MASK_NONE, h}
+/* A URL: its credentials are masked wherever it is shown (mask_url()). */
+#define URL(n, lo, hi, d, f, h) {n, K_STR, lo, hi, d, OFF(f), 0, NULL, MASK_URL_PASSWORD, h}
 
 /* The order here is the order of check-config output and of docs/CONFIG.md. */
 static const conf_key_t keys[] = {
@@ -162,7 +164,7 @@ static const conf_key_t keys[] = {
     STR("http.listen", 0, 255, "127.0.0.1:9464", http_listen,
         "host:port of `/metrics`, `/healthz` and `/readyz`; an empty string disables the HTTP "
         "server."),
-    INT("http.max_connections", 1, 100000, "512", http_max_connections,
+    INT("http.max_connections", 1, 100000, "1024", http_max_connections,
         "Connections the HTTP server holds at once (never more than the descriptor limit minus "
         "128, so a flood of connections cannot take Kafka's and Redis's descriptors); further "
         "clients wait in the kernel's accept queue until a slot frees."),
@@ -171,7 +173,7 @@ static const conf_key_t keys[] = {
         "default: on the default loopback address every client, the health probe included, is "
         "127.0.0.1, so a per-address limit would turn the probe away with the flood. Set it "
         "when `http.listen` is reachable from other hosts."),
-    INT("http.timeout_s", 1, 3600, "3", http_timeout_s,
+    INT("http.timeout_s", 1, 3600, "2", http_timeout_s,
         "A connection idle this long (a request not completed, a response not read) is closed, "
         "so slow or stuck clients free their slots."),
     ENUM("log.level", K_ENUM_STR, "debug|info|warn|error", "info", log_level,
@@ -196,7 +198,7 @@ static const conf_key_t keys[] = {
     INT("alerts.queue_size", 1, 1000000, "1000", alert_queue_size,
         "Per sink: transitions held in memory for delivery; the rest wait in the stream. "
         "Alertmanager re-sends beyond it are dropped and counted."),
-    STR("alerts.generator_url", 0, 1024, "", alert_generator_url,
+    URL("alerts.generator_url", 0, 1024, "", alert_generator_url,
         "Base of `generatorURL` in Alertmanager payloads (e.g. a dashboard URL); the scope is "
         "appended as `?scope=`."),
     BOOL("alerts.stdout", "false", alert_stdout,
@@ -205,12 +207,12 @@ static const conf_key_t keys[] = {
          "Produce each firing/resolved transition to `alerts.kafka.topic`, keyed by fingerprint."),
     STR("alerts.kafka.topic", 1, 249, "funnel.alerts", alert_kafka_topic,
         "Topic of the Kafka alert sink."),
-    STR("alerts.alertmanager.url", 0, 2048, "", alert_am_url,
+    URL("alerts.alertmanager.url", 0, 2048, "", alert_am_url,
         "Alertmanager base URL (`http://host:9093`); alerts are POSTed to `/api/v2/alerts`. "
         "Empty disables."),
     INT("alerts.alertmanager.resend_interval_ms", 100, 86400000, "60000", alert_am_resend_ms,
         "Firing alerts (and alerts resolved within the last 15 minutes) are re-sent this often."),
-    STR("alerts.webhook.url", 0, 2048, "", alert_webhook_url,
+    URL("alerts.webhook.url", 0, 2048, "", alert_webhook_url,
         "Generic webhook URL: one signed JSON POST per firing/resolved transition. Empty "
         "disables."),
     {"alerts.webhook.secret", K_STR, 0, 1024, "", OFF(alert_webhook_secret), 0, NULL,
@@ -1405,7 +1407,7 @@ int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t er
 
 int fd_conf_is_secret(const char *key)
 {
-    static const char *const marks[] = {"password", "secret", "oauthbearer.config", "key.pem"};
+    static const char *const marks[] = {"password", "secret", "token", "oauthbearer.config", "key.pem"};
     char low[256];
     size_t i = 0;
     if (key == NULL)
@@ -1421,20 +1423,122 @@ int fd_conf_is_secret(const char *key)
 
 /* ---- printing ----------------------------------------------------------- */
 
-/* redis://user:pw@host → redis://user:***@host (same rule as the parser). */
-static char *mask_url(const char *url)
+/* Query and fragment parameters whose name contains one of these
+ * (case-insensitive) carry credentials: api_key, access_token, X-Amz-Signature,
+ * client_secret, password, auth... Over-matching (a "monkey" parameter) only
+ * hides a harmless value. */
+static int secret_param(const char *name, size_t n)
+{
+    static const char *const marks[] = {"key", "token", "secret", "sig", "pass", "pwd",
+                                        "auth", "credential", "session"};
+    char low[64];
+    if (n >= sizeof low)
+        n = sizeof low - 1;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)tolower((unsigned char)name[i]);
+    low[n] = '\0';
+    for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++)
+        if (strstr(low, marks[m]) != NULL)
+            return 1;
+    return 0;
+}
+
+#define URL_MAX_SPANS 32
+
+/* The byte ranges [start, end) of a URL that hold credentials: the userinfo
+ * before '@' (only its password when it has "user:password"; all of it
+ * otherwise, as services put tokens there), and the value of every query or
+ * fragment parameter named by secret_param(). Returns the number of spans
+ * (ascending, disjoint); a value that is not a URL ("://") has none. */
+static int url_secret_spans(const char *url, size_t spans[][2])
 {
     const char *scheme = url ? strstr(url, "://") : NULL;
-    const char *at = scheme ? strrchr(scheme + 3, '@') : NULL;
-    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - (scheme + 3))) : NULL;
-    if (colon == NULL || colon + 1 == at)
-        return strdup(url ? url : "");
-    size_t head = (size_t)(colon + 1 - url);
-    size_t n = head + 3 + strlen(at) + 1;
-    char *s = malloc(n);
-    if (s != NULL)
-        snprintf(s, n, "%.*s***%s", (int)head, url, at);
+    int n = 0;
+    if (scheme == NULL)
+        return 0;
+    const char *auth = scheme + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < alen; i++)
+        if (auth[i] == '@')
+            at = auth + i; /* the last '@' ends the userinfo (same rule as the parser) */
+    if (at != NULL) {
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        const char *from = colon ? colon + 1 : auth;
+        if (from < at) {
+            spans[n][0] = (size_t)(from - url);
+            spans[n][1] = (size_t)(at - url);
+            n++;
+        }
+    }
+    const char *q = auth + alen;
+    while (*q != '\0' && n < URL_MAX_SPANS) {
+        q++; /* past '?', '#' or '&' / ';' */
+        size_t plen = strcspn(q, "&;#");
+        const char *eq = memchr(q, '=', plen);
+        if (eq != NULL && eq + 1 < q + plen && secret_param(q, (size_t)(eq - q))) {
+            spans[n][0] = (size_t)(eq + 1 - url);
+            spans[n][1] = (size_t)(q + plen - url);
+            n++;
+        }
+        q += plen;
+    }
+    return n;
+}
+
+/* A URL for showing: every credential span becomes "***"
+ * (redis://user:pw@host → redis://user:***@host, ?key=abc → ?key=***). */
+static char *mask_url(const char *url)
+{
+    size_t spans[URL_MAX_SPANS][2];
+    if (url == NULL)
+        return strdup("");
+    int n = url_secret_spans(url, spans);
+    size_t len = strlen(url);
+    char *s = malloc(len + 3 * (size_t)n + 1);
+    if (s == NULL)
+        return NULL;
+    size_t k = 0, from = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(s + k, url + from, spans[i][0] - from);
+        k += spans[i][0] - from;
+        memcpy(s + k, "***", 3);
+        k += 3;
+        from = spans[i][1];
+    }
+    memcpy(s + k, url + from, len - from + 1);
     return s;
+}
+
+void fd_conf_scrub_arg(const char *key, char *value)
+{
+    size_t spans[URL_MAX_SPANS][2];
+    if (value == NULL)
+        return;
+    if (key == NULL) { /* -X name=value */
+        char *eq = strchr(value, '=');
+        if (eq == NULL)
+            return;
+        *eq = '\0';
+        int secret = fd_conf_is_secret(value);
+        *eq = '=';
+        value = eq + 1;
+        if (secret) {
+            memset(value, '*', strlen(value));
+            return;
+        }
+    } else {
+        const conf_key_t *k = find_key(key);
+        if (k != NULL && k->mask == MASK_SECRET) {
+            memset(value, '*', strlen(value));
+            return;
+        }
+        if (k == NULL || k->mask != MASK_URL_PASSWORD)
+            return;
+    }
+    int n = url_secret_spans(value, spans);
+    for (int i = 0; i < n; i++)
+        memset(value + spans[i][0], '*', spans[i][1] - spans[i][0]);
 }
 
 static cJSON *value_json(const fd_conf_t *c, const conf_key_t *k)
@@ -1476,9 +1580,11 @@ static cJSON *value_json(const fd_conf_t *c, const conf_key_t *k)
     case K_KPROPS: {
         cJSON *o = cJSON_CreateObject();
         const fd_kprop_t *kp = cfield(c, k);
-        for (int i = 0; o && i < ccount(c, k); i++)
-            cJSON_AddStringToObject(o, kp[i].key,
-                                    fd_conf_is_secret(kp[i].key) ? "***" : kp[i].value);
+        for (int i = 0; o && i < ccount(c, k); i++) {
+            char *m = fd_conf_is_secret(kp[i].key) ? NULL : mask_url(kp[i].value);
+            cJSON_AddStringToObject(o, kp[i].key, m ? m : "***");
+            free(m);
+        }
         return o;
     }
     case K_GROUPINGS: {
@@ -1619,9 +1725,23 @@ void fd_conf_print_doc(FILE *out)
           "`--group` (kafka.group), `--prefix` (redis.prefix); `-X name=value` adds a "
           "librdkafka property (a later value replaces an earlier one). Flag values are "
           "taken literally (no `${}`).\n"
-          "- Secrets are never printed: `check-config` shows `***` for the password in "
-          "`redis.url` and for every librdkafka property whose name contains `password`, "
-          "`secret`, `oauthbearer.config` or `key.pem` (case-insensitive).\n"
+          "- Secrets are never printed: `check-config` shows `***` for `alerts.webhook.secret`, "
+          "for every librdkafka property whose name contains `password`, `secret`, `token`, "
+          "`oauthbearer.config` or `key.pem` (case-insensitive), and for the credentials in "
+          "every URL (`redis.url`, `alerts.alertmanager.url`, `alerts.webhook.url`, "
+          "`alerts.generator_url`, and any librdkafka property value containing `://`): the "
+          "password of `user:password@` (all of the user part when it has no `:`, as services "
+          "put tokens there), and the value of every query or fragment parameter whose name "
+          "contains `key`, `token`, `secret`, `sig`, `pass`, `pwd`, `auth`, `credential` or "
+          "`session` (case-insensitive; `?key=abc&team=ops` shows `?key=***&team=ops`). A "
+          "token inside a URL's path (e.g. `/services/T0/B0/XXXX`) cannot be recognised: keep "
+          "such a URL in the environment.\n"
+          "- Secrets on the command line (`--redis` with a password, `-X` of a secret "
+          "property, `--set` of a secret key or URL) are overwritten with `*` in the "
+          "process's arguments once read, so `ps` and `/proc/PID/cmdline` no longer show "
+          "them; they are visible for the first milliseconds and in the shell's history. The "
+          "safe way is `${ENV}` in the file: `\"url\": \"redis://:${REDIS_PASSWORD}@host:6379\"`, "
+          "`\"sasl.password\": \"${KAFKA_PASSWORD}\"`.\n"
           "- Durations are integers in the unit their name ends with (`_ms`, `_s`); windows "
           "are strings such as `\"5m\"`.\n"
           "\n"

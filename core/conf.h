@@ -68,9 +68,9 @@ typedef struct {
     int64_t dedup_ttl_s;        /* dedup_ttl_s, default = 34560000 */
     /* ops */
     char *http_listen;          /* http.listen, default "127.0.0.1:9464"; "" disables */
-    int64_t http_max_connections;        /* http.max_connections, default 512 */
+    int64_t http_max_connections;        /* http.max_connections, default 1024 */
     int64_t http_max_connections_per_ip; /* http.max_connections_per_ip, default 0 (off) */
-    int64_t http_timeout_s;              /* http.timeout_s, default 3: idle connections */
+    int64_t http_timeout_s;              /* http.timeout_s, default 2: idle connections */
     char *log_level;            /* log.level: "debug"|"info"|"warn"|"error" */
     int64_t log_rate_per_s;     /* log.rate_per_s, default 10: per-event problem lines */
     /* alerts (sinks/alerts.c, docs/ALERTS.md) */
@@ -120,8 +120,13 @@ typedef struct {
 } fd_redis_addr_t;
 int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t errlen);
 
-/* True if a librdkafka property name holds a secret (password, secret, key). */
+/* True if a librdkafka property name holds a secret (password, secret, token, key). */
 int fd_conf_is_secret(const char *key);
+/* Overwrites with '*', in place and keeping its length, every part of a
+ * command-line value that check-config masks, so that ps and
+ * /proc/PID/cmdline no longer show it: key is the configuration key the
+ * value is for ("redis.url"), or NULL for a -X "name=value". */
+void fd_conf_scrub_arg(const char *key, char *value);
 
 /* Added by the conf module: the name of a rolling window in Redis keys and in
  * check-config output ({prefix}:r:{scope}:{name}): the largest whole unit,

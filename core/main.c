@@ -145,6 +145,33 @@ static int parse_args(int argc, char **argv, args_t *a, fd_conf_t *c) {
     return 0;
 }
 
+/* Once the configuration holds its own copies, the secrets given on the
+ * command line (--redis with a password, -X sasl.password=..., --set of a
+ * secret key or a URL with a token) are overwritten in argv, so ps and
+ * /proc/PID/cmdline show '*' instead. Until this runs (the first
+ * milliseconds) they are visible: ${ENV} in the file is the safe way. */
+static void scrub_argv(int argc, char **argv) {
+    for (int i = 2; i + 1 < argc; i++) {
+        const char *o = argv[i];
+        char *v = argv[i + 1];
+        if (!strcmp(o, "--redis")) {
+            fd_conf_scrub_arg("redis.url", v);
+        } else if (!strcmp(o, "-X")) {
+            fd_conf_scrub_arg(NULL, v);
+        } else if (!strcmp(o, "--set")) {
+            char *eq = strchr(v, '=');
+            char k[128];
+            if (!eq) continue;
+            snprintf(k, sizeof k, "%.*s", (int)(eq - v), v);
+            fd_conf_scrub_arg(k, eq + 1);
+        } else if (strcmp(o, "-c") && strcmp(o, "--brokers") && strcmp(o, "--group") && strcmp(o, "--prefix") &&
+                   strcmp(o, "--as") && strcmp(o, "--type")) {
+            continue; /* not an option with a value */
+        }
+        i++;
+    }
+}
+
 static int64_t wall_ms(void) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -426,6 +453,7 @@ int main(int argc, char **argv) {
     fd_conf_defaults(&c);
     args_t a;
     int rc = parse_args(argc, argv, &a, &c);
+    scrub_argv(argc, argv);
     if (rc) {
         fd_conf_release(&c);
         return rc;

@@ -721,13 +721,14 @@ def funneld_bin():
 class Funneld:
     """One `funneld run` process; stderr+stdout go to its own log file."""
 
-    def __init__(self, binary, cfg_path, log_path, args=()):
+    def __init__(self, binary, cfg_path, log_path, args=(), preexec_fn=None):
         self.cfg_path = cfg_path
         self.log_path = log_path
         self.logf = open(log_path, "wb")
         self.proc = subprocess.Popen(
             [str(binary), "run", "-c", str(cfg_path), *map(str, args)],
-            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn)
         self.pid = self.proc.pid
         self.started = time.monotonic()
 
@@ -820,9 +821,11 @@ class Ctx:
         path.write_text(json.dumps(cfg, indent=2))
         return path
 
-    def start(self, cfg_path, args=()):
+    def start(self, cfg_path, args=(), preexec_fn=None):
+        """preexec_fn runs in the child before exec (e.g. to set a ulimit)."""
         n = len(self.procs) + 1
-        p = Funneld(funneld_bin(), cfg_path, self.dir / ("funneld-%d.log" % n), args)
+        p = Funneld(funneld_bin(), cfg_path, self.dir / ("funneld-%d.log" % n), args,
+                    preexec_fn)
         self.procs.append(p)
         return p
 

@@ -116,6 +116,79 @@ def test_check_config_good(tmp_path):
     assert "hunter2-s3cret" not in out + err, "check-config printed a secret"
 
 
+# Credentials in URL-valued keys and secret flags: the rule of
+# docs/CONFIG.md (userinfo, secret-named query/fragment parameters,
+# librdkafka properties named *password*/*secret*/*token*).
+URL_SECRETS = ["AMpw-1x", "whKEY-2x", "whSIG-3x", "genTOK-4x", "rdPW-5x", "kpURLtok-6x",
+               "flagRD-7x", "flagSASL-8x", "flagTOK-9x", "flagAM-10x", "flagWHS-11x"]
+
+
+def test_check_config_masks_url_credentials(tmp_path):
+    cfg = copy.deepcopy(BASE)
+    cfg["redis"]["url"] = "redis://app:rdPW-5x@127.0.0.1:6379/0"
+    cfg["alerts"] = {
+        "alertmanager": {"url": "http://admin:AMpw-1x@am.example:9093"},
+        "webhook": {"url": "https://hooks.example/in?key=whKEY-2x&sig=whSIG-3x&team=ops",
+                    "secret": "whsec-plain"},
+        "generator_url": "https://dash.example/d?token=genTOK-4x",
+    }
+    cfg["kafka"]["properties"]["metrics.push.url"] = (
+        "https://idp.example/t?access_token=kpURLtok-6x")
+    p = run(["check-config", "-c", write_cfg(tmp_path, cfg),
+             "--redis", "redis://default:flagRD-7x@127.0.0.1:6380",
+             "-X", "sasl.password=flagSASL-8x", "-X", "some.access.token=flagTOK-9x",
+             "--set", "alerts.alertmanager.url=http://u:flagAM-10x@am2.example:9093",
+             "--set", "alerts.webhook.secret=flagWHS-11x"])
+    out = p.stdout.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 0, "exit %d\nstderr: %s" % (p.returncode, err)
+    leaked = [x for x in URL_SECRETS + ["whsec-plain"] if x in out + err]
+    assert not leaked, "check-config printed %s:\n%s" % (leaked, out)
+    eff = json.loads(out)
+    # what is not a credential stays readable
+    assert lookup(eff, "redis.url") == "redis://default:***@127.0.0.1:6380"
+    assert lookup(eff, "alerts.alertmanager.url") == "http://u:***@am2.example:9093"
+    assert lookup(eff, "alerts.webhook.url") == (
+        "https://hooks.example/in?key=***&sig=***&team=ops")
+    assert lookup(eff, "alerts.generator_url") == "https://dash.example/d?token=***"
+    props = lookup(eff, "kafka.properties")
+    assert props["metrics.push.url"] == (
+        "https://idp.example/t?access_token=***")
+    assert props["sasl.password"] == "***" and props["some.access.token"] == "***"
+    assert props["session.timeout.ms"] == "6000"
+
+
+def test_secrets_not_in_cmdline(ctx, stack, tmp_path):
+    """A running funneld's /proc/PID/cmdline no longer shows the password of
+    --redis nor secret -X values, and it still uses them: Redis accepts the
+    AUTH (the default user without a password takes any) and it gets ready."""
+    from alert_receivers import free_port
+    import urllib.request
+    port = free_port()
+    cfg = ctx.config({"cl.in": "mixed"}, http={"listen": "127.0.0.1:%d" % port})
+    rd = "redis://default:cmdPW-s3cr3t@127.0.0.1:%d" % stack.redis_port
+    fd = ctx.start(cfg, ["--redis", rd, "-X", "sasl.password=cmdSASL-s3cr3t",
+                         "-X", "ssl.key.password=cmdKEY-s3cr3t"])
+    deadline = time.monotonic() + scaled(30)
+    while True:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=5) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        assert fd.alive(), fd.tail()
+        assert time.monotonic() < deadline, "never ready\n" + fd.tail()
+        time.sleep(0.2)
+    cmdline = open("/proc/%d/cmdline" % fd.pid, "rb").read()
+    for secret in (b"cmdPW-s3cr3t", b"cmdSASL-s3cr3t", b"cmdKEY-s3cr3t"):
+        assert secret not in cmdline, "/proc/%d/cmdline shows %s: %r" % (fd.pid, secret, cmdline)
+    args = cmdline.split(b"\0")
+    assert b"redis://default:************@127.0.0.1:%d" % stack.redis_port in args, args
+    assert b"sasl.password=**************" in args, args
+    assert fd.stop() == 0
+
+
 def lookup(d, dotted):
     """A key of the printed config, nested ({"redis": {"prefix"}}) or flat
     ({"redis.prefix"})."""
