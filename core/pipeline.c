@@ -196,7 +196,9 @@ static void start_read(fd_pipeline_t *p, part_t *x) {
 static void resync(fd_pipeline_t *p, part_t *x, const char *why) {
     if (!x->assigned) return;
     p->resyncs++;
-    fd_log(p->log, FD_LOG_INFO, "partition resync", "partition=\"%s\" reason=%s", x->field, why);
+    char key[320];
+    snprintf(key, sizeof key, "resync|%s|%s", x->field, why); /* a resync that repeats is a retry loop */
+    fd_log_repeat(p->log, FD_LOG_INFO, key, "partition resync", "partition=\"%s\" reason=%s", x->field, why);
     drop_state(x);
     x->syncing = 1;
     x->reading = 0;

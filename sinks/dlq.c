@@ -41,6 +41,7 @@ struct fd_dlq {
     size_t max_value;
     struct pending *head, *tail; /* not yet taken by librdkafka (queue full) */
     int backlog;
+    int too_large_streak; /* MSG_SIZE_TOO_LARGE reports since the last success */
 };
 
 /* A dead letter waiting for room in librdkafka's queue. */
@@ -97,11 +98,23 @@ static void mark_truncated(rd_kafka_headers_t *h, size_t original) {
     rd_kafka_header_add(h, "original.size", -1, so, -1);
 }
 
-/* The broker refused a copy as too large: keep a shorter one, first in line. */
+/* The broker refused a copy as too large: keep a shorter one, first in line.
+ * The broker judges whole batches, so a small message batched with a big one
+ * is refused too: it goes again unchanged. A topic that refuses even 1 KiB
+ * would make this endless; after MAX_TOO_LARGE refusals in a row the write
+ * fails as any other. */
+#define MAX_TOO_LARGE 64
 static int resend_shorter(fd_dlq_t *d, const rd_kafka_message_t *m) {
     rd_kafka_headers_t *mh = NULL;
-    if (m->len <= MIN_TRUNCATED || rd_kafka_message_headers(m, &mh) || !mh) return -1;
+    if (++d->too_large_streak > MAX_TOO_LARGE || rd_kafka_message_headers(m, &mh) || !mh) return -1;
     rd_kafka_headers_t *h = rd_kafka_headers_copy(mh);
+    if (m->len <= MIN_TRUNCATED) {
+        if (keep(d, m->payload, m->len, h, (uint64_t)(uintptr_t)m->_private, 1) < 0) {
+            rd_kafka_headers_destroy(h);
+            return -1;
+        }
+        return 0;
+    }
     const void *v;
     size_t vlen, original = m->len;
     char num[24];
@@ -127,6 +140,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
                       "bytes=%zu", m->len);
         return; /* still outstanding: `done` fires for the shorter copy */
     }
+    if (!m->err) d->too_large_streak = 0;
     d->outstanding--;
     if (m->err)
         fd_log_repeat(d->log, FD_LOG_ERROR, "dlq|write_failed", "dead-letter write failed", "error=\"%s\"",

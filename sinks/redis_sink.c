@@ -192,8 +192,8 @@ static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 static void on_connect(const redisAsyncContext *ac, int status) {
     fd_redis_sink_t *s = ac->data;
     if (status != REDIS_OK) {
-        fd_log(s->log, FD_LOG_WARN, "redis connect failed", "error=\"%s\" retry_ms=%" PRId64,
-               ac->errstr, s->backoff_ms);
+        fd_log_repeat(s->log, FD_LOG_WARN, "redis|connect_failed", "redis connect failed",
+                      "error=\"%s\" retry_ms=%" PRId64, ac->errstr, s->backoff_ms);
         if (s->ac == ac) s->ac = NULL; /* hiredis frees it after this callback */
         schedule_reconnect(s);
         return;
@@ -234,7 +234,8 @@ static void connect_start(fd_redis_sink_t *s) {
     redisAsyncContext *ac = s->addr.port ? redisAsyncConnect(s->addr.host, s->addr.port)
                                          : redisAsyncConnectUnix(s->addr.path);
     if (!ac || ac->err) {
-        fd_log(s->log, FD_LOG_WARN, "redis connect failed", "error=\"%s\"", ac ? ac->errstr : "oom");
+        fd_log_repeat(s->log, FD_LOG_WARN, "redis|connect_failed", "redis connect failed", "error=\"%s\"",
+                      ac ? ac->errstr : "oom");
         if (ac) redisAsyncFree(ac);
         schedule_reconnect(s);
         return;
