@@ -97,7 +97,9 @@ static void schedule_reconnect(fd_redis_sink_t *s) {
 static void teardown(fd_redis_sink_t *s, const char *why) {
     redisAsyncContext *ac = s->ac;
     if (!ac) return;
-    fd_log(s->log, FD_LOG_WARN, "redis connection reset", "reason=\"%s\"", why);
+    char key[96];
+    snprintf(key, sizeof key, "redis|reset|%s", why); /* a reconnect loop logs once per 10 s */
+    fd_log_repeat(s->log, FD_LOG_WARN, key, "redis connection reset", "reason=\"%s\"", why);
     s->ac = NULL;
     s->ready = 0;
     fd_set64_clear(&s->ttl_known);
@@ -110,7 +112,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     fd_redis_sink_t *s = ac->data;
     if (!s) return;
     if (s->ac == ac) {
-        fd_log(s->log, FD_LOG_WARN, "redis disconnected", "error=\"%s\"", ac->errstr);
+        fd_log_repeat(s->log, FD_LOG_WARN, "redis|disconnected", "redis disconnected", "error=\"%s\"", ac->errstr);
         s->ac = NULL;
         s->ready = 0;
         fd_set64_clear(&s->ttl_known);
