@@ -11,7 +11,12 @@
  * Offsets are owned by Redis: on assignment the source asks the pipeline for
  * the stored offsets (on_assign) and assigns exactly those. The Kafka
  * commit is only for lag monitoring. auto.offset.store and auto.commit are
- * off.
+ * off. Topic metadata is refreshed every 30 s (librdkafka: 300 s), so a
+ * partition added to an input topic is consumed within about 30 s.
+ *
+ * Problems are logged once each: librdkafka's FAIL log line is dropped in
+ * favour of the error event it always comes with, and repeating problems
+ * are rate-limited per (client, kind, broker) with fd_log_repeat.
  */
 #ifndef FD_KAFKA_SOURCE_H
 #define FD_KAFKA_SOURCE_H

@@ -13,7 +13,8 @@
  * before a resync (older generation) is ignored.
  *
  * Memory: two batches per partition, bounded by max_pending_events through
- * pausing the source (also while Redis is down).
+ * pausing the source (also while Redis is down, and while dead letters wait
+ * for room in the producer queue: back-pressure, never a resync).
  */
 #include "core/pipeline.h"
 
