@@ -42,12 +42,21 @@ static void quote_safe(char *dst, size_t cap, const char *src) {
 }
 
 /* The key under which a repeating librdkafka problem is rate-limited: the
- * client, what kind of problem, and the broker it concerns (the text before
- * the first ": "), without the parts that change on every retry. */
+ * client, what kind of problem, the broker it concerns (the text before the
+ * first ": ", verbatim) and the rest of the text without its digits, which
+ * change on every retry ("after 0ms", "1 identical error(s) suppressed"). */
 static void problem_key(char *key, size_t cap, const char *client, const char *kind, const char *text) {
-    const char *colon = text ? strstr(text, ": ") : NULL;
-    int head = colon && colon - text < 200 ? (int)(colon - text) : 0;
-    snprintf(key, cap, "kafka|%s|%s|%.*s", client, kind, head, text ? text : "");
+    size_t n = (size_t)snprintf(key, cap, "kafka|%s|%s|", client, kind);
+    if (!text || n >= cap) return;
+    if (text[0] == '[') { /* "[thrd:...]: " names a thread, not the problem */
+        const char *end = strstr(text, "]: ");
+        if (end) text = end + 3;
+    }
+    const char *colon = strstr(text, ": ");
+    size_t head = colon ? (size_t)(colon - text) : 0;
+    for (size_t i = 0; text[i] && n < cap - 1; i++)
+        if (i < head || text[i] < '0' || text[i] > '9') key[n++] = text[i];
+    key[n] = 0;
 }
 
 void fd_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
@@ -66,14 +75,14 @@ void fd_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const cha
         fd_log(*log, lv, "librdkafka", "client=\"%s\" facility=%s text=\"%s\"", rd_kafka_name(rk), fac, text);
         return;
     }
-    char key[320];
+    char key[600];
     problem_key(key, sizeof key, rd_kafka_name(rk), fac, buf);
     fd_log_repeat(*log, lv, key, "librdkafka", "client=\"%s\" facility=%s text=\"%s\"", rd_kafka_name(rk), fac,
                   text);
 }
 
 static void kafka_problem(fd_log_t *log, const char *client, int err, const char *reason) {
-    char text[512], key[320];
+    char text[512], key[600];
     quote_safe(text, sizeof text, reason);
     problem_key(key, sizeof key, client, rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
     fd_log_repeat(log, FD_LOG_ERROR, key, "kafka error", "client=\"%s\" error=%s text=\"%s\"", client,
