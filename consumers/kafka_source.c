@@ -43,9 +43,12 @@ static void quote_safe(char *dst, size_t cap, const char *src) {
 
 /* The key under which a repeating librdkafka problem is rate-limited: the
  * client, what kind of problem, the broker it concerns (the text before the
- * first ": ", verbatim) and the rest of the text without its digits, which
- * change on every retry ("after 0ms", "1 identical error(s) suppressed"). */
-static void problem_key(char *key, size_t cap, const char *client, const char *kind, const char *text) {
+ * first ": ", verbatim) and, for a log line (`whole`), the rest of the text
+ * without its digits, which change on every retry ("after 0ms"). An error
+ * event's kind is its error code; its text also changes with librdkafka's
+ * own ", 1 identical error(s) suppressed" and is left out. */
+static void problem_key(char *key, size_t cap, const char *client, const char *kind, const char *text,
+                        int whole) {
     size_t n = (size_t)snprintf(key, cap, "kafka|%s|%s|", client, kind);
     if (!text || n >= cap) return;
     if (text[0] == '[') { /* "[thrd:...]: " names a thread, not the problem */
@@ -54,7 +57,7 @@ static void problem_key(char *key, size_t cap, const char *client, const char *k
     }
     const char *colon = strstr(text, ": ");
     size_t head = colon ? (size_t)(colon - text) : 0;
-    for (size_t i = 0; text[i] && n < cap - 1; i++)
+    for (size_t i = 0; text[i] && n < cap - 1 && (whole || i < head); i++)
         if (i < head || text[i] < '0' || text[i] > '9') key[n++] = text[i];
     key[n] = 0;
 }
@@ -76,7 +79,7 @@ void fd_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const cha
         return;
     }
     char key[600];
-    problem_key(key, sizeof key, rd_kafka_name(rk), fac, buf);
+    problem_key(key, sizeof key, rd_kafka_name(rk), fac, buf, 1);
     fd_log_repeat(*log, lv, key, "librdkafka", "client=\"%s\" facility=%s text=\"%s\"", rd_kafka_name(rk), fac,
                   text);
 }
@@ -84,7 +87,7 @@ void fd_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const cha
 static void kafka_problem(fd_log_t *log, const char *client, int err, const char *reason) {
     char text[512], key[600];
     quote_safe(text, sizeof text, reason);
-    problem_key(key, sizeof key, client, rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    problem_key(key, sizeof key, client, rd_kafka_err2name((rd_kafka_resp_err_t)err), reason, 0);
     fd_log_repeat(log, FD_LOG_ERROR, key, "kafka error", "client=\"%s\" error=%s text=\"%s\"", client,
                   rd_kafka_err2name((rd_kafka_resp_err_t)err), text);
 }
