@@ -11,7 +11,12 @@
  * Offsets are owned by Redis: on assignment the source asks the pipeline for
  * the stored offsets (on_assign) and assigns exactly those. The Kafka
  * commit is only for lag monitoring. auto.offset.store and auto.commit are
- * off.
+ * off. Topic metadata is refreshed every 30 s (librdkafka: 300 s), so a
+ * partition added to an input topic is consumed within about 30 s.
+ *
+ * Problems are logged once each: librdkafka's FAIL log line is dropped in
+ * favour of the error event it always comes with, and repeating problems
+ * are rate-limited per (client, kind, broker) with fd_log_repeat.
  */
 #ifndef FD_KAFKA_SOURCE_H
 #define FD_KAFKA_SOURCE_H
@@ -56,9 +61,15 @@ struct rd_kafka_s;
 /* librdkafka's log lines as logfmt. The handle's opaque must point at a
  * struct whose first member is the fd_log_t pointer. */
 void fd_kafka_log_cb(const struct rd_kafka_s *rk, int level, const char *fac, const char *buf);
-/* Builds a librdkafka conf from c (brokers, kafka.properties, -X), never
- * logging it. extra: NULL-terminated key/value pairs applied first. */
-struct rd_kafka_conf_s *fd_kafka_conf(const fd_conf_t *c, const char *const *extra, char *err, size_t errlen);
+/* librdkafka's error events as one logfmt line each, rate-limited per
+ * problem (fd_log_repeat). Same opaque convention as fd_kafka_log_cb. */
+void fd_kafka_error_cb(struct rd_kafka_s *rk, int err, const char *reason, void *opaque);
+/* Builds a librdkafka conf for a client of `type` (RD_KAFKA_PRODUCER or
+ * RD_KAFKA_CONSUMER) from c (brokers, kafka.properties, -X), never logging
+ * it. A property that librdkafka documents as the other type's only is not
+ * applied. extra: NULL-terminated key/value pairs applied first. */
+struct rd_kafka_conf_s *fd_kafka_conf(int type, const fd_conf_t *c, const char *const *extra, char *err,
+                                      size_t errlen);
 /* rd_kafka_new of type RD_KAFKA_PRODUCER or RD_KAFKA_CONSUMER. Takes ownership
  * of kc, also on failure (NULL, err "<what>: <librdkafka's reason>"). */
 struct rd_kafka_s *fd_kafka_new(int type, struct rd_kafka_conf_s *kc, const char *what, char *err,

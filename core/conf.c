@@ -95,10 +95,20 @@ static const conf_key_t keys[] = {
     STR("kafka.dlq_topic", 1, 249, "funnel.dlq", dlq_topic,
         "Dead-letter topic: every rejected message (and late events under `late_policy` `dlq`) "
         "goes here with headers naming the reason. Must not be an input topic."),
+    INT("kafka.dlq_max_message_bytes", 1024, 100000000, "1000000", dlq_max_message_bytes,
+        "Largest value of a dead letter: a rejected message longer than this goes to the "
+        "dead-letter topic as its first this-many bytes, with headers `truncated=true` and "
+        "`original.size`, so that it always leaves the stream. The dead-letter producer's "
+        "`message.max.bytes` is set to fit it (plus its headers) unless `kafka.properties` sets it. "
+        "The default fits the broker's default `max.message.bytes` (1048588); raise both together."),
     LIST("kafka.properties", K_KPROPS, 0, FD_MAX_KPROPS, "{}", kprops, nkprops,
          "Extra librdkafka properties, name to value; `-X name=value` adds more after the file. "
          "Integers and booleans are converted to text. `bootstrap.servers`, "
-         "`metadata.broker.list` and `group.id` are refused (use the keys above)."),
+         "`metadata.broker.list` and `group.id` are refused (use the keys above). A property "
+         "librdkafka documents as consumer-only is given to the consumer alone, a producer-only "
+         "one to the dead-letter and alert producers alone. funneld's consumer sets "
+         "`topic.metadata.refresh.interval.ms=30000` (librdkafka: 300000), so partitions added "
+         "to an input topic are consumed within about 30 s; set it here to change that."),
     {"redis.url", K_STR, 1, 1024, "redis://127.0.0.1:6379", OFF(redis_url), 0, NULL,
      MASK_URL_PASSWORD,
      "`redis://[user:password@]host[:port][/db]` (port 6379 by default; user and password "

@@ -39,6 +39,7 @@ typedef struct {
     int ntopics;
     fd_topic_t topics[FD_MAX_TOPICS]; /* kafka.topics: {"name": "exposure"|"interaction"|"payment"|"mixed"} */
     char *dlq_topic;            /* kafka.dlq_topic, default "funnel.dlq" */
+    int64_t dlq_max_message_bytes; /* kafka.dlq_max_message_bytes, default 1000000: longer dead letters are truncated */
     int nkprops;
     fd_kprop_t kprops[FD_MAX_KPROPS]; /* kafka.properties + -X */
     /* redis */

@@ -19,6 +19,7 @@ void fd_log_init(fd_log_t *l, const char *level, int64_t rate_per_s) {
     for (int i = 0; i < 4; i++)
         if (level && strcmp(level, level_names[i]) == 0) l->level = (fd_log_level_t)i;
     l->rate_per_s = rate_per_s;
+    pthread_mutex_init(&l->repeat_mu, NULL);
 }
 
 static void emit(fd_log_level_t lv, const char *msg, const char *fmt, va_list ap) {
@@ -70,4 +71,52 @@ void fd_log_limited(fd_log_t *l, fd_log_level_t lv, const char *msg, const char 
     va_start(ap, fmt);
     emit(lv, msg, fmt, ap);
     va_end(ap);
+}
+
+static uint64_t key_hash(const char *k) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *k; k++) h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+    return h | 1; /* 0 marks a free slot */
+}
+
+void fd_log_repeat(fd_log_t *l, fd_log_level_t lv, const char *key, const char *msg, const char *fmt, ...) {
+    if (!FD_LOG_ON(l, lv)) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    uint64_t h = key_hash(key), held;
+    pthread_mutex_lock(&l->repeat_mu);
+    fd_log_repeat_t *slot = NULL, *oldest = &l->repeat[0];
+    for (int i = 0; i < FD_LOG_REPEAT_SLOTS && !slot; i++) {
+        fd_log_repeat_t *r = &l->repeat[i];
+        if (r->key == h) slot = r;
+        else if (r->key == 0 || (oldest->key != 0 && r->last_ms < oldest->last_ms)) oldest = r;
+    }
+    if (slot && now - slot->last_ms < FD_LOG_REPEAT_MS) {
+        slot->repeats++;
+        pthread_mutex_unlock(&l->repeat_mu);
+        return;
+    }
+    if (!slot) { /* a new problem takes a free slot, else the least recent one */
+        slot = oldest;
+        slot->key = h;
+        slot->repeats = 0;
+    }
+    held = slot->repeats;
+    slot->repeats = 0;
+    slot->last_ms = now;
+    pthread_mutex_unlock(&l->repeat_mu);
+    char rest[1536] = "";
+    if (fmt && *fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(rest, sizeof rest, fmt, ap);
+        va_end(ap);
+    }
+    if (held)
+        fd_log(l, lv, msg, "%s%srepeated=%llu", rest, rest[0] ? " " : "", (unsigned long long)held);
+    else if (rest[0])
+        fd_log(l, lv, msg, "%s", rest);
+    else
+        fd_log(l, lv, msg, NULL);
 }

@@ -10,9 +10,22 @@
 #ifndef FD_LOG_H
 #define FD_LOG_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 typedef enum { FD_LOG_DEBUG = 0, FD_LOG_INFO, FD_LOG_WARN, FD_LOG_ERROR } fd_log_level_t;
+
+/* A problem that repeats (a retry loop, an unreachable broker) is logged at
+ * most once per FD_LOG_REPEAT_MS per key; the next line for that key says
+ * how many were held back (repeated=N). */
+#define FD_LOG_REPEAT_MS 10000
+#define FD_LOG_REPEAT_SLOTS 32
+
+typedef struct {
+    uint64_t key;     /* hash of the problem's key; 0: free */
+    int64_t last_ms;  /* monotonic time of its last line */
+    uint64_t repeats; /* occurrences held back since then */
+} fd_log_repeat_t;
 
 typedef struct {
     fd_log_level_t level;
@@ -20,6 +33,8 @@ typedef struct {
     int64_t window_s;     /* current one-second window */
     int64_t in_window;    /* limited lines emitted in it */
     uint64_t suppressed;  /* limited lines dropped since the last report */
+    pthread_mutex_t repeat_mu; /* librdkafka logs from its own threads */
+    fd_log_repeat_t repeat[FD_LOG_REPEAT_SLOTS];
 } fd_log_t;
 
 void fd_log_init(fd_log_t *l, const char *level, int64_t rate_per_s);
@@ -28,6 +43,11 @@ void fd_log(const fd_log_t *l, fd_log_level_t lv, const char *msg, const char *f
     __attribute__((format(printf, 4, 5)));
 void fd_log_limited(fd_log_t *l, fd_log_level_t lv, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Like fd_log, but rate-limited per `key` (see FD_LOG_REPEAT_MS); safe from
+ * any thread. */
+void fd_log_repeat(fd_log_t *l, fd_log_level_t lv, const char *key, const char *msg, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #define FD_LOG_ON(l, lv) ((lv) >= (l)->level)
 

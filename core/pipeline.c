@@ -13,7 +13,8 @@
  * before a resync (older generation) is ignored.
  *
  * Memory: two batches per partition, bounded by max_pending_events through
- * pausing the source (also while Redis is down).
+ * pausing the source (also while Redis is down, and while dead letters wait
+ * for room in the producer queue: back-pressure, never a resync).
  */
 #include "core/pipeline.h"
 
@@ -74,6 +75,7 @@ struct fd_pipeline {
     uv_signal_t sigterm, sigint;
     int handles_open;
     int backpressure;
+    int dlq_full; /* dead letters wait for room in the producer queue */
     int stopping, stopped, exit_code;
     int64_t stop_deadline_ms;
     char instance_id[64];
@@ -145,7 +147,7 @@ static void reconcile_pause(fd_pipeline_t *p, part_t *x) {
     /* a partition whose next batch is full while the previous one is still
      * on its way waits, so memory stays bounded by flush_max_events */
     int full = x->state != ST_IDLE && fd_batch_events(x->cur) >= (uint64_t)p->conf->flush_max_events;
-    int want = x->syncing || p->backpressure || p->stopping || full;
+    int want = x->syncing || p->backpressure || p->dlq_full || p->stopping || full;
     if (want == x->paused) return;
     if (p->src->pause(p->src_ud, x->src_key, x->partition, want) == 0) x->paused = want;
 }
@@ -196,7 +198,9 @@ static void start_read(fd_pipeline_t *p, part_t *x) {
 static void resync(fd_pipeline_t *p, part_t *x, const char *why) {
     if (!x->assigned) return;
     p->resyncs++;
-    fd_log(p->log, FD_LOG_INFO, "partition resync", "partition=\"%s\" reason=%s", x->field, why);
+    char key[320];
+    snprintf(key, sizeof key, "resync|%s|%s", x->field, why); /* a resync that repeats is a retry loop */
+    fd_log_repeat(p->log, FD_LOG_INFO, key, "partition resync", "partition=\"%s\" reason=%s", x->field, why);
     drop_state(x);
     x->syncing = 1;
     x->reading = 0;
@@ -290,6 +294,19 @@ static void dlq_done(void *ud, uint64_t tok, int ok) {
     }
 }
 
+/* A full dead-letter queue pauses every partition (the queue is shared)
+ * until the kept dead letters are handed over: back-pressure, not a
+ * failure, so nothing is resynced and nothing is read twice. */
+static void dlq_pause_update(fd_pipeline_t *p) {
+    int full = p->dlq && fd_dlq_backlog(p->dlq) > 0;
+    if (full == p->dlq_full) return;
+    p->dlq_full = full;
+    if (full)
+        fd_log_repeat(p->log, FD_LOG_WARN, "pipeline|dlq_full", "dead-letter queue full: input paused until it drains",
+                      "waiting=%d", fd_dlq_backlog(p->dlq));
+    for (int i = 0; i < p->nparts; i++) reconcile_pause(p, &p->parts[i]);
+}
+
 /* ---- messages ------------------------------------------------------------ */
 
 static void reject(fd_pipeline_t *p, part_t *x, const void *payload, size_t len, int64_t offset,
@@ -304,10 +321,12 @@ static void reject(fd_pipeline_t *p, part_t *x, const void *payload, size_t len,
              strcmp(field, "-") ? field : "");
     uint64_t tok = make_token(part_index(p, x), x->gen, x->cur_seq);
     if (fd_dlq_send(p->dlq, payload, len, fd_reason_name(r), field, detail, x->topic, x->partition,
-                    offset, tok) == 0)
+                    offset, tok) == 0) {
         x->cur_dlq++;
-    else
+        if (!p->dlq_full) dlq_pause_update(p);
+    } else {
         resync(p, x, "dlq_send_failed");
+    }
 }
 
 void fd_pipeline_message(fd_pipeline_t *p, int src_key, int32_t partition, int64_t offset,
@@ -513,6 +532,7 @@ static void flush_tick(uv_timer_t *t) {
     } else if (p->backpressure && pending <= (uint64_t)p->conf->max_pending_events / 2) {
         p->backpressure = 0;
     }
+    if (p->dlq_full) dlq_pause_update(p);
     for (int i = 0; i < p->nparts; i++) {
         part_t *x = &p->parts[i];
         if (!x->assigned) continue;

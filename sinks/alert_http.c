@@ -570,7 +570,7 @@ fd_alert_out_t *fd_alert_out_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *
     if (c->alert_kafka_enabled) {
         const char *extra[] = {"enable.idempotence", "true", "message.timeout.ms", "0",
                                "linger.ms", "5", NULL};
-        rd_kafka_conf_t *kc = fd_kafka_conf(c, extra, err, errlen);
+        rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_PRODUCER, c, extra, err, errlen);
         if (!kc)
             goto fail;
         rd_kafka_conf_set_dr_msg_cb(kc, kafka_dr);

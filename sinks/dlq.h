@@ -30,11 +30,17 @@ fd_dlq_t *fd_dlq_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_dlq_
 /* Flushes outstanding messages (bounded wait) and frees. */
 void fd_dlq_free(fd_dlq_t *d);
 
-/* Returns 0 (done fires later) or a negative errno (done never fires). */
+/* Returns 0 (done fires later) or a negative errno (done never fires).
+ * A full producer queue is not an error: the message waits here (see
+ * fd_dlq_backlog). A payload longer than kafka.dlq_max_message_bytes is
+ * sent truncated, with headers `truncated=true` and `original.size`. */
 int fd_dlq_send(fd_dlq_t *d, const void *payload, size_t len, const char *reason, const char *field,
                 const char *detail, const char *topic, int32_t partition, int64_t offset, uint64_t token);
 
-/* Messages produced and not yet acknowledged. */
+/* Messages accepted by fd_dlq_send and not yet acknowledged. */
 int fd_dlq_outstanding(const fd_dlq_t *d);
+/* Of those, messages waiting for room in the producer queue: while this is
+ * above 0 the caller should pause its input. */
+int fd_dlq_backlog(const fd_dlq_t *d);
 
 #endif

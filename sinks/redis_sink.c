@@ -97,7 +97,9 @@ static void schedule_reconnect(fd_redis_sink_t *s) {
 static void teardown(fd_redis_sink_t *s, const char *why) {
     redisAsyncContext *ac = s->ac;
     if (!ac) return;
-    fd_log(s->log, FD_LOG_WARN, "redis connection reset", "reason=\"%s\"", why);
+    char key[96];
+    snprintf(key, sizeof key, "redis|reset|%s", why); /* a reconnect loop logs once per 10 s */
+    fd_log_repeat(s->log, FD_LOG_WARN, key, "redis connection reset", "reason=\"%s\"", why);
     s->ac = NULL;
     s->ready = 0;
     fd_set64_clear(&s->ttl_known);
@@ -110,7 +112,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     fd_redis_sink_t *s = ac->data;
     if (!s) return;
     if (s->ac == ac) {
-        fd_log(s->log, FD_LOG_WARN, "redis disconnected", "error=\"%s\"", ac->errstr);
+        fd_log_repeat(s->log, FD_LOG_WARN, "redis|disconnected", "redis disconnected", "error=\"%s\"", ac->errstr);
         s->ac = NULL;
         s->ready = 0;
         fd_set64_clear(&s->ttl_known);
@@ -192,8 +194,8 @@ static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 static void on_connect(const redisAsyncContext *ac, int status) {
     fd_redis_sink_t *s = ac->data;
     if (status != REDIS_OK) {
-        fd_log(s->log, FD_LOG_WARN, "redis connect failed", "error=\"%s\" retry_ms=%" PRId64,
-               ac->errstr, s->backoff_ms);
+        fd_log_repeat(s->log, FD_LOG_WARN, "redis|connect_failed", "redis connect failed",
+                      "error=\"%s\" retry_ms=%" PRId64, ac->errstr, s->backoff_ms);
         if (s->ac == ac) s->ac = NULL; /* hiredis frees it after this callback */
         schedule_reconnect(s);
         return;
@@ -234,7 +236,8 @@ static void connect_start(fd_redis_sink_t *s) {
     redisAsyncContext *ac = s->addr.port ? redisAsyncConnect(s->addr.host, s->addr.port)
                                          : redisAsyncConnectUnix(s->addr.path);
     if (!ac || ac->err) {
-        fd_log(s->log, FD_LOG_WARN, "redis connect failed", "error=\"%s\"", ac ? ac->errstr : "oom");
+        fd_log_repeat(s->log, FD_LOG_WARN, "redis|connect_failed", "redis connect failed", "error=\"%s\"",
+                      ac ? ac->errstr : "oom");
         if (ac) redisAsyncFree(ac);
         schedule_reconnect(s);
         return;
