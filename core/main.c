@@ -8,7 +8,9 @@
  * Redis flush script (sinks/redis_sink.c); rejects go to sinks/dlq.c.
  *
  * Exit status: 0 success, 1 runtime failure (or rejected lines for
- * validate), 2 usage or configuration error.
+ * validate), 2 usage or configuration error. A run or replay whose final
+ * flush did not happen exits 1 (core/pipeline.c, final_flush_report), and
+ * validate exits 1 when its input could not be read to the end.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
