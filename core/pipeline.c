@@ -650,6 +650,11 @@ static void maybe_finish(fd_pipeline_t *p) {
     if (!p->stopping || p->stopped) return;
     for (int i = 0; i < p->nparts; i++) maybe_flush(p, &p->parts[i]);
     if (all_flushed(p)) {
+        /* with Redis up, a partition resyncing (fenced just before the stop)
+         * learns its offset within a round trip: wait for it (bounded by the
+         * stop deadline) rather than report it unflushed */
+        for (int i = 0; i < p->nparts; i++)
+            if (p->parts[i].assigned && p->parts[i].syncing && fd_redis_sink_ready(p->sink)) return;
         p->exit_code = final_flush_report(p);
         finish(p);
     }
