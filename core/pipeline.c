@@ -229,8 +229,8 @@ static void offset_done(void *ud, int status, int64_t offset, int64_t max_ts) {
     if (!x || !x->syncing) return;
     x->reading = 0;
     if (status != FD_SINK_OK) return; /* the next tick tries again */
-    if (offset < 0 && x->stored >= 0) state_lost(p, x);
-    if (p->src->seek(p->src_ud, x->src_key, x->partition, offset) < 0) return;
+    if (p->src->seek(p->src_ud, x->src_key, x->partition, offset) < 0) return; /* read again */
+    if (offset < 0 && x->stored >= 0) state_lost(p, x); /* once: stored is -1 from here */
     x->stored = offset;
     x->pos = x->flushed_pos = offset < 0 ? 0 : offset;
     x->max_ts = max_ts;

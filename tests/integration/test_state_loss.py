@@ -57,7 +57,7 @@ def test_state_loss(ctx, stack, stream, main_topics):
         http = free_port()
         fd = ctx.start(ctx.config(main_topics,
                                   redis={"url": "redis://127.0.0.1:%d" % port,
-                                         "prefix": ctx.prefix, "timeout_ms": 1000},
+                                         "prefix": ctx.prefix},
                                   http={"listen": "127.0.0.1:%d" % http}))
         ends = main_topics.end_offsets()
         nparts = len(ends)
