@@ -118,7 +118,7 @@ def test_sigterm_while_redis_down(ctx, stack, stream, main_topics):
         r = Redis("127.0.0.1", port)
         fd = ctx.start(ctx.config(main_topics,
                                   redis={"url": "redis://127.0.0.1:%d" % port,
-                                         "prefix": ctx.prefix, "timeout_ms": 1000}))
+                                         "prefix": ctx.prefix}))
         ends = main_topics.end_offsets()
         deadline = time.monotonic() + scaled(60)
         while total_progress(r, ctx.prefix, ctx.group, ends) == 0:
