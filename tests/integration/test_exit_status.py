@@ -74,6 +74,44 @@ def test_validate_huge_line_under_memory_limit(tmp_path):
     assert fed.get("all"), "validate stopped reading before the end of its input"
 
 
+def _event_line(n):
+    """A line of exactly n bytes whose first failing check (under the size
+    limit) is the missing event_id: the padding is an unknown field."""
+    head, tail = b'{"pad":"', b'"}'
+    return head + b"x" * (n - len(head) - len(tail)) + tail
+
+
+def test_validate_limit_at_chunk_edges(tmp_path):
+    """The reading limit against lines of limit-1 .. limit+1 bytes that cross
+    the reader's 64 KiB chunk edges, an empty line, a CR line and a last line
+    without newline: the same verdicts as checking each whole line."""
+    limit = 256
+    lines = []
+    pos = 0
+    while pos < 3 * 65536:
+        for n in (limit - 1, limit, limit + 1, 1000, 65536 - 7):
+            lines.append(_event_line(n))
+            pos += n + 1
+    lines += [b"", b"\r", _event_line(limit)]
+    data = b"\n".join(lines)  # the last line has no newline
+    path = tmp_path / "edges.jsonl"
+    path.write_bytes(data)
+    want = []
+    for i, line in enumerate(lines, 1):
+        if len(line) > limit:
+            want.append("%d\ttoo_large\t-" % i)
+        elif line.strip(b"\r") == b"":
+            want.append("%d\tinvalid_json\t-" % i)
+        else:
+            want.append("%d\tmissing_field\tevent_id" % i)
+    p = subprocess.run([str(funneld_bin()), "validate", "--set", "max_message_bytes=%d" % limit,
+                        str(path)], capture_output=True, timeout=scaled(60))
+    got = p.stdout.decode().splitlines()
+    assert got == want, "first difference at %s" % next(
+        (i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+    assert p.returncode == 1, p.stderr
+
+
 def test_validate_unreadable_input(tmp_path):
     p = subprocess.run([str(funneld_bin()), "validate", str(tmp_path)],
                        capture_output=True, timeout=scaled(30))
