@@ -66,6 +66,13 @@ def test_state_loss(ctx, stack, stream, main_topics):
 
         # 1. FLUSHALL under an idle group
         r.cmd("FLUSHALL")
+        deadline = time.monotonic() + scaled(30)
+        while r.cmd("GET", ctx.prefix + ":schema") is None:
+            assert fd.alive(), fd.tail()
+            if time.monotonic() > deadline:
+                pytest.fail("{prefix}:schema not rewritten 30 s after FLUSHALL\n" + fd.tail(),
+                            pytrace=False)
+            time.sleep(0.1)
         _wait_metric(fd, http, 'funneld_redis_state_lost_total{key="offsets"}', nparts)
         m = _wait_metric(fd, http, 'funneld_redis_state_lost_total{key="schema"}', 1)
         assert dec(r.cmd("GET", ctx.prefix + ":schema")) == "1"
