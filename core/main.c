@@ -8,9 +8,12 @@
  * Redis flush script (sinks/redis_sink.c); rejects go to sinks/dlq.c.
  *
  * Exit status: 0 success, 1 runtime failure (or rejected lines for
- * validate), 2 usage or configuration error.
+ * validate), 2 usage or configuration error. A run or replay whose final
+ * flush did not happen exits 1 (core/pipeline.c, final_flush_report), and
+ * validate exits 1 when its input could not be read to the end.
  */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdint.h>
@@ -295,6 +298,71 @@ static int cmd_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
 
 /* ---- validate ---------------------------------------------------------- */
 
+static void validate_one(fd_parser_t *parser, fd_event_type_t type, const char *line, size_t n,
+                         int too_large, long lineno, long *bad) {
+    fd_event_t ev;
+    const char *field = "-";
+    fd_reason_t r = too_large ? FD_R_TOO_LARGE : fd_event_parse(parser, line, n, type, wall_ms(), &ev, &field);
+    if (r != FD_OK) {
+        (*bad)++;
+        printf("%ld\t%s\t%s\n", lineno, fd_reason_name(r), field);
+    }
+}
+
+/* Prints the rejected lines of fp. The size limit applies while reading
+ * (decision): the input goes through a fixed chunk buffer and a line is kept
+ * only up to max bytes, so a line over the limit is reported too_large and
+ * skipped to its newline without ever being held whole; memory stays at
+ * max + 64 KiB whatever the input. Returns 0, or -1 after saying on stderr
+ * why the input could not be checked to its end. */
+static int validate_lines(FILE *fp, const char *name, fd_parser_t *parser, fd_event_type_t type,
+                          size_t max, long *bad) {
+    enum { CHUNK = 65536 };
+    char *chunk = malloc(CHUNK), *line = malloc(max + 1);
+    size_t len = 0, n;
+    long lineno = 0;
+    int over = 0, open_line = 0, rc = 0;
+    if (!chunk || !line) {
+        fprintf(stderr, "funneld: validate: out of memory\n");
+        rc = -1;
+        goto out;
+    }
+    while ((n = fread(chunk, 1, CHUNK, fp)) > 0) {
+        for (size_t i = 0; i < n;) {
+            const char *nl = memchr(chunk + i, '\n', n - i);
+            size_t seg = nl ? (size_t)(nl - (chunk + i)) : n - i;
+            if (!over && seg > max - len) over = 1;
+            if (!over) {
+                memcpy(line + len, chunk + i, seg);
+                len += seg;
+            }
+            open_line = 1;
+            i += seg;
+            if (nl) {
+                validate_one(parser, type, line, len, over, ++lineno, bad);
+                len = 0;
+                over = open_line = 0;
+                i++;
+            }
+        }
+    }
+    if (ferror(fp)) {
+        fprintf(stderr, "funneld: validate: reading %s failed after line %ld: %s\n", name, lineno,
+                strerror(errno));
+        rc = -1;
+        goto out;
+    }
+    if (open_line) validate_one(parser, type, line, len, over, ++lineno, bad); /* no final '\n' */
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "funneld: validate: writing the report failed: %s\n", strerror(errno));
+        rc = -1;
+    }
+out:
+    free(chunk);
+    free(line);
+    return rc;
+}
+
 static int cmd_validate(const fd_conf_t *c, const args_t *a) {
     char err[256];
     if (a->nfiles != 1) {
@@ -321,25 +389,11 @@ static int cmd_validate(const fd_conf_t *c, const args_t *a) {
         fd_parser_free(parser);
         return 2;
     }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    long lineno = 0, bad = 0;
-    while ((n = getline(&line, &cap, fp)) >= 0) {
-        lineno++;
-        if (n > 0 && line[n - 1] == '\n') n--;
-        fd_event_t ev;
-        const char *field = "-";
-        fd_reason_t r = fd_event_parse(parser, line, (size_t)n, type, wall_ms(), &ev, &field);
-        if (r != FD_OK) {
-            bad++;
-            printf("%ld\t%s\t%s\n", lineno, fd_reason_name(r), field);
-        }
-    }
-    free(line);
+    long bad = 0;
+    int rc = validate_lines(fp, a->files[0], parser, type, lim.max_message_bytes, &bad);
     if (fp != stdin) fclose(fp);
     fd_parser_free(parser);
-    return bad ? 1 : 0;
+    return rc < 0 ? 1 : bad ? 1 : 0;
 }
 
 /* ---- query ------------------------------------------------------------- */

@@ -81,6 +81,9 @@ struct fd_pipeline {
     char instance_id[64];
     uint64_t accepted, late, rejects[FD_R__COUNT], flushes, resyncs;
     uint64_t ticks; /* flush timer ticks: FLUSH_SLOTS per flush interval */
+    int stop_dropped; /* partitions whose unflushed input was dropped while stopping */
+    uint64_t lost_offsets, lost_schema; /* Redis state found missing (state_lost) */
+    int check_running; /* a state check (check_state) is on its way */
 };
 
 static int64_t now_ms(void) {
@@ -201,11 +204,26 @@ static void resync(fd_pipeline_t *p, part_t *x, const char *why) {
     char key[320];
     snprintf(key, sizeof key, "resync|%s|%s", x->field, why); /* a resync that repeats is a retry loop */
     fd_log_repeat(p->log, FD_LOG_INFO, key, "partition resync", "partition=\"%s\" reason=%s", x->field, why);
+    /* the source is stopped: what this drops is not read again by this process */
+    if (p->stopping && (x->state != ST_IDLE || x->pos != x->flushed_pos)) p->stop_dropped++;
     drop_state(x);
     x->syncing = 1;
     x->reading = 0;
     reconcile_pause(p, x);
     start_read(p, x);
+}
+
+/* Redis answered "no offset stored" for a partition whose offset this process
+ * stored or read before: offsets are never deleted by funneld, so Redis lost
+ * its state (FLUSHALL, a restart without persistence, eviction). The
+ * counters before that offset went with it; the partition restarts from the
+ * earliest input the source still holds (docs/ARCHITECTURE.md, "When Redis
+ * loses its data"). */
+static void state_lost(fd_pipeline_t *p, const part_t *x) {
+    p->lost_offsets++;
+    fd_log(p->log, FD_LOG_ERROR, "redis state lost: stored offset vanished, re-consuming from the earliest retained offset",
+           "partition=\"%s\" lost_offset=%" PRId64 " key=\"%s:offsets:%s\" restart=earliest_retained",
+           x->field, x->stored, p->conf->prefix, p->conf->group);
 }
 
 static void offset_done(void *ud, int status, int64_t offset, int64_t max_ts) {
@@ -216,7 +234,8 @@ static void offset_done(void *ud, int status, int64_t offset, int64_t max_ts) {
     if (!x || !x->syncing) return;
     x->reading = 0;
     if (status != FD_SINK_OK) return; /* the next tick tries again */
-    if (p->src->seek(p->src_ud, x->src_key, x->partition, offset) < 0) return;
+    if (p->src->seek(p->src_ud, x->src_key, x->partition, offset) < 0) return; /* read again */
+    if (offset < 0 && x->stored >= 0) state_lost(p, x); /* once: stored is -1 from here */
     x->stored = offset;
     x->pos = x->flushed_pos = offset < 0 ? 0 : offset;
     x->max_ts = max_ts;
@@ -403,6 +422,7 @@ int fd_pipeline_assign(fd_pipeline_t *p, int n, const int *src_key, const int32_
         drop_state(x);
         x->reading = 0;
         if (known == 0) {
+            if (offsets[i] < 0 && x->stored >= 0) state_lost(p, x);
             x->syncing = 0;
             x->paused = 0;
             x->stored = offsets[i];
@@ -467,6 +487,10 @@ static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
         OUT("funneld_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n", fd_reason_name((fd_reason_t)r), p->rejects[r]);
     OUT("# TYPE funneld_flushes_total counter\nfunneld_flushes_total %" PRIu64 "\n", p->flushes);
     OUT("# TYPE funneld_resyncs_total counter\nfunneld_resyncs_total %" PRIu64 "\n", p->resyncs);
+    OUT("# TYPE funneld_redis_state_lost_total counter\n"
+        "funneld_redis_state_lost_total{key=\"offsets\"} %" PRIu64 "\n"
+        "funneld_redis_state_lost_total{key=\"schema\"} %" PRIu64 "\n",
+        p->lost_offsets, p->lost_schema);
     OUT("# TYPE funneld_redis_up gauge\nfunneld_redis_up %d\n", fd_redis_sink_ready(p->sink));
     OUT("# TYPE funneld_partitions_assigned gauge\nfunneld_partitions_assigned %d\n", assigned);
     OUT("# TYPE funneld_partitions_syncing gauge\nfunneld_partitions_syncing %d\n", syncing);
@@ -561,9 +585,62 @@ static void beat_tick(uv_timer_t *t) {
     fd_http_beat(p->http, fd_redis_sink_ready(p->sink) && syncing == 0);
 }
 
+/* What a state check asked about: partition index and generation of each
+ * field, so an answer about a partition resynced meanwhile is ignored. */
+typedef struct {
+    fd_pipeline_t *p;
+    int n;
+    uint64_t tok[];
+} checkctx_t;
+
+static void check_done(void *ud, int status, int schema_missing, const int *present) {
+    checkctx_t *c = ud;
+    fd_pipeline_t *p = c->p;
+    p->check_running = 0;
+    if (status == FD_SINK_OK && schema_missing) {
+        p->lost_schema++;
+        fd_log(p->log, FD_LOG_ERROR, "redis state lost: schema key vanished, rewritten",
+               "key=\"%s:schema\"", p->conf->prefix);
+    }
+    for (int i = 0; status == FD_SINK_OK && i < c->n; i++) {
+        part_t *x = ctx_part(p, c->tok[i]);
+        /* a flush may have moved stored meanwhile; absent is absent either way */
+        if (x && !present[i] && !x->syncing && x->stored >= 0) resync(p, x, "offset_vanished");
+    }
+    free(c);
+}
+
+/* An idle partition sends no flush, so nothing else would notice that Redis
+ * lost its data: once per snapshot interval ask Redis whether the schema key
+ * and the stored offsets of this process's partitions are still there. */
+static void check_state(fd_pipeline_t *p) {
+    if (p->check_running || p->stopping || !fd_redis_sink_ready(p->sink)) return;
+    int n = 0;
+    for (int i = 0; i < p->nparts; i++) n += p->parts[i].assigned && !p->parts[i].syncing && p->parts[i].stored >= 0;
+    checkctx_t *c = malloc(sizeof(*c) + (size_t)n * sizeof(uint64_t));
+    const char **fields = malloc(((size_t)n + 1) * sizeof(char *));
+    if (!c || !fields) goto fail;
+    c->p = p;
+    c->n = 0;
+    for (int i = 0; i < p->nparts; i++) {
+        part_t *x = &p->parts[i];
+        if (!x->assigned || x->syncing || x->stored < 0) continue;
+        fields[c->n] = x->field;
+        c->tok[c->n++] = make_token(i, x->gen, 0);
+    }
+    if (fd_redis_sink_check_state(p->sink, fields, c->n, check_done, c) < 0) goto fail;
+    p->check_running = 1;
+    free(fields);
+    return;
+fail:
+    free(c);
+    free(fields);
+}
+
 static void snapshot_tick(uv_timer_t *t) {
     fd_pipeline_t *p = t->data;
     fd_redis_sink_snapshot(p->sink, p->instance_id, now_ms());
+    check_state(p);
 }
 
 static int all_flushed(const fd_pipeline_t *p) {
@@ -584,11 +661,32 @@ static void finish(fd_pipeline_t *p) {
     uv_stop(p->loop);
 }
 
+/* all_flushed() passes over partitions that are resyncing: whatever they had
+ * read since their stored offset was dropped, and a stopped source does not
+ * read it again. Such a stop did not do its final flush: say so and exit 1
+ * (the next run re-reads that input from the stored offsets). */
+static int final_flush_report(fd_pipeline_t *p) {
+    int syncing = 0;
+    const char *first = "";
+    for (int i = 0; i < p->nparts; i++)
+        if (p->parts[i].assigned && p->parts[i].syncing && !syncing++) first = p->parts[i].field;
+    if (syncing == 0 && p->stop_dropped == 0) return 0;
+    fd_log(p->log, FD_LOG_ERROR, "final flush did not happen: input not written to redis; it is re-read from the stored offsets by the next run",
+           "partitions_not_synced=%d partitions_dropped=%d first=\"%s\" redis_up=%d", syncing, p->stop_dropped,
+           first, fd_redis_sink_ready(p->sink));
+    return 1;
+}
+
 static void maybe_finish(fd_pipeline_t *p) {
     if (!p->stopping || p->stopped) return;
     for (int i = 0; i < p->nparts; i++) maybe_flush(p, &p->parts[i]);
     if (all_flushed(p)) {
-        p->exit_code = 0;
+        /* with Redis up, a partition resyncing (fenced just before the stop)
+         * learns its offset within a round trip: wait for it (bounded by the
+         * stop deadline) rather than report it unflushed */
+        for (int i = 0; i < p->nparts; i++)
+            if (p->parts[i].assigned && p->parts[i].syncing && fd_redis_sink_ready(p->sink)) return;
+        p->exit_code = final_flush_report(p);
         finish(p);
     }
 }

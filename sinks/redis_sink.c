@@ -69,6 +69,8 @@ typedef struct {
     int64_t wm_min, wm_max;
     int have_active, have_any;
     int64_t wm, to; /* snapshot tick: global watermark, window end (epoch s) */
+    fd_sink_check_cb check_cb; /* state check: the schema reply's twin */
+    int schema_missing, nfields;
 } req_t;
 
 static int64_t now_ms(void) {
@@ -594,6 +596,75 @@ int fd_redis_sink_read_offset(fd_redis_sink_t *s, const char *field, fd_sink_off
     }
     /* same connection, so the second reply always comes after the first */
     rc = send_strs(s, wm_reply, second, 3, a2);
+    return rc;
+}
+
+/* ---- state check ------------------------------------------------------------ */
+
+static void check_offsets_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    redisReply *rep = reply;
+    int st = is_error(rep) || s->closing || r->schema_missing < 0 ? FD_SINK_ERROR : FD_SINK_OK;
+    int *present = calloc((size_t)r->nfields + 1, sizeof(int));
+    if (st == FD_SINK_OK && r->nfields > 0 &&
+        (!present || rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)r->nfields))
+        st = FD_SINK_ERROR;
+    for (int i = 0; st == FD_SINK_OK && i < r->nfields; i++) present[i] = rep->element[i]->type != REDIS_REPLY_NIL;
+    log_error_reply(s, "redis state check failed", rep);
+    r->check_cb(r->ud, st, st == FD_SINK_OK && r->schema_missing == 1, present);
+    free(present);
+    free(r);
+}
+
+static void check_schema_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata; /* the twin request (check_offsets_reply) carries the result */
+    fd_redis_sink_t *s = reply_begin(r);
+    redisReply *rep = reply;
+    req_t *twin = (req_t *)r->ud;
+    /* SET NX answers OK only when the key was absent, i.e. it is rewritten now */
+    if (twin) twin->schema_missing = is_error(rep) ? -1 : rep->type == REDIS_REPLY_STATUS;
+    log_error_reply(s, "redis state check failed", rep);
+    free(r);
+}
+
+int fd_redis_sink_check_state(fd_redis_sink_t *s, const char *const *fields, int n, fd_sink_check_cb cb,
+                              void *ud) {
+    if (!s->ready || !s->ac) return -ENOTCONN;
+    char schema_key[512], offkey[512];
+    snprintf(schema_key, sizeof schema_key, "%s:schema", s->conf->prefix);
+    snprintf(offkey, sizeof offkey, "%s:offsets:%s", s->conf->prefix, s->conf->group);
+    req_t *first = req_new(s), *second = req_new(s);
+    const char **argv = malloc(((size_t)n + 2) * sizeof(char *));
+    size_t *lens = malloc(((size_t)n + 2) * sizeof(size_t));
+    int rc = -ENOMEM;
+    if (!first || !second || !argv || !lens) goto fail;
+    first->ud = second;
+    second->check_cb = cb;
+    second->ud = ud;
+    second->nfields = n;
+    const char *a1[] = {"SET", schema_key, "1", "NX"};
+    req_t *sent = first;
+    rc = send_strs(s, check_schema_reply, first, 4, a1);
+    first = NULL; /* sent or freed by send_strs */
+    if (rc < 0) goto fail;
+    /* same connection, so this reply always comes after the schema's; with
+     * no field to ask about, a harmless EXISTS carries the callback */
+    argv[0] = n > 0 ? "HMGET" : "EXISTS";
+    argv[1] = n > 0 ? offkey : schema_key;
+    for (int i = 0; i < n; i++) argv[2 + i] = fields[i];
+    for (int i = 0; i < n + 2; i++) lens[i] = strlen(argv[i]);
+    rc = send_argv(s, check_offsets_reply, second, n + 2, argv, lens);
+    if (rc < 0) sent->ud = NULL; /* its reply is still due: it must not touch the freed twin */
+    second = NULL;
+    free(argv);
+    free(lens);
+    return rc;
+fail:
+    free(first);
+    free(second);
+    free(argv);
+    free(lens);
     return rc;
 }
 

@@ -52,6 +52,17 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
 /* Reads the stored offset and max event time of partition `field`. */
 int fd_redis_sink_read_offset(fd_redis_sink_t *s, const char *field, fd_sink_offset_cb cb, void *ud);
 
+/* status FD_SINK_OK or FD_SINK_ERROR; schema_missing: `{prefix}:schema` was
+ * absent (and is rewritten); present[i]: field i has an offset stored. */
+typedef void (*fd_sink_check_cb)(void *ud, int status, int schema_missing, const int *present);
+
+/* Asks Redis whether it still holds the state this process wrote: sets
+ * `{prefix}:schema` if absent (reporting that it was) and reads the stored
+ * offsets of the n partitions `fields`. Returns 0 (cb fires once) or
+ * -ENOTCONN / -ENOMEM (it does not). */
+int fd_redis_sink_check_state(fd_redis_sink_t *s, const char *const *fields, int n, fd_sink_check_cb cb,
+                              void *ud);
+
 /* One snapshot tick: takes or renews the lease `{prefix}:lease:snapshot`
  * for instance `id`; if held, computes the global watermark from
  * `{prefix}:wm:{group}` / `seen`, writes `{prefix}:r:{scope}:{window}` for
