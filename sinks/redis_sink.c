@@ -432,7 +432,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     }
     size_t nc = fd_batch_ncounters(b), np = fd_batch_npayments(b), ns = fd_batch_nscopes(b);
     /* size the argument vector and the text exactly */
-    size_t total = 14 + 3, textlen = 0;
+    size_t total = 17 + 3, textlen = 0; /* EVALSHA..action cap, three list counts */
     for (size_t i = 0; i < nc; i++) {
         fd_batch_counter_t c;
         fd_batch_counter(b, i, &c);
@@ -478,6 +478,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     arg_num(&a, s->conf->ttl_h1_s);
     arg_num(&a, s->conf->ttl_d1_s);
     arg_num(&a, s->conf->dedup_ttl_s);
+    arg_num(&a, s->conf->action_cap);
 
     /* counters: key, number of fields, field/increment pairs; keys only
      * payments touch (all zero here) are left to the payment records */
