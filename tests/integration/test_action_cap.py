@@ -1,0 +1,112 @@
+"""
+test_action_cap.py — distinct `interactions.{action}` fields are capped per
+counter hash (docs/REDIS.md, `action_cap`), against the real Kafka broker and
+redis-server of the session stack.
+
+The input is hostile on purpose: a crafted stream on one partition where
+half the interactions carry a fresh action value each (6,000 distinct
+actions, 100x the default cap of 64) mixed with a few common ones and the
+literal action `__other__`, over three minutes, two products, two channels.
+It is produced in two halves; the first funneld process drains the first
+half and is SIGKILLed, a new process (which remembers nothing) drains the
+second, with small flush batches, so the cap's decisions are spread over many
+flush scripts and two processes.
+
+Claims: every counter hash has at most action_cap + 1 action fields (the
+named ones plus `interactions.__other__`); every counter equals the
+oracle's (tests/oracle/oracle.py, which implements the documented rule:
+per hash, the first action_cap distinct actions in input order keep their
+field, the rest are counted in `interactions.__other__`); so in a hash that
+overflowed, exactly action_cap actions are named, each with its exact count,
+and `interactions.__other__` = interactions - the named ones.
+"""
+
+import json
+import sys
+import time
+
+from conftest import (REPO, Ctx, assert_counters, create_topics, dec, produce_lines,
+                      read_counters, scan_keys, wait_drained)
+
+sys.path.insert(0, str(REPO / "tests" / "oracle"))
+import oracle  # noqa: E402
+
+CAP = 64
+EVENTS = 12000
+
+
+def crafted_lines(now_ms):
+    t0 = (now_ms - 3600 * 1000) // 60000 * 60000  # three minutes, an hour ago
+    common = ["click", "like", "share", "__other__"]
+    lines = []
+    for i in range(EVENTS):
+        action = "a%05d" % i if i % 2 else common[(i // 2) % len(common)]
+        lines.append(json.dumps({
+            "event_id": "e%d" % i, "type": "interaction", "ts": t0 + i * 180000 // EVENTS,
+            "user_id": "u%d" % (i % 500), "product_id": "p%d" % (i // 2 % 2),
+            "channel": "ch%d" % (i // 4 % 2), "action": action}).encode())
+    return lines
+
+
+def expected(tmp_path, lines, now_ms, prefix):
+    d = tmp_path / "stream"
+    d.mkdir()
+    (d / "manifest.json").write_text(json.dumps(
+        {"topics": {"t": {"type": "mixed", "partitions": 1}}}))
+    (d / "t.0.jsonl").write_bytes(b"".join(ln + b"\n" for ln in lines))
+    res = oracle.compute(str(d), now_ms, prefix=prefix, action_cap=CAP)
+    assert res["summary"]["accepted"] == len(lines) and not res["rejects"], res["summary"]
+    return res["counters"]
+
+
+def action_fields(h):
+    return [f for f in h if f.startswith("interactions.")]
+
+
+def test_action_cap(stack, tmp_path):
+    ctx = Ctx(stack, None, tmp_path, "action_cap")
+    try:
+        now_ms = int(time.time() * 1000)
+        lines = crafted_lines(now_ms)
+        want = expected(tmp_path, lines, now_ms, ctx.prefix)
+        topic = "acap." + ctx.group
+        create_topics(stack.bootstrap, {topic: 1})
+        cfg = ctx.config({topic: "mixed"}, action_cap=CAP, flush_max_events=500)
+        r = stack.redis()
+        half = len(lines) // 2
+        produce_lines(stack.bootstrap, [(topic, 0, lines[:half], 0)])
+        p1 = ctx.start(cfg)
+        wait_drained(r, ctx.prefix, ctx.group, {"%s:0" % topic: half}, [p1], timeout=90)
+        p1.kill()
+        produce_lines(stack.bootstrap, [(topic, 0, lines[half:], half)])
+        p2 = ctx.start(cfg)
+        wait_drained(r, ctx.prefix, ctx.group, {"%s:0" % topic: len(lines)}, [p2], timeout=90)
+
+        # the bound, read straight from Redis (HLEN: every field counts)
+        keys = scan_keys(r, ctx.prefix + ":c:*")
+        assert len(keys) == len(want), (len(keys), len(want))
+        lens = r.pipeline([("HLEN", k) for k in keys])
+        widest = max(zip(lens, map(dec, keys)))
+        # interactions, late, at most CAP named actions, interactions.__other__
+        assert widest[0] <= CAP + 3, "hash %s has %d fields (cap %d)" % (widest[1], widest[0], CAP)
+
+        got = read_counters(r, ctx.prefix)
+        over = {k: h for k, h in got.items() if len(action_fields(h)) > CAP + 1}
+        assert not over, "%d hashes over the cap, e.g. %s with %d action fields" % (
+            len(over), next(iter(over)), len(action_fields(next(iter(over.values())))))
+        assert_counters(want, got, ctx.prefix)
+
+        # the claims the equality implies, spelled out on the widest hashes
+        overflowed = 0
+        for k, h in got.items():
+            named = [f for f in action_fields(h) if f != "interactions.__other__"]
+            total = sum(h[f] for f in action_fields(h))
+            assert total == h["interactions"], (k, total, h["interactions"])
+            if len(named) == CAP:
+                overflowed += 1
+                assert h["interactions.__other__"] > 0, (k, h)
+        # all, product, product,channel: every m1/h1/d1 hash overflowed
+        assert overflowed >= 3 * 3, "only %d hashes reached the cap" % overflowed
+        assert p2.stop() == 0, p2.tail()
+    finally:
+        ctx.cleanup()
