@@ -11,13 +11,16 @@
  * paid-users HLL stays in the script, because a repeated payment must not
  * add its user. A counter entry's field count is negative when the sink
  * knows it set that key's TTL recently (see ttl_known in redis_sink.c).
- * Action fields ("interactions.{action}", in the order the partition first
- * saw each action) are capped per hash at action_cap: an action keeps its
- * own field if the hash already has it or has room, else its count goes to
+ * A counter entry's action fields ("interactions.{action}", in the order
+ * the partition first saw each action) follow its other fields as a list of
+ * their own, capped per hash at action_cap: an action keeps its own field
+ * if the hash already has it or has room, else its count goes to
  * "interactions.__other__". An action is thus named iff it was among the
- * first action_cap to reach that hash, so a named count is always exact;
- * the check reads the hash (HKEYS) before writing any action field, and
- * nothing in it can fail once writing has begun.
+ * first action_cap to reach that hash, so a named count is always exact.
+ * HLEN + the entry's actions <= action_cap means room for all (the usual
+ * case: no need to read field names); otherwise the hash's fields are read
+ * (HKEYS) before any action field is written. Nothing in it can fail once
+ * writing has begun.
  * SNAPSHOT writes one scope's rolling windows (DEL + HSET in one script, so
  * a reader never mixes two windows). LEASE takes or renews a PX lease.
  */
@@ -38,7 +41,6 @@ static const char FD_LUA_FLUSH[] =
     "local dedup_ttl, action_cap = ARGV[13], tonumber(ARGV[14])\n"
     "local function ttl_c(b) return ttl[string.match(b, ':(%a%d):[^:]*$')] end\n"
     "local other_f = 'interactions.__other__'\n"
-    "local function is_action(f) return string.sub(f, 1, 13) == 'interactions.' and f ~= other_f end\n"
     "local i = 15\n"
     "local n = tonumber(ARGV[i]); i = i + 1\n"
     "for _ = 1, n do\n"
@@ -46,23 +48,25 @@ static const char FD_LUA_FLUSH[] =
     "  local expire = nf > 0\n"
     "  if nf < 0 then nf = -nf end\n"
     "  local k = prefix .. ':c:' .. b\n"
-    "  local named, room, other = nil, 0, 0\n"
-    "  for _ = 1, nf do\n"
-    "    local f, v = ARGV[i], ARGV[i + 1]; i = i + 2\n"
-    "    if string.sub(f, 1, 13) ~= 'interactions.' then\n"
-    "      redis.call('HINCRBY', k, f, v)\n"
-    "    else\n"
-    "      if not named then\n"
-    "        named, room = {}, action_cap\n"
-    "        for _, x in ipairs(redis.call('HKEYS', k)) do\n"
-    "          if is_action(x) then named[x] = true; room = room - 1 end\n"
-    "        end\n"
+    "  for _ = 1, nf do redis.call('HINCRBY', k, ARGV[i], ARGV[i + 1]); i = i + 2 end\n"
+    "  local na = tonumber(ARGV[i]); i = i + 1\n"
+    "  if na > 0 and redis.call('HLEN', k) + na <= action_cap then\n"
+    /* room for all of them whatever the hash holds: no need to look */
+    "    for _ = 1, na do redis.call('HINCRBY', k, ARGV[i], ARGV[i + 1]); i = i + 2 end\n"
+    "  elseif na > 0 then\n"
+    "    local named, room, other = {}, action_cap, 0\n"
+    "    for _, x in ipairs(redis.call('HKEYS', k)) do\n"
+    "      if string.sub(x, 1, 13) == 'interactions.' and x ~= other_f then\n"
+    "        named[x] = true; room = room - 1\n"
     "      end\n"
+    "    end\n"
+    "    for _ = 1, na do\n"
+    "      local f, v = ARGV[i], ARGV[i + 1]; i = i + 2\n"
     "      if not named[f] and f ~= other_f and room > 0 then named[f] = true; room = room - 1 end\n"
     "      if named[f] then redis.call('HINCRBY', k, f, v) else other = other + tonumber(v) end\n"
     "    end\n"
+    "    if other ~= 0 then redis.call('HINCRBY', k, other_f, string.format('%d', other)) end\n"
     "  end\n"
-    "  if other ~= 0 then redis.call('HINCRBY', k, other_f, string.format('%d', other)) end\n"
     "  if expire then redis.call('EXPIRE', k, ttl_c(b)) end\n"
     "end\n"
     "n = tonumber(ARGV[i]); i = i + 1\n"

@@ -436,7 +436,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     for (size_t i = 0; i < nc; i++) {
         fd_batch_counter_t c;
         fd_batch_counter(b, i, &c);
-        total += 2 + 2 * (3 + c.nactions);
+        total += 3 + 2 * (3 + c.nactions);
         textlen += c.scope.n + 48;
         for (size_t j = 0; j < c.nactions; j++) textlen += 13 + c.actions[j].name.n;
     }
@@ -488,14 +488,15 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     for (size_t i = 0; i < nc; i++) {
         fd_batch_counter_t c;
         fd_batch_counter(b, i, &c);
-        int nf = (c.exposures != 0) + (c.interactions != 0) + (c.late != 0) + (int)c.nactions;
-        if (nf == 0) continue;
+        int nf = (c.exposures != 0) + (c.interactions != 0) + (c.late != 0);
+        if (nf == 0) continue; /* an action implies an interaction */
         nsent++;
         arg(&a, keys[i].p, keys[i].n);
         arg_num(&a, ttl_known(s, 'c', keys[i].p, keys[i].n) ? -nf : nf);
         if (c.exposures) { arg_str(&a, "exposures"); arg_num(&a, c.exposures); }
         if (c.interactions) { arg_str(&a, "interactions"); arg_num(&a, c.interactions); }
         if (c.late) { arg_str(&a, "late"); arg_num(&a, c.late); }
+        arg_num(&a, (int64_t)c.nactions); /* capped in the script */
         for (size_t j = 0; j < c.nactions; j++) {
             char *p = a.text + a.textused;
             memcpy(p, "interactions.", 13);
