@@ -51,7 +51,6 @@ static const char FD_LUA_FLUSH[] =
     "  for _ = 1, nf do redis.call('HINCRBY', k, ARGV[i], ARGV[i + 1]); i = i + 2 end\n"
     "  local na = tonumber(ARGV[i]); i = i + 1\n"
     "  if na > 0 and redis.call('HLEN', k) + na <= action_cap then\n"
-    /* room for all of them whatever the hash holds: no need to look */
     "    for _ = 1, na do redis.call('HINCRBY', k, ARGV[i], ARGV[i + 1]); i = i + 2 end\n"
     "  elseif na > 0 then\n"
     "    local named, room, other = {}, action_cap, 0\n"

@@ -110,3 +110,64 @@ def test_action_cap(stack, tmp_path):
         assert p2.stop() == 0, p2.tail()
     finally:
         ctx.cleanup()
+
+
+def flush_script():
+    """FD_LUA_FLUSH as compiled into funneld: the C string literals of
+    sinks/redis_scripts.h, concatenated and unescaped."""
+    import re
+    text = (REPO / "sinks" / "redis_scripts.h").read_text()
+    body = text[text.index("FD_LUA_FLUSH[] ="):]
+    body = body[:body.index(";\n")]
+    return "".join(bytes(m, "utf-8").decode("unicode_escape")
+                   for m in re.findall(r'"((?:[^"\\]|\\.)*)"', body))
+
+
+# (fields already in the hash, the entry's actions in batch order, cap,
+#  the action fields afterwards)
+SCRIPT_ROWS = [
+    # room for all: each action gets its field
+    ({}, [("click", 2), ("like", 1)], 2, {"click": 2, "like": 1}),
+    # cap reached mid-entry: later actions go to __other__, summed
+    ({}, [("a", 1), ("b", 2), ("c", 3), ("d", 4)], 2, {"a": 1, "b": 2, "__other__": 7}),
+    # a full hash still counts the actions it has, in any position
+    ({"a": 5, "b": 1}, [("c", 1), ("b", 2), ("d", 1), ("a", 1)], 2,
+     {"a": 6, "b": 3, "__other__": 2}),
+    # one free slot goes to the first new action in batch order
+    ({"a": 5}, [("x", 1), ("y", 1), ("a", 1)], 2, {"a": 6, "x": 1, "__other__": 1}),
+    # __other__ itself never takes a slot, and is added to, not replaced
+    ({"__other__": 4}, [("__other__", 2), ("a", 1), ("b", 1), ("c", 1)], 2,
+     {"a": 1, "b": 1, "__other__": 7}),
+    # the fast path (HLEN + actions <= cap) leaves the same result
+    ({"a": 1}, [("__other__", 1), ("b", 1)], 64, {"a": 1, "b": 1, "__other__": 1}),
+    # exactly at the cap with fixed fields present: slow path, all fit
+    ({"a": 1}, [("b", 1), ("c", 1)], 3, {"a": 1, "b": 1, "c": 1}),
+]
+
+
+def test_flush_script_action_cap(stack):
+    """The flush script's cap rule row by row, on the real redis-server."""
+    r = stack.redis()
+    script = flush_script()
+    prefix = "acs" + str(int(time.time() * 1000) % 10**8)
+    for n, (before, actions, cap, after) in enumerate(SCRIPT_ROWS):
+        bucket = "all:m1:%d" % (60 * n)
+        key = "%s:c:%s" % (prefix, bucket)
+        r.cmd("DEL", key)
+        if before:
+            pairs = [x for f, v in before.items() for x in ("interactions." + f, v)]
+            r.cmd("HSET", key, "exposures", 1, *pairs)
+        field = "t:%d" % n
+        args = [prefix, "g", field, "", 1, "", 0, 0, 1, 60, 60, 60, 60, cap,
+                1, bucket, 1, "interactions", sum(v for _, v in actions), len(actions)]
+        for a, v in actions:
+            args += ["interactions." + a, v]
+        args += [0, 0]
+        assert dec(r.cmd("EVAL", script, 0, *args)) == "OK", n
+        raw = r.cmd("HGETALL", key)
+        h = {dec(f): int(v) for f, v in zip(raw[::2], raw[1::2])}
+        got = {f[len("interactions."):]: v for f, v in h.items() if f.startswith("interactions.")}
+        assert got == after, "row %d: %s" % (n, got)
+        assert h["interactions"] == sum(v for _, v in actions)
+        r.cmd("DEL", key)
+    r.cmd("DEL", "%s:offsets:g" % prefix, "%s:seen:g" % prefix)
