@@ -100,12 +100,16 @@ static const char FD_LUA_FLUSH[] =
     "return 'OK'\n";
 
 /* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
- * ttl s, nwindows, then name, seconds per window. Windows are summed over
- * buckets(from, to) of lua_window.h. */
+ * ttl s, nwindows, then name, seconds per window, then the action cap.
+ * Windows are summed over buckets(from, to) of lua_window.h. A window whose
+ * buckets name more than action_cap actions in all keeps the action_cap
+ * largest sums (ties: byte order of the field name) and adds the rest to
+ * interactions.__other__, so a snapshot is as bounded as a bucket. */
 static const char FD_LUA_SNAPSHOT[] =
     "local prefix, scope = ARGV[1], ARGV[2]\n"
     "local to, wm, now, ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]\n"
     "local nw = tonumber(ARGV[7])\n"
+    "local action_cap = tonumber(ARGV[8 + 2 * nw])\n"
     FD_LUA_WINDOW_BUCKETS
     "for w = 0, nw - 1 do\n"
     "  local name, secs = ARGV[8 + 2 * w], tonumber(ARGV[9 + 2 * w])\n"
@@ -117,6 +121,25 @@ static const char FD_LUA_SNAPSHOT[] =
     "    for j = 1, #kv, 2 do sums[kv[j]] = (sums[kv[j]] or 0) + tonumber(kv[j + 1]) end\n"
     "    local u = prefix .. ':u:' .. scope .. ':' .. s\n"
     "    ex[#ex + 1] = u .. ':exposed'; it[#it + 1] = u .. ':interacted'; pd[#pd + 1] = u .. ':paid'\n"
+    "  end\n"
+    "  local acts = {}\n"
+    "  for k in pairs(sums) do\n"
+    "    if string.sub(k, 1, 13) == 'interactions.' and k ~= 'interactions.__other__' then acts[#acts + 1] = k end\n"
+    "  end\n"
+    "  if #acts > action_cap then\n"
+    /* byte order: Lua's < on strings follows Redis's LC_COLLATE */
+    "    local function before(x, y)\n"
+    "      if sums[x] ~= sums[y] then return sums[x] > sums[y] end\n"
+    "      for j = 1, math.min(#x, #y) do\n"
+    "        local a, b = string.byte(x, j), string.byte(y, j)\n"
+    "        if a ~= b then return a < b end\n"
+    "      end\n"
+    "      return #x < #y\n"
+    "    end\n"
+    "    table.sort(acts, before)\n"
+    "    local o = sums['interactions.__other__'] or 0\n"
+    "    for j = action_cap + 1, #acts do o = o + sums[acts[j]]; sums[acts[j]] = nil end\n"
+    "    sums['interactions.__other__'] = o\n"
     "  end\n"
     "  local uve = #ex > 0 and redis.call('PFCOUNT', unpack(ex)) or 0\n"
     "  local uvi = #it > 0 and redis.call('PFCOUNT', unpack(it)) or 0\n"

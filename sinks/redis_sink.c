@@ -681,18 +681,19 @@ static void snap_chunk_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static void snap_send(fd_redis_sink_t *s) {
     const fd_conf_t *c = s->conf;
     const redisReply *scopes = s->snap_scopes;
-    char sto[24], swm[24], snow[24], sttl[24], snw[8];
+    char sto[24], swm[24], snow[24], sttl[24], snw[8], scap[24];
     char names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
     snprintf(sto, sizeof sto, "%" PRId64, s->snap_to);
     snprintf(swm, sizeof swm, "%" PRId64, s->snap_wm);
     snprintf(snow, sizeof snow, "%" PRId64, s->snap_now_ms);
     snprintf(sttl, sizeof sttl, "%" PRId64, c->ttl_m1_s);
     snprintf(snw, sizeof snw, "%d", c->nwindows);
+    snprintf(scap, sizeof scap, "%" PRId64, c->action_cap);
     size_t end = s->snap_next + SNAP_CHUNK;
     if (end > scopes->elements) end = scopes->elements;
     for (size_t i = s->snap_next; i < end; i++) {
-        const char *argv[8 + 2 * FD_MAX_WINDOWS];
-        size_t lens[8 + 2 * FD_MAX_WINDOWS];
+        const char *argv[11 + 2 * FD_MAX_WINDOWS]; /* 10 fixed, the windows, the action cap */
+        size_t lens[11 + 2 * FD_MAX_WINDOWS];
         int n = 0;
         argv[n++] = "EVALSHA"; argv[n++] = s->sha_snapshot; argv[n++] = "0";
         argv[n++] = c->prefix;
@@ -704,6 +705,7 @@ static void snap_send(fd_redis_sink_t *s) {
             argv[n++] = names[w];
             argv[n++] = secs[w];
         }
+        argv[n++] = scap;
         for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
         lens[4] = scopes->element[i]->len;
         if (send_argv(s, ignore_reply, req_new(s), n, argv, lens) < 0) {

@@ -26,7 +26,7 @@ import sys
 import time
 
 from conftest import (REPO, Ctx, assert_counters, create_topics, dec, produce_lines,
-                      read_counters, scan_keys, wait_drained)
+                      read_counters, read_hash, scaled, scan_keys, wait_drained)
 
 sys.path.insert(0, str(REPO / "tests" / "oracle"))
 import oracle  # noqa: E402
@@ -45,6 +45,10 @@ def crafted_lines(now_ms):
             "event_id": "e%d" % i, "type": "interaction", "ts": t0 + i * 180000 // EVENTS,
             "user_id": "u%d" % (i % 500), "product_id": "p%d" % (i // 2 % 2),
             "channel": "ch%d" % (i // 4 % 2), "action": action}).encode())
+    # moves the watermark past the interactions: the rolling windows end
+    # after them
+    lines.append(json.dumps({"event_id": "x", "type": "exposure", "ts": t0 + 600000,
+                             "user_id": "u0", "product_id": "p0"}).encode())
     return lines
 
 
@@ -81,6 +85,7 @@ def test_action_cap(stack, tmp_path):
         produce_lines(stack.bootstrap, [(topic, 0, lines[half:], half)])
         p2 = ctx.start(cfg)
         wait_drained(r, ctx.prefix, ctx.group, {"%s:0" % topic: len(lines)}, [p2], timeout=90)
+        drained_ms = int(time.time() * 1000)
 
         # the bound, read straight from Redis (HLEN: every field counts)
         keys = scan_keys(r, ctx.prefix + ":c:*")
@@ -101,15 +106,45 @@ def test_action_cap(stack, tmp_path):
         for k, h in got.items():
             named = [f for f in action_fields(h) if f != "interactions.__other__"]
             total = sum(h[f] for f in action_fields(h))
-            assert total == h["interactions"], (k, total, h["interactions"])
+            assert total == h.get("interactions", 0), (k, total, h)
             if len(named) == CAP:
                 overflowed += 1
                 assert h["interactions.__other__"] > 0, (k, h)
         # all, product, product,channel: every m1/h1/d1 hash overflowed
         assert overflowed >= 3 * 3, "only %d hashes reached the cap" % overflowed
+        check_snapshots(r, ctx.prefix, want, drained_ms)
         assert p2.stop() == 0, p2.tail()
     finally:
         ctx.cleanup()
+
+
+def check_snapshots(r, prefix, want, drained_ms):
+    """The rolling snapshots of scope `all` over the interactions (1h, 24h)
+    hold at most CAP named actions too: the CAP largest sums of the window's
+    buckets, the rest in interactions.__other__ (oracle.fold_actions)."""
+    head = prefix + ":c:all:m1:"
+    m1 = {int(k[len(head):]): h for k, h in want.items() if k.startswith(head)}
+    deadline = time.monotonic() + scaled(30)
+    for name in ("1h", "24h"):
+        key = "%s:r:all:%s" % (prefix, name)
+        while True:
+            snap = read_hash(r, key)
+            if snap and int(snap["updated_at"]) > drained_ms + 100:
+                break
+            assert time.monotonic() < deadline, "no snapshot %s after the drain: %r" % (key, snap)
+            time.sleep(0.2)
+        lo, hi = int(snap["from"]), int(snap["to"])
+        sums = {}
+        for bucket, h in m1.items():
+            if lo <= bucket < hi:
+                for f, v in h.items():
+                    sums[f] = sums.get(f, 0) + v
+        assert sums.get("interactions", 0) == EVENTS, (key, lo, hi, sums.get("interactions"))
+        expect = {f: v for f, v in oracle.fold_actions(sums, CAP).items()
+                  if f.startswith("interactions")}
+        got = {f: int(v) for f, v in snap.items() if f.startswith("interactions")}
+        assert len(action_fields(got)) == CAP + 1, (key, len(action_fields(got)))
+        assert got == expect, "%s: %d fields differ" % (key, len(set(got.items()) ^ set(expect.items())))
 
 
 def flush_script():

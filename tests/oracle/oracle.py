@@ -601,6 +601,21 @@ class Oracle:
         }
 
 
+def fold_actions(sums, action_cap):
+    """A rolling snapshot's action fields (docs/REDIS.md): `sums` holds the
+    window's buckets summed field by field; past action_cap named actions,
+    the action_cap largest sums (ties: the field name's UTF-8 bytes) keep
+    their field and the rest are added to interactions.__other__.
+    Returns a new dict."""
+    out = dict(sums)
+    acts = [f for f in out if f.startswith("interactions.") and f != "interactions.__other__"]
+    if len(acts) > action_cap:
+        acts.sort(key=lambda f: (-out[f], f.encode("utf-8")))
+        out["interactions.__other__"] = out.get("interactions.__other__", 0) + sum(
+            out.pop(f) for f in acts[action_cap:])
+    return out
+
+
 def _reason_counts(rejects):
     out = {}
     for r in rejects:

@@ -279,6 +279,21 @@ def test_action_cap_overflow_across_partitions_is_refused(tmp_path):
             action_cap=2)
 
 
+def test_fold_actions_for_snapshots():
+    sums = {"exposures": 9, "interactions": 12, "interactions.a": 3, "interactions.b": 2,
+            "interactions.c": 2, "interactions.__other__": 1, "interactions.d": 4}
+    # under the cap: unchanged
+    assert oracle.fold_actions(sums, 4) == sums
+    # cap 2: d (4), a (3) stay; b, c (2 each) fold into __other__
+    assert oracle.fold_actions(sums, 2) == {
+        "exposures": 9, "interactions": 12, "interactions.d": 4, "interactions.a": 3,
+        "interactions.__other__": 5}
+    # a tie at the edge is broken by the name's bytes: b before c
+    assert oracle.fold_actions(sums, 3) == {
+        "exposures": 9, "interactions": 12, "interactions.d": 4, "interactions.a": 3,
+        "interactions.b": 2, "interactions.__other__": 3}
+
+
 # ------------------------------------------------------------- reject reasons
 
 OK_EXP = {"event_id": "e", "type": "exposure", "ts": NOW - 1000, "user_id": 7,
