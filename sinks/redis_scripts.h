@@ -102,9 +102,11 @@ static const char FD_LUA_FLUSH[] =
 /* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
  * ttl s, nwindows, then name, seconds per window, then the action cap.
  * Windows are summed over buckets(from, to) of lua_window.h. A window whose
- * buckets name more than action_cap actions in all keeps the action_cap
- * largest sums (ties: byte order of the field name) and adds the rest to
- * interactions.__other__, so a snapshot is as bounded as a bucket. */
+ * buckets name more than action_cap actions in all keeps only the actions
+ * whose sum is larger than the (action_cap + 1)-th largest sum (so at most
+ * action_cap, and a tie never needs names compared: Lua compares strings
+ * by Redis's LC_COLLATE) and adds the rest to interactions.__other__, so a
+ * snapshot is as bounded as a bucket. */
 static const char FD_LUA_SNAPSHOT[] =
     "local prefix, scope = ARGV[1], ARGV[2]\n"
     "local to, wm, now, ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]\n"
@@ -127,18 +129,13 @@ static const char FD_LUA_SNAPSHOT[] =
     "    if string.sub(k, 1, 13) == 'interactions.' and k ~= 'interactions.__other__' then acts[#acts + 1] = k end\n"
     "  end\n"
     "  if #acts > action_cap then\n"
-    /* byte order: Lua's < on strings follows Redis's LC_COLLATE */
-    "    local function before(x, y)\n"
-    "      if sums[x] ~= sums[y] then return sums[x] > sums[y] end\n"
-    "      for j = 1, math.min(#x, #y) do\n"
-    "        local a, b = string.byte(x, j), string.byte(y, j)\n"
-    "        if a ~= b then return a < b end\n"
-    "      end\n"
-    "      return #x < #y\n"
+    "    local vals = {}\n"
+    "    for j, k in ipairs(acts) do vals[j] = sums[k] end\n"
+    "    table.sort(vals)\n"
+    "    local edge, o = vals[#vals - action_cap], sums['interactions.__other__'] or 0\n"
+    "    for _, k in ipairs(acts) do\n"
+    "      if sums[k] <= edge then o = o + sums[k]; sums[k] = nil end\n"
     "    end\n"
-    "    table.sort(acts, before)\n"
-    "    local o = sums['interactions.__other__'] or 0\n"
-    "    for j = action_cap + 1, #acts do o = o + sums[acts[j]]; sums[acts[j]] = nil end\n"
     "    sums['interactions.__other__'] = o\n"
     "  end\n"
     "  local uve = #ex > 0 and redis.call('PFCOUNT', unpack(ex)) or 0\n"

@@ -604,15 +604,15 @@ class Oracle:
 def fold_actions(sums, action_cap):
     """A rolling snapshot's action fields (docs/REDIS.md): `sums` holds the
     window's buckets summed field by field; past action_cap named actions,
-    the action_cap largest sums (ties: the field name's UTF-8 bytes) keep
-    their field and the rest are added to interactions.__other__.
+    only those whose sum is larger than the (action_cap + 1)-th largest sum
+    keep their field, the rest are added to interactions.__other__.
     Returns a new dict."""
     out = dict(sums)
     acts = [f for f in out if f.startswith("interactions.") and f != "interactions.__other__"]
     if len(acts) > action_cap:
-        acts.sort(key=lambda f: (-out[f], f.encode("utf-8")))
+        edge = sorted((out[f] for f in acts), reverse=True)[action_cap]
         out["interactions.__other__"] = out.get("interactions.__other__", 0) + sum(
-            out.pop(f) for f in acts[action_cap:])
+            out.pop(f) for f in acts if out[f] <= edge)
     return out
 
 

@@ -212,7 +212,7 @@ static const row_t rows[] = {
     {"{\"max_message_bytes\": 255}", "max_message_bytes: must be an integer in"},
     {"{\"cardinality_cap\": 0}", "cardinality_cap: must be an integer in"},
     {"{\"action_cap\": 0}", "action_cap: must be an integer in"},
-    {"{\"action_cap\": 100001}", "action_cap: must be an integer in"},
+    {"{\"action_cap\": 1001}", "action_cap: must be an integer in"},
     {"{\"kafka\": {\"group\": \"\"}}", "kafka.group: must not be empty"},
     /* enums */
     {"{\"late_policy\": \"drop\"}", "late_policy: must be one of count, dlq, got \"drop\""},
