@@ -480,8 +480,9 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     arg_num(&a, s->conf->dedup_ttl_s);
     arg_num(&a, s->conf->action_cap);
 
-    /* counters: key, number of fields, field/increment pairs; keys only
-     * payments touch (all zero here) are left to the payment records */
+    /* counters: key, number of fields, field/increment pairs, then number
+     * of actions, action field/increment pairs in first-seen order; keys
+     * only payments touch (all zero here) are left to the payment records */
     size_t ncount_at = (size_t)a.argc;
     arg_num(&a, 0); /* patched below with the number of counter entries */
     int64_t nsent = 0;
