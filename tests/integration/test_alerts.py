@@ -145,7 +145,7 @@ def webhook_ids(rec):
     return ids
 
 
-def ms(rfc3339):
+def epoch_ms(rfc3339):
     """Epoch ms of an RFC 3339 time as Alertmanager writes it."""
     dt = datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
     return round(dt.timestamp() * 1000)
@@ -163,8 +163,8 @@ def am_check_active(aenv, am, f, procs):
     assert a["labels"] == f["labels"], a
     assert a["annotations"]["summary"] == "conversion dropped", a
     assert a["annotations"]["runbook_url"].startswith("https://"), a
-    assert ms(a["startsAt"]) == f["starts_at"], (a, f["starts_at"])
-    assert ms(a["endsAt"]) > time.time() * 1000, a
+    assert epoch_ms(a["startsAt"]) == f["starts_at"], (a, f["starts_at"])
+    assert epoch_ms(a["endsAt"]) > time.time() * 1000, a
     assert a["generatorURL"].endswith("scope=product%3DA"), a
     assert a["status"]["silencedBy"] == [] and a["status"]["inhibitedBy"] == [], a
     return a
@@ -179,7 +179,7 @@ def am_check_resolved(aenv, am, f, r, procs):
     ra = aenv.wait(lambda: am.notified("resolved", alertname="ConversionDrop"), 20,
                    "Alertmanager's resolved notification", procs)
     assert all(a["labels"] == f["labels"] for a in ra), ra
-    assert ms(ra[-1]["startsAt"]) == f["starts_at"] and ms(ra[-1]["endsAt"]) == r["at"], ra[-1]
+    assert epoch_ms(ra[-1]["startsAt"]) == f["starts_at"] and epoch_ms(ra[-1]["endsAt"]) == r["at"], ra[-1]
 
 
 def sid_key(sid):
