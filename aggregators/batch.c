@@ -185,6 +185,46 @@ static void strtab_clear(strtab_t *t) {
     t->used = 0;
 }
 
+/* ---- (counter, action) → action index -------------------------------------- */
+
+/* Lets a counter with many distinct actions find one without a linear scan
+ * (hostile input can give a counter thousands of actions in one batch). */
+typedef struct {
+    uint64_t hash;
+    uint32_t counter; /* counter index + 1; 0: empty */
+    uint32_t action;
+} aslot_t;
+
+typedef struct {
+    aslot_t *slots;
+    size_t mask, used;
+} acttab_t;
+
+static uint64_t action_hash(uint32_t counter, const char *p, size_t n) {
+    return hash_bytes(p, n) ^ fd_mix64((uint64_t)counter + 0x632BE59BD9B4E019ull);
+}
+
+static int acttab_grow(acttab_t *t) {
+    size_t ncap = grown_cap(t->slots ? t->mask : 0);
+    aslot_t *ns = calloc(ncap, sizeof(*ns));
+    if (!ns) return -ENOMEM;
+    for (size_t i = 0; t->slots && i <= t->mask; i++) {
+        if (!t->slots[i].counter) continue;
+        size_t j = t->slots[i].hash & (ncap - 1);
+        while (ns[j].counter) j = (j + 1) & (ncap - 1);
+        ns[j] = t->slots[i];
+    }
+    free(t->slots);
+    t->slots = ns;
+    t->mask = ncap - 1;
+    return 0;
+}
+
+static void acttab_clear(acttab_t *t) {
+    if (t->used) memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+    t->used = 0;
+}
+
 /* ---- growable arrays ------------------------------------------------------ */
 
 /* Small first allocations: most HLL member lists and action lists of a
@@ -220,6 +260,7 @@ struct fd_batch {
     tuple_t counter_idx, scope_idx;
     fd_set64_t member_set;
     strtab_t user_idx;
+    acttab_t action_idx;
     counter_t *counters;
     size_t ncounters, capcounters;
     hll_t *hlls;
@@ -248,6 +289,7 @@ void fd_batch_reset(fd_batch_t *b) {
     tuple_clear(&b->scope_idx);
     fd_set64_clear(&b->member_set);
     strtab_clear(&b->user_idx);
+    acttab_clear(&b->action_idx);
     arena_reset(&b->arena, 1);
 }
 
@@ -260,6 +302,7 @@ void fd_batch_free(fd_batch_t *b) {
     free(b->scope_idx.slots);
     fd_set64_release(&b->member_set);
     free(b->user_idx.slots);
+    free(b->action_idx.slots);
     free(b->counters);
     free(b->hlls);
     free(b->users);
@@ -328,17 +371,42 @@ int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, i
     c->pub.interactions += interactions;
     c->pub.late += late;
     if (action && action->p) {
-        for (size_t i = 0; i < c->pub.nactions; i++) {
-            fd_batch_action_t *a = &c->actions[i];
-            if (a->name.n == action->n && memcmp(a->name.p, action->p, action->n) == 0) {
-                a->count++;
-                return 0;
+        /* Actions stay in the order this batch first saw them: the flush
+         * script admits them to the action cap in that order. A few are
+         * scanned; past that the (counter, action) table finds them. */
+        acttab_t *t = &b->action_idx;
+        uint32_t ci = s->val + 1;
+        uint64_t h = action_hash(ci, action->p, action->n);
+        if (c->pub.nactions <= 8) {
+            for (size_t i = 0; i < c->pub.nactions; i++) {
+                fd_batch_action_t *a = &c->actions[i];
+                if (a->name.n == action->n && memcmp(a->name.p, action->p, action->n) == 0) {
+                    a->count++;
+                    return 0;
+                }
+            }
+        } else {
+            for (size_t j = h & t->mask;; j = (j + 1) & t->mask) {
+                aslot_t *sl = &t->slots[j];
+                if (!sl->counter) break;
+                fd_batch_action_t *a = &c->actions[sl->action];
+                if (sl->hash == h && sl->counter == ci && a->name.n == action->n &&
+                    memcmp(a->name.p, action->p, action->n) == 0) {
+                    a->count++;
+                    return 0;
+                }
             }
         }
+        if (!t->slots || (t->used + 1) * 2 > t->mask + 1)
+            if (acttab_grow(t) < 0) return -ENOMEM;
+        size_t j = h & t->mask;
+        while (t->slots[j].counter) j = (j + 1) & t->mask;
         if (grow((void **)&c->actions, &c->capactions, c->pub.nactions + 1, sizeof(fd_batch_action_t)) < 0)
             return -ENOMEM;
         char *name = arena_alloc(&b->arena, action->n);
         if (!name) return -ENOMEM;
+        t->slots[j] = (aslot_t){.hash = h, .counter = ci, .action = (uint32_t)c->pub.nactions};
+        t->used++;
         memcpy(name, action->p, action->n);
         c->actions[c->pub.nactions].name.p = name;
         c->actions[c->pub.nactions].name.n = action->n;

@@ -146,6 +146,11 @@ static const conf_key_t keys[] = {
     INT("cardinality_cap", 1, 10000000, "10000", cardinality_cap,
         "Distinct scope ids kept per grouping; further values aggregate into `__other__` and "
         "are counted."),
+    INT("action_cap", 1, 1000, "64", action_cap,
+        "Distinct `interactions.{action}` fields per counter hash (one scope, one bucket): the "
+        "first this many actions to reach the hash keep their own field, later ones are counted "
+        "in `interactions.__other__` (docs/REDIS.md). At most 1000: a snapshot writes its fields in "
+        "one HSET from Lua, whose stack holds under 8000 values."),
     STR("time_zone", 1, 255, "Asia/Shanghai", time_zone,
         "IANA time zone of the `d1` (calendar day) buckets; must exist under "
         "/usr/share/zoneinfo."),

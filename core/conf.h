@@ -57,6 +57,7 @@ typedef struct {
     int ngroupings;
     fd_grouping_t groupings[FD_MAX_GROUPINGS]; /* groupings: [["product","channel"], ...] */
     int64_t cardinality_cap;    /* cardinality_cap, default 10000 */
+    int64_t action_cap;         /* action_cap, default 64 */
     /* time */
     char *time_zone;            /* time_zone, default "Asia/Shanghai" */
     int64_t lateness_s;         /* lateness_s, default 120 */

@@ -437,11 +437,11 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     }
     size_t nc = fd_batch_ncounters(b), np = fd_batch_npayments(b), ns = fd_batch_nscopes(b);
     /* size the argument vector and the text exactly */
-    size_t total = 14 + 3, textlen = 0;
+    size_t total = 17 + 3, textlen = 0; /* EVALSHA..action cap, three list counts */
     for (size_t i = 0; i < nc; i++) {
         fd_batch_counter_t c;
         fd_batch_counter(b, i, &c);
-        total += 2 + 2 * (3 + c.nactions);
+        total += 3 + 2 * (3 + c.nactions);
         textlen += c.scope.n + 48;
         for (size_t j = 0; j < c.nactions; j++) textlen += 13 + c.actions[j].name.n;
     }
@@ -483,23 +483,26 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     arg_num(&a, s->conf->ttl_h1_s);
     arg_num(&a, s->conf->ttl_d1_s);
     arg_num(&a, s->conf->dedup_ttl_s);
+    arg_num(&a, s->conf->action_cap);
 
-    /* counters: key, number of fields, field/increment pairs; keys only
-     * payments touch (all zero here) are left to the payment records */
+    /* counters: key, number of fields, field/increment pairs, then number
+     * of actions, action field/increment pairs in first-seen order; keys
+     * only payments touch (all zero here) are left to the payment records */
     size_t ncount_at = (size_t)a.argc;
     arg_num(&a, 0); /* patched below with the number of counter entries */
     int64_t nsent = 0;
     for (size_t i = 0; i < nc; i++) {
         fd_batch_counter_t c;
         fd_batch_counter(b, i, &c);
-        int nf = (c.exposures != 0) + (c.interactions != 0) + (c.late != 0) + (int)c.nactions;
-        if (nf == 0) continue;
+        int nf = (c.exposures != 0) + (c.interactions != 0) + (c.late != 0);
+        if (nf == 0) continue; /* an action implies an interaction */
         nsent++;
         arg(&a, keys[i].p, keys[i].n);
         arg_num(&a, ttl_known(s, 'c', keys[i].p, keys[i].n) ? -nf : nf);
         if (c.exposures) { arg_str(&a, "exposures"); arg_num(&a, c.exposures); }
         if (c.interactions) { arg_str(&a, "interactions"); arg_num(&a, c.interactions); }
         if (c.late) { arg_str(&a, "late"); arg_num(&a, c.late); }
+        arg_num(&a, (int64_t)c.nactions); /* capped in the script */
         for (size_t j = 0; j < c.nactions; j++) {
             char *p = a.text + a.textused;
             memcpy(p, "interactions.", 13);
@@ -753,18 +756,19 @@ static void snap_chunk_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static void snap_send(fd_redis_sink_t *s) {
     const fd_conf_t *c = s->conf;
     const redisReply *scopes = s->snap_scopes;
-    char sto[24], swm[24], snow[24], sttl[24], snw[8];
+    char sto[24], swm[24], snow[24], sttl[24], snw[8], scap[24];
     char names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
     snprintf(sto, sizeof sto, "%" PRId64, s->snap_to);
     snprintf(swm, sizeof swm, "%" PRId64, s->snap_wm);
     snprintf(snow, sizeof snow, "%" PRId64, s->snap_now_ms);
     snprintf(sttl, sizeof sttl, "%" PRId64, c->ttl_m1_s);
     snprintf(snw, sizeof snw, "%d", c->nwindows);
+    snprintf(scap, sizeof scap, "%" PRId64, c->action_cap);
     size_t end = s->snap_next + SNAP_CHUNK;
     if (end > scopes->elements) end = scopes->elements;
     for (size_t i = s->snap_next; i < end; i++) {
-        const char *argv[8 + 2 * FD_MAX_WINDOWS];
-        size_t lens[8 + 2 * FD_MAX_WINDOWS];
+        const char *argv[11 + 2 * FD_MAX_WINDOWS]; /* 10 fixed, the windows, the action cap */
+        size_t lens[11 + 2 * FD_MAX_WINDOWS];
         int n = 0;
         argv[n++] = "EVALSHA"; argv[n++] = s->sha_snapshot; argv[n++] = "0";
         argv[n++] = c->prefix;
@@ -776,6 +780,7 @@ static void snap_send(fd_redis_sink_t *s) {
             argv[n++] = names[w];
             argv[n++] = secs[w];
         }
+        argv[n++] = scap;
         for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
         lens[4] = scopes->element[i]->len;
         if (send_argv(s, ignore_reply, req_new(s), n, argv, lens) < 0) {

@@ -3,9 +3,8 @@ alert_receivers.py — loopback receivers for the alert tests, and the checks
 they apply to what they receive. Written from the public formats, not from
 funneld's code:
 
-- Alertmanager API v2 (POST /api/v2/alerts, body: a JSON array of postable
-  alerts: labels {str: str} with alertname, annotations {str: str}, startsAt
-  and endsAt as RFC 3339 date-times, generatorURL an absolute URI);
+- Alertmanager API v2: checked by a real Alertmanager (below), which
+  validates every POST /api/v2/alerts itself;
 - Standard Webhooks signatures: webhook-signature holds space-separated
   "v1,<base64 HMAC-SHA256(secret, id.timestamp.body)>" entries; the secret
   is raw bytes, or base64 after a "whsec_" prefix.
@@ -13,18 +12,37 @@ funneld's code:
 Receiver is a real HTTP server (http.server) that can go down and come back
 on the same port (an outage). Blackhole accepts TCP connections and
 never answers (a receiver that hangs).
+
+Alertmanager is the real thing (Debian's prometheus-alertmanager 0.25,
+installed by deploy/stack.sh deps): started per test on a free loopback port
+with its own storage directory and clustering off, stopped by pid. Tests
+read what it made of funneld's posts through its own API and metrics:
+GET /api/v2/alerts lists the alerts it holds that are not resolved (an
+alert whose endsAt has passed is resolved and no longer listed; the
+`status.state` of a listed one is active, suppressed or unprocessed), and
+`alertmanager_alerts_received_total{status="firing"|"resolved"}` /
+`alertmanager_alerts_invalid_total` count each posted alert as it judged it.
+Its notifications (send_resolved) go to a Receiver.
 """
 
 import base64
-import datetime
 import hashlib
 import hmac
 import http.server
 import json
+import os
+import re
 import socket
+import subprocess
 import threading
 import time
-import urllib.parse
+import urllib.request
+
+import pytest
+
+from conftest import scaled
+
+ALERTMANAGER_BIN = "/usr/bin/prometheus-alertmanager"
 
 
 def free_port():
@@ -158,6 +176,122 @@ class Blackhole:
                 pass
 
 
+class Alertmanager:
+    """A real Alertmanager on 127.0.0.1:port, storage in workdir. Every alert
+    is its own group (group_by ...), notified at once and on each change
+    (group_wait 0s, group_interval 1s) to self.hook, resolves included."""
+
+    def __init__(self, workdir):
+        self.dir = workdir / ("alertmanager-%s" % os.urandom(3).hex())
+        self.dir.mkdir()
+        self.hook = Receiver()
+        self.proc = None
+        self.port = None
+        self.log = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        if not os.access(ALERTMANAGER_BIN, os.X_OK):
+            pytest.fail("%s not found (deploy/stack.sh deps installs prometheus-alertmanager)"
+                        % ALERTMANAGER_BIN, pytrace=False)
+        self.hook.start()
+        cfg = self.dir / "alertmanager.yml"
+        cfg.write_text(
+            "route:\n"
+            "  receiver: hook\n"
+            "  group_by: ['...']\n"
+            "  group_wait: 0s\n"
+            "  group_interval: 1s\n"
+            "  repeat_interval: 1h\n"
+            "receivers:\n"
+            "  - name: hook\n"
+            "    webhook_configs:\n"
+            "      - url: %s/am\n"
+            "        send_resolved: true\n" % self.hook.url)
+        # free_port() can race another process for the port: then it exits
+        # at once and is started again on another one
+        for attempt in range(3):
+            self.port = free_port()
+            self.log = open(self.dir / ("alertmanager-%d.log" % attempt), "wb")
+            self.proc = subprocess.Popen(
+                [ALERTMANAGER_BIN, "--config.file=%s" % cfg,
+                 "--storage.path=%s" % (self.dir / "data"),
+                 "--web.listen-address=127.0.0.1:%d" % self.port,
+                 "--cluster.listen-address=", "--log.level=warn"],
+                stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + scaled(30)
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    with urllib.request.urlopen(self.url + "/-/ready", timeout=5) as r:
+                        if r.status == 200:
+                            return self
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            self._kill()
+        pytest.fail("Alertmanager did not become ready:\n%s" % self.tail(), pytrace=False)
+
+    def _kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=scaled(10))
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        if self.log is not None:
+            self.log.close()
+
+    def stop(self):
+        self._kill()
+        self.hook.stop()
+
+    def tail(self, n=30):
+        if self.log is None:
+            return ""
+        text = open(self.log.name, "rb").read().decode(errors="replace").splitlines()
+        return "--- %s last %d lines:\n%s" % (self.log.name, n, "\n".join(text[-n:]))
+
+    def _get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=scaled(10)) as r:
+            return r.read().decode()
+
+    def alerts(self, **labels):
+        """GET /api/v2/alerts: the alerts it holds unresolved, those whose
+        labels include `labels`."""
+        out = json.loads(self._get("/api/v2/alerts"))
+        return [a for a in out if all(a["labels"].get(k) == v for k, v in labels.items())]
+
+    def metric(self, name, **labels):
+        """The value of one sample of /metrics (0 when absent)."""
+        want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+        for line in self._get("/metrics").splitlines():
+            m = re.match(r"^%s(?:\{(.*)\})? (\S+)$" % re.escape(name), line)
+            if m and ",".join(sorted((m.group(1) or "").split(","))) == want:
+                return float(m.group(2))
+        return 0.0
+
+    def received(self, status):
+        """Alerts posted to the v2 API that it counted as firing/resolved."""
+        return int(self.metric("alertmanager_alerts_received_total", status=status, version="v2"))
+
+    def invalid(self):
+        return int(self.metric("alertmanager_alerts_invalid_total", version="v2"))
+
+    def notifications(self):
+        """Its webhook notifications, as parsed JSON, in arrival order."""
+        return [json.loads(q["body"]) for q in self.hook.snapshot()]
+
+    def notified(self, status, **labels):
+        """The alerts of its notifications with this status and labels."""
+        return [a for n in self.notifications() for a in n["alerts"]
+                if a["status"] == status and all(a["labels"].get(k) == v
+                                                 for k, v in labels.items())]
+
+
 # ---------------------------------------------------------------- checks
 
 def verify_webhook(req, secret, now=None, tolerance_s=300):
@@ -182,49 +316,3 @@ def verify_webhook(req, secret, now=None, tolerance_s=300):
         if ver == "v1" and hmac.compare_digest(val, want):
             return None
     return "no v1 signature matches (got %r)" % sig
-
-
-def _rfc3339(s):
-    if not isinstance(s, str) or "T" not in s:
-        raise ValueError("not a date-time: %r" % (s,))
-    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
-
-
-def am_v2_problems(req):
-    """Problems with one Alertmanager v2 POST (empty list = valid)."""
-    out = []
-    if req["path"] != "/api/v2/alerts":
-        out.append("path %s" % req["path"])
-    if "application/json" not in req["headers"].get("content-type", ""):
-        out.append("content-type %r" % req["headers"].get("content-type"))
-    try:
-        body = json.loads(req["body"])
-    except ValueError as e:
-        return out + ["body is not JSON: %s" % e]
-    if not isinstance(body, list) or not body:
-        return out + ["body is not a non-empty array"]
-    for i, a in enumerate(body):
-        if not isinstance(a, dict):
-            out.append("[%d] not an object" % i)
-            continue
-        extra = set(a) - {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
-        if extra:
-            out.append("[%d] unknown fields %s" % (i, sorted(extra)))
-        labels = a.get("labels")
-        if not isinstance(labels, dict) or not labels.get("alertname"):
-            out.append("[%d] labels without alertname: %r" % (i, labels))
-        elif not all(isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
-            out.append("[%d] labels not all strings" % i)
-        ann = a.get("annotations", {})
-        if not isinstance(ann, dict) or not all(isinstance(v, str) for v in ann.values()):
-            out.append("[%d] annotations not all strings" % i)
-        try:
-            s, e = _rfc3339(a.get("startsAt")), _rfc3339(a.get("endsAt"))
-            if e < s:
-                out.append("[%d] endsAt before startsAt" % i)
-        except ValueError as ex:
-            out.append("[%d] %s" % (i, ex))
-        g = urllib.parse.urlparse(a.get("generatorURL") or "")
-        if not g.scheme:
-            out.append("[%d] generatorURL is not an absolute URI: %r" % (i, a.get("generatorURL")))
-    return out

@@ -20,8 +20,11 @@ crosses the rule within 3 minutes.
 Claims:
 - drop scenario: exactly one firing transition, for product A, within 5 min
   (event time) of the drop, its resolve within 10 min of the recovery, none
-  for B and C; the Alertmanager receiver gets valid v2 payloads (firing, and
-  resolved with endsAt), the webhook receiver verifies every signature and
+  for B and C; a real Alertmanager (alert_receivers.Alertmanager) holds the
+  alert as active with the rule's labels, annotations and startsAt while it
+  fires, then counts the resolve (endsAt = the resolve's time) and stops
+  listing it, having received exactly one firing and one resolved alert and
+  no invalid one, and notifies both; the webhook receiver verifies every signature and
   gets each transition once, the Kafka topic holds them keyed by
   fingerprint, stdout has them as JSON lines, `funneld alerts` lists them;
 - 6 h of steady noisy traffic with low-volume scopes: zero alerts from a
@@ -30,12 +33,14 @@ Claims:
   min_samples does not (and does with a rule whose guard it passes);
 - a webhook receiver down for 60 s gets the alerts after it returns;
 - a receiver that never answers does not slow the consumer;
-- restart while firing: no new firing, the resolve still arrives, and
-  Alertmanager gets the firing alert re-sent while it fires;
+- restart while firing: no new firing, the resolve still arrives (the real
+  Alertmanager resolves the alert and notifies it), and Alertmanager gets
+  the firing alert re-sent while it fires;
 - two instances: each transition delivered once by the lease holder; the
   holder SIGKILLed, the other takes over without re-firing.
 """
 
+import datetime
 import json
 import subprocess
 import time
@@ -44,8 +49,7 @@ import pytest
 
 import alert_gen as gen
 from alert_env import AlertEnv, aenv, last_step_s, max_ts_ms  # noqa: F401 (fixture)
-from alert_receivers import (Blackhole, Receiver, am_v2_problems,
-                             verify_webhook)
+from alert_receivers import Alertmanager, Blackhole, Receiver, verify_webhook
 from conftest import funneld_bin, produce_lines, scaled
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci1mdW5uZWxkLWFsZXJ0LXRlc3Rz"  # base64("secret-for-funneld-alert-tests")
@@ -141,15 +145,41 @@ def webhook_ids(rec):
     return ids
 
 
-def am_alerts(rec):
-    """Every alert object the Alertmanager receiver got, after validating
-    each POST as a v2 payload."""
-    out = []
-    for q in rec.snapshot():
-        probs = am_v2_problems(q)
-        assert not probs, "invalid Alertmanager v2 payload: %s\n%s" % (probs, q["body"][:500])
-        out.extend(json.loads(q["body"]))
-    return out
+def epoch_ms(rfc3339):
+    """Epoch ms of an RFC 3339 time as Alertmanager writes it."""
+    dt = datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
+    return round(dt.timestamp() * 1000)
+
+
+def am_check_active(aenv, am, f, procs):
+    """Alertmanager's own view (GET /api/v2/alerts) of the firing alert f:
+    held, active, with f's labels, the rule's annotations, f's startsAt and
+    an endsAt still ahead. Returns it."""
+    held = aenv.wait(lambda: [a for a in am.alerts(alertname="ConversionDrop")
+                              if a["status"]["state"] == "active"], 20,
+                     "the alert to be active at Alertmanager", procs)
+    assert len(held) == 1, held
+    a = held[0]
+    assert a["labels"] == f["labels"], a
+    assert a["annotations"]["summary"] == "conversion dropped", a
+    assert a["annotations"]["runbook_url"].startswith("https://"), a
+    assert epoch_ms(a["startsAt"]) == f["starts_at"], (a, f["starts_at"])
+    assert epoch_ms(a["endsAt"]) > time.time() * 1000, a
+    assert a["generatorURL"].endswith("scope=product%3DA"), a
+    assert a["status"]["silencedBy"] == [] and a["status"]["inhibitedBy"] == [], a
+    return a
+
+
+def am_check_resolved(aenv, am, f, r, procs):
+    """Alertmanager took the resolve: it no longer lists the alert (an alert
+    whose endsAt has passed is resolved), and notified it resolved with f's
+    labels and startsAt and r's time as endsAt."""
+    aenv.wait(lambda: am.received("resolved") >= 1 and not am.alerts(alertname="ConversionDrop"),
+              20, "Alertmanager to resolve the alert", procs)
+    ra = aenv.wait(lambda: am.notified("resolved", alertname="ConversionDrop"), 20,
+                   "Alertmanager's resolved notification", procs)
+    assert all(a["labels"] == f["labels"] for a in ra), ra
+    assert epoch_ms(ra[-1]["startsAt"]) == f["starts_at"] and epoch_ms(ra[-1]["endsAt"]) == r["at"], ra[-1]
 
 
 def sid_key(sid):
@@ -157,40 +187,36 @@ def sid_key(sid):
     return int(ms), int(seq or 0)
 
 
-def rfc(ms):
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + ".%03dZ" % (ms % 1000)
-
-
 # =================================================================== tests
 
 def test_drop_scenario(aenv, drop_data):
     d = drop_data
-    am, wh = Receiver().start(), Receiver().start()
+    am, wh = Alertmanager(aenv.dir).start(), Receiver().start()
     try:
         cfg = aenv.config([DROP_RULE], stdout=True, kafka={"enabled": True},
                           alertmanager={"url": am.url, "resend_interval_ms": 3600000},
                           webhook={"url": wh.url + "/hook", "secret": SECRET},
                           max_catchup_s=8 * 3600)
         p = aenv.start(cfg)
+        # up to mid-drop first: the alert fires and keeps firing, so
+        # Alertmanager's view of it can be read before the resolve comes
+        aenv.replay(cfg, d["part1"])
+        f0 = aenv.wait(lambda: aenv.transitions("firing"), 60, "the firing transition", [p])[0]
+        am_check_active(aenv, am, f0, [p])
+        aenv.wait(lambda: am.notified("firing", alertname="ConversionDrop"), 20,
+                  "Alertmanager's firing notification", [p])
         aenv.replay(cfg, d["full"])
         aenv.wait_cursor(d["last_step"], [p])
         f, r = check_drop_transitions(aenv, d)
+        assert f == f0
         want = [f["id"], r["id"]]
         aenv.wait(lambda: len(wh.snapshot()) >= 2, 20, "webhook deliveries", [p])
-        aenv.wait(lambda: len(am.snapshot()) >= 2, 20, "alertmanager deliveries", [p])
+        am_check_resolved(aenv, am, f, r, [p])
         time.sleep(1)
         assert webhook_ids(wh) == want, "webhook got %s" % webhook_ids(wh)
         assert all(q["path"] == "/hook" for q in wh.snapshot())
-
-        alerts = am_alerts(am)
-        assert len(alerts) == 2, alerts
-        fa, ra = alerts
-        assert fa["labels"] == f["labels"] and ra["labels"] == f["labels"]
-        assert fa["annotations"]["summary"] == "conversion dropped"
-        assert fa["annotations"]["runbook_url"].startswith("https://")
-        assert fa["startsAt"] == rfc(f["starts_at"])
-        assert fa["endsAt"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), fa
-        assert ra["startsAt"] == fa["startsAt"] and ra["endsAt"] == rfc(r["at"]), ra
+        # exactly the two transitions reached Alertmanager, both valid
+        assert (am.received("firing"), am.received("resolved"), am.invalid()) == (1, 1, 0), am.tail()
 
         msgs = aenv.wait(lambda: aenv.read_alert_topic() if len(aenv.read_alert_topic()) >= 2
                          else None, 30, "the Kafka alert topic", [p])
@@ -353,7 +379,7 @@ def test_dead_receiver_does_not_slow_consumer(aenv):
 
 def test_restart_while_firing(aenv, drop_data):
     d = drop_data
-    am, wh = Receiver().start(), Receiver().start()
+    am, wh = Alertmanager(aenv.dir).start(), Receiver().start()
     try:
         cfg = aenv.config([DROP_RULE], max_catchup_s=8 * 3600,
                           alertmanager={"url": am.url, "resend_interval_ms": 500},
@@ -364,9 +390,9 @@ def test_restart_while_firing(aenv, drop_data):
         fid = aenv.transitions("firing")[0]["id"]
         aenv.wait(lambda: fid in [json.loads(q["body"])["id"] for q in wh.snapshot()], 20,
                   "the webhook to get the firing", [p1])
+        am_check_active(aenv, am, aenv.transitions("firing")[0], [p1])
         # re-sent to Alertmanager while firing (resend_interval_ms 500)
-        aenv.wait(lambda: sum(1 for a in am_alerts(am) if a["labels"].get("product") == "A")
-                  >= 3, 20, "Alertmanager re-sends", [p1])
+        aenv.wait(lambda: am.received("firing") >= 3, 20, "Alertmanager re-sends", [p1])
         assert p1.stop() == 0, p1.tail()
         p2 = aenv.start(cfg)
         aenv.replay(cfg, d["full"])
@@ -375,9 +401,8 @@ def test_restart_while_firing(aenv, drop_data):
         assert f["id"] == fid
         assert r["instance"] != f["instance"], "the resolve came from the first process?"
         aenv.wait(lambda: len(wh.snapshot()) >= 2, 20, "the resolve at the webhook", [p2])
-        ra = aenv.wait(lambda: [a for a in am_alerts(am) if a["endsAt"] == rfc(r["at"])], 20,
-                       "the resolve at Alertmanager", [p2])
-        assert ra[0]["labels"]["product"] == "A"
+        am_check_resolved(aenv, am, f, r, [p2])
+        assert am.invalid() == 0, am.tail()
         time.sleep(1)
         assert webhook_ids(wh) == [f["id"], r["id"]]
     finally:

@@ -33,6 +33,14 @@ Semantics a reader must not break:
   * The cardinality cap's `__other__` admission depends on arrival order
     across instances, so it is not modelled: the oracle fails loudly if a
     grouping has more distinct scope ids than the cap.
+  * The action cap (docs/REDIS.md): per counter hash (one scope, one
+    granularity, one bucket) the first `action_cap` distinct actions to
+    reach it keep their own `interactions.{action}` field, every later one
+    (and an action literally named `__other__`) is counted in
+    `interactions.__other__`. "First" is arrival order at Redis, which is
+    input order within one partition; across partitions it depends on how
+    their flushes interleave, so the oracle fails loudly if a hash that
+    overflows gets interactions from more than one partition.
 
 Memory: one dict entry per expected Redis key plus one set of user ids per
 HLL key; the input files are read one at a time.
@@ -448,7 +456,7 @@ def load_manifest(d):
 class Oracle:
     def __init__(self, now_ms, prefix="funnel", lateness_s=120,
                  tz="Asia/Shanghai", groupings=None, limits=None,
-                 cardinality_cap=10000):
+                 cardinality_cap=10000, action_cap=64):
         self.now_ms = now_ms
         self.prefix = prefix
         self.lateness_ms = lateness_s * 1000
@@ -456,6 +464,9 @@ class Oracle:
         self.groupings = groupings if groupings is not None else DEFAULT_GROUPINGS
         self.lim = limits or Limits()
         self.cap = cardinality_cap
+        self.action_cap = action_cap
+        self.actions = {}    # (scope, gran, bucket) -> [named set, source partition or None]
+        self.part = None
         self.counters = {}   # (scope, gran, bucket) -> {field: int}
         self.distinct = {}   # (scope, gran, bucket, step) -> set(user)
         self.rejects = []
@@ -469,6 +480,7 @@ class Oracle:
     def run_partition(self, name, topic, partition, topic_type, lines):
         max_ts = None
         lateness = self.lateness_ms
+        self.part = (topic, partition)
         for off, raw in enumerate(lines):
             try:
                 ev = validate(raw, topic_type, self.now_ms, self.lim)
@@ -511,7 +523,7 @@ class Oracle:
             incs = [("exposures", 1)]
             step = "exposed"
         elif t == "interaction":
-            incs = [("interactions", 1), ("interactions." + ev["action"], 1)]
+            incs = [("interactions", 1)]
             step = "interacted"
         elif ev["status"] == "paid":
             incs = [("payments", 1), ("revenue", ev["amount"])]
@@ -541,12 +553,34 @@ class Oracle:
                     h = counters[k] = {}
                 for f, n in incs:
                     h[f] = h.get(f, 0) + n
+                if t == "interaction":
+                    f = self.action_field(k, ev["action"])
+                    h[f] = h.get(f, 0) + 1
                 if step is not None:
                     dk = (sid, gran, b, step)
                     s = distinct.get(dk)
                     if s is None:
                         s = distinct[dk] = set()
                     s.add(user)
+
+    def action_field(self, k, action):
+        """The field an interaction with `action` increments in hash k."""
+        a = self.actions.get(k)
+        if a is None:
+            a = self.actions[k] = [set(), self.part]
+        elif a[1] != self.part:
+            a[1] = None
+        named = a[0]
+        if action not in named and action != "__other__" and len(named) < self.action_cap:
+            named.add(action)
+        if action in named:
+            return "interactions." + action
+        if a[1] is None:
+            raise SystemExit(
+                "oracle: hash %s:%s:%s has more than %d actions and gets "
+                "interactions from several partitions; which actions keep their "
+                "field depends on arrival order" % (k + (self.action_cap,)))
+        return "interactions.__other__"
 
     def result(self):
         p = self.prefix
@@ -565,6 +599,21 @@ class Oracle:
                         "rejected": len(self.rejects),
                         "reject_reasons": _reason_counts(self.rejects)},
         }
+
+
+def fold_actions(sums, action_cap):
+    """A rolling snapshot's action fields (docs/REDIS.md): `sums` holds the
+    window's buckets summed field by field; past action_cap named actions,
+    only those whose sum is larger than the (action_cap + 1)-th largest sum
+    keep their field, the rest are added to interactions.__other__.
+    Returns a new dict."""
+    out = dict(sums)
+    acts = [f for f in out if f.startswith("interactions.") and f != "interactions.__other__"]
+    if len(acts) > action_cap:
+        edge = sorted((out[f] for f in acts), reverse=True)[action_cap]
+        out["interactions.__other__"] = out.get("interactions.__other__", 0) + sum(
+            out.pop(f) for f in acts if out[f] <= edge)
+    return out
 
 
 def _reason_counts(rejects):
@@ -608,6 +657,7 @@ def main(argv=None):
     ap.add_argument("--groupings", default="default",
                     help="'default', 'all;product;product,channel' or JSON")
     ap.add_argument("--cardinality-cap", type=int, default=10000)
+    ap.add_argument("--action-cap", type=int, default=64)
     ap.add_argument("--max-message-bytes", type=int, default=65536)
     ap.add_argument("--ttl-m1-s", type=int, default=172800)
     ap.add_argument("--max-future-s", type=int, default=300)
@@ -629,7 +679,7 @@ def main(argv=None):
     t0 = time.monotonic()
     res = compute(a.dir, now_ms, prefix=a.prefix, lateness_s=a.lateness_s,
                   tz=a.tz, groupings=parse_groupings(a.groupings), limits=lim,
-                  cardinality_cap=a.cardinality_cap)
+                  cardinality_cap=a.cardinality_cap, action_cap=a.action_cap)
     text = json.dumps(res, ensure_ascii=False, separators=(",", ":"))
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:

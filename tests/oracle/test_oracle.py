@@ -232,6 +232,69 @@ def test_cardinality_cap_is_not_modelled(tmp_path):
         run(tmp_path, {"t.exposure": ("exposure", [lines])}, cardinality_cap=2)
 
 
+def test_action_cap_per_hash(tmp_path):
+    """Cap 2: per hash, the first two distinct actions keep their field;
+    later ones, and an action named __other__, go to interactions.__other__.
+    The cap is per bucket: a new minute has room again."""
+    m2 = M1_1155 + 60
+
+    def it(i, ts_s, action):
+        return ev(event_id="i%d" % i, type="interaction", ts=ts_s * 1000, user_id=1,
+                  product_id="p", action=action)
+    lines = [it(1, M1_1155, "click"), it(2, M1_1155, "like"), it(3, M1_1155, "share"),
+             it(4, M1_1155, "click"), it(5, M1_1155, "__other__"), it(6, M1_1155, "trial"),
+             it(7, m2, "share"), it(8, m2, "trial"), it(9, m2, "click")]
+    r = run(tmp_path, {"t.interaction": ("interaction", [lines])}, action_cap=2,
+            groupings=oracle.parse_groupings("all"))
+    assert r["counters"][c("all", "m1", M1_1155)] == {
+        "interactions": 6, "interactions.click": 2, "interactions.like": 1,
+        "interactions.__other__": 3}
+    assert r["counters"][c("all", "m1", m2)] == {
+        "interactions": 3, "interactions.share": 1, "interactions.trial": 1,
+        "interactions.__other__": 1}
+    # the hour and the day hash see click, like first
+    assert r["counters"][c("all", "h1", H1_11)] == {
+        "interactions": 9, "interactions.click": 3, "interactions.like": 1,
+        "interactions.__other__": 5}
+    # the default cap (64) keeps all of them
+    r = run(tmp_path / "d", {"t.interaction": ("interaction", [lines])},
+            groupings=oracle.parse_groupings("all"))
+    assert r["counters"][c("all", "m1", M1_1155)] == {
+        "interactions": 6, "interactions.click": 2, "interactions.like": 1,
+        "interactions.share": 1, "interactions.__other__": 1, "interactions.trial": 1}
+
+
+def test_action_cap_overflow_across_partitions_is_refused(tmp_path):
+    def it(i, action):
+        return ev(event_id="i%d" % i, type="interaction", ts=M1_1155 * 1000, user_id=1,
+                  product_id="p", action=action)
+    # the overflowing hash is fed by one partition: fine, whatever the other holds
+    one = [it(1, "a"), it(2, "b"), it(3, "c")]
+    r = run(tmp_path, {"t.interaction": ("interaction", [one, [it(4, "a")]])}, action_cap=2)
+    assert r["counters"][c("all", "m1", M1_1155)]["interactions.__other__"] == 1
+    assert r["counters"][c("all", "m1", M1_1155)]["interactions.a"] == 2
+    # two partitions and an overflow: arrival order decides, so refuse
+    with pytest.raises(SystemExit, match="more than 2 actions"):
+        run(tmp_path / "x", {"t.interaction": ("interaction", [one, [it(4, "d")]])},
+            action_cap=2)
+
+
+def test_fold_actions_for_snapshots():
+    sums = {"exposures": 9, "interactions": 12, "interactions.a": 3, "interactions.b": 2,
+            "interactions.c": 2, "interactions.__other__": 1, "interactions.d": 4}
+    # under the cap: unchanged
+    assert oracle.fold_actions(sums, 4) == sums
+    # cap 2: d (4), a (3) stay; b, c (2 each) fold into __other__
+    assert oracle.fold_actions(sums, 2) == {
+        "exposures": 9, "interactions": 12, "interactions.d": 4, "interactions.a": 3,
+        "interactions.__other__": 5}
+    # cap 3: b and c tie at the edge, so neither keeps its field
+    assert oracle.fold_actions(sums, 3) == oracle.fold_actions(sums, 2)
+    # cap 1: only d
+    assert oracle.fold_actions(sums, 1) == {
+        "exposures": 9, "interactions": 12, "interactions.d": 4, "interactions.__other__": 8}
+
+
 # ------------------------------------------------------------- reject reasons
 
 OK_EXP = {"event_id": "e", "type": "exposure", "ts": NOW - 1000, "user_id": 7,

@@ -134,6 +134,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.groupings[4].ndims, 1);
     assert_int_equal(c.groupings[4].dims[0], FD_DIM_CAMPAIGN);
     assert_int_equal(c.cardinality_cap, 10000);
+    assert_int_equal(c.action_cap, 64);
     assert_string_equal(c.time_zone, "Asia/Shanghai");
     assert_int_equal(c.lateness_s, 120);
     assert_int_equal(c.late_policy, FD_LATE_COUNT);
@@ -210,6 +211,8 @@ static const row_t rows[] = {
     {"{\"flush_interval_ms\": 600001}", "flush_interval_ms: must be an integer in 10..600000"},
     {"{\"max_message_bytes\": 255}", "max_message_bytes: must be an integer in"},
     {"{\"cardinality_cap\": 0}", "cardinality_cap: must be an integer in"},
+    {"{\"action_cap\": 0}", "action_cap: must be an integer in"},
+    {"{\"action_cap\": 1001}", "action_cap: must be an integer in"},
     {"{\"kafka\": {\"group\": \"\"}}", "kafka.group: must not be empty"},
     /* enums */
     {"{\"late_policy\": \"drop\"}", "late_policy: must be one of count, dlq, got \"drop\""},
