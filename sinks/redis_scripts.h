@@ -19,6 +19,51 @@
 
 #include "sinks/lua_window.h"
 
+/* Exact signed integers beyond 2^53 (Lua numbers are doubles): an integer
+ * v is kept as {hi, lo} with v = hi * 10^9 + lo and 0 <= lo < 10^9, so every
+ * part stays far below 2^53. big(s) parses the decimal text Redis keeps in a
+ * hash field (nil if HINCRBY would not take it as an integer), add() sums,
+ * i64() says whether a value fits int64, text() prints it. */
+#define FD_LUA_BIGINT \
+    "local B = 1000000000\n" \
+    "local function big(s)\n" \
+    "  if s == '0' then return {0, 0} end\n" \
+    "  local neg, d = string.match(s, '^(%-?)([1-9]%d*)$')\n" \
+    "  if not d or #d > 19 then return nil end\n" \
+    "  local hi, lo = tonumber(string.sub(d, 1, -10)) or 0, tonumber(string.sub(d, -9))\n" \
+    "  if neg == '' then return {hi, lo} end\n" \
+    "  if lo == 0 then return {-hi, 0} end\n" \
+    "  return {-hi - 1, B - lo}\n" \
+    "end\n" \
+    "local function add(a, b)\n" \
+    "  local hi, lo = a[1] + b[1], a[2] + b[2]\n" \
+    "  if lo >= B then hi, lo = hi + 1, lo - B end\n" \
+    "  return {hi, lo}\n" \
+    "end\n" \
+    "local function i64(a)\n" \
+    "  local h, l = a[1], a[2]\n" \
+    "  return (h < 9223372036 or (h == 9223372036 and l <= 854775807)) and\n" \
+    "         (h > -9223372037 or (h == -9223372037 and l >= 145224192))\n" \
+    "end\n" \
+    "local function text(a)\n" \
+    "  local hi, lo, sign = a[1], a[2], ''\n" \
+    "  if hi < 0 then\n" \
+    "    sign = '-'\n" \
+    "    if lo == 0 then hi = -hi else hi, lo = -hi - 1, B - lo end\n" \
+    "  end\n" \
+    "  if hi == 0 then return sign .. string.format('%.0f', lo) end\n" \
+    "  return sign .. string.format('%.0f%09.0f', hi, lo)\n" \
+    "end\n"
+
+/* FLUSH runs in two phases. check() walks the arguments exactly as the
+ * writes will and refuses the batch, before anything is written, on
+ * everything a write could fail on: a command or key the ACL user may not
+ * use (redis.acl_check_cmd, one key of each kind per command), a key of
+ * the wrong type, a hash field that is not an integer, a HINCRBY that would
+ * leave int64 at any step. Its refusal is an error reply "REFUSED <cause>";
+ * nothing was written. Only then do the writes run, and none of them can
+ * fail (an OOM refusal can only hit a script's first write: Redis lets a
+ * script that has written continue). The writes are unchanged. */
 static const char FD_LUA_FLUSH[] =
     "local prefix, group, field, expected = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local offkey = prefix .. ':offsets:' .. group\n"
@@ -30,6 +75,104 @@ static const char FD_LUA_FLUSH[] =
     "local ttl = {m1 = ARGV[10], h1 = ARGV[11], d1 = ARGV[12]}\n"
     "local dedup_ttl = ARGV[13]\n"
     "local function ttl_c(b) return ttl[string.match(b, ':(%a%d):[^:]*$')] end\n"
+    FD_LUA_BIGINT
+    "local function check()\n"
+    "  local acl, vals, hlls, dup = {}, {}, {}, {}\n"
+    "  local function may(...)\n"
+    "    local a = {...}\n"
+    "    local id = a[1] .. ' ' .. string.match(string.sub(a[2], #prefix + 2), '^[^:]*')\n"
+    "    if acl[id] then return nil end\n"
+    "    acl[id] = true\n"
+    "    if not redis.acl_check_cmd(...) then\n"
+    "      return 'NOPERM the Redis user may not run ' .. a[1] .. ' on ' .. a[2] ..\n"
+    "             ' (docs/REDIS.md lists the ACL funneld needs)'\n"
+    "    end\n"
+    "  end\n"
+    "  local function load(k, fs)\n"
+    "    local e = may('HMGET', k, fs[1]) or may('HINCRBY', k, fs[1], '1') or may('EXPIRE', k, '1')\n"
+    "    if e then return e end\n"
+    "    local h = vals[k] or {}\n"
+    "    vals[k] = h\n"
+    "    local miss = {}\n"
+    "    for _, f in ipairs(fs) do if not h[f] then miss[#miss + 1] = f end end\n"
+    "    if #miss == 0 then return nil end\n"
+    "    local r = redis.pcall('HMGET', k, unpack(miss))\n"
+    "    if r.err then return 'WRONGTYPE ' .. k .. ': ' .. r.err end\n"
+    "    for j, f in ipairs(miss) do\n"
+    "      local v = big(r[j] or '0')\n"
+    "      if not v then return 'NOTINT ' .. k .. ' field ' .. f .. ' is not an integer' end\n"
+    "      h[f] = v\n"
+    "    end\n"
+    "  end\n"
+    "  local function incr(k, f, d)\n"
+    "    local old = vals[k][f]\n"
+    "    local v = add(old, big(d))\n"
+    "    if not i64(v) then\n"
+    "      return 'OVERFLOW ' .. k .. ' field ' .. f .. ': ' .. text(old) .. ' + ' .. d .. ' leaves int64'\n"
+    "    end\n"
+    "    vals[k][f] = v\n"
+    "  end\n"
+    "  local function hash_ok(k)\n"
+    "    local e = may('HSET', k, field, '1') or may('HGET', k, field)\n"
+    "    if e then return e end\n"
+    "    local r = redis.pcall('HGET', k, field)\n"
+    "    if type(r) == 'table' and r.err then return 'WRONGTYPE ' .. k .. ': ' .. r.err end\n"
+    "  end\n"
+    "  local e = hash_ok(offkey)\n"
+    "  if e then return e end\n"
+    "  if maxts ~= '' then e = hash_ok(prefix .. ':wm:' .. group); if e then return e end end\n"
+    "  if events > 0 then e = hash_ok(prefix .. ':seen:' .. group); if e then return e end end\n"
+    "  local i = 14\n"
+    "  local n = tonumber(ARGV[i]); i = i + 1\n"
+    "  for _ = 1, n do\n"
+    "    local nf = math.abs(tonumber(ARGV[i + 1]))\n"
+    "    local k, fs = prefix .. ':c:' .. ARGV[i], {}\n"
+    "    i = i + 2\n"
+    "    for j = 0, nf - 1 do fs[#fs + 1] = ARGV[i + 2 * j] end\n"
+    "    e = load(k, fs)\n"
+    "    if e then return e end\n"
+    "    for _ = 1, nf do e = incr(k, ARGV[i], ARGV[i + 1]); if e then return e end; i = i + 2 end\n"
+    "  end\n"
+    "  n = tonumber(ARGV[i]); i = i + 1\n"
+    "  for _ = 1, n do\n"
+    "    local dk = prefix .. ':dedup:' .. ARGV[i]\n"
+    "    local user, delta, status, late, nb = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])\n"
+    "    i = i + 6\n"
+    "    e = may('SET', dk, '1', 'NX', 'EX', '1') or may('TYPE', dk)\n"
+    "    if e then return e end\n"
+    "    if not dup[dk] and redis.call('TYPE', dk).ok == 'none' then\n"
+    "      dup[dk] = true\n"
+    "      for j = i, i + nb - 1 do\n"
+    "        local k = prefix .. ':c:' .. ARGV[j]\n"
+    "        local cnt = status == 'paid' and 'payments' or 'refunds'\n"
+    "        e = load(k, {cnt, 'revenue', 'late'}) or incr(k, cnt, '1') or incr(k, 'revenue', delta)\n"
+    "        if not e and late == '1' then e = incr(k, 'late', '1') end\n"
+    "        if e then return e end\n"
+    "        if status == 'paid' then\n"
+    "          local uk = prefix .. ':u:' .. ARGV[j] .. ':paid'\n"
+    "          if not hlls[uk] then\n"
+    "            hlls[uk] = true\n"
+    "            e = may('PFADD', uk, user) or may('EXPIRE', uk, '1') or may('PFCOUNT', uk)\n"
+    "            if e then return e end\n"
+    "            local r = redis.pcall('PFCOUNT', uk)\n"
+    "            if type(r) == 'table' and r.err then return 'WRONGTYPE ' .. uk .. ': ' .. r.err end\n"
+    "          end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "    i = i + nb\n"
+    "  end\n"
+    "  n = tonumber(ARGV[i])\n"
+    "  if n > 0 then\n"
+    "    local sk = prefix .. ':scopes'\n"
+    "    e = may('ZADD', sk, '1', 'm') or may('TYPE', sk)\n"
+    "    if e then return e end\n"
+    "    local t = redis.call('TYPE', sk).ok\n"
+    "    if t ~= 'none' and t ~= 'zset' then return 'WRONGTYPE ' .. sk .. ' holds a ' .. t .. ', not a zset' end\n"
+    "  end\n"
+    "end\n"
+    "local why = check()\n"
+    "if why then return redis.error_reply('REFUSED ' .. why .. '; nothing written') end\n"
     "local i = 14\n"
     "local n = tonumber(ARGV[i]); i = i + 1\n"
     "for _ = 1, n do\n"
@@ -73,12 +216,15 @@ static const char FD_LUA_FLUSH[] =
 
 /* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
  * ttl s, nwindows, then name, seconds per window. Windows are summed over
- * buckets(from, to) of lua_window.h. */
+ * buckets(from, to) of lua_window.h, exactly (FD_LUA_BIGINT: a revenue past
+ * 2^53 keeps its last digit). A bucket field that is not an integer stops
+ * it with an error reply naming it (windows written before stay whole). */
 static const char FD_LUA_SNAPSHOT[] =
     "local prefix, scope = ARGV[1], ARGV[2]\n"
     "local to, wm, now, ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]\n"
     "local nw = tonumber(ARGV[7])\n"
     FD_LUA_WINDOW_BUCKETS
+    FD_LUA_BIGINT
     "for w = 0, nw - 1 do\n"
     "  local name, secs = ARGV[8 + 2 * w], tonumber(ARGV[9 + 2 * w])\n"
     "  local from = to - secs\n"
@@ -86,7 +232,11 @@ static const char FD_LUA_SNAPSHOT[] =
     "  local sums, ex, it, pd = {}, {}, {}, {}\n"
     "  for _, s in ipairs(b) do\n"
     "    local kv = redis.call('HGETALL', prefix .. ':c:' .. scope .. ':' .. s)\n"
-    "    for j = 1, #kv, 2 do sums[kv[j]] = (sums[kv[j]] or 0) + tonumber(kv[j + 1]) end\n"
+    "    for j = 1, #kv, 2 do\n"
+    "      local v = big(kv[j + 1])\n"
+    "      if not v then return redis.error_reply('NOTINT ' .. kv[j] .. ' in bucket ' .. s .. ' of ' .. scope) end\n"
+    "      sums[kv[j]] = add(sums[kv[j]] or {0, 0}, v)\n"
+    "    end\n"
     "    local u = prefix .. ':u:' .. scope .. ':' .. s\n"
     "    ex[#ex + 1] = u .. ':exposed'; it[#it + 1] = u .. ':interacted'; pd[#pd + 1] = u .. ':paid'\n"
     "  end\n"
@@ -99,9 +249,10 @@ static const char FD_LUA_SNAPSHOT[] =
     "             'revenue', '0', 'late', '0'}\n"
     "  local idx = {exposures = 2, interactions = 4, payments = 6, refunds = 8, revenue = 10, late = 12}\n"
     "  for k, v in pairs(sums) do\n"
-    "    if idx[k] then f[idx[k]] = num(v) else f[#f + 1] = k; f[#f + 1] = num(v) end\n"
+    "    if idx[k] then f[idx[k]] = text(v) else f[#f + 1] = k; f[#f + 1] = text(v) end\n"
     "  end\n"
-    "  local e, i = sums['exposures'] or 0, sums['interactions'] or 0\n"
+    "  local e = tonumber(text(sums['exposures'] or {0, 0}))\n"
+    "  local i = tonumber(text(sums['interactions'] or {0, 0}))\n"
     "  f[#f + 1] = 'uv_exposed'; f[#f + 1] = num(uve)\n"
     "  f[#f + 1] = 'uv_interacted'; f[#f + 1] = num(uvi)\n"
     "  f[#f + 1] = 'uv_paid'; f[#f + 1] = num(uvp)\n"

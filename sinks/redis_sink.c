@@ -56,6 +56,7 @@ struct fd_redis_sink {
      * connection, so a key can never be left without a TTL for long. */
     fd_set64_t ttl_known;
     int64_t ttl_epoch_ms;
+    char last_error[256]; /* the last flush script error reply */
 };
 
 typedef struct {
@@ -307,6 +308,20 @@ void fd_redis_sink_free(fd_redis_sink_t *s) {
 
 int fd_redis_sink_ready(const fd_redis_sink_t *s) { return s->ready; }
 
+const char *fd_redis_sink_last_error(const fd_redis_sink_t *s) { return s->last_error; }
+
+/* Error replies of a server state that passes (the script did not run, or
+ * was stopped before its first write): worth retrying as they are. */
+static int passing_error(const char *e) {
+    static const char *const codes[] = {"BUSY", "LOADING", "OOM", "MASTERDOWN", "READONLY",
+                                        "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        size_t n = strlen(codes[i]);
+        if (strncmp(e, codes[i], n) == 0 && (e[n] == ' ' || e[n] == 0)) return 1;
+    }
+    return 0;
+}
+
 /* ---- flush ----------------------------------------------------------------- */
 
 static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -320,8 +335,9 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
         if (strstr(rep->str, "FENCED")) {
             st = FD_SINK_FENCED;
         } else {
-            st = FD_SINK_ERROR;
+            st = passing_error(rep->str) ? FD_SINK_ERROR : FD_SINK_SCRIPT_ERROR;
             log_error_reply(s, "flush script failed", rep);
+            snprintf(s->last_error, sizeof s->last_error, "%.*s", (int)rep->len, rep->str);
             if (strncmp(rep->str, "NOSCRIPT", 8) == 0 && s->ac == ac) teardown(s, "NOSCRIPT");
         }
     }
