@@ -28,8 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, Ctx, Funneld, _run, create_topics, produce_lines,
-                      read_counters, read_topic, scaled, wait_drained)
+from conftest import (REPO, Funneld, _run, create_topics, produce_lines, read_counters,
+                      read_topic, scaled, wait_drained)
+from crafted import lctx  # noqa: F401  (fixture)
 
 HOUR_MS = 3600 * 1000
 PER_PART = 3000
@@ -54,17 +55,6 @@ def asan_funneld():
     if b"__asan_init" not in p.read_bytes():
         pytest.fail("%s is not an ASan build (-DFD_SANITIZE=ON)" % p, pytrace=False)
     return p
-
-
-@pytest.fixture
-def lctx(request, stack, tmp_path):
-    """A Ctx for a crafted stream (no session stream needed)."""
-    c = Ctx(stack, None, tmp_path, request.node.name.replace("test_", "")[:24])
-    yield c
-    rep = getattr(request.node, "rep_call", None)
-    c.cleanup()
-    if rep is not None and rep.failed:
-        print(c.tails())
 
 
 def exposure(i, ts):
