@@ -8,11 +8,11 @@
  *   wait_dlq  `sealed` holds the deltas up to `sealed_next`; some of its
  *             dead-letter writes are not acknowledged yet
  *   inflight  the flush script for `sealed_next` is on its way
- *   halted    its flush script failed twice in a row (e.g. a missing ACL
- *             permission, a counter that would overflow): the script
- *             refuses before writing, so a retry cannot fix it and must not
- *             loop; the partition stays paused, /readyz answers 503, until
- *             a restart or a new assignment
+ *   halted    its flush script failed twice with no good flush in between
+ *             (e.g. a missing ACL permission, a counter that would
+ *             overflow): the script refuses before writing, so a retry
+ *             cannot fix it and must not loop; the partition stays paused,
+ *             /readyz answers 503, until a restart or a new assignment
  * Dead-letter writes are tagged with (partition, generation, seal sequence)
  * so that acknowledgements land on the right batch, and anything from
  * before a resync (older generation) is ignored.
@@ -257,15 +257,15 @@ static void flush_done(void *ud, int status) {
     }
 }
 
-/* The same script error twice: stop the partition instead of re-sending the
- * batch forever. Its offset in Redis stays where the last good flush left
+/* A second script error without a good flush in between: stop the
+ * partition instead of re-sending the batch forever. Its offset in Redis stays where the last good flush left
  * it, so a restart (after fixing the cause) continues exactly there. */
 static void halt(fd_pipeline_t *p, part_t *x) {
     drop_state(x);
     x->halted = 1;
     x->syncing = x->reading = 0;
     reconcile_pause(p, x);
-    fd_log(p->log, FD_LOG_ERROR, "partition stopped: its flush script failed twice in a row; "
+    fd_log(p->log, FD_LOG_ERROR, "partition stopped: its flush script failed twice; "
            "fix the cause and restart", "partition=\"%s\" offset=%" PRId64 " error=\"%s\"", x->field, x->stored,
            fd_redis_sink_last_error(p->sink));
     if (p->stopping) maybe_finish(p);
