@@ -821,7 +821,8 @@ static fd_reason_t check(fd_parser_t *p, fd_event_type_t topic_type, int64_t now
             return FD_R_MISSING_FIELD;
         if (sl[F_AMOUNT].kind != K_INT)
             return FD_R_BAD_TYPE;
-        if (read_i64(sl[F_AMOUNT].p, sl[F_AMOUNT].n, &ev->amount) || ev->amount < 0)
+        if (read_i64(sl[F_AMOUNT].p, sl[F_AMOUNT].n, &ev->amount) || ev->amount < 0 ||
+            ev->amount > FD_AMOUNT_MAX)
             return FD_R_BAD_VALUE;
 
         *fi = F_CURRENCY;

@@ -48,6 +48,11 @@ typedef struct {
 
 typedef enum { FD_STATUS_PAID = 0, FD_STATUS_REFUNDED = 1 } fd_status_t;
 
+/* The largest payment amount accepted (minor units; 10^12 fen = 10^10 CNY);
+ * above it the amount is bad_value (docs/EVENTS.md). Bounded so that no
+ * batch of payments can carry a Redis counter past int64. */
+#define FD_AMOUNT_MAX INT64_C(1000000000000)
+
 typedef struct {
     fd_event_type_t type;
     int64_t ts_ms;

@@ -8,6 +8,11 @@
  *   wait_dlq  `sealed` holds the deltas up to `sealed_next`; some of its
  *             dead-letter writes are not acknowledged yet
  *   inflight  the flush script for `sealed_next` is on its way
+ *   halted    its flush script failed twice with no good flush in between
+ *             (e.g. a missing ACL permission, a counter that would
+ *             overflow): the script refuses before writing, so a retry
+ *             cannot fix it and must not loop; the partition stays paused,
+ *             /readyz answers 503, until a restart or a new assignment
  * Dead-letter writes are tagged with (partition, generation, seal sequence)
  * so that acknowledgements land on the right batch, and anything from
  * before a resync (older generation) is ignored.
@@ -54,6 +59,8 @@ typedef struct {
     int64_t sealed_next, sealed_max_ts;
     uint32_t cur_seq;
     int cur_dlq, sealed_dlq;
+    int script_errors; /* flush script errors since the last success */
+    int halted;
 } part_t;
 
 struct fd_pipeline {
@@ -150,7 +157,7 @@ static void reconcile_pause(fd_pipeline_t *p, part_t *x) {
     /* a partition whose next batch is full while the previous one is still
      * on its way waits, so memory stays bounded by flush_max_events */
     int full = x->state != ST_IDLE && fd_batch_events(x->cur) >= (uint64_t)p->conf->flush_max_events;
-    int want = x->syncing || p->backpressure || p->dlq_full || p->stopping || full;
+    int want = x->syncing || x->halted || p->backpressure || p->dlq_full || p->stopping || full;
     if (want == x->paused) return;
     if (p->src->pause(p->src_ud, x->src_key, x->partition, want) == 0) x->paused = want;
 }
@@ -199,7 +206,7 @@ static void start_read(fd_pipeline_t *p, part_t *x) {
 
 /* Forget everything not in Redis and start over from Redis's offset. */
 static void resync(fd_pipeline_t *p, part_t *x, const char *why) {
-    if (!x->assigned) return;
+    if (!x->assigned || x->halted) return;
     p->resyncs++;
     char key[320];
     snprintf(key, sizeof key, "resync|%s|%s", x->field, why); /* a resync that repeats is a retry loop */
@@ -249,6 +256,8 @@ static void offset_done(void *ud, int status, int64_t offset, int64_t max_ts) {
 static void maybe_finish(fd_pipeline_t *p);
 static void maybe_flush(fd_pipeline_t *p, part_t *x);
 
+static void halt(fd_pipeline_t *p, part_t *x);
+
 static void flush_done(void *ud, int status) {
     cbctx_t *c = ud;
     fd_pipeline_t *p = c->p;
@@ -256,6 +265,7 @@ static void flush_done(void *ud, int status) {
     free(c);
     if (!x || x->state != ST_INFLIGHT) return;
     if (status == FD_SINK_OK) {
+        x->script_errors = 0;
         x->stored = x->flushed_pos = x->sealed_next;
         x->state = ST_IDLE;
         p->flushes++;
@@ -263,9 +273,26 @@ static void flush_done(void *ud, int status) {
         reconcile_pause(p, x);
         if (p->src->commit) p->src->commit(p->src_ud, x->src_key, x->partition, x->stored);
         if (p->stopping) maybe_finish(p);
+    } else if (status == FD_SINK_SCRIPT_ERROR && ++x->script_errors >= 2) {
+        halt(p, x);
     } else {
-        resync(p, x, status == FD_SINK_FENCED ? "fenced" : "redis_error");
+        resync(p, x, status == FD_SINK_FENCED ? "fenced" : status == FD_SINK_SCRIPT_ERROR ? "script_error"
+                                                                                         : "redis_error");
     }
+}
+
+/* A second script error without a good flush in between: stop the
+ * partition instead of re-sending the batch forever. Its offset in Redis stays where the last good flush left
+ * it, so a restart (after fixing the cause) continues exactly there. */
+static void halt(fd_pipeline_t *p, part_t *x) {
+    drop_state(x);
+    x->halted = 1;
+    x->syncing = x->reading = 0;
+    reconcile_pause(p, x);
+    fd_log(p->log, FD_LOG_ERROR, "partition stopped: its flush script failed twice; "
+           "fix the cause and restart", "partition=\"%s\" offset=%" PRId64 " error=\"%s\"", x->field, x->stored,
+           fd_redis_sink_last_error(p->sink));
+    if (p->stopping) maybe_finish(p);
 }
 
 static void send_sealed(fd_pipeline_t *p, part_t *x) {
@@ -283,7 +310,7 @@ static void send_sealed(fd_pipeline_t *p, part_t *x) {
 }
 
 static void maybe_flush(fd_pipeline_t *p, part_t *x) {
-    if (!x->assigned || x->syncing || x->state != ST_IDLE) return;
+    if (!x->assigned || x->syncing || x->halted || x->state != ST_IDLE) return;
     if (x->pos == x->flushed_pos || !fd_redis_sink_ready(p->sink)) return;
     fd_batch_t *t = x->sealed;
     x->sealed = x->cur;
@@ -351,7 +378,7 @@ static void reject(fd_pipeline_t *p, part_t *x, const void *payload, size_t len,
 void fd_pipeline_message(fd_pipeline_t *p, int src_key, int32_t partition, int64_t offset,
                          const void *payload, size_t len) {
     part_t *x = find(p, src_key, partition);
-    if (!x || !x->assigned || x->syncing || p->stopping) return;
+    if (!x || !x->assigned || x->syncing || x->halted || p->stopping) return;
     if (offset < x->pos) return; /* fetched before a seek: stale */
     x->pos = offset + 1;
     fd_event_t ev;
@@ -389,6 +416,7 @@ int fd_pipeline_add_part(fd_pipeline_t *p, int src_key, int32_t partition, const
     x->assigned = 1;
     x->syncing = 1;
     x->paused = 1; /* the source starts paused */
+    x->halted = x->script_errors = 0;
     drop_state(x);
     start_read(p, x);
     return 0;
@@ -419,6 +447,7 @@ int fd_pipeline_assign(fd_pipeline_t *p, int n, const int *src_key, const int32_
     for (int i = 0; i < n; i++) {
         part_t *x = xs[i];
         x->assigned = 1;
+        x->halted = x->script_errors = 0;
         drop_state(x);
         x->reading = 0;
         if (known == 0) {
@@ -446,6 +475,7 @@ void fd_pipeline_revoke(fd_pipeline_t *p, int n, const int *src_key, const int32
         if (!x) continue;
         drop_state(x); /* the next owner starts from Redis's offset */
         x->assigned = 0;
+        x->halted = x->script_errors = 0;
         x->syncing = x->reading = x->paused = 0;
     }
     if (p->stopping) maybe_finish(p);
@@ -471,10 +501,11 @@ static void sink_state(void *ud, int ready) {
 static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
     char buf[8192];
     size_t n = 0;
-    int assigned = 0, syncing = 0;
+    int assigned = 0, syncing = 0, halted = 0;
     for (int i = 0; i < p->nparts; i++) {
         assigned += p->parts[i].assigned;
         syncing += p->parts[i].assigned && p->parts[i].syncing;
+        halted += p->parts[i].assigned && p->parts[i].halted;
     }
 #define OUT(...) \
     do { \
@@ -494,6 +525,7 @@ static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
     OUT("# TYPE funneld_redis_up gauge\nfunneld_redis_up %d\n", fd_redis_sink_ready(p->sink));
     OUT("# TYPE funneld_partitions_assigned gauge\nfunneld_partitions_assigned %d\n", assigned);
     OUT("# TYPE funneld_partitions_syncing gauge\nfunneld_partitions_syncing %d\n", syncing);
+    OUT("# TYPE funneld_partitions_halted gauge\nfunneld_partitions_halted %d\n", halted);
     OUT("# TYPE funneld_pending_events gauge\nfunneld_pending_events %" PRIu64 "\n", pending);
     OUT("# TYPE funneld_input_paused gauge\nfunneld_input_paused %d\n", p->backpressure);
     OUT("# TYPE funneld_dlq_outstanding gauge\nfunneld_dlq_outstanding %d\n", p->dlq ? fd_dlq_outstanding(p->dlq) : 0);
@@ -530,7 +562,7 @@ static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
     }
 #undef OUT
     if (n >= sizeof buf) n = sizeof buf - 1;
-    fd_http_publish(p->http, buf, n, fd_redis_sink_ready(p->sink) && syncing == 0);
+    fd_http_publish(p->http, buf, n, fd_redis_sink_ready(p->sink) && syncing == 0 && halted == 0);
 }
 
 /* Flushes are staggered: the flush timer ticks FLUSH_SLOTS times per
@@ -646,7 +678,8 @@ static void snapshot_tick(uv_timer_t *t) {
 static int all_flushed(const fd_pipeline_t *p) {
     for (int i = 0; i < p->nparts; i++) {
         const part_t *x = &p->parts[i];
-        if (x->assigned && !x->syncing && (x->state != ST_IDLE || x->pos != x->flushed_pos)) return 0;
+        if (x->assigned && !x->syncing && !x->halted && (x->state != ST_IDLE || x->pos != x->flushed_pos))
+            return 0;
     }
     return !p->dlq || fd_dlq_outstanding(p->dlq) == 0;
 }
@@ -687,6 +720,8 @@ static void maybe_finish(fd_pipeline_t *p) {
         for (int i = 0; i < p->nparts; i++)
             if (p->parts[i].assigned && p->parts[i].syncing && fd_redis_sink_ready(p->sink)) return;
         p->exit_code = final_flush_report(p);
+        for (int i = 0; i < p->nparts; i++)
+            if (p->parts[i].assigned && p->parts[i].halted) p->exit_code = 1; /* its input is not all flushed */
         finish(p);
     }
 }

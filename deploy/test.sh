@@ -7,7 +7,8 @@
 #    (-DFD_SANITIZE=ON -DFD_INTEGRATION=OFF: ASan+UBSan, unit tests only).
 # 3. ctest in build-asan/ (unit tests under the sanitizers), then in build/
 #    (unit tests + the integration test: pytest, which starts Kafka and Redis
-#    itself with deploy/stack.sh up in a temp dir and stops them again).
+#    itself with deploy/stack.sh up in a temp dir and stops them again; its
+#    ASan scenario runs build-asan/funneld, FUNNELD_ASAN_BIN).
 #
 # Every step runs even when an earlier one failed (a failed build skips only
 # its own ctest), so one run reports everything; the exit status is non-zero
@@ -77,6 +78,9 @@ fi
 
 if step "configure build-asan" cmake -S "$ROOT" -B "$ASAN" -DFD_SANITIZE=ON -DFD_INTEGRATION=OFF &&
    step "build build-asan" cmake --build "$ASAN" -j "$JOBS"; then
+  # the integration test's sanitized scenario runs this binary (without it,
+  # the test builds one itself)
+  export FUNNELD_ASAN_BIN=$ASAN/funneld
   step "ctest build-asan (unit, ASan+UBSan)" in_dir "$ASAN" ctest --output-on-failure -j "$JOBS"
 else
   FAILED+=("ctest build-asan (not run: build failed)"); FAILED_LOGS+=("")

@@ -29,6 +29,51 @@
 
 #include "sinks/lua_window.h"
 
+/* Exact signed integers beyond 2^53 (Lua numbers are doubles): an integer
+ * v is kept as {hi, lo} with v = hi * 10^9 + lo and 0 <= lo < 10^9, so every
+ * part stays far below 2^53. big(s) parses the decimal text Redis keeps in a
+ * hash field (nil if HINCRBY would not take it as an integer), add() sums,
+ * i64() says whether a value fits int64, text() prints it. */
+#define FD_LUA_BIGINT \
+    "local B = 1000000000\n" \
+    "local function big(s)\n" \
+    "  if s == '0' then return {0, 0} end\n" \
+    "  local neg, d = string.match(s, '^(%-?)([1-9]%d*)$')\n" \
+    "  if not d or #d > 19 then return nil end\n" \
+    "  local hi, lo = tonumber(string.sub(d, 1, -10)) or 0, tonumber(string.sub(d, -9))\n" \
+    "  if neg == '' then return {hi, lo} end\n" \
+    "  if lo == 0 then return {-hi, 0} end\n" \
+    "  return {-hi - 1, B - lo}\n" \
+    "end\n" \
+    "local function add(a, b)\n" \
+    "  local hi, lo = a[1] + b[1], a[2] + b[2]\n" \
+    "  if lo >= B then hi, lo = hi + 1, lo - B end\n" \
+    "  return {hi, lo}\n" \
+    "end\n" \
+    "local function i64(a)\n" \
+    "  local h, l = a[1], a[2]\n" \
+    "  return (h < 9223372036 or (h == 9223372036 and l <= 854775807)) and\n" \
+    "         (h > -9223372037 or (h == -9223372037 and l >= 145224192))\n" \
+    "end\n" \
+    "local function text(a)\n" \
+    "  local hi, lo, sign = a[1], a[2], ''\n" \
+    "  if hi < 0 then\n" \
+    "    sign = '-'\n" \
+    "    if lo == 0 then hi = -hi else hi, lo = -hi - 1, B - lo end\n" \
+    "  end\n" \
+    "  if hi == 0 then return sign .. string.format('%.0f', lo) end\n" \
+    "  return sign .. string.format('%.0f%09.0f', hi, lo)\n" \
+    "end\n"
+
+/* FLUSH runs in two phases. check() walks the arguments exactly as the
+ * writes will and refuses the batch, before anything is written, on
+ * everything a write could fail on: a command or key the ACL user may not
+ * use (redis.acl_check_cmd, one key of each kind per command), a key of
+ * the wrong type, a hash field that is not an integer, a HINCRBY that would
+ * leave int64 at any step. Its refusal is an error reply "REFUSED <cause>";
+ * nothing was written. Only then do the writes run, and none of them can
+ * fail (an OOM refusal can only hit a script's first write: Redis lets a
+ * script that has written continue). The writes are unchanged. */
 static const char FD_LUA_FLUSH[] =
     "local prefix, group, field, expected = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local offkey = prefix .. ':offsets:' .. group\n"
@@ -41,6 +86,136 @@ static const char FD_LUA_FLUSH[] =
     "local dedup_ttl, action_cap = ARGV[13], tonumber(ARGV[14])\n"
     "local function ttl_c(b) return ttl[string.match(b, ':(%a%d):[^:]*$')] end\n"
     "local other_f = 'interactions.__other__'\n"
+    FD_LUA_BIGINT
+    "local L = 9007199254740992\n"
+    "local function check()\n"
+    "  local acl, vals, hlls, dup = {}, {}, {}, {}\n"
+    "  local function may(kind, cmd, k, ...)\n"
+    "    if acl[kind .. cmd] then return nil end\n"
+    "    acl[kind .. cmd] = true\n"
+    "    if not redis.acl_check_cmd(cmd, k, ...) then\n"
+    "      return 'NOPERM the Redis user may not run ' .. cmd .. ' on ' .. k ..\n"
+    "             ' (docs/REDIS.md lists the ACL funneld needs)'\n"
+    "    end\n"
+    "  end\n"
+    "  local function val(k, f, s)\n"
+    "    if not s then return 0 end\n"
+    "    if #s <= 15 and (s == '0' or string.find(s, '^%-?[1-9]%d*$')) then return tonumber(s) end\n"
+    "    local v = big(s)\n"
+    "    if not v then return nil, 'NOTINT ' .. k .. ' field ' .. f .. ' is not an integer' end\n"
+    "    return v\n"
+    "  end\n"
+    "  local function load(k, fs)\n"
+    "    if not acl.c then\n"
+    "      acl.c = true\n"
+    "      local e = may('c', 'HMGET', k, fs[1]) or may('c', 'HINCRBY', k, fs[1], '1') or may('c', 'EXPIRE', k, '1') or\n"
+    "                may('c', 'HLEN', k) or may('c', 'HKEYS', k)\n"
+    "      if e then return e end\n"
+    "    end\n"
+    "    local h = vals[k]\n"
+    "    if not h then h = {}; vals[k] = h end\n"
+    "    local r = {}\n"
+    "    for c0 = 1, #fs, 1000 do\n"
+    "      local part = redis.pcall('HMGET', k, unpack(fs, c0, math.min(c0 + 999, #fs)))\n"
+    "      if part.err then return 'WRONGTYPE ' .. k .. ': ' .. part.err end\n"
+    "      for j = 1, #part do r[c0 + j - 1] = part[j] end\n"
+    "    end\n"
+    "    for j, f in ipairs(fs) do\n"
+    "      if h[f] == nil then\n"
+    "        local v, e = val(k, f, r[j])\n"
+    "        if e then return e end\n"
+    "        h[f] = v\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  local function incr(k, f, d)\n"
+    "    local h = vals[k]\n"
+    "    local old, dn = h[f], tonumber(d)\n"
+    "    if type(old) == 'number' then\n"
+    "      local v = old + dn\n"
+    "      if v < L and v > -L and dn < L and dn > -L then h[f] = v; return nil end\n"
+    "      old = big(string.format('%.0f', old))\n"
+    "    end\n"
+    "    local v = add(old, big(d))\n"
+    "    if not i64(v) then\n"
+    "      return 'OVERFLOW ' .. k .. ' field ' .. f .. ': ' .. text(old) .. ' + ' .. d .. ' leaves int64'\n"
+    "    end\n"
+    "    h[f] = v\n"
+    "  end\n"
+    "  local function hash_ok(kind, k)\n"
+    "    local e = may(kind, 'HSET', k, field, '1') or may(kind, 'HGET', k, field)\n"
+    "    if e then return e end\n"
+    "    local r = redis.pcall('HGET', k, field)\n"
+    "    if type(r) == 'table' and r.err then return 'WRONGTYPE ' .. k .. ': ' .. r.err end\n"
+    "  end\n"
+    "  local e = hash_ok('o', offkey)\n"
+    "  if e then return e end\n"
+    "  if maxts ~= '' then e = hash_ok('w', prefix .. ':wm:' .. group); if e then return e end end\n"
+    "  if events > 0 then e = hash_ok('s', prefix .. ':seen:' .. group); if e then return e end end\n"
+    "  local i = 15\n"
+    "  local n = tonumber(ARGV[i]); i = i + 1\n"
+    "  local fs = {}\n"
+    "  for _ = 1, n do\n"
+    "    local nf = math.abs(tonumber(ARGV[i + 1]))\n"
+    "    local k = prefix .. ':c:' .. ARGV[i]\n"
+    "    i = i + 2\n"
+    "    local na, ai = tonumber(ARGV[i + 2 * nf]), i + 2 * nf + 1\n"
+    "    local m = 0\n"
+    "    for j = 1, nf do m = m + 1; fs[m] = ARGV[i + 2 * j - 2] end\n"
+    "    if na > 0 then m = m + 1; fs[m] = other_f end\n"
+    "    for j = 1, na do m = m + 1; fs[m] = ARGV[ai + 2 * j - 2] end\n"
+    "    for j = m + 1, #fs do fs[j] = nil end\n"
+    "    e = load(k, fs)\n"
+    "    if e then return e end\n"
+    "    for _ = 1, nf do e = incr(k, ARGV[i], ARGV[i + 1]); if e then return e end; i = i + 2 end\n"
+    "    i = i + 1\n"
+    "    -- an action lands on its own field or on __other__: check both\n"
+    "    for _ = 1, na do\n"
+    "      e = incr(k, ARGV[i], ARGV[i + 1]) or incr(k, other_f, ARGV[i + 1])\n"
+    "      if e then return e end\n"
+    "      i = i + 2\n"
+    "    end\n"
+    "  end\n"
+    "  n = tonumber(ARGV[i]); i = i + 1\n"
+    "  for _ = 1, n do\n"
+    "    local dk = prefix .. ':dedup:' .. ARGV[i]\n"
+    "    local user, delta, status, late, nb = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])\n"
+    "    i = i + 6\n"
+    "    e = may('d', 'SET', dk, '1', 'NX', 'EX', '1') or may('d', 'TYPE', dk)\n"
+    "    if e then return e end\n"
+    "    if not dup[dk] and redis.call('TYPE', dk).ok == 'none' then\n"
+    "      dup[dk] = true\n"
+    "      local cnt = status == 'paid' and 'payments' or 'refunds'\n"
+    "      for j = i, i + nb - 1 do\n"
+    "        local k = prefix .. ':c:' .. ARGV[j]\n"
+    "        e = load(k, {cnt, 'revenue', 'late'}) or incr(k, cnt, '1') or incr(k, 'revenue', delta)\n"
+    "        if not e and late == '1' then e = incr(k, 'late', '1') end\n"
+    "        if e then return e end\n"
+    "        if status == 'paid' then\n"
+    "          local uk = prefix .. ':u:' .. ARGV[j] .. ':paid'\n"
+    "          if not hlls[uk] then\n"
+    "            hlls[uk] = true\n"
+    "            e = may('u', 'PFADD', uk, user) or may('u', 'EXPIRE', uk, '1') or may('u', 'PFCOUNT', uk)\n"
+    "            if e then return e end\n"
+    "            local r = redis.pcall('PFCOUNT', uk)\n"
+    "            if type(r) == 'table' and r.err then return 'WRONGTYPE ' .. uk .. ': ' .. r.err end\n"
+    "          end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "    i = i + nb\n"
+    "  end\n"
+    "  n = tonumber(ARGV[i])\n"
+    "  if n > 0 then\n"
+    "    local sk = prefix .. ':scopes'\n"
+    "    e = may('z', 'ZADD', sk, '1', 'm') or may('z', 'TYPE', sk)\n"
+    "    if e then return e end\n"
+    "    local t = redis.call('TYPE', sk).ok\n"
+    "    if t ~= 'none' and t ~= 'zset' then return 'WRONGTYPE ' .. sk .. ' holds a ' .. t .. ', not a zset' end\n"
+    "  end\n"
+    "end\n"
+    "local why = check()\n"
+    "if why then return redis.error_reply('REFUSED ' .. why .. '; nothing written') end\n"
     "local i = 15\n"
     "local n = tonumber(ARGV[i]); i = i + 1\n"
     "for _ = 1, n do\n"
@@ -101,18 +276,22 @@ static const char FD_LUA_FLUSH[] =
 
 /* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
  * ttl s, nwindows, then name, seconds per window, then the action cap.
- * Windows are summed over buckets(from, to) of lua_window.h. A window whose
- * buckets name more than action_cap actions in all keeps only the actions
- * whose sum is larger than the (action_cap + 1)-th largest sum (so at most
- * action_cap, and a tie never needs names compared: Lua compares strings
- * by Redis's LC_COLLATE) and adds the rest to interactions.__other__, so a
- * snapshot is as bounded as a bucket. */
+ * Windows are summed over buckets(from, to) of lua_window.h, exactly
+ * (FD_LUA_BIGINT: a revenue past 2^53 keeps its last digit). A bucket field
+ * that is not an integer stops it with an error reply naming it (windows
+ * written before stay whole). A window whose buckets name more than
+ * action_cap actions in all keeps only the actions whose sum is larger than
+ * the (action_cap + 1)-th largest sum (so at most action_cap, and a tie never
+ * needs names compared: Lua compares strings by Redis's LC_COLLATE) and adds
+ * the rest to interactions.__other__, so a snapshot is as bounded as a
+ * bucket. */
 static const char FD_LUA_SNAPSHOT[] =
     "local prefix, scope = ARGV[1], ARGV[2]\n"
     "local to, wm, now, ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]\n"
     "local nw = tonumber(ARGV[7])\n"
     "local action_cap = tonumber(ARGV[8 + 2 * nw])\n"
     FD_LUA_WINDOW_BUCKETS
+    FD_LUA_BIGINT
     "for w = 0, nw - 1 do\n"
     "  local name, secs = ARGV[8 + 2 * w], tonumber(ARGV[9 + 2 * w])\n"
     "  local from = to - secs\n"
@@ -120,7 +299,11 @@ static const char FD_LUA_SNAPSHOT[] =
     "  local sums, ex, it, pd = {}, {}, {}, {}\n"
     "  for _, s in ipairs(b) do\n"
     "    local kv = redis.call('HGETALL', prefix .. ':c:' .. scope .. ':' .. s)\n"
-    "    for j = 1, #kv, 2 do sums[kv[j]] = (sums[kv[j]] or 0) + tonumber(kv[j + 1]) end\n"
+    "    for j = 1, #kv, 2 do\n"
+    "      local v = big(kv[j + 1])\n"
+    "      if not v then return redis.error_reply('NOTINT ' .. kv[j] .. ' in bucket ' .. s .. ' of ' .. scope) end\n"
+    "      sums[kv[j]] = add(sums[kv[j]] or {0, 0}, v)\n"
+    "    end\n"
     "    local u = prefix .. ':u:' .. scope .. ':' .. s\n"
     "    ex[#ex + 1] = u .. ':exposed'; it[#it + 1] = u .. ':interacted'; pd[#pd + 1] = u .. ':paid'\n"
     "  end\n"
@@ -129,12 +312,13 @@ static const char FD_LUA_SNAPSHOT[] =
     "    if string.sub(k, 1, 13) == 'interactions.' and k ~= 'interactions.__other__' then acts[#acts + 1] = k end\n"
     "  end\n"
     "  if #acts > action_cap then\n"
+    "    local function lt(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end\n"
     "    local vals = {}\n"
     "    for j, k in ipairs(acts) do vals[j] = sums[k] end\n"
-    "    table.sort(vals)\n"
-    "    local edge, o = vals[#vals - action_cap], sums['interactions.__other__'] or 0\n"
+    "    table.sort(vals, lt)\n"
+    "    local edge, o = vals[#vals - action_cap], sums['interactions.__other__'] or {0, 0}\n"
     "    for _, k in ipairs(acts) do\n"
-    "      if sums[k] <= edge then o = o + sums[k]; sums[k] = nil end\n"
+    "      if not lt(edge, sums[k]) then o = add(o, sums[k]); sums[k] = nil end\n"
     "    end\n"
     "    sums['interactions.__other__'] = o\n"
     "  end\n"
@@ -147,9 +331,10 @@ static const char FD_LUA_SNAPSHOT[] =
     "             'revenue', '0', 'late', '0'}\n"
     "  local idx = {exposures = 2, interactions = 4, payments = 6, refunds = 8, revenue = 10, late = 12}\n"
     "  for k, v in pairs(sums) do\n"
-    "    if idx[k] then f[idx[k]] = num(v) else f[#f + 1] = k; f[#f + 1] = num(v) end\n"
+    "    if idx[k] then f[idx[k]] = text(v) else f[#f + 1] = k; f[#f + 1] = text(v) end\n"
     "  end\n"
-    "  local e, i = sums['exposures'] or 0, sums['interactions'] or 0\n"
+    "  local e = tonumber(text(sums['exposures'] or {0, 0}))\n"
+    "  local i = tonumber(text(sums['interactions'] or {0, 0}))\n"
     "  f[#f + 1] = 'uv_exposed'; f[#f + 1] = num(uve)\n"
     "  f[#f + 1] = 'uv_interacted'; f[#f + 1] = num(uvi)\n"
     "  f[#f + 1] = 'uv_paid'; f[#f + 1] = num(uvp)\n"

@@ -56,6 +56,7 @@ struct fd_redis_sink {
      * connection, so a key can never be left without a TTL for long. */
     fd_set64_t ttl_known;
     int64_t ttl_epoch_ms;
+    char last_error[256]; /* the last flush script error reply */
 };
 
 typedef struct {
@@ -312,6 +313,20 @@ void fd_redis_sink_free(fd_redis_sink_t *s) {
 
 int fd_redis_sink_ready(const fd_redis_sink_t *s) { return s->ready; }
 
+const char *fd_redis_sink_last_error(const fd_redis_sink_t *s) { return s->last_error; }
+
+/* Error replies of a server state that passes (the script did not run, or
+ * was stopped before its first write): worth retrying as they are. */
+static int passing_error(const char *e) {
+    static const char *const codes[] = {"BUSY", "LOADING", "OOM", "MASTERDOWN", "READONLY",
+                                        "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        size_t n = strlen(codes[i]);
+        if (strncmp(e, codes[i], n) == 0 && (e[n] == ' ' || e[n] == 0)) return 1;
+    }
+    return 0;
+}
+
 /* ---- flush ----------------------------------------------------------------- */
 
 static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -325,8 +340,9 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
         if (strstr(rep->str, "FENCED")) {
             st = FD_SINK_FENCED;
         } else {
-            st = FD_SINK_ERROR;
+            st = passing_error(rep->str) ? FD_SINK_ERROR : FD_SINK_SCRIPT_ERROR;
             log_error_reply(s, "flush script failed", rep);
+            snprintf(s->last_error, sizeof s->last_error, "%.*s", (int)rep->len, rep->str);
             if (strncmp(rep->str, "NOSCRIPT", 8) == 0 && s->ac == ac) teardown(s, "NOSCRIPT");
         }
     }
@@ -336,10 +352,17 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     free(r);
 }
 
+/* A flush's argv: EVALSHA, sha, numkeys, then ARGV[1..14] of FD_LUA_FLUSH
+ * (prefix .. action cap), then three sections (counters, payments, scopes),
+ * each a count followed by its entries. */
+#define FLUSH_FIXED_ARGS 17
+#define FLUSH_SECTIONS 3
+
 typedef struct {
     const char **argv;
     size_t *lens;
-    int argc, cap;
+    int argc, cap; /* cap: entries allocated in argv, lens and nums */
+    int overflow;  /* an entry did not fit: the flush is not sent */
     char *nums; /* 24 bytes per numeric argument */
     int nnums;
     char *text; /* "interactions.{action}" field names */
@@ -347,12 +370,20 @@ typedef struct {
 } args_t;
 
 static void arg(args_t *a, const char *p, size_t n) {
+    if (a->argc >= a->cap) { /* a sizing bug: refuse the flush, never write past argv */
+        a->overflow = 1;
+        return;
+    }
     a->argv[a->argc] = p;
     a->lens[a->argc] = n;
     a->argc++;
 }
 
 static void arg_num(args_t *a, int64_t v) {
+    if (a->nnums >= a->cap) {
+        a->overflow = 1;
+        return;
+    }
     char *p = a->nums + 24 * a->nnums++;
     int n = snprintf(p, 24, "%" PRId64, v);
     arg(a, p, (size_t)n);
@@ -436,8 +467,10 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         s->ttl_epoch_ms = now_ms();
     }
     size_t nc = fd_batch_ncounters(b), np = fd_batch_npayments(b), ns = fd_batch_nscopes(b);
-    /* size the argument vector and the text exactly */
-    size_t total = 17 + 3, textlen = 0; /* EVALSHA..action cap, three list counts */
+    /* size the argument vector and the text: FLUSH_FIXED_ARGS, then each
+     * section's count and at most its entries (a counter entry sends only
+     * its non-zero fields, so it may use less than counted here) */
+    size_t total = FLUSH_FIXED_ARGS + FLUSH_SECTIONS, textlen = 0;
     for (size_t i = 0; i < nc; i++) {
         fd_batch_counter_t c;
         fd_batch_counter(b, i, &c);
@@ -448,7 +481,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     for (size_t i = 0; i < np; i++) total += 6 + fd_batch_payment_at(b, i)->nbuckets;
     total += ns;
 
-    args_t a = {0};
+    args_t a = {.cap = (int)total};
     fd_str_t *keys = malloc((nc + 1) * sizeof(fd_str_t));
     a.argv = malloc(total * sizeof(char *));
     a.lens = malloc(total * sizeof(size_t));
@@ -513,7 +546,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
             arg_num(&a, c.actions[j].count);
         }
     }
-    {
+    if (!a.overflow) {
         char *p = (char *)a.argv[ncount_at];
         a.lens[ncount_at] = (size_t)snprintf(p, 24, "%" PRId64, nsent);
     }
@@ -535,6 +568,12 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         arg(&a, sc.p, sc.n);
     }
 
+    if (a.overflow) {
+        fd_log(s->log, FD_LOG_ERROR, "flush arguments over their computed size; flush not sent",
+               "partition=\"%s\" size=%zu", field, total);
+        rc = -EOVERFLOW;
+        goto out;
+    }
     /* the idempotent HLL commands first, on the same connection */
     if ((rc = send_hlls(s, b)) < 0) goto out;
     req_t *r = req_new(s);

@@ -23,7 +23,10 @@
 #include "core/conf.h"
 #include "core/log.h"
 
-enum { FD_SINK_OK = 0, FD_SINK_FENCED = 1, FD_SINK_ERROR = 2 };
+/* FD_SINK_SCRIPT_ERROR: the flush script answered with an error that is
+ * not a passing server state (BUSY, LOADING, OOM, ...): it will most likely
+ * answer the same again (see fd_redis_sink_last_error). */
+enum { FD_SINK_OK = 0, FD_SINK_FENCED = 1, FD_SINK_ERROR = 2, FD_SINK_SCRIPT_ERROR = 3 };
 
 typedef struct fd_redis_sink fd_redis_sink_t;
 
@@ -39,6 +42,8 @@ fd_redis_sink_t *fd_redis_sink_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t
 /* Fires every outstanding callback with FD_SINK_ERROR, then frees. */
 void fd_redis_sink_free(fd_redis_sink_t *s);
 int fd_redis_sink_ready(const fd_redis_sink_t *s);
+/* The last error reply of a flush script ("" if none), for logs. */
+const char *fd_redis_sink_last_error(const fd_redis_sink_t *s);
 
 /* Applies batch b of partition `field` ("topic:partition") and moves its
  * offset from `expected` (-1: none stored yet) to `next_offset`, with the

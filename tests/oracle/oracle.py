@@ -57,6 +57,7 @@ from zoneinfo import ZoneInfo
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
+AMOUNT_MAX = 10 ** 12  # docs/EVENTS.md: a larger payment amount is bad_value
 MAX_DEPTH = 64
 
 TYPES = ("exposure", "interaction", "payment")
@@ -337,7 +338,7 @@ def validate(raw, topic_type, now_ms, lim):
             raise Reject("missing_field", "amount")
         if not _is_int(a):
             raise Reject("bad_type", "amount")
-        if not _in_int64(a) or _int_value(a) < 0:
+        if not _in_int64(a) or not 0 <= _int_value(a) <= AMOUNT_MAX:
             raise Reject("bad_value", "amount")
         ev["amount"] = _int_value(a)
         c = obj.get("currency")

@@ -395,6 +395,8 @@ REJECTS = [
     (mod(OK_PAY, amount=DROP), None, "missing_field", "amount"),
     (mod(OK_PAY, amount=-1), None, "bad_value", "amount"),
     (mod(OK_PAY, amount=1 << 63), None, "bad_value", "amount"),
+    (mod(OK_PAY, amount=10 ** 12 + 1), None, "bad_value", "amount"),  # above the bound
+    (mod(OK_PAY, amount=1 << 62), None, "bad_value", "amount"),
     (mod(OK_PAY, amount=9.9), None, "bad_type", "amount"),
     (mod(OK_PAY, amount="990"), None, "bad_type", "amount"),
     (mod(OK_PAY, currency="cny"), None, "bad_value", "currency"),
@@ -431,6 +433,7 @@ ACCEPTS = [
     (mod(OK_EXP, amount=-5, status="void"), None),                # ignored on exposure
     (mod(OK_INT, amount="x"), None),
     (mod(OK_PAY, amount=0, currency="USD", status="refunded"), None),
+    (mod(OK_PAY, amount=10 ** 12), None),                          # the bound itself
 ]
 
 
