@@ -131,6 +131,38 @@ def test_bucket_near_int64_max_refused_whole(lctx, stack, tmp_path):
     assert fd.stop() == 1, "a stopped partition's input is not all flushed: exit 1\n" + fd.tail()
 
 
+@pytest.mark.parametrize("field", ["interactions.like", "interactions.__other__"])
+def test_action_field_near_int64_max_refused_whole(lctx, stack, tmp_path, field):
+    """The check before the first write covers the action list too: an action
+    that lands on its own field, or past action_cap on interactions.__other__,
+    and would leave int64 refuses the batch whole (no exposure of it written)."""
+    now = int(time.time() * 1000)
+    ts = now - 10 * MIN_MS
+    bucket = "%s:c:all:m1:%d" % (lctx.prefix, minute(ts))
+    r = stack.redis()
+    seed = {field: INT64_MAX - 1}
+    if field.endswith("__other__"):  # the hash is full: "like" goes to __other__
+        seed.update({"interactions.a1": 1, "interactions.a2": 1})
+    for f, v in seed.items():
+        r.cmd("HSET", bucket, f, v)
+    topic = "guard-act-" + uuid.uuid4().hex[:8]
+    lines = exposures(300, ts) + [event(event_id="i%d" % i, type="interaction", ts=ts, user_id="u%d" % i,
+                                        product_id="course-a", action="like") for i in range(3)]
+    produce_crafted(stack, tmp_path / "s", topic, "mixed", [lines], now)
+    port = free_port()
+    fd = lctx.start(lctx.config({topic: "mixed"}, http={"listen": "127.0.0.1:%d" % port},
+                                action_cap=2))
+    line, code, halted, offsets = halted_state(fd, port, lctx.prefix, lctx.group, r)
+    h = read_hash(r, bucket)
+    off = int(offsets.get("%s:0" % topic, 0))
+    assert off <= 300, "offset %d moved past the interactions" % off
+    assert int(h.get("exposures", 0)) == off, "bucket %s after stopping at offset %d: %s" % (bucket, off, h)
+    assert {f: int(h[f]) for f in seed} == seed, h
+    assert "OVERFLOW" in line and field in line, line
+    assert code == 503 and halted == 1, (code, halted)
+    assert fd.stop() == 1, fd.tail()
+
+
 def test_acl_without_zadd_writes_nothing_and_stops(lctx, stack, tmp_path):
     now = int(time.time() * 1000)
     topic = "guard-acl-" + uuid.uuid4().hex[:8]
