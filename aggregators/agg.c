@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "aggregators/scope.h"
-#include "aggregators/window.h"
+#include "model/scope.h"
+#include "model/window.h"
 
 #define FD_KEY_MAX 16384
 

@@ -15,8 +15,8 @@
 #define FD_AGG_H
 
 #include "aggregators/batch.h"
-#include "consumers/event.h"
-#include "core/conf.h"
+#include "model/event.h"
+#include "conf/conf.h"
 
 typedef struct fd_agg fd_agg_t;
 

@@ -6,7 +6,7 @@
  *   tuple_t   (a, b, c) 64-bit tuples → index: counter keys (scope pointer,
  *             granularity, bucket), HLL keys (scope pointer, granularity and
  *             step, bucket) and touched scopes;
- *   fd_set64  (core/set64.c) HLL members as (HLL index + 1, user index);
+ *   fd_set64  (base/set64.c) HLL members as (HLL index + 1, user index);
  *   strtab_t  byte strings → index: user ids, copied once into the arena.
  * Reset keeps every allocation (tables are cleared, not freed), so a steady
  * stream reuses memory; the arena keeps its newest chunk.
@@ -14,7 +14,7 @@
  * Invariant: every index handed out stays valid until the next reset.
  */
 #include "aggregators/batch.h"
-#include "core/set64.h"
+#include "base/set64.h"
 
 #include <errno.h>
 #include <inttypes.h>

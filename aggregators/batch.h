@@ -24,8 +24,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "aggregators/window.h"
-#include "consumers/event.h"
+#include "model/window.h"
+#include "model/event.h"
 
 typedef struct fd_batch fd_batch_t;
 

@@ -31,9 +31,9 @@
 
 #include "aggregators/agg.h"
 #include "aggregators/batch.h"
-#include "aggregators/window.h"
-#include "consumers/event.h"
-#include "core/conf.h"
+#include "model/window.h"
+#include "model/event.h"
+#include "conf/conf.h"
 
 typedef struct {
     char *data;

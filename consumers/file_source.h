@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "core/pipeline.h"
+#include "pipeline/pipeline.h"
 
 typedef struct fd_file_source fd_file_source_t;
 

@@ -25,8 +25,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "core/conf.h"
-#include "core/log.h"
+#include "conf/conf.h"
+#include "base/log.h"
 
 typedef struct fd_kafka_source fd_kafka_source_t;
 

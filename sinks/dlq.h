@@ -17,8 +17,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "core/conf.h"
-#include "core/log.h"
+#include "conf/conf.h"
+#include "base/log.h"
 
 typedef struct fd_dlq fd_dlq_t;
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "core/set64.h"
+#include "base/set64.h"
 #include "sinks/redis_scripts.h"
 
 #define BACKOFF_MIN_MS 100

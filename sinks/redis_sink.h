@@ -20,8 +20,8 @@
 #include <uv.h>
 
 #include "aggregators/batch.h"
-#include "core/conf.h"
-#include "core/log.h"
+#include "conf/conf.h"
+#include "base/log.h"
 
 /* FD_SINK_SCRIPT_ERROR: the flush script answered with an error that is
  * not a passing server state (BUSY, LOADING, OOM, ...): it will most likely

@@ -1,5 +1,5 @@
 /*
- * fuzz_event.c — libFuzzer target for the event parser (consumers/event.c).
+ * fuzz_event.c — libFuzzer target for the event parser (model/event.c).
  *
  * Each input is parsed once per topic type, with real time bounds and with
  * unbounded ones (so more inputs reach FD_OK), and checked against:
@@ -31,7 +31,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "consumers/event.h"
+#include "model/event.h"
 
 #define NOW 1700000000000LL
 #define MAX_BYTES 1024

@@ -30,7 +30,7 @@ import pytest
 from conftest import (Ctx, create_topics, funneld_bin, produce_lines, read_counters,
                       read_topic, scaled, wait_drained, _kafka)
 
-LOG_REPEAT_S = 10  # FD_LOG_REPEAT_MS in core/log.h
+LOG_REPEAT_S = 10  # FD_LOG_REPEAT_MS in base/log.h
 LINE = re.compile(r'^ts=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z level=(debug|info|warn|error) msg="[^"]*"')
 
 

@@ -20,8 +20,8 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "aggregators/alert_rule.h"
-#include "sinks/alert_http.h"
+#include "model/alert_rule.h"
+#include "alerts/outputs.h"
 
 #define NEAR(a, b, tol) assert_true(fabs_((a) - (b)) <= (tol))
 

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "core/conf.h"
+#include "conf/conf.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "consumers/event.h"
+#include "model/event.h"
 
 #define NOW 1700000000000LL /* 2023-11-14T22:13:20Z */
 #define MAX_AGE 172800000LL /* 48 h */

@@ -1,5 +1,5 @@
 /*
- * test_http.c — the operations endpoint's health rules (sinks/http.c).
+ * test_http.c — the operations endpoint's health rules (ops/http.c).
  *
  * Rows: the staleness rule of /healthz (alive while the loop's heartbeat is
  * at most FD_HTTP_STALL_MS old, whatever the flush interval) and the
@@ -22,8 +22,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/conf.h"
-#include "sinks/http.h"
+#include "conf/conf.h"
+#include "ops/http.h"
 
 static const struct {
     int64_t beat_ms, now_ms;

@@ -17,8 +17,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include "consumers/kafka_source.h"
-#include "core/conf.h"
-#include "core/log.h"
+#include "conf/conf.h"
+#include "base/log.h"
 
 static FILE *cap;
 static int saved_fd = -1;

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "aggregators/scope.h"
+#include "model/scope.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "core/conf.h"
+#include "conf/conf.h"
 
 static const struct {
     const char *key, *in, *out;

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "aggregators/window.h"
+#include "model/window.h"
 
 static void test_gran_names(void **state)
 {

@@ -1,7 +1,7 @@
 /*
  * set64.c — a set of non-zero 64-bit keys (see set64.h).
  */
-#include "core/set64.h"
+#include "base/set64.h"
 
 #include <errno.h>
 #include <stdlib.h>

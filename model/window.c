@@ -31,7 +31,7 @@
  * with max_ts taken before the event is applied; the first event of a
  * partition is never late and late events never lower max_ts.
  */
-#include "aggregators/window.h"
+#include "model/window.h"
 
 #include <stdio.h>
 #include <stdlib.h>

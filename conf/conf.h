@@ -13,9 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "aggregators/alert_rule.h"
-#include "aggregators/scope.h"
-#include "consumers/event.h"
+#include "model/alert_rule.h"
+#include "model/scope.h"
+#include "model/event.h"
 
 #define FD_MAX_TOPICS 16
 #define FD_MAX_KPROPS 64
@@ -75,7 +75,7 @@ typedef struct {
     int64_t http_timeout_s;              /* http.timeout_s, default 2: idle connections */
     char *log_level;            /* log.level: "debug"|"info"|"warn"|"error" */
     int64_t log_rate_per_s;     /* log.rate_per_s, default 10: per-event problem lines */
-    /* alerts (sinks/alerts.c, docs/ALERTS.md) */
+    /* alerts (alerts/alerts.c, docs/ALERTS.md) */
     int nalert_rules;
     fd_alert_rule_t alert_rules[FD_ALERT_MAX_RULES]; /* alerts.rules */
     int64_t alert_eval_interval_ms; /* alerts.eval_interval_ms, default 10000 */

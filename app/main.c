@@ -2,14 +2,14 @@
  * main.c — funneld's command line: run, replay, validate, query, alerts, check-config.
  *
  * Reading order for a newcomer: main() → cmd_run() builds the pipeline
- * (core/pipeline.c) and the Kafka source (consumers/kafka_source.c), then
+ * (pipeline/pipeline.c) and the Kafka source (consumers/kafka_source.c), then
  * runs the one libuv loop until SIGTERM. Messages flow source → parser
- * (consumers/event.c) → aggregator (aggregators/agg.c) → partition batch →
+ * (model/event.c) → aggregator (aggregators/agg.c) → partition batch →
  * Redis flush script (sinks/redis_sink.c); rejects go to sinks/dlq.c.
  *
  * Exit status: 0 success, 1 runtime failure (or rejected lines for
  * validate), 2 usage or configuration error. A run or replay whose final
- * flush did not happen exits 1 (core/pipeline.c, final_flush_report), and
+ * flush did not happen exits 1 (pipeline/pipeline.c, final_flush_report), and
  * validate exits 1 when its input could not be read to the end.
  */
 #include <cjson/cJSON.h>
@@ -23,12 +23,12 @@
 #include <sys/time.h>
 #include <uv.h>
 
-#include "consumers/event.h"
+#include "model/event.h"
 #include "consumers/file_source.h"
 #include "consumers/kafka_source.h"
-#include "core/conf.h"
-#include "core/log.h"
-#include "core/pipeline.h"
+#include "conf/conf.h"
+#include "base/log.h"
+#include "pipeline/pipeline.h"
 #include "sinks/redis_sink.h"
 
 #define MAX_FILES 256

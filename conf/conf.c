@@ -24,7 +24,7 @@
  * Memory: fd_conf_t is fixed-size; the only heap use is the owned strings and
  * the transient cJSON tree of the file (files are capped at 1 MiB).
  */
-#include "core/conf.h"
+#include "conf/conf.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -36,8 +36,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "core/err.h"
-#include "core/hex.h"
+#include "base/err.h"
+#include "base/hex.h"
 
 #define CONF_FILE_MAX (1024 * 1024)
 #define WINDOW_MAX_S INT64_C(315360000) /* 3650 days */
@@ -53,7 +53,7 @@ typedef enum {
     K_GROUPINGS, /* fd_grouping_t[], count at noff */
     K_WINDOWS,   /* int64_t[] seconds, count at noff */
     K_BOOL,      /* int: 0 or 1; JSON true/false, text "true"/"false" */
-    K_RULES,     /* fd_alert_rule_t[], count at noff (aggregators/alert_rule.c parses one) */
+    K_RULES,     /* fd_alert_rule_t[], count at noff (model/alert_rule.c parses one) */
 } kind_t;
 
 typedef enum { MASK_NONE = 0, MASK_URL_PASSWORD, MASK_SECRET } mask_t;
@@ -196,7 +196,7 @@ static const conf_key_t keys[] = {
     INT("log.rate_per_s", 0, 100000, "10", log_rate_per_s,
         "Per-event problem lines logged per second at most (the rest are only counted); 0 logs "
         "none."),
-    /* alerts: sinks/alerts.c, docs/ALERTS.md */
+    /* alerts: alerts/alerts.c, docs/ALERTS.md */
     LIST("alerts.rules", K_RULES, 0, FD_ALERT_MAX_RULES, "[]", alert_rules, nalert_rules,
          "Alert rules (docs/ALERTS.md): objects with `name`, `kind` (`drop_vs_baseline`, "
          "`below_threshold`, `absent`), `metric`, `grouping`, `window`, kind parameters, "
@@ -1722,7 +1722,7 @@ void fd_conf_print_doc(FILE *out)
 {
     fputs("# Configuration\n"
           "\n"
-          "<!-- Generated from the key table in core/conf.c by fd_conf_print_doc(); "
+          "<!-- Generated from the key table in conf/conf.c by fd_conf_print_doc(); "
           "tests/unit/test_conf.c fails when this file differs. Do not edit by hand. -->\n"
           "\n"
           "funneld reads one JSON file (`funneld run -c funneld.json`; `funneld check-config "

@@ -1,7 +1,7 @@
 /*
  * err.c — fd_fail() (see the header).
  */
-#include "core/err.h"
+#include "base/err.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/conf.h"
+#include "conf/conf.h"
 
 /* /healthz answers 503 "event loop stalled" once the loop's heartbeat is
  * this old; the heartbeat ticks every FD_HTTP_BEAT_MS. */

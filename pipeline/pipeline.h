@@ -22,9 +22,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "consumers/event.h"
-#include "core/conf.h"
-#include "core/log.h"
+#include "model/event.h"
+#include "conf/conf.h"
+#include "base/log.h"
 
 typedef struct fd_pipeline fd_pipeline_t;
 

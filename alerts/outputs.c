@@ -20,7 +20,7 @@
  * output. Invariant: an item leaves its queue only through ack or reset,
  * and the in-flight item is never freed while curl still references it.
  */
-#include "sinks/alert_http.h"
+#include "alerts/outputs.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>

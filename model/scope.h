@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "consumers/event.h"
+#include "model/event.h"
 
 typedef enum {
     FD_DIM_PRODUCT = 0, /* product_id */

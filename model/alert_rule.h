@@ -2,7 +2,7 @@
  * alert_rule.h — alert rules: their definition, the statistics that decide
  * whether a rule's condition holds, and the per-alert state machine.
  *
- * Everything here is pure: no I/O, no clock, no Redis. sinks/alerts.c reads
+ * Everything here is pure: no I/O, no clock, no Redis. alerts/alerts.c reads
  * the numbers from Redis, calls fd_alert_rule_eval() for each (rule, scope)
  * at each evaluation step (an event-time instant, the end of a window the
  * watermark has passed) and feeds the outcome to fd_alert_step(), which is
@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aggregators/scope.h"
+#include "model/scope.h"
 
 #define FD_ALERT_MAX_RULES 32
 #define FD_ALERT_MAX_LABELS 16

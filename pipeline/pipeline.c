@@ -21,7 +21,7 @@
  * pausing the source (also while Redis is down, and while dead letters wait
  * for room in the producer queue: back-pressure, never a resync).
  */
-#include "core/pipeline.h"
+#include "pipeline/pipeline.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,12 +33,12 @@
 
 #include "aggregators/agg.h"
 #include "aggregators/batch.h"
-#include "aggregators/scope.h"
-#include "aggregators/window.h"
-#include "sinks/alert_http.h"
-#include "sinks/alerts.h" /* issue 3: alert evaluator */
+#include "model/scope.h"
+#include "model/window.h"
+#include "alerts/outputs.h"
+#include "alerts/alerts.h" /* issue 3: alert evaluator */
 #include "sinks/dlq.h"
-#include "sinks/http.h"
+#include "ops/http.h"
 #include "sinks/redis_sink.h"
 
 enum { ST_IDLE = 0, ST_WAIT_DLQ, ST_INFLIGHT };
@@ -776,7 +776,7 @@ fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *lo
     if (with_dlq && !(p->dlq = fd_dlq_new(loop, c, log, dlq_done, p, err, errlen))) goto fail;
     if (!(p->sink = fd_redis_sink_new(loop, c, log, sink_state, p, err, errlen))) goto fail;
     /* issue 3: alerts are evaluated by `run` instances only (with_dlq); the
-     * evaluator owns its timer and its own Redis connection (sinks/alerts.c) */
+     * evaluator owns its timer and its own Redis connection (alerts/alerts.c) */
     if (with_dlq && c->nalert_rules > 0 &&
         !(p->alerts = fd_alerts_new(loop, c, log, p->instance_id, err, errlen)))
         goto fail;

@@ -32,7 +32,7 @@
  * scope lists (bounded by cardinality_cap per grouping) and the replies of
  * one batch (steps × rules × scopes × 4 integers).
  */
-#include "sinks/alerts.h"
+#include "alerts/alerts.h"
 #include "sinks/lua_window.h"
 #include "sinks/redis_sink.h"
 
@@ -44,9 +44,9 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "aggregators/alert_rule.h"
-#include "aggregators/scope.h"
-#include "sinks/alert_http.h"
+#include "model/alert_rule.h"
+#include "model/scope.h"
+#include "alerts/outputs.h"
 
 #define STEP_S 60
 #define BATCH_STEPS 15

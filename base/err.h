@@ -5,7 +5,7 @@
  * leaves one readable line there (truncated to errlen) and returns a
  * negative code. fd_fail() is that last step, so a parser can write
  * `return fd_fail(err, errlen, "%s: must be an object", what);`. The
- * message must never contain a secret (see core/conf.c).
+ * message must never contain a secret (see conf/conf.c).
  */
 #ifndef FD_ERR_H
 #define FD_ERR_H

@@ -2,7 +2,7 @@
  * alert_http.h — delivery of alert transitions: stdout JSON lines, a Kafka
  * topic, Alertmanager (v2 API) and a signed generic webhook.
  *
- * The evaluator (sinks/alerts.c) reads transitions from the Redis stream
+ * The evaluator (alerts/alerts.c) reads transitions from the Redis stream
  * `{prefix}:alerts` and hands each enabled output the entries it must
  * deliver, tagged; the output calls back with the tag once the entry is
  * delivered (HTTP 2xx, Kafka delivery report, line written). The evaluator
@@ -27,8 +27,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "core/conf.h"
-#include "core/log.h"
+#include "conf/conf.h"
+#include "base/log.h"
 
 enum { FD_OUT_STDOUT = 0, FD_OUT_KAFKA, FD_OUT_ALERTMANAGER, FD_OUT_WEBHOOK, FD_OUT__COUNT };
 

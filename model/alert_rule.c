@@ -14,7 +14,7 @@
  * step (after a crash between evaluation and commit, the step is evaluated
  * again from the committed state) can never produce a second transition.
  */
-#include "aggregators/alert_rule.h"
+#include "model/alert_rule.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/err.h"
+#include "base/err.h"
 
 static const char *const metric_names[FD_M__COUNT] = {
     "conversion_rate", "interaction_rate", "exposures", "interactions", "payments",

@@ -25,7 +25,7 @@
  *      re-fires nor forgets;
  *   5. reads the stream entries after each output's cursor (as many as the
  *      output's queue has room for) and, on the loop thread, hands them to
- *      the outputs (sinks/alert_http.c); acknowledged prefixes move the
+ *      the outputs (alerts/outputs.c); acknowledged prefixes move the
  *      delivery cursors at the next evaluation.
  * Because time is the step, not the wall clock, a replay of hours of event
  * time is evaluated step by step and produces the same transitions as live
@@ -40,8 +40,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "core/conf.h"
-#include "core/log.h"
+#include "conf/conf.h"
+#include "base/log.h"
 
 typedef struct fd_alerts fd_alerts_t;
 

@@ -4,7 +4,7 @@
  * Lines are assembled in a stack buffer and written with one fwrite so that
  * two processes sharing a terminal do not interleave mid-line.
  */
-#include "core/log.h"
+#include "base/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

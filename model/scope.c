@@ -37,8 +37,8 @@
  * distinct values: counting distinct overflowed values would need unbounded
  * memory). Not thread-safe: one set per consumer loop.
  */
-#include "aggregators/scope.h"
-#include "core/hex.h"
+#include "model/scope.h"
+#include "base/hex.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -33,8 +33,8 @@
  * has validated, so the decoder and the integer reader do not re-check
  * grammar; any new way of producing a slot must validate first.
  */
-#include "consumers/event.h"
-#include "core/hex.h"
+#include "model/event.h"
+#include "base/hex.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /*
  * http.c — /metrics, /healthz, /readyz on libmicrohttpd (see http.h).
  */
-#include "sinks/http.h"
+#include "ops/http.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -14,7 +14,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "core/log.h"
+#include "base/log.h"
 
 struct fd_http {
     struct MHD_Daemon *d;
