@@ -42,11 +42,11 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "model/alert_rule.h"
 #include "model/scope.h"
 #include "alerts/outputs.h"
+#include "base/clock.h"
 
 #define STEP_S 60
 #define BATCH_STEPS 15
@@ -229,17 +229,6 @@ struct fd_alerts {
     char errmsg[256];
     uint64_t res_evals, res_trans;
 };
-
-static int64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-/* For durations (the round's budget, the re-send interval): immune to clock
- * steps. wall_ms() is for times shared with Redis and other instances. */
-static int64_t mono_ms(void) { return (int64_t)(uv_hrtime() / 1000000); }
 
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
@@ -804,7 +793,7 @@ static char *transition_json(fd_alerts_t *a, const alert_t *x, int prev, int64_t
     cJSON_AddNumberToObject(o, "samples", (double)x->samples);
     cJSON_AddNumberToObject(o, "window_s", (double)r->window_s);
     cJSON_AddStringToObject(o, "instance", a->id);
-    cJSON_AddNumberToObject(o, "emitted_at", (double)wall_ms());
+    cJSON_AddNumberToObject(o, "emitted_at", (double)fd_clock_wall_ms());
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -891,7 +880,7 @@ static int apply_reply(fd_alerts_t *a, int ri, int64_t t, const redisReply *rep)
             b.resolved_at != x->st.resolved_at)
             x->dirty = 1;
         if (tr >= 0) {
-            x->updated_ms = wall_ms();
+            x->updated_ms = fd_clock_wall_ms();
             if (add_transition(a, x, prev, t_ms) < 0)
                 return -1;
         }
@@ -1139,7 +1128,7 @@ static void work_cb(uv_work_t *w)
 {
     fd_alerts_t *a = w->data;
     const fd_conf_t *c = a->conf;
-    int64_t t0 = wall_ms(), m0 = mono_ms();
+    int64_t t0 = fd_clock_wall_ms(), m0 = fd_clock_mono_ms();
     int64_t budget = c->alert_eval_interval_ms > 1000 ? c->alert_eval_interval_ms : 1000;
     a->errmsg[0] = '\0';
     if (a->in_release) {
@@ -1182,7 +1171,7 @@ static void work_cb(uv_work_t *w)
         if (next > to && !a->cursor_s)
             next = to;
         while (next <= to) {
-            if (mono_ms() - m0 > budget) {
+            if (fd_clock_mono_ms() - m0 > budget) {
                 a->res_behind = 1;
                 break;
             }

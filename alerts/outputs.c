@@ -32,10 +32,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 
 #include "consumers/kafka_source.h"
+#include "base/clock.h"
 
 static const char *const out_names[FD_OUT__COUNT] = {"stdout", "kafka", "alertmanager",
                                                      "webhook"};
@@ -43,13 +43,6 @@ static const char *const out_names[FD_OUT__COUNT] = {"stdout", "kafka", "alertma
 const char *fd_alert_out_name(int out)
 {
     return out >= 0 && out < FD_OUT__COUNT ? out_names[out] : "?";
-}
-
-static int64_t wall_ms(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 /* ---- pure helpers -------------------------------------------------------------- */
@@ -354,7 +347,7 @@ static void start_next(target_t *t)
     h = curl_slist_append(h, "Expect:");
     if (t->out == FD_OUT_WEBHOOK) {
         char line[512], sig[128];
-        int64_t ts = wall_ms() / 1000;
+        int64_t ts = fd_clock_wall_ms() / 1000;
         snprintf(line, sizeof line, "webhook-id: %s", it->id);
         h = curl_slist_append(h, line);
         snprintf(line, sizeof line, "webhook-timestamp: %" PRId64, ts);
@@ -536,7 +529,7 @@ fd_alert_out_t *fd_alert_out_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *
     o->log = log;
     o->ack = ack;
     o->ud = ud;
-    srandom((unsigned)wall_ms());
+    srandom((unsigned)fd_clock_wall_ms());
     o->enabled[FD_OUT_STDOUT] = c->alert_stdout;
     uv_timer_init(loop, &o->curl_timer);
     o->curl_timer.data = o;
@@ -725,7 +718,7 @@ int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *
             return -EINVAL;
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(t, "id");
         void *one[1] = {t};
-        char *body = fd_alert_am_body(one, 1, wall_ms(), 4 * o->conf->alert_am_resend_ms,
+        char *body = fd_alert_am_body(one, 1, fd_clock_wall_ms(), 4 * o->conf->alert_am_resend_ms,
                                       o->conf->alert_generator_url);
         int rc = body ? enqueue(&o->http[out], body, strlen(body),
                                 cJSON_IsString(id) ? id->valuestring : "", tag, 1)
@@ -762,7 +755,7 @@ int fd_alert_out_resend(fd_alert_out_t *o, const char *array)
         if (ts)
             ts[i++] = t;
     }
-    char *body = ts ? fd_alert_am_body(ts, n, wall_ms(), 4 * o->conf->alert_am_resend_ms,
+    char *body = ts ? fd_alert_am_body(ts, n, fd_clock_wall_ms(), 4 * o->conf->alert_am_resend_ms,
                                        o->conf->alert_generator_url)
                     : NULL;
     int rc = body ? enqueue(&o->http[FD_OUT_ALERTMANAGER], body, strlen(body), "resend", 0, 0)

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <uv.h>
 
 #include "model/event.h"
@@ -30,6 +29,8 @@
 #include "base/log.h"
 #include "pipeline/pipeline.h"
 #include "sinks/redis_sink.h"
+#include "base/clock.h"
+#include "base/duration.h"
 
 #define MAX_FILES 256
 
@@ -175,12 +176,6 @@ static void scrub_argv(int argc, char **argv) {
     }
 }
 
-static int64_t wall_ms(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* ---- run --------------------------------------------------------------- */
 
 static void k_message(void *ud, int ti, int32_t part, int64_t off, const void *payload, size_t len) {
@@ -302,7 +297,7 @@ static void validate_one(fd_parser_t *parser, fd_event_type_t type, const char *
                          int too_large, long lineno, long *bad) {
     fd_event_t ev;
     const char *field = "-";
-    fd_reason_t r = too_large ? FD_R_TOO_LARGE : fd_event_parse(parser, line, n, type, wall_ms(), &ev, &field);
+    fd_reason_t r = too_large ? FD_R_TOO_LARGE : fd_event_parse(parser, line, n, type, fd_clock_wall_ms(), &ev, &field);
     if (r != FD_OK) {
         (*bad)++;
         printf("%ld\t%s\t%s\n", lineno, fd_reason_name(r), field);
@@ -419,7 +414,7 @@ static int cmd_query(const fd_conf_t *c, const args_t *a) {
     int found = 0;
     for (int w = 0; w < c->nwindows; w++) {
         char name[16];
-        fd_conf_window_name(c->windows_s[w], name, sizeof name);
+        fd_duration_format(c->windows_s[w], name, sizeof name);
         r = redisCommand(rc, "HGETALL %s:r:%s:%s", c->prefix, a->files[0], name);
         cJSON *win = cJSON_CreateObject();
         for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {

@@ -1,5 +1,13 @@
 /*
- * err.h — filling a caller's error buffer.
+ * err.h — result codes, and filling a caller's error buffer.
+ *
+ * One convention everywhere: a call returns 0 on success or a negative
+ * number. -1 … -4095 are negative errno values (libuv style: -ENOMEM,
+ * -ENOTCONN). An outcome that is not an errno (a flush fenced by another
+ * instance, a lease lost) is a named constant in its module's band below;
+ * every band is listed here, in one place, so no two codes can collide.
+ * Parsers and constructors that fill err/errlen return -1 (fd_fail()); the
+ * buffer says why.
  *
  * A call that can fail takes `char *err, size_t errlen` and, when it fails,
  * leaves one readable line there (truncated to errlen) and returns a
@@ -12,7 +20,15 @@
 
 #include <stddef.h>
 
+#define FD_ERR_SINK (-10000)   /* sinks/sink.h: FD_SINK_E* (flush and offset-read results) */
+#define FD_ERR_DLQ (-10100)    /* sinks/sink.h: FD_DLQ_E* (dead-letter delivery results) */
+#define FD_ERR_ALERTS (-10200) /* alerts/store.h: FD_ALERTS_E* (evaluator commit results) */
+
 /* Formats into err (nothing if err is NULL or errlen 0); returns -1. */
 int fd_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* A name for a result code, for logs: "OK", "ENOTCONN", "FD_SINK_EFENCED";
+ * "E?" for an unknown one. Never NULL. */
+const char *fd_err_name(int rc);
 
 #endif

@@ -38,6 +38,8 @@
 
 #include "base/err.h"
 #include "base/hex.h"
+#include "base/duration.h"
+#include "conf/conf_int.h"
 
 #define CONF_FILE_MAX (1024 * 1024)
 #define WINDOW_MAX_S INT64_C(315360000) /* 3650 days */
@@ -437,7 +439,7 @@ static int json_string(const cJSON *v, bool expand, const char *what, char **out
 }
 
 /* Strict decimal integer: optional '-', digits, nothing else. */
-static int parse_int_text(const char *s, int64_t *v)
+int fd_conf_parse_int(const char *s, int64_t *v)
 {
     const char *p = s;
     if (*p == '-')
@@ -454,29 +456,6 @@ static int parse_int_text(const char *s, int64_t *v)
         return -1;
     *v = (int64_t)x;
     return 0;
-}
-
-/* "5m" → 300. Returns 0, -1 (syntax). */
-static int parse_duration(const char *s, int64_t *secs)
-{
-    const char *p = s;
-    int64_t v = 0;
-    int digits = 0;
-    while (isdigit((unsigned char)*p)) {
-        if (++digits > 12)
-            return -1;
-        v = v * 10 + (*p - '0');
-        p++;
-    }
-    if (digits == 0 || p[0] == '\0' || p[1] != '\0')
-        return -1;
-    switch (p[0]) {
-    case 's': *secs = v; return 0;
-    case 'm': *secs = v * 60; return 0;
-    case 'h': *secs = v * 3600; return 0;
-    case 'd': *secs = v * 86400; return 0;
-    default: return -1;
-    }
 }
 
 static bool valid_topic_name(const char *s)
@@ -828,7 +807,7 @@ static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool
         if (json_string(w, expand, what, &s, err, errlen) != 0)
             return -1;
         int64_t secs = 0;
-        int rc = parse_duration(s, &secs);
+        int rc = fd_duration_parse(s, &secs);
         free(s);
         if (rc != 0)
             return fd_fail(err, errlen,
@@ -976,7 +955,7 @@ int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, siz
     }
     case K_INT: {
         int64_t v;
-        if (parse_int_text(value, &v) != 0 || v < k->min || v > k->max)
+        if (fd_conf_parse_int(value, &v) != 0 || v < k->min || v > k->max)
             return fd_fail(err, errlen,
                            "%s: must be an integer in %" PRId64 "..%" PRId64 ", got \"%.40s\"",
                            k->name, k->min, k->max, value);
@@ -1164,23 +1143,9 @@ static int check_host_port(const char *s)
     if (s[0] == '[' && colon[-1] != ']')
         return -1;
     int64_t port;
-    if (parse_int_text(colon + 1, &port) != 0 || colon[1] == '-' || port < 1 || port > 65535)
+    if (fd_conf_parse_int(colon + 1, &port) != 0 || colon[1] == '-' || port < 1 || port > 65535)
         return -1;
     return 0;
-}
-
-size_t fd_conf_window_name(int64_t seconds, char *buf, size_t cap)
-{
-    int n;
-    if (seconds > 86400 && seconds % 86400 == 0)
-        n = snprintf(buf, cap, "%" PRId64 "d", seconds / 86400);
-    else if (seconds > 0 && seconds % 3600 == 0) /* one day reads "24h" (SPEC) */
-        n = snprintf(buf, cap, "%" PRId64 "h", seconds / 3600);
-    else if (seconds > 0 && seconds % 60 == 0)
-        n = snprintf(buf, cap, "%" PRId64 "m", seconds / 60);
-    else
-        n = snprintf(buf, cap, "%" PRId64 "s", seconds);
-    return n < 0 ? 0 : (size_t)n;
 }
 
 /* The alerts section's cross-field rules (see finalize_rules[]). */
@@ -1251,7 +1216,7 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
             wmax = c->windows_s[i];
     if (c->ttl_m1_s < wmax) {
         char wn[32];
-        fd_conf_window_name(wmax, wn, sizeof wn);
+        fd_duration_format(wmax, wn, sizeof wn);
         return fd_fail(err, errlen,
                        "ttl.m1_s (%" PRId64 ") must be >= the largest window (%s = %" PRId64
                        " s): a window is a sum of m1 buckets",
@@ -1299,125 +1264,6 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
             return fd_fail(err, errlen, "kafka.properties: set group.id with kafka.group");
     }
     return finalize_alerts(c, err, errlen);
-}
-
-/* ---- redis.url ---------------------------------------------------------- */
-
-/* Percent-decodes s[0..n) into out (cap bytes). */
-static int pct_decode(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int ch = (unsigned char)s[i];
-        if (ch == '%') {
-            if (i + 2 >= n)
-                return -1;
-            int hi = fd_hexval((unsigned char)s[i + 1]), lo = fd_hexval((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            ch = hi * 16 + lo;
-            i += 2;
-            if (ch == 0)
-                return -1;
-        }
-        if (o + 1 >= cap)
-            return -1;
-        out[o++] = (char)ch;
-    }
-    out[o] = '\0';
-    return 0;
-}
-
-int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t errlen)
-{
-    memset(a, 0, sizeof *a);
-    if (url == NULL || url[0] == '\0')
-        return fd_fail(err, errlen, "redis.url: must not be empty");
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *path = url + 7;
-        size_t n = strlen(path);
-        if (path[0] != '/' || n < 2)
-            return fd_fail(err, errlen,
-                           "redis.url: unix:// wants an absolute socket path "
-                           "(unix:///path/to.sock)");
-        if (n >= sizeof(((struct sockaddr_un *)0)->sun_path))
-            return fd_fail(err, errlen, "redis.url: the socket path is longer than %zu bytes",
-                           sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-        memcpy(a->path, path, n + 1);
-        return 0;
-    }
-    if (strncmp(url, "rediss://", 9) == 0)
-        return fd_fail(err, errlen, "redis.url: rediss:// (TLS) is not supported by hiredis 0.14");
-    if (strncmp(url, "redis://", 8) != 0)
-        return fd_fail(err, errlen, "redis.url: must start with redis:// or unix://");
-    const char *rest = url + 8;
-    /* The last '@' ends the user info, so an unencoded '@' or '/' in a
-     * password still parses (and is never echoed). */
-    const char *at = strrchr(rest, '@');
-    const char *hp = rest;
-    if (at != NULL) {
-        const char *colon = memchr(rest, ':', (size_t)(at - rest));
-        const char *uend = colon ? colon : at;
-        if (pct_decode(rest, (size_t)(uend - rest), a->user, sizeof a->user) != 0)
-            return fd_fail(err, errlen,
-                           "redis.url: bad user name (too long or bad %%-encoding)");
-        if (colon != NULL &&
-            pct_decode(colon + 1, (size_t)(at - colon - 1), a->password, sizeof a->password) != 0)
-            return fd_fail(err, errlen, "redis.url: bad password (too long or bad %%-encoding)");
-        hp = at + 1;
-    }
-    size_t hlen = strcspn(hp, "/?#");
-    if (hp[hlen] == '?' || hp[hlen] == '#')
-        return fd_fail(err, errlen, "redis.url: query and fragment are not supported");
-    const char *hend = hp + hlen, *port = NULL, *host = hp;
-    size_t nhost;
-    if (hp[0] == '[') { /* [IPv6]:port */
-        const char *rb = memchr(hp, ']', hlen);
-        if (rb == NULL)
-            return fd_fail(err, errlen, "redis.url: unterminated [ in the host");
-        host = hp + 1;
-        nhost = (size_t)(rb - host);
-        if (rb + 1 < hend) {
-            if (rb[1] != ':')
-                return fd_fail(err, errlen, "redis.url: want [address]:port");
-            port = rb + 2;
-        }
-    } else {
-        const char *colon = memchr(hp, ':', hlen);
-        nhost = colon ? (size_t)(colon - hp) : hlen;
-        if (colon != NULL)
-            port = colon + 1;
-    }
-    if (nhost == 0)
-        return fd_fail(err, errlen, "redis.url: missing host");
-    if (nhost >= sizeof a->host)
-        return fd_fail(err, errlen, "redis.url: host longer than %zu bytes", sizeof a->host - 1);
-    for (size_t i = 0; i < nhost; i++)
-        if (!isgraph((unsigned char)host[i]) || host[i] == '@' || host[i] == '[' ||
-            host[i] == ']' || (host != hp + 1 && host[i] == ':'))
-            return fd_fail(err, errlen, "redis.url: bad character in the host");
-    memcpy(a->host, host, nhost);
-    a->host[nhost] = '\0';
-    a->port = 6379;
-    if (port != NULL) {
-        char pbuf[8];
-        size_t pn = (size_t)(hend - port);
-        int64_t p;
-        if (pn == 0 || pn >= sizeof pbuf)
-            return fd_fail(err, errlen, "redis.url: the port must be 1..65535");
-        memcpy(pbuf, port, pn);
-        pbuf[pn] = '\0';
-        if (pbuf[0] == '-' || parse_int_text(pbuf, &p) != 0 || p < 1 || p > 65535)
-            return fd_fail(err, errlen, "redis.url: the port must be 1..65535");
-        a->port = (int)p;
-    }
-    if (*hend == '/' && hend[1] != '\0') {
-        int64_t db;
-        if (hend[1] == '-' || strlen(hend + 1) > 9 || parse_int_text(hend + 1, &db) != 0)
-            return fd_fail(err, errlen, "redis.url: the database (after /) must be a number");
-        a->db = (int)db;
-    }
-    return 0;
 }
 
 int fd_conf_is_secret(const char *key)
@@ -1625,7 +1471,7 @@ static cJSON *value_json(const fd_conf_t *c, const conf_key_t *k)
         cJSON *a = cJSON_CreateArray();
         const int64_t *w = cfield(c, k);
         for (int i = 0; a && i < ccount(c, k); i++) {
-            fd_conf_window_name(w[i], buf, sizeof buf);
+            fd_duration_format(w[i], buf, sizeof buf);
             cJSON_AddItemToArray(a, cJSON_CreateString(buf));
         }
         return a;

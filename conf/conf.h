@@ -130,11 +130,4 @@ int fd_conf_is_secret(const char *key);
  * value is for ("redis.url"), or NULL for a -X "name=value". */
 void fd_conf_scrub_arg(const char *key, char *value);
 
-/* Added by the conf module: the name of a rolling window in Redis keys and in
- * check-config output ({prefix}:r:{scope}:{name}): the largest whole unit,
- * one day being "24h": 300 → "5m", 3600 → "1h", 86400 → "24h",
- * 172800 → "2d", 90 → "90s". Writes a NUL-terminated string into buf (cap
- * bytes); returns its length. */
-size_t fd_conf_window_name(int64_t seconds, char *buf, size_t cap);
-
 #endif

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/duration.h"
 
 static const char *const metric_names[FD_M__COUNT] = {
     "conversion_rate", "interaction_rate", "exposures", "interactions", "payments",
@@ -93,40 +94,6 @@ static const char *const sink_names[] = {"stdout", "kafka", "alertmanager", "web
 
 /* ---- parsing ---------------------------------------------------------------- */
 
-/* "15m" → 900; whole seconds with unit s, m, h or d. */
-static int parse_duration(const char *s, int64_t *secs)
-{
-    int64_t v = 0;
-    int digits = 0;
-    const char *p = s;
-    while (isdigit((unsigned char)*p)) {
-        if (++digits > 10)
-            return -1;
-        v = v * 10 + (*p++ - '0');
-    }
-    if (digits == 0 || p[0] == '\0' || p[1] != '\0')
-        return -1;
-    switch (*p) {
-    case 's': *secs = v; return 0;
-    case 'm': *secs = v * 60; return 0;
-    case 'h': *secs = v * 3600; return 0;
-    case 'd': *secs = v * 86400; return 0;
-    default: return -1;
-    }
-}
-
-static void fmt_duration(int64_t s, char *buf, size_t cap)
-{
-    if (s > 0 && s % 86400 == 0 && s > 86400)
-        snprintf(buf, cap, "%" PRId64 "d", s / 86400);
-    else if (s > 0 && s % 3600 == 0)
-        snprintf(buf, cap, "%" PRId64 "h", s / 3600);
-    else if (s > 0 && s % 60 == 0)
-        snprintf(buf, cap, "%" PRId64 "m", s / 60);
-    else
-        snprintf(buf, cap, "%" PRId64 "s", s);
-}
-
 static int valid_name(const char *s)
 {
     if (!isalpha((unsigned char)*s) && *s != '_' && *s != ':')
@@ -165,7 +132,7 @@ static int get_duration(const cJSON *o, const char *key, int64_t def, const char
         *out = def;
         return 0;
     }
-    if (!cJSON_IsString(v) || parse_duration(v->valuestring, out) != 0)
+    if (!cJSON_IsString(v) || fd_duration_parse(v->valuestring, out) != 0)
         return fd_fail(err, errlen,
                        "%s.%s: must be a duration string such as \"15m\" (unit s, m, h or d)",
                        what, key);
@@ -414,12 +381,12 @@ void *fd_alert_rule_to_json(const fd_alert_rule_t *r)
     cJSON *g = cJSON_AddArrayToObject(o, "grouping");
     for (int i = 0; g && i < r->grouping.ndims; i++)
         cJSON_AddItemToArray(g, cJSON_CreateString(fd_dim_name(r->grouping.dims[i])));
-    fmt_duration(r->window_s, buf, sizeof buf);
+    fd_duration_format(r->window_s, buf, sizeof buf);
     cJSON_AddStringToObject(o, "window", buf);
     if (r->kind == FD_ALERT_DROP) {
-        fmt_duration(r->baseline_s, buf, sizeof buf);
+        fd_duration_format(r->baseline_s, buf, sizeof buf);
         cJSON_AddStringToObject(o, "baseline", buf);
-        fmt_duration(r->baseline_offset_s, buf, sizeof buf);
+        fd_duration_format(r->baseline_offset_s, buf, sizeof buf);
         cJSON_AddStringToObject(o, "baseline_offset", buf);
         cJSON_AddNumberToObject(o, "min_drop", r->min_drop);
         cJSON_AddNumberToObject(o, "confidence", r->confidence);
@@ -427,9 +394,9 @@ void *fd_alert_rule_to_json(const fd_alert_rule_t *r)
     if (r->kind == FD_ALERT_BELOW)
         cJSON_AddNumberToObject(o, "threshold", r->threshold);
     cJSON_AddNumberToObject(o, "min_samples", (double)r->min_samples);
-    fmt_duration(r->for_s, buf, sizeof buf);
+    fd_duration_format(r->for_s, buf, sizeof buf);
     cJSON_AddStringToObject(o, "for", buf);
-    fmt_duration(r->keep_firing_for_s, buf, sizeof buf);
+    fd_duration_format(r->keep_firing_for_s, buf, sizeof buf);
     cJSON_AddStringToObject(o, "keep_firing_for", buf);
     cJSON *l = cJSON_AddObjectToObject(o, "labels");
     for (int i = 0; l && i < r->nlabels; i++)

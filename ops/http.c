@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "base/clock.h"
 
 struct fd_http {
     struct MHD_Daemon *d;
@@ -26,12 +27,6 @@ struct fd_http {
     pthread_mutex_t logmu; /* the library logs from its thread and from ours */
     fd_log_t log;          /* the library's own budget of lines per second */
 };
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int fd_http_alive(int64_t beat_ms, int64_t now_ms) {
     return beat_ms > 0 && now_ms - beat_ms <= FD_HTTP_STALL_MS;
@@ -88,7 +83,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     fd_http_t *h = cls;
     if (strcmp(method, "GET") != 0) return reply(c, 405, "text/plain", dupn("method not allowed\n", 19), 19);
     pthread_mutex_lock(&h->mu);
-    int alive = fd_http_alive(h->beat_ms, mono_ms());
+    int alive = fd_http_alive(h->beat_ms, fd_clock_mono_ms());
     int ready = alive && h->ready;
     char *body = NULL;
     size_t n = 0;
@@ -136,7 +131,7 @@ fd_http_t *fd_http_new(const fd_conf_t *c, char *err, size_t errlen) {
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->logmu, NULL);
     fd_log_init(&h->log, c->log_level, c->log_rate_per_s);
-    h->beat_ms = mono_ms(); /* the loop starts turning right after this */
+    h->beat_ms = fd_clock_mono_ms(); /* the loop starts turning right after this */
     struct rlimit rl;
     int64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (int64_t)rl.rlim_cur
                                                                                          : INT64_MAX;
@@ -179,7 +174,7 @@ void fd_http_publish(fd_http_t *h, const char *text, size_t n, int ready) {
 }
 
 void fd_http_beat(fd_http_t *h, int ready) {
-    int64_t now = mono_ms();
+    int64_t now = fd_clock_mono_ms();
     pthread_mutex_lock(&h->mu);
     h->beat_ms = now;
     h->ready = ready;

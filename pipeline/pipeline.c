@@ -27,7 +27,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 #include <signal.h>
 
@@ -40,6 +39,7 @@
 #include "sinks/dlq.h"
 #include "ops/http.h"
 #include "sinks/redis_sink.h"
+#include "base/clock.h"
 
 enum { ST_IDLE = 0, ST_WAIT_DLQ, ST_INFLIGHT };
 
@@ -92,12 +92,6 @@ struct fd_pipeline {
     uint64_t lost_offsets, lost_schema; /* Redis state found missing (state_lost) */
     int check_running; /* a state check (check_state) is on its way */
 };
-
-static int64_t now_ms(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 /* token = partition index (16 bits) | generation (24) | seal sequence (24) */
 static uint64_t make_token(int idx, uint32_t gen, uint32_t seq) {
@@ -383,7 +377,7 @@ void fd_pipeline_message(fd_pipeline_t *p, int src_key, int32_t partition, int64
     x->pos = offset + 1;
     fd_event_t ev;
     const char *field = "-";
-    fd_reason_t r = fd_event_parse(p->parser, payload, len, x->type, now_ms(), &ev, &field);
+    fd_reason_t r = fd_event_parse(p->parser, payload, len, x->type, fd_clock_wall_ms(), &ev, &field);
     if (r == FD_OK) {
         int late = fd_watermark_observe(&x->max_ts, p->conf->lateness_s * 1000, ev.ts_ms);
         if (late && p->conf->late_policy == FD_LATE_DLQ) {
@@ -671,7 +665,7 @@ fail:
 
 static void snapshot_tick(uv_timer_t *t) {
     fd_pipeline_t *p = t->data;
-    fd_redis_sink_snapshot(p->sink, p->instance_id, now_ms());
+    fd_redis_sink_snapshot(p->sink, p->instance_id, fd_clock_wall_ms());
     check_state(p);
 }
 
@@ -729,7 +723,7 @@ static void maybe_finish(fd_pipeline_t *p) {
 static void stop_tick(uv_timer_t *t) {
     fd_pipeline_t *p = t->data;
     maybe_finish(p);
-    if (!p->stopped && now_ms() > p->stop_deadline_ms) {
+    if (!p->stopped && fd_clock_wall_ms() > p->stop_deadline_ms) {
         fd_log(p->log, FD_LOG_ERROR, "final flush incomplete at deadline; unflushed input will be re-read", NULL);
         p->exit_code = 1;
         finish(p);
@@ -741,7 +735,7 @@ void fd_pipeline_stop(fd_pipeline_t *p) {
     p->stopping = 1;
     fd_log(p->log, FD_LOG_INFO, "stopping: final flush", NULL);
     if (p->src && p->src->stop) p->src->stop(p->src_ud);
-    p->stop_deadline_ms = now_ms() + 30000;
+    p->stop_deadline_ms = fd_clock_wall_ms() + 30000;
     p->exit_code = 1;
     uv_timer_start(&p->stop_timer, stop_tick, 20, 20);
     maybe_finish(p);
@@ -765,7 +759,7 @@ fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *lo
     p->log = log;
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
-    snprintf(p->instance_id, sizeof p->instance_id, "%.40s-%d-%lld", host, (int)getpid(), (long long)now_ms());
+    snprintf(p->instance_id, sizeof p->instance_id, "%.40s-%d-%lld", host, (int)getpid(), (long long)fd_clock_wall_ms());
     fd_event_limits_t lim = {
         .max_message_bytes = (size_t)c->max_message_bytes,
         .max_age_ms = c->ttl_m1_s * 1000,

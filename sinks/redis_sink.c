@@ -20,6 +20,8 @@
 
 #include "base/set64.h"
 #include "sinks/redis_scripts.h"
+#include "base/clock.h"
+#include "base/duration.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -73,12 +75,6 @@ typedef struct {
     fd_sink_check_cb check_cb; /* state check: the schema reply's twin */
     int schema_missing, nfields;
 } req_t;
-
-static int64_t now_ms(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static void connect_start(fd_redis_sink_t *s);
 
@@ -134,7 +130,7 @@ static req_t *req_new(fd_redis_sink_t *s) {
 static fd_redis_sink_t *reply_begin(req_t *r) {
     fd_redis_sink_t *s = r->s;
     if (s->inflight > 0) s->inflight--;
-    s->last_progress_ms = now_ms();
+    s->last_progress_ms = fd_clock_wall_ms();
     return s;
 }
 
@@ -145,7 +141,7 @@ static int send_argv(fd_redis_sink_t *s, redisCallbackFn *fn, req_t *r, int argc
         free(r);
         return -ENOTCONN;
     }
-    if (s->inflight == 0) s->last_progress_ms = now_ms();
+    if (s->inflight == 0) s->last_progress_ms = fd_clock_wall_ms();
     if (redisAsyncCommandArgv(s->ac, fn, r, argc, argv, lens) != REDIS_OK) {
         free(r);
         return -ENOTCONN;
@@ -251,14 +247,14 @@ static void connect_start(fd_redis_sink_t *s) {
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     s->ac = ac;
     s->inflight = 0;
-    s->last_progress_ms = now_ms();
+    s->last_progress_ms = fd_clock_wall_ms();
 }
 
 static void watchdog_cb(uv_timer_t *t) {
     fd_redis_sink_t *s = t->data;
     if (!s->ac) return;
     int waiting = s->inflight > 0 || !s->ready;
-    if (waiting && now_ms() - s->last_progress_ms > s->conf->redis_timeout_ms)
+    if (waiting && fd_clock_wall_ms() - s->last_progress_ms > s->conf->redis_timeout_ms)
         teardown(s, "no reply within redis.timeout_ms");
 }
 
@@ -462,9 +458,9 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
                         int64_t next_offset, int64_t max_ts, const fd_batch_t *b,
                         fd_sink_flush_cb cb, void *ud) {
     if (!s->ready || !s->ac) return -ENOTCONN;
-    if (now_ms() - s->ttl_epoch_ms > 3600 * 1000) {
+    if (fd_clock_wall_ms() - s->ttl_epoch_ms > 3600 * 1000) {
         fd_set64_clear(&s->ttl_known); /* TTLs are refreshed at least hourly */
-        s->ttl_epoch_ms = now_ms();
+        s->ttl_epoch_ms = fd_clock_wall_ms();
     }
     size_t nc = fd_batch_ncounters(b), np = fd_batch_npayments(b), ns = fd_batch_nscopes(b);
     /* size the argument vector and the text: FLUSH_FIXED_ARGS, then each
@@ -508,7 +504,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     arg_num(&a, next_offset);
     if (max_ts == INT64_MIN) arg(&a, "", 0);
     else arg_num(&a, max_ts);
-    int64_t now = now_ms();
+    int64_t now = fd_clock_wall_ms();
     arg_num(&a, now);
     arg_num(&a, now / 1000);
     arg_num(&a, (int64_t)fd_batch_events(b));
@@ -814,7 +810,7 @@ static void snap_send(fd_redis_sink_t *s) {
         argv[n++] = scopes->element[i]->str;
         argv[n++] = sto; argv[n++] = swm; argv[n++] = snow; argv[n++] = sttl; argv[n++] = snw;
         for (int w = 0; w < c->nwindows; w++) {
-            fd_conf_window_name(c->windows_s[w], names[w], sizeof names[w]);
+            fd_duration_format(c->windows_s[w], names[w], sizeof names[w]);
             snprintf(secs[w], sizeof secs[w], "%" PRId64, c->windows_s[w]);
             argv[n++] = names[w];
             argv[n++] = secs[w];

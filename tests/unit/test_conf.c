@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "conf/conf.h"
+#include "base/duration.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -660,19 +661,19 @@ static void test_window_name(void **state)
 {
     (void)state;
     char buf[32];
-    assert_int_equal(fd_conf_window_name(300, buf, sizeof buf), 2);
+    assert_int_equal(fd_duration_format(300, buf, sizeof buf), 2);
     assert_string_equal(buf, "5m");
-    fd_conf_window_name(3600, buf, sizeof buf);
+    fd_duration_format(3600, buf, sizeof buf);
     assert_string_equal(buf, "1h");
-    fd_conf_window_name(86400, buf, sizeof buf);
+    fd_duration_format(86400, buf, sizeof buf);
     assert_string_equal(buf, "24h");
-    fd_conf_window_name(5400, buf, sizeof buf);
+    fd_duration_format(5400, buf, sizeof buf);
     assert_string_equal(buf, "90m");
-    fd_conf_window_name(2 * 86400, buf, sizeof buf);
+    fd_duration_format(2 * 86400, buf, sizeof buf);
     assert_string_equal(buf, "2d");
-    fd_conf_window_name(36 * 3600, buf, sizeof buf);
+    fd_duration_format(36 * 3600, buf, sizeof buf);
     assert_string_equal(buf, "36h");
-    fd_conf_window_name(90, buf, sizeof buf);
+    fd_duration_format(90, buf, sizeof buf);
     assert_string_equal(buf, "90s");
 }
 
