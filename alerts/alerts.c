@@ -45,6 +45,7 @@
 
 #include "model/alert_rule.h"
 #include "model/scope.h"
+#include "model/window.h"
 #include "alerts/outputs.h"
 #include "base/clock.h"
 
@@ -198,7 +199,7 @@ struct fd_alerts {
     uv_work_t work;
     int work_running, closing, timer_closed;
     fd_alert_out_t *out;
-    outq_t q[FD_OUT__COUNT];
+    outq_t q[FD_ALERT_OUT__COUNT];
     fd_alerts_stats_t st;
 
     /* ---- worker-owned ---- */
@@ -209,16 +210,16 @@ struct fd_alerts {
     size_t nalerts, capalerts;
     rscope_t *scopes[FD_ALERT_MAX_RULES];
     size_t nscopes[FD_ALERT_MAX_RULES];
-    char read_id[FD_OUT__COUNT][32];
-    char persisted[FD_OUT__COUNT][32];
+    char read_id[FD_ALERT_OUT__COUNT][32];
+    char persisted[FD_ALERT_OUT__COUNT][32];
     int64_t last_resend_ms;
     trans_t *trans;
     size_t ntrans, captrans;
 
     /* ---- loop → worker, set before queueing ---- */
-    char in_acked[FD_OUT__COUNT][32];
-    size_t in_room[FD_OUT__COUNT];
-    int in_rewind[FD_OUT__COUNT];
+    char in_acked[FD_ALERT_OUT__COUNT][32];
+    size_t in_room[FD_ALERT_OUT__COUNT];
+    int in_rewind[FD_ALERT_OUT__COUNT];
     int in_release;
 
     /* ---- worker → loop, read in after_work ---- */
@@ -229,8 +230,6 @@ struct fd_alerts {
     char errmsg[256];
     uint64_t res_evals, res_trans;
 };
-
-static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
 /* Array v (n of *cap elements in use, each `size` bytes) with room for one
  * more: v itself while n < *cap, else v reallocated to twice *cap (`first`
@@ -469,7 +468,7 @@ static int load_state(fd_alerts_t *a)
     snprintf(key, sizeof key, "%s:alert:cursor", c->prefix);
     get_string(a, key, buf, sizeof buf);
     a->cursor_s = buf[0] ? strtoll(buf, NULL, 10) : 0;
-    for (int o = 0; o < FD_OUT__COUNT; o++) {
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) {
         snprintf(key, sizeof key, "%s:alert:sent:%s", c->prefix, fd_alert_out_name(o));
         get_string(a, key, a->persisted[o], sizeof a->persisted[o]);
         snprintf(a->read_id[o], sizeof a->read_id[o], "%s",
@@ -492,20 +491,13 @@ static int64_t eval_to(fd_alerts_t *a, int64_t now)
     const char *g1[] = {"HGETALL", k1}, *g2[] = {"HGETALL", k2};
     redisReply *wm = cmd_strs(a, 2, g1);
     redisReply *seen = wm ? cmd_strs(a, 2, g2) : NULL;
-    int64_t lo = INT64_MAX, hi = INT64_MIN;
-    int active = 0;
+    fd_watermark_t g;
+    fd_watermark_init(&g);
     if (wm && seen && wm->type == REDIS_REPLY_ARRAY && seen->type == REDIS_REPLY_ARRAY) {
         for (size_t i = 0; i + 1 < wm->elements; i += 2) {
             int64_t ts = strtoll(wm->element[i + 1]->str, NULL, 10);
             const char *sv = hget(seen, wm->element[i]->str);
-            int64_t s = sv ? strtoll(sv, NULL, 10) : 0;
-            if (ts > hi)
-                hi = ts;
-            if (now - s <= c->idle_timeout_s * 1000) {
-                active = 1;
-                if (ts < lo)
-                    lo = ts;
-            }
+            fd_watermark_add(&g, ts, sv ? strtoll(sv, NULL, 10) : 0, now, c->idle_timeout_s * 1000);
         }
     } else {
         set_err(a, "read watermark", wm ? seen : wm);
@@ -514,53 +506,10 @@ static int64_t eval_to(fd_alerts_t *a, int64_t now)
         freeReplyObject(wm);
     if (seen)
         freeReplyObject(seen);
-    if (hi == INT64_MIN)
+    int64_t w;
+    if (fd_watermark_global(&g, c->lateness_s * 1000, &w) != 0)
         return INT64_MIN;
-    int64_t w = (active ? lo : hi) - c->lateness_s * 1000;
-    return floor_div(w, 60000) * 60;
-}
-
-/* Splits scope id into dims (bit set) and decoded values. Returns -1 if it
- * is not a well-formed id, 1 if a value is __other__ (skipped), else 0. */
-static int parse_scope(const char *id, unsigned *set, char vals[FD_DIM__COUNT][256])
-{
-    *set = 0;
-    if (strcmp(id, "all") == 0)
-        return 0;
-    int other = 0;
-    const char *p = id;
-    while (*p) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        const char *eq = memchr(p, '=', n);
-        if (!eq)
-            return -1;
-        char name[32];
-        size_t nn = (size_t)(eq - p);
-        if (nn >= sizeof name)
-            return -1;
-        memcpy(name, p, nn);
-        name[nn] = '\0';
-        int d = fd_dim_from_name(name);
-        if (d < 0 || d >= FD_DIM__COUNT)
-            return -1;
-        *set |= 1u << d;
-        fd_scope_decode(vals[d], 256, eq + 1, n - nn - 1);
-        if (strcmp(vals[d], "__other__") == 0)
-            other = 1;
-        p += n;
-        if (*p == ',')
-            p++;
-    }
-    return other;
-}
-
-static unsigned grouping_set(const fd_grouping_t *g)
-{
-    unsigned s = 0;
-    for (int i = 0; i < g->ndims; i++)
-        s |= 1u << g->dims[i];
-    return s;
+    return fd_bucket_m1(w);
 }
 
 /* Labels of an alert: the rule's, then one per dimension of the scope. */
@@ -573,7 +522,7 @@ static int alert_labels(const fd_alert_rule_t *r, const char *scope, const char 
         keys[n] = r->labels[i].key;
         vals[n++] = r->labels[i].value;
     }
-    if (parse_scope(scope, &set, dvals) < 0)
+    if (fd_scope_parse(scope, &set, dvals) < 0)
         return n;
     for (int d = 0; d < FD_DIM__COUNT; d++)
         if (set & (1u << d)) {
@@ -638,10 +587,10 @@ static int load_scopes(fd_alerts_t *a, int64_t now)
     for (size_t i = 0; i < r->elements; i++) {
         unsigned set;
         const char *id = r->element[i]->str;
-        if (!id || parse_scope(id, &set, vals) != 0)
+        if (!id || fd_scope_parse(id, &set, vals) != 0)
             continue;
         for (int ri = 0; ri < c->nalert_rules; ri++)
-            if (grouping_set(&c->alert_rules[ri].grouping) == set && push_scope(a, ri, id, &caps[ri]))
+            if (fd_grouping_mask(&c->alert_rules[ri].grouping) == set && push_scope(a, ri, id, &caps[ri]))
                 goto oom;
     }
     freeReplyObject(r);
@@ -688,7 +637,7 @@ static int rule_queries(const fd_alert_rule_t *r, int64_t t, query_t *q)
             bto = t - r->baseline_offset_s;
             bfrom = bto - r->window_s;
         } else {
-            bto = floor_div(from, 3600) * 3600;
+            bto = fd_floor_div(from, 3600) * 3600;
             bfrom = bto - r->baseline_s;
         }
         q[n++] = (query_t){bfrom, bto, num};
@@ -902,7 +851,7 @@ static int commit(fd_alerts_t *a, int64_t cursor)
     for (size_t i = 0; i < a->nalerts; i++)
         ndirty += a->alerts[i].dirty;
     int nsent = 0;
-    for (int o = 0; o < FD_OUT__COUNT; o++)
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
         nsent += a->in_acked[o][0] && strcmp(a->in_acked[o], a->persisted[o]) != 0;
     size_t cap = 16 + ndirty * 40 + a->ntrans * 5 + (size_t)nsent * 2;
     const char **argv = malloc(cap * sizeof *argv);
@@ -961,7 +910,7 @@ static int commit(fd_alerts_t *a, int64_t cursor)
         STRA(a->trans[i].json);
     }
     NUM("%d", nsent);
-    for (int o = 0; o < FD_OUT__COUNT; o++)
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
         if (a->in_acked[o][0] && strcmp(a->in_acked[o], a->persisted[o]) != 0) {
             STRA(fd_alert_out_name(o));
             STRA(a->in_acked[o]);
@@ -978,7 +927,7 @@ static int commit(fd_alerts_t *a, int64_t cursor)
         for (size_t i = 0; i < a->nalerts; i++)
             a->alerts[i].dirty = 0;
         compact_cache(a);
-        for (int o = 0; o < FD_OUT__COUNT; o++)
+        for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
             if (a->in_acked[o][0])
                 snprintf(a->persisted[o], sizeof a->persisted[o], "%s", a->in_acked[o]);
         a->res_trans += a->ntrans;
@@ -1058,7 +1007,7 @@ static void read_stream(fd_alerts_t *a)
     const fd_conf_t *c = a->conf;
     char key[512], start[40], count[24];
     snprintf(key, sizeof key, "%s:alerts", c->prefix);
-    for (int o = 0; o < FD_OUT__COUNT; o++) {
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) {
         if (!a->in_room[o])
             continue;
         if (a->in_rewind[o])
@@ -1078,7 +1027,7 @@ static void read_stream(fd_alerts_t *a)
             const redisReply *f = e->element[1];
             const char *state = hget(f, "state"), *rule = hget(f, "rule");
             int ri = rule ? rule_index(c, rule) : -1;
-            unsigned mask = ri >= 0 ? c->alert_rules[ri].sinks : FD_SINK__ALL;
+            unsigned mask = ri >= 0 ? c->alert_rules[ri].sinks : FD_ALERT_OUT_ALL;
             int deliver = state && (strcmp(state, "firing") == 0 || strcmp(state, "resolved") == 0) &&
                           (mask & (1u << o));
             if (push_entry(a, o, deliver, sid, hget(f, "fp"), hget(f, "json")) < 0)
@@ -1104,7 +1053,7 @@ static void build_resend(fd_alerts_t *a, int64_t now, int64_t mono)
     for (size_t i = 0; arr && i < a->nalerts; i++) {
         alert_t *x = &a->alerts[i];
         const fd_alert_rule_t *r = &a->conf->alert_rules[x->rule];
-        if (!(r->sinks & FD_SINK_ALERTMANAGER))
+        if (!(r->sinks & FD_ALERT_OUT_BIT(FD_ALERT_OUT_ALERTMANAGER)))
             continue;
         if (!(x->st.state == FD_AS_FIRING ||
               (x->st.state == FD_AS_RESOLVED && now - x->updated_ms < RESOLVED_RESEND_MS)))
@@ -1155,7 +1104,7 @@ static void work_cb(uv_work_t *w)
         a->leader = 1;
         a->res_gained = 1;
         a->last_resend_ms = INT64_MIN / 2; /* re-send at once */
-        for (int o = 0; o < FD_OUT__COUNT; o++) {
+        for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) {
             a->in_acked[o][0] = '\0'; /* the loop's queues start over */
             a->in_rewind[o] = 0;
         }
@@ -1167,7 +1116,7 @@ static void work_cb(uv_work_t *w)
         if (load_scopes(a, t0) < 0)
             goto error;
         int64_t next = a->cursor_s ? a->cursor_s + STEP_S
-                                   : floor_div(to - c->alert_max_catchup_s, STEP_S) * STEP_S + STEP_S;
+                                   : fd_floor_div(to - c->alert_max_catchup_s, STEP_S) * STEP_S + STEP_S;
         if (next > to && !a->cursor_s)
             next = to;
         while (next <= to) {
@@ -1185,7 +1134,7 @@ static void work_cb(uv_work_t *w)
             }
             if (rc < 0)
                 goto error;
-            for (int o = 0; o < FD_OUT__COUNT; o++)
+            for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
                 a->in_acked[o][0] = '\0'; /* persisted with the first batch */
             next += (int64_t)n * STEP_S;
             if (eval_lease(a, LUA_LEASE) != 1) {
@@ -1196,7 +1145,7 @@ static void work_cb(uv_work_t *w)
     }
     /* delivery cursors that moved while there was nothing to evaluate */
     int moved = 0;
-    for (int o = 0; o < FD_OUT__COUNT; o++)
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
         moved |= a->in_acked[o][0] && strcmp(a->in_acked[o], a->persisted[o]) != 0;
     if (moved) {
         int rc = commit(a, 0);
@@ -1265,7 +1214,7 @@ static int q_push(outq_t *q, const char *sid, int acked, uint64_t *seq)
 static void on_ack(void *ud, int out, uint64_t tag)
 {
     fd_alerts_t *a = ud;
-    if (out < 0 || out >= FD_OUT__COUNT)
+    if (out < 0 || out >= FD_ALERT_OUT__COUNT)
         return;
     outq_t *q = &a->q[out];
     if ((uint32_t)(tag >> 40) != (q->gen & 0xFFFFFF))
@@ -1312,12 +1261,12 @@ static void after_work(uv_work_t *w, int status)
     if (a->res_lost)
         fd_log(a->log, FD_LOG_INFO, "alert lease lost", NULL);
     if (a->res_gained || a->res_lost) {
-        for (int o = 0; o < FD_OUT__COUNT; o++)
+        for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
             q_reset(&a->q[o], a->res_gained ? a->persisted[o] : "");
         if (a->out)
             fd_alert_out_reset(a->out);
     }
-    for (int o = 0; o < FD_OUT__COUNT; o++)
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
         if (a->in_rewind[o]) {
             q_reset(&a->q[o], a->q[o].acked_id);
             a->in_rewind[o] = 0;
@@ -1340,7 +1289,7 @@ static void after_work(uv_work_t *w, int status)
         free(e->json);
     }
     a->nentries = 0;
-    for (int o = 0; o < FD_OUT__COUNT; o++)
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
         q_pop_acked(&a->q[o]);
     if (a->resend) {
         fd_alert_out_resend(a->out, a->resend);
@@ -1358,7 +1307,7 @@ static void tick(uv_timer_t *t)
     fd_alerts_t *a = t->data;
     if (a->work_running || a->closing)
         return;
-    for (int o = 0; o < FD_OUT__COUNT; o++) {
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) {
         outq_t *q = &a->q[o];
         snprintf(a->in_acked[o], sizeof a->in_acked[o], "%s", q->acked_id);
         a->in_rewind[o] = q->rewind;
@@ -1404,10 +1353,10 @@ fd_alerts_t *fd_alerts_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, c
     uv_timer_start(&a->timer, tick, 10, (uint64_t)c->alert_eval_interval_ms);
     fd_log(log, FD_LOG_INFO, "alert evaluator started",
            "rules=%d eval_interval_ms=%" PRId64 " outputs=%s%s%s%s", c->nalert_rules,
-           c->alert_eval_interval_ms, fd_alert_out_enabled(a->out, FD_OUT_STDOUT) ? "stdout," : "",
-           fd_alert_out_enabled(a->out, FD_OUT_KAFKA) ? "kafka," : "",
-           fd_alert_out_enabled(a->out, FD_OUT_ALERTMANAGER) ? "alertmanager," : "",
-           fd_alert_out_enabled(a->out, FD_OUT_WEBHOOK) ? "webhook" : "");
+           c->alert_eval_interval_ms, fd_alert_out_enabled(a->out, FD_ALERT_OUT_STDOUT) ? "stdout," : "",
+           fd_alert_out_enabled(a->out, FD_ALERT_OUT_KAFKA) ? "kafka," : "",
+           fd_alert_out_enabled(a->out, FD_ALERT_OUT_ALERTMANAGER) ? "alertmanager," : "",
+           fd_alert_out_enabled(a->out, FD_ALERT_OUT_WEBHOOK) ? "webhook" : "");
     return a;
 }
 
@@ -1434,11 +1383,11 @@ void fd_alerts_free(fd_alerts_t *a)
     if (!a->work_running && a->leader) {
         /* hand the lease over at once instead of letting it expire */
         a->in_release = 1;
-        for (int o = 0; o < FD_OUT__COUNT; o++)
+        for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
             snprintf(a->in_acked[o], sizeof a->in_acked[o], "%s", a->q[o].acked_id);
         work_cb(&a->work);
     }
-    for (int o = 0; o < FD_OUT__COUNT; o++)
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
         free(a->q[o].v);
     a->closing = 1;
     fd_alert_out_free(a->out);

@@ -34,16 +34,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "consumers/kafka_source.h"
+#include "base/kafka.h"
 #include "base/clock.h"
-
-static const char *const out_names[FD_OUT__COUNT] = {"stdout", "kafka", "alertmanager",
-                                                     "webhook"};
-
-const char *fd_alert_out_name(int out)
-{
-    return out >= 0 && out < FD_OUT__COUNT ? out_names[out] : "?";
-}
 
 /* ---- pure helpers -------------------------------------------------------------- */
 
@@ -215,10 +207,10 @@ struct fd_alert_out {
     fd_log_t *log;
     fd_alert_ack_cb ack;
     void *ud;
-    int enabled[FD_OUT__COUNT];
+    int enabled[FD_ALERT_OUT__COUNT];
     CURLM *multi;
     uv_timer_t curl_timer;
-    target_t http[FD_OUT__COUNT]; /* only ALERTMANAGER and WEBHOOK used */
+    target_t http[FD_ALERT_OUT__COUNT]; /* only ALERTMANAGER and WEBHOOK used */
     rd_kafka_t *rk;
     uv_timer_t kafka_timer;
     size_t kafka_outstanding;
@@ -284,7 +276,7 @@ static void finish_transfer(target_t *t, CURLcode res, long status)
     } else {
         o->st.attempts_failed[t->out]++;
         fd_log(o->log, FD_LOG_WARN, "alert delivery failed",
-               "output=%s id=\"%s\" attempt=%d status=%ld error=\"%s\"", out_names[t->out],
+               "output=%s id=\"%s\" attempt=%d status=%ld error=\"%s\"", fd_alert_out_name(t->out),
                it->id, it->attempts, status, res == CURLE_OK ? "" : t->errbuf);
     }
     if (ok || permanent || !it->tagged) {
@@ -345,7 +337,7 @@ static void start_next(target_t *t)
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     h = curl_slist_append(h, "User-Agent: funneld");
     h = curl_slist_append(h, "Expect:");
-    if (t->out == FD_OUT_WEBHOOK) {
+    if (t->out == FD_ALERT_OUT_WEBHOOK) {
         char line[512], sig[128];
         int64_t ts = fd_clock_wall_ms() / 1000;
         snprintf(line, sizeof line, "webhook-id: %s", it->id);
@@ -463,14 +455,14 @@ static void kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         o->kafka_outstanding--;
     if (m->err) {
         /* message.timeout.ms is 0 (infinite): only fatal errors get here */
-        o->st.attempts_failed[FD_OUT_KAFKA]++;
+        o->st.attempts_failed[FD_ALERT_OUT_KAFKA]++;
         fd_log(o->log, FD_LOG_ERROR, "alert produce failed", "error=\"%s\"",
                rd_kafka_err2str(m->err));
         return; /* not acknowledged: redelivered from the stream after a restart */
     }
-    o->st.delivered[FD_OUT_KAFKA]++;
+    o->st.delivered[FD_ALERT_OUT_KAFKA]++;
     if (o->ack && !o->closing)
-        o->ack(o->ud, FD_OUT_KAFKA, tag);
+        o->ack(o->ud, FD_ALERT_OUT_KAFKA, tag);
 }
 
 static void kafka_tick(uv_timer_t *h)
@@ -530,7 +522,7 @@ fd_alert_out_t *fd_alert_out_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *
     o->ack = ack;
     o->ud = ud;
     srandom((unsigned)fd_clock_wall_ms());
-    o->enabled[FD_OUT_STDOUT] = c->alert_stdout;
+    o->enabled[FD_ALERT_OUT_STDOUT] = c->alert_stdout;
     uv_timer_init(loop, &o->curl_timer);
     o->curl_timer.data = o;
     o->handles_open = 1;
@@ -555,15 +547,15 @@ fd_alert_out_t *fd_alert_out_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *
         const char *base = c->alert_am_url;
         size_t bl = strlen(base);
         const char *path = bl && base[bl - 1] == '/' ? "api/v2/alerts" : "/api/v2/alerts";
-        if (init_target(o, FD_OUT_ALERTMANAGER, base, path, err, errlen) < 0)
+        if (init_target(o, FD_ALERT_OUT_ALERTMANAGER, base, path, err, errlen) < 0)
             goto fail;
     }
-    if (wh && init_target(o, FD_OUT_WEBHOOK, c->alert_webhook_url, "", err, errlen) < 0)
+    if (wh && init_target(o, FD_ALERT_OUT_WEBHOOK, c->alert_webhook_url, "", err, errlen) < 0)
         goto fail;
     if (c->alert_kafka_enabled) {
         const char *extra[] = {"enable.idempotence", "true", "message.timeout.ms", "0",
                                "linger.ms", "5", NULL};
-        rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_PRODUCER, c, extra, err, errlen);
+        rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_PRODUCER, c->brokers, c->kprops, c->nkprops, extra, err, errlen);
         if (!kc)
             goto fail;
         rd_kafka_conf_set_dr_msg_cb(kc, kafka_dr);
@@ -571,7 +563,7 @@ fd_alert_out_t *fd_alert_out_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *
         o->rk = fd_kafka_new(RD_KAFKA_PRODUCER, kc, "alert kafka producer", err, errlen);
         if (!o->rk)
             goto fail;
-        o->enabled[FD_OUT_KAFKA] = 1;
+        o->enabled[FD_ALERT_OUT_KAFKA] = 1;
         uv_timer_start(&o->kafka_timer, kafka_tick, 50, 50);
     }
     return o;
@@ -608,7 +600,7 @@ void fd_alert_out_free(fd_alert_out_t *o)
         rd_kafka_destroy(o->rk);
         o->rk = NULL;
     }
-    for (int i = 0; i < FD_OUT__COUNT; i++) {
+    for (int i = 0; i < FD_ALERT_OUT__COUNT; i++) {
         target_t *t = &o->http[i];
         if (!t->url)
             continue;
@@ -635,7 +627,7 @@ void fd_alert_out_free(fd_alert_out_t *o)
 
 int fd_alert_out_enabled(const fd_alert_out_t *o, int out)
 {
-    return out >= 0 && out < FD_OUT__COUNT && o->enabled[out];
+    return out >= 0 && out < FD_ALERT_OUT__COUNT && o->enabled[out];
 }
 
 size_t fd_alert_out_room(const fd_alert_out_t *o, int out)
@@ -643,9 +635,9 @@ size_t fd_alert_out_room(const fd_alert_out_t *o, int out)
     size_t cap = (size_t)o->conf->alert_queue_size, used = 0;
     if (!fd_alert_out_enabled(o, out))
         return 0;
-    if (out == FD_OUT_KAFKA)
+    if (out == FD_ALERT_OUT_KAFKA)
         used = o->kafka_outstanding;
-    else if (out != FD_OUT_STDOUT)
+    else if (out != FD_ALERT_OUT_STDOUT)
         used = o->http[out].n;
     return used >= cap ? 0 : cap - used;
 }
@@ -681,11 +673,11 @@ int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *
 {
     if (!fd_alert_out_enabled(o, out))
         return -EINVAL;
-    if (fd_alert_out_room(o, out) == 0 && out != FD_OUT_STDOUT)
+    if (fd_alert_out_room(o, out) == 0 && out != FD_ALERT_OUT_STDOUT)
         return -ENOBUFS;
     size_t len = strlen(json);
     switch (out) {
-    case FD_OUT_STDOUT:
+    case FD_ALERT_OUT_STDOUT:
         fwrite(json, 1, len, stdout);
         fputc('\n', stdout);
         fflush(stdout);
@@ -693,7 +685,7 @@ int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *
         if (o->ack)
             o->ack(o->ud, out, tag);
         return 0;
-    case FD_OUT_KAFKA: {
+    case FD_ALERT_OUT_KAFKA: {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             o->rk, RD_KAFKA_V_TOPIC(o->conf->alert_kafka_topic),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)fp, strlen(fp)),
@@ -704,7 +696,7 @@ int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *
         o->kafka_outstanding++;
         return 0;
     }
-    case FD_OUT_WEBHOOK: {
+    case FD_ALERT_OUT_WEBHOOK: {
         cJSON *t = cJSON_ParseWithLength(json, len);
         const cJSON *id = t ? cJSON_GetObjectItemCaseSensitive(t, "id") : NULL;
         int rc = enqueue(&o->http[out], json, len, cJSON_IsString(id) ? id->valuestring : "", tag,
@@ -712,7 +704,7 @@ int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *
         cJSON_Delete(t);
         return rc;
     }
-    case FD_OUT_ALERTMANAGER: {
+    case FD_ALERT_OUT_ALERTMANAGER: {
         cJSON *t = cJSON_ParseWithLength(json, len);
         if (!t)
             return -EINVAL;
@@ -733,9 +725,9 @@ int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *
 
 int fd_alert_out_resend(fd_alert_out_t *o, const char *array)
 {
-    if (!fd_alert_out_enabled(o, FD_OUT_ALERTMANAGER))
+    if (!fd_alert_out_enabled(o, FD_ALERT_OUT_ALERTMANAGER))
         return -EINVAL;
-    if (fd_alert_out_room(o, FD_OUT_ALERTMANAGER) == 0) {
+    if (fd_alert_out_room(o, FD_ALERT_OUT_ALERTMANAGER) == 0) {
         o->st.overflow++;
         fd_log(o->log, FD_LOG_WARN, "alertmanager queue full: re-send dropped",
                "overflow=%" PRIu64, o->st.overflow);
@@ -758,7 +750,7 @@ int fd_alert_out_resend(fd_alert_out_t *o, const char *array)
     char *body = ts ? fd_alert_am_body(ts, n, fd_clock_wall_ms(), 4 * o->conf->alert_am_resend_ms,
                                        o->conf->alert_generator_url)
                     : NULL;
-    int rc = body ? enqueue(&o->http[FD_OUT_ALERTMANAGER], body, strlen(body), "resend", 0, 0)
+    int rc = body ? enqueue(&o->http[FD_ALERT_OUT_ALERTMANAGER], body, strlen(body), "resend", 0, 0)
                   : -ENOMEM;
     if (rc == 0)
         o->st.resends++;
@@ -770,7 +762,7 @@ int fd_alert_out_resend(fd_alert_out_t *o, const char *array)
 
 void fd_alert_out_reset(fd_alert_out_t *o)
 {
-    for (int i = 0; i < FD_OUT__COUNT; i++)
+    for (int i = 0; i < FD_ALERT_OUT__COUNT; i++)
         if (o->http[i].url)
             drop_queue(&o->http[i], 1);
     /* Kafka: produced messages cannot be recalled; their acks are ignored

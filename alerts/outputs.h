@@ -30,9 +30,6 @@
 #include "conf/conf.h"
 #include "base/log.h"
 
-enum { FD_OUT_STDOUT = 0, FD_OUT_KAFKA, FD_OUT_ALERTMANAGER, FD_OUT_WEBHOOK, FD_OUT__COUNT };
-
-const char *fd_alert_out_name(int out); /* "stdout", "kafka", "alertmanager", "webhook" */
 
 typedef struct fd_alert_out fd_alert_out_t;
 
@@ -40,8 +37,8 @@ typedef struct fd_alert_out fd_alert_out_t;
 typedef void (*fd_alert_ack_cb)(void *ud, int out, uint64_t tag);
 
 typedef struct fd_alert_out_stats_s {
-    uint64_t delivered[FD_OUT__COUNT];
-    uint64_t attempts_failed[FD_OUT__COUNT];
+    uint64_t delivered[FD_ALERT_OUT__COUNT];
+    uint64_t attempts_failed[FD_ALERT_OUT__COUNT];
     uint64_t overflow;    /* Alertmanager re-sends dropped: queue full */
     uint64_t resends;     /* Alertmanager re-send batches queued */
 } fd_alert_out_stats_t;

@@ -709,14 +709,6 @@ static const char *dim_list(char *buf, size_t cap)
     return buf;
 }
 
-static unsigned dim_set(const fd_grouping_t *g)
-{
-    unsigned s = 0;
-    for (int i = 0; i < g->ndims; i++)
-        s |= 1u << g->dims[i];
-    return s;
-}
-
 static int apply_groupings(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand,
                            char *err, size_t errlen)
 {
@@ -771,7 +763,7 @@ static int apply_groupings(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bo
             cur->dims[cur->ndims++] = (fd_dim_t)dim;
         }
         for (int j = 0; j < gi; j++)
-            if (dim_set(&tmp[j]) == dim_set(cur))
+            if (fd_grouping_mask(&tmp[j]) == fd_grouping_mask(cur))
                 return fd_fail(err, errlen, "%s: same dimensions as %s[%d]", what, k->name, j);
         gi++;
     }
@@ -1156,7 +1148,7 @@ static int finalize_alerts(const fd_conf_t *c, char *err, size_t errlen)
         fd_grouping_t rg = r->grouping;
         int found = 0;
         for (int g = 0; g < c->ngroupings && !found; g++)
-            found = dim_set(&c->groupings[g]) == dim_set(&rg);
+            found = fd_grouping_mask(&c->groupings[g]) == fd_grouping_mask(&rg);
         if (!found)
             return fd_fail(err, errlen,
                            "alerts.rules[%d].grouping: not one of `groupings` (a rule reads the "

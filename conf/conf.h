@@ -16,6 +16,7 @@
 #include "model/alert_rule.h"
 #include "model/scope.h"
 #include "model/event.h"
+#include "base/kafka.h"
 
 #define FD_MAX_TOPICS 16
 #define FD_MAX_KPROPS 64
@@ -25,10 +26,6 @@ typedef struct {
     char *name;
     fd_event_type_t type; /* FD_TYPE_NONE: mixed topic, events carry "type" */
 } fd_topic_t;
-
-typedef struct {
-    char *key, *value;
-} fd_kprop_t;
 
 typedef enum { FD_LATE_COUNT = 0, FD_LATE_DLQ = 1 } fd_late_policy_t;
 

@@ -25,7 +25,7 @@ struct fd_kafka_source {
     void *ud;
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
-    int pipefd[2];
+    fd_kafka_wake_t wake;
     uv_poll_t poll;
     uv_idle_t idle;
     uv_timer_t timer;
@@ -33,138 +33,6 @@ struct fd_kafka_source {
     int stopped;
     int ever_assigned; /* see fd_kafka_source_free */
 };
-
-/* librdkafka text inside a logfmt value: double quotes become single ones. */
-static void quote_safe(char *dst, size_t cap, const char *src) {
-    size_t i = 0;
-    for (; src && src[i] && i < cap - 1; i++) dst[i] = src[i] == '"' ? '\'' : src[i];
-    dst[i] = 0;
-}
-
-/* The key under which a repeating librdkafka problem is rate-limited: the
- * client, what kind of problem, the broker it concerns (the text before the
- * first ": ", verbatim) and, for a log line (`whole`), the rest of the text
- * without its digits, which change on every retry ("after 0ms"). An error
- * event's kind is its error code; its text also changes with librdkafka's
- * own ", 1 identical error(s) suppressed" and is left out. */
-static void problem_key(char *key, size_t cap, const char *client, const char *kind, const char *text,
-                        int whole) {
-    size_t n = (size_t)snprintf(key, cap, "kafka|%s|%s|", client, kind);
-    if (!text || n >= cap) return;
-    if (text[0] == '[') { /* "[thrd:...]: " names a thread, not the problem */
-        const char *end = strstr(text, "]: ");
-        if (end) text = end + 3;
-    }
-    const char *colon = strstr(text, ": ");
-    size_t head = colon ? (size_t)(colon - text) : 0;
-    for (size_t i = 0; text[i] && n < cap - 1 && (whole || i < head); i++)
-        if (i < head || text[i] < '0' || text[i] > '9') key[n++] = text[i];
-    key[n] = 0;
-}
-
-void fd_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    fd_log_t **log = rd_kafka_opaque(rk);
-    if (!log || !*log) return;
-    /* A broker failure is logged by librdkafka as FAIL and then raised as an
-     * error event (fd_kafka_error_cb, or a consumer error message): the event
-     * alone makes one line per problem. */
-    if (fac && strcmp(fac, "FAIL") == 0) return;
-    /* syslog levels: 0..3 error, 4 warning, 5..6 info, 7 debug */
-    fd_log_level_t lv = level <= 3 ? FD_LOG_ERROR : level == 4 ? FD_LOG_WARN : level <= 6 ? FD_LOG_INFO : FD_LOG_DEBUG;
-    if (!FD_LOG_ON(*log, lv)) return;
-    char text[512];
-    quote_safe(text, sizeof text, buf);
-    if (lv < FD_LOG_WARN) {
-        fd_log(*log, lv, "librdkafka", "client=\"%s\" facility=%s text=\"%s\"", rd_kafka_name(rk), fac, text);
-        return;
-    }
-    char key[600];
-    problem_key(key, sizeof key, rd_kafka_name(rk), fac, buf, 1);
-    fd_log_repeat(*log, lv, key, "librdkafka", "client=\"%s\" facility=%s text=\"%s\"", rd_kafka_name(rk), fac,
-                  text);
-}
-
-static void kafka_problem(fd_log_t *log, const char *client, int err, const char *reason) {
-    char text[512], key[600];
-    quote_safe(text, sizeof text, reason);
-    problem_key(key, sizeof key, client, rd_kafka_err2name((rd_kafka_resp_err_t)err), reason, 0);
-    fd_log_repeat(log, FD_LOG_ERROR, key, "kafka error", "client=\"%s\" error=%s text=\"%s\"", client,
-                  rd_kafka_err2name((rd_kafka_resp_err_t)err), text);
-}
-
-void fd_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    fd_log_t **log = opaque;
-    if (log && *log) kafka_problem(*log, rd_kafka_name(rk), err, reason);
-}
-
-/* librdkafka's own property table ("name | C/P | ..." rows), read once:
- * it says which properties are the consumer's (C), the producer's (P) or
- * both (*), so that kafka.properties go only where they mean something and
- * neither client warns (CONFWARN) about the other's properties. */
-static char *prop_table;
-static pthread_once_t prop_once = PTHREAD_ONCE_INIT;
-
-static void load_prop_table(void) {
-    size_t len = 0;
-    FILE *f = open_memstream(&prop_table, &len);
-    if (!f) return;
-    rd_kafka_conf_properties_show(f);
-    fclose(f);
-}
-
-/* 'C', 'P', or '*' (both, and any property librdkafka will judge itself) */
-static char prop_scope(const char *name) {
-    pthread_once(&prop_once, load_prop_table);
-    size_t n = strlen(name);
-    for (const char *l = prop_table; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-        if (strncmp(l, name, n) != 0 || l[n] != ' ') continue;
-        const char *bar = strchr(l, '|');
-        const char *eol = strchr(l, '\n');
-        if (!bar || (eol && bar > eol)) continue;
-        for (bar++; *bar == ' '; bar++) {
-        }
-        return *bar == 'C' || *bar == 'P' ? *bar : '*';
-    }
-    return '*';
-}
-
-rd_kafka_conf_t *fd_kafka_conf(int type, const fd_conf_t *c, const char *const *extra, char *err, size_t errlen) {
-    char other = type == RD_KAFKA_PRODUCER ? 'C' : 'P';
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char e[512];
-    if (rd_kafka_conf_set(kc, "bootstrap.servers", c->brokers, e, sizeof e) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka.brokers: %s", e);
-        goto fail;
-    }
-    for (int i = 0; extra && extra[i]; i += 2) {
-        if (rd_kafka_conf_set(kc, extra[i], extra[i + 1], e, sizeof e) != RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "%s: %s", extra[i], e);
-            goto fail;
-        }
-    }
-    for (int i = 0; i < c->nkprops; i++) {
-        if (prop_scope(c->kprops[i].key) == other) continue; /* the other client's property */
-        if (rd_kafka_conf_set(kc, c->kprops[i].key, c->kprops[i].value, e, sizeof e) != RD_KAFKA_CONF_OK) {
-            /* name the property, never its value (it may be a secret) */
-            snprintf(err, errlen, "kafka.properties.%s: %s", c->kprops[i].key, e);
-            goto fail;
-        }
-    }
-    return kc;
-fail:
-    rd_kafka_conf_destroy(kc);
-    return NULL;
-}
-
-rd_kafka_t *fd_kafka_new(int type, rd_kafka_conf_t *kc, const char *what, char *err, size_t errlen) {
-    char e[512];
-    rd_kafka_t *rk = rd_kafka_new((rd_kafka_type_t)type, kc, e, sizeof e);
-    if (!rk) {
-        rd_kafka_conf_destroy(kc); /* rd_kafka_new owns it only on success */
-        snprintf(err, errlen, "%s: %s", what, e);
-    }
-    return rk;
-}
 
 static int topic_index(const fd_kafka_source_t *s, const char *name) {
     for (int i = 0; i < s->conf->ntopics; i++)
@@ -227,7 +95,7 @@ static int drain(fd_kafka_source_t *s, int budget) {
             rd_kafka_message_t *m = msgs[i];
             if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    kafka_problem(s->log, rd_kafka_name(s->rk), m->err, rd_kafka_message_errstr(m));
+                    fd_kafka_problem(s->log, rd_kafka_name(s->rk), m->err, rd_kafka_message_errstr(m));
             } else if (!s->stopped) {
                 int ti = topic_index(s, rd_kafka_topic_name(m->rkt));
                 if (ti >= 0) s->cbs.on_message(s->ud, ti, m->partition, m->offset, m->payload, m->len);
@@ -250,9 +118,7 @@ static void wake(fd_kafka_source_t *s) {
 
 static void poll_cb(uv_poll_t *h, int status, int events) {
     fd_kafka_source_t *s = h->data;
-    char buf[256];
-    while (read(s->pipefd[0], buf, sizeof buf) > 0) {
-    }
+    fd_kafka_wake_drain(&s->wake);
     wake(s);
 }
 
@@ -271,7 +137,7 @@ fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_l
     s->log = log;
     s->cbs = *cbs;
     s->ud = ud;
-    s->pipefd[0] = s->pipefd[1] = -1;
+    fd_kafka_wake_init(&s->wake);
     const char *extra[] = {"group.id", c->group,
                            "partition.assignment.strategy", "cooperative-sticky",
                            "enable.auto.commit", "false",
@@ -282,7 +148,7 @@ fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_l
                             * 30 s instead of librdkafka's 300 s */
                            "topic.metadata.refresh.interval.ms", "30000",
                            NULL};
-    rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_CONSUMER, c, extra, err, errlen);
+    rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_CONSUMER, c->brokers, c->kprops, c->nkprops, extra, err, errlen);
     if (!kc) goto fail;
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_log_cb(kc, fd_kafka_log_cb);
@@ -292,13 +158,7 @@ fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_l
     if (!s->rk) goto fail;
     rd_kafka_poll_set_consumer(s->rk);
     s->q = rd_kafka_queue_get_consumer(s->rk);
-    if (pipe(s->pipefd) < 0) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
-        goto fail;
-    }
-    fcntl(s->pipefd[0], F_SETFL, O_NONBLOCK);
-    fcntl(s->pipefd[1], F_SETFL, O_NONBLOCK);
-    rd_kafka_queue_io_event_enable(s->q, s->pipefd[1], "1", 1);
+    if (fd_kafka_wake_open(&s->wake, s->q, err, errlen) != 0) goto fail;
 
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new(c->ntopics);
     for (int i = 0; i < c->ntopics; i++)
@@ -309,7 +169,7 @@ fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_l
         snprintf(err, errlen, "kafka subscribe: %s", rd_kafka_err2str(rerr));
         goto fail;
     }
-    uv_poll_init(loop, &s->poll, s->pipefd[0]);
+    uv_poll_init(loop, &s->poll, s->wake.fds[0]);
     uv_idle_init(loop, &s->idle);
     uv_timer_init(loop, &s->timer);
     s->poll.data = s->idle.data = s->timer.data = s;
@@ -355,8 +215,7 @@ void fd_kafka_source_free(fd_kafka_source_t *s) {
         }
         s->rk = NULL;
     }
-    if (s->pipefd[0] >= 0) close(s->pipefd[0]);
-    if (s->pipefd[1] >= 0) close(s->pipefd[1]);
+    fd_kafka_wake_close(&s->wake);
     if (s->handles_open) {
         uv_close((uv_handle_t *)&s->poll, on_close);
         uv_close((uv_handle_t *)&s->idle, on_close);

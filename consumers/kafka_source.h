@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/kafka.h"
 #include "conf/conf.h"
 #include "base/log.h"
 
@@ -55,24 +56,5 @@ int fd_kafka_source_seek(fd_kafka_source_t *s, int topic_idx, int32_t partition,
 void fd_kafka_source_commit(fd_kafka_source_t *s, int topic_idx, int32_t partition, int64_t offset);
 /* Stops waking the loop (before shutdown's final flush). */
 void fd_kafka_source_stop(fd_kafka_source_t *s);
-
-struct rd_kafka_conf_s;
-struct rd_kafka_s;
-/* librdkafka's log lines as logfmt. The handle's opaque must point at a
- * struct whose first member is the fd_log_t pointer. */
-void fd_kafka_log_cb(const struct rd_kafka_s *rk, int level, const char *fac, const char *buf);
-/* librdkafka's error events as one logfmt line each, rate-limited per
- * problem (fd_log_repeat). Same opaque convention as fd_kafka_log_cb. */
-void fd_kafka_error_cb(struct rd_kafka_s *rk, int err, const char *reason, void *opaque);
-/* Builds a librdkafka conf for a client of `type` (RD_KAFKA_PRODUCER or
- * RD_KAFKA_CONSUMER) from c (brokers, kafka.properties, -X), never logging
- * it. A property that librdkafka documents as the other type's only is not
- * applied. extra: NULL-terminated key/value pairs applied first. */
-struct rd_kafka_conf_s *fd_kafka_conf(int type, const fd_conf_t *c, const char *const *extra, char *err,
-                                      size_t errlen);
-/* rd_kafka_new of type RD_KAFKA_PRODUCER or RD_KAFKA_CONSUMER. Takes ownership
- * of kc, also on failure (NULL, err "<what>: <librdkafka's reason>"). */
-struct rd_kafka_s *fd_kafka_new(int type, struct rd_kafka_conf_s *kc, const char *what, char *err,
-                                size_t errlen);
 
 #endif

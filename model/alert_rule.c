@@ -90,7 +90,12 @@ int fd_alert_state_from_name(const char *s)
     return -1;
 }
 
-static const char *const sink_names[] = {"stdout", "kafka", "alertmanager", "webhook"};
+static const char *const out_names[FD_ALERT_OUT__COUNT] = {"stdout", "kafka", "alertmanager", "webhook"};
+
+const char *fd_alert_out_name(int out)
+{
+    return out >= 0 && out < FD_ALERT_OUT__COUNT ? out_names[out] : "?";
+}
 
 /* ---- parsing ---------------------------------------------------------------- */
 
@@ -335,7 +340,7 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
     }
 
     v = cJSON_GetObjectItemCaseSensitive(o, "sinks");
-    r->sinks = FD_SINK__ALL;
+    r->sinks = FD_ALERT_OUT_ALL;
     if (v != NULL) {
         if (!cJSON_IsArray(v))
             return fd_fail(err, errlen, "%s.sinks: must be an array of sink names", what);
@@ -344,8 +349,8 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
         cJSON_ArrayForEach(s, v)
         {
             int bit = -1;
-            for (int i = 0; cJSON_IsString(s) && i < 4; i++)
-                if (strcmp(s->valuestring, sink_names[i]) == 0)
+            for (int i = 0; cJSON_IsString(s) && i < FD_ALERT_OUT__COUNT; i++)
+                if (strcmp(s->valuestring, out_names[i]) == 0)
                     bit = i;
             if (bit < 0)
                 return fd_fail(err, errlen,
@@ -405,9 +410,9 @@ void *fd_alert_rule_to_json(const fd_alert_rule_t *r)
     for (int i = 0; a && i < r->nannotations; i++)
         cJSON_AddStringToObject(a, r->annotations[i].key, r->annotations[i].value);
     cJSON *s = cJSON_AddArrayToObject(o, "sinks");
-    for (int i = 0; s && i < 4; i++)
-        if (r->sinks & (1u << i))
-            cJSON_AddItemToArray(s, cJSON_CreateString(sink_names[i]));
+    for (int i = 0; s && i < FD_ALERT_OUT__COUNT; i++)
+        if (r->sinks & FD_ALERT_OUT_BIT(i))
+            cJSON_AddItemToArray(s, cJSON_CreateString(out_names[i]));
     return o;
 }
 

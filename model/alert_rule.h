@@ -56,14 +56,22 @@ typedef enum {
     FD_M__COUNT
 } fd_metric_t;
 
-/* Sinks a rule's transitions go to (bit mask; all of them by default). */
-enum {
-    FD_SINK_STDOUT = 1,
-    FD_SINK_KAFKA = 2,
-    FD_SINK_ALERTMANAGER = 4,
-    FD_SINK_WEBHOOK = 8,
-    FD_SINK__ALL = 15
-};
+/* The alert outputs, one enum: the index of an output's queue, counters and
+ * Redis cursor; a rule's `sinks` is a bit mask of them (all by default). */
+typedef enum {
+    FD_ALERT_OUT_STDOUT = 0,
+    FD_ALERT_OUT_KAFKA,
+    FD_ALERT_OUT_ALERTMANAGER,
+    FD_ALERT_OUT_WEBHOOK,
+    FD_ALERT_OUT__COUNT
+} fd_alert_output_t;
+
+#define FD_ALERT_OUT_BIT(o) (1u << (o))
+#define FD_ALERT_OUT_ALL ((1u << FD_ALERT_OUT__COUNT) - 1u)
+
+/* "stdout", "kafka", "alertmanager", "webhook"; "?" out of range. The names
+ * rules use in `sinks`, and the `output` label of /metrics. */
+const char *fd_alert_out_name(int out);
 
 typedef struct {
     char *key, *value;

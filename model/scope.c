@@ -429,3 +429,44 @@ uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi)
         return 0;
     return s->g[gi].overflow;
 }
+
+/* Splits scope id into dims (bit set) and decoded values. Returns -1 if it
+ * is not a well-formed id, 1 if a value is __other__ (skipped), else 0. */
+int fd_scope_parse(const char *id, unsigned *set, char vals[FD_DIM__COUNT][256]) {
+    *set = 0;
+    if (strcmp(id, "all") == 0)
+        return 0;
+    int other = 0;
+    const char *p = id;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        if (!eq)
+            return -1;
+        char name[32];
+        size_t nn = (size_t)(eq - p);
+        if (nn >= sizeof name)
+            return -1;
+        memcpy(name, p, nn);
+        name[nn] = '\0';
+        int d = fd_dim_from_name(name);
+        if (d < 0 || d >= FD_DIM__COUNT)
+            return -1;
+        *set |= 1u << d;
+        fd_scope_decode(vals[d], 256, eq + 1, n - nn - 1);
+        if (strcmp(vals[d], "__other__") == 0)
+            other = 1;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return other;
+}
+
+unsigned fd_grouping_mask(const fd_grouping_t *g) {
+    unsigned s = 0;
+    for (int i = 0; i < g->ndims; i++)
+        s |= 1u << g->dims[i];
+    return s;
+}

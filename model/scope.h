@@ -34,6 +34,9 @@ typedef struct {
 
 const char *fd_dim_name(fd_dim_t d); /* "product", "channel", ... */
 int fd_dim_from_name(const char *s);  /* -1 if unknown */
+/* The grouping's dimensions as a bit set (1u << fd_dim_t): two groupings
+ * with the same dimensions in another order have the same mask. */
+unsigned fd_grouping_mask(const fd_grouping_t *g);
 
 /* Appends the percent-encoded form of s[0..n) to out (capacity cap, always
  * NUL-terminated when cap > 0). Encodes , = : { } % space, bytes < 0x20 and
@@ -64,5 +67,10 @@ void fd_scopes_free(fd_scopes_t *s);
 const char *fd_scopes_admit(fd_scopes_t *s, int gi, const fd_grouping_t *g,
                             const char *id, size_t n, size_t *outlen);
 uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi);
+
+/* Splits scope id ("all", or "name=value,name=value" in dimension order) into its dimensions
+ * (*set, bits as fd_grouping_mask) and decoded values (vals[dim]). Returns
+ * -1 if it is not a well-formed id, 1 if a value is __other__, else 0. */
+int fd_scope_parse(const char *id, unsigned *set, char vals[FD_DIM__COUNT][256]);
 
 #endif

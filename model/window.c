@@ -64,7 +64,7 @@ const char *fd_gran_name(fd_gran_t g)
     return gran_names[g];
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
+int64_t fd_floor_div(int64_t a, int64_t b)
 {
     int64_t q = a / b;
     if (a % b != 0 && ((a < 0) != (b < 0)))
@@ -72,8 +72,8 @@ static int64_t floor_div(int64_t a, int64_t b)
     return q;
 }
 
-int64_t fd_bucket_m1(int64_t ts_ms) { return floor_div(ts_ms, 60000) * 60; }
-int64_t fd_bucket_h1(int64_t ts_ms) { return floor_div(ts_ms, 3600000) * 3600; }
+int64_t fd_bucket_m1(int64_t ts_ms) { return fd_floor_div(ts_ms, 60000) * 60; }
+int64_t fd_bucket_h1(int64_t ts_ms) { return fd_floor_div(ts_ms, 3600000) * 3600; }
 
 static void install_tz(const char *tzenv)
 {
@@ -150,7 +150,7 @@ int32_t fd_daycal_label(fd_daycal_t *d, int64_t ts_ms)
             return d->cache[i].label;
 
     install_tz(d->tzenv);
-    time_t s = (time_t)floor_div(ts_ms, 1000);
+    time_t s = (time_t)fd_floor_div(ts_ms, 1000);
     struct tm t;
     if (localtime_r(&s, &t) == NULL)
         return 0;
@@ -212,4 +212,31 @@ int fd_watermark_observe(int64_t *max_ts, int64_t lateness_ms, int64_t ts_ms)
     if (ts_ms > *max_ts)
         *max_ts = ts_ms;
     return late;
+}
+
+void fd_watermark_init(fd_watermark_t *w)
+{
+    w->lo = INT64_MAX;
+    w->hi = INT64_MIN;
+    w->any = w->active = 0;
+}
+
+void fd_watermark_add(fd_watermark_t *w, int64_t ts_ms, int64_t seen_ms, int64_t now_ms, int64_t idle_ms)
+{
+    w->any = 1;
+    if (ts_ms > w->hi)
+        w->hi = ts_ms;
+    if (now_ms - seen_ms <= idle_ms) {
+        w->active = 1;
+        if (ts_ms < w->lo)
+            w->lo = ts_ms;
+    }
+}
+
+int fd_watermark_global(const fd_watermark_t *w, int64_t lateness_ms, int64_t *wm_ms)
+{
+    if (!w->any)
+        return -1;
+    *wm_ms = (w->active ? w->lo : w->hi) - lateness_ms;
+    return 0;
 }

@@ -18,6 +18,8 @@ typedef enum { FD_GRAN_M1 = 0, FD_GRAN_H1, FD_GRAN_D1, FD_GRAN__COUNT } fd_gran_
 
 const char *fd_gran_name(fd_gran_t g); /* "m1", "h1", "d1" */
 
+/* a / b rounded toward negative infinity (also for b < 0). */
+int64_t fd_floor_div(int64_t a, int64_t b);
 int64_t fd_bucket_m1(int64_t ts_ms); /* start, epoch seconds (floor, also for negatives) */
 int64_t fd_bucket_h1(int64_t ts_ms);
 
@@ -36,5 +38,22 @@ size_t fd_bucket_label(fd_daycal_t *d, fd_gran_t g, int64_t ts_ms, char *buf);
  * none). Returns 1 if ts is late (ts < max_ts - lateness_ms), then raises
  * max_ts to ts if higher. */
 int fd_watermark_observe(int64_t *max_ts, int64_t lateness_ms, int64_t ts_ms);
+
+/* The global watermark, the one rule the snapshot writer (sinks/) and the
+ * alert evaluator (alerts/) both apply to {prefix}:wm:{group} and
+ * {prefix}:seen:{group}: the minimum event time over the partitions seen
+ * within idle_ms of now (an idle partition does not hold time back), or
+ * the maximum over all partitions if none was seen that recently; minus
+ * lateness. Its minute is fd_bucket_m1(wm). Feed one partition at a time
+ * (seen_ms 0: never seen). */
+typedef struct {
+    int64_t lo, hi;
+    int any, active;
+} fd_watermark_t;
+
+void fd_watermark_init(fd_watermark_t *w);
+void fd_watermark_add(fd_watermark_t *w, int64_t ts_ms, int64_t seen_ms, int64_t now_ms, int64_t idle_ms);
+/* 0 and *wm_ms, or -1 if no partition was added. */
+int fd_watermark_global(const fd_watermark_t *w, int64_t lateness_ms, int64_t *wm_ms);
 
 #endif

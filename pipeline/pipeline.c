@@ -545,10 +545,10 @@ static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
         fd_alert_out_stats_t os;
         fd_alerts_out_stats(p->alerts, &os);
         OUT("# TYPE funneld_alert_delivered_total counter\n");
-        for (int o = 0; o < FD_OUT__COUNT; o++)
+        for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
             OUT("funneld_alert_delivered_total{output=\"%s\"} %" PRIu64 "\n", fd_alert_out_name(o), os.delivered[o]);
         OUT("# TYPE funneld_alert_delivery_failures_total counter\n");
-        for (int o = 0; o < FD_OUT__COUNT; o++)
+        for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
             OUT("funneld_alert_delivery_failures_total{output=\"%s\"} %" PRIu64 "\n", fd_alert_out_name(o),
                 os.attempts_failed[o]);
         OUT("# TYPE funneld_alert_queue_overflow_total counter\nfunneld_alert_queue_overflow_total %" PRIu64 "\n",

@@ -24,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "consumers/kafka_source.h"
+#include "base/kafka.h"
 
 struct fd_dlq {
     fd_log_t *log; /* first member: fd_kafka_log_cb finds it through the opaque */
@@ -33,7 +33,7 @@ struct fd_dlq {
     void *ud;
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
-    int pipefd[2];
+    fd_kafka_wake_t wake;
     uv_poll_t poll;
     uv_timer_t timer;
     int handles_open;
@@ -175,9 +175,7 @@ static void serve(fd_dlq_t *d) {
 
 static void poll_cb(uv_poll_t *h, int status, int events) {
     fd_dlq_t *d = h->data;
-    char buf[256];
-    while (read(d->pipefd[0], buf, sizeof buf) > 0) {
-    }
+    fd_kafka_wake_drain(&d->wake);
     serve(d);
 }
 
@@ -194,14 +192,14 @@ fd_dlq_t *fd_dlq_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_dlq_
     d->log = log;
     d->done = done;
     d->ud = ud;
-    d->pipefd[0] = d->pipefd[1] = -1;
+    fd_kafka_wake_init(&d->wake);
     /* sized for the largest dead letter it is given, not librdkafka's
      * 1000000, which is below what the consumer can receive */
     char mmb[24];
     snprintf(mmb, sizeof mmb, "%lld", (long long)(c->dlq_max_message_bytes + HEADER_ROOM));
     const char *extra[] = {"enable.idempotence", "true", "message.timeout.ms", "0",
                            "linger.ms", "5", "message.max.bytes", mmb, NULL};
-    rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_PRODUCER, c, extra, err, errlen);
+    rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_PRODUCER, c->brokers, c->kprops, c->nkprops, extra, err, errlen);
     if (!kc) goto fail;
     char got[24];
     size_t gotlen = sizeof got;
@@ -217,14 +215,8 @@ fd_dlq_t *fd_dlq_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_dlq_
     d->rk = fd_kafka_new(RD_KAFKA_PRODUCER, kc, "kafka producer", err, errlen);
     if (!d->rk) goto fail;
     d->q = rd_kafka_queue_get_main(d->rk);
-    if (pipe(d->pipefd) < 0) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
-        goto fail;
-    }
-    fcntl(d->pipefd[0], F_SETFL, O_NONBLOCK);
-    fcntl(d->pipefd[1], F_SETFL, O_NONBLOCK);
-    rd_kafka_queue_io_event_enable(d->q, d->pipefd[1], "1", 1);
-    uv_poll_init(loop, &d->poll, d->pipefd[0]);
+    if (fd_kafka_wake_open(&d->wake, d->q, err, errlen) != 0) goto fail;
+    uv_poll_init(loop, &d->poll, d->wake.fds[0]);
     uv_timer_init(loop, &d->timer);
     d->poll.data = d->timer.data = d;
     d->handles_open = 2;
@@ -256,8 +248,7 @@ void fd_dlq_free(fd_dlq_t *d) {
         rd_kafka_headers_destroy(e->h);
         free(e);
     }
-    if (d->pipefd[0] >= 0) close(d->pipefd[0]);
-    if (d->pipefd[1] >= 0) close(d->pipefd[1]);
+    fd_kafka_wake_close(&d->wake);
     if (d->handles_open) {
         uv_close((uv_handle_t *)&d->poll, on_close);
         uv_close((uv_handle_t *)&d->timer, on_close);

@@ -22,6 +22,7 @@
 #include "sinks/redis_scripts.h"
 #include "base/clock.h"
 #include "base/duration.h"
+#include "model/window.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -69,8 +70,6 @@ typedef struct {
     void *ud;
     int64_t offset; /* offset read: the first reply's value, for the second */
     int64_t now_ms; /* snapshot tick */
-    int64_t wm_min, wm_max;
-    int have_active, have_any;
     int64_t wm, to; /* snapshot tick: global watermark, window end (epoch s) */
     fd_sink_check_cb check_cb; /* state check: the schema reply's twin */
     int schema_missing, nfields;
@@ -873,30 +872,24 @@ static void tick_seen_reply(redisAsyncContext *ac, void *reply, void *privdata) 
         free(r);
         return;
     }
-    /* global watermark: minimum over partitions seen within idle_timeout */
-    r->wm_min = INT64_MAX;
-    r->wm_max = INT64_MIN;
+    /* the global watermark (model/window.h) */
+    fd_watermark_t g;
+    fd_watermark_init(&g);
     for (size_t i = 0; i + 1 < wm->elements; i += 2) {
         int64_t ts = strtoll(wm->element[i + 1]->str, NULL, 10);
         int64_t seen = 0;
         for (size_t j = 0; j + 1 < rep->elements; j += 2)
             if (strcmp(rep->element[j]->str, wm->element[i]->str) == 0)
                 seen = strtoll(rep->element[j + 1]->str, NULL, 10);
-        r->have_any = 1;
-        if (ts > r->wm_max) r->wm_max = ts;
-        if (r->now_ms - seen <= s->conf->idle_timeout_s * 1000) {
-            r->have_active = 1;
-            if (ts < r->wm_min) r->wm_min = ts;
-        }
+        fd_watermark_add(&g, ts, seen, r->now_ms, s->conf->idle_timeout_s * 1000);
     }
     freeReplyObject(wm);
-    if (!r->have_any) {
+    if (fd_watermark_global(&g, s->conf->lateness_s * 1000, &r->wm) != 0) {
         s->tick_running = 0;
         free(r);
         return;
     }
-    r->wm = (r->have_active ? r->wm_min : r->wm_max) - s->conf->lateness_s * 1000;
-    r->to = (r->wm >= 0 ? r->wm / 60000 : (r->wm - 59999) / 60000) * 60;
+    r->to = fd_bucket_m1(r->wm);
     /* Which scopes: when the windows moved (a new minute passed the
      * watermark), every scope with data in the longest window; otherwise
      * only those updated since the previous tick. At most

@@ -338,7 +338,7 @@ static void test_parse_values(void **state)
     NEAR(r.min_drop, 0.3, 1e-12); /* defaults of SPEC §6's example */
     NEAR(r.confidence, 0.99, 1e-12);
     assert_int_equal(r.min_samples, 100);
-    assert_int_equal(r.sinks, FD_SINK_WEBHOOK | FD_SINK_STDOUT);
+    assert_int_equal(r.sinks, FD_ALERT_OUT_BIT(FD_ALERT_OUT_WEBHOOK) | FD_ALERT_OUT_BIT(FD_ALERT_OUT_STDOUT));
     assert_int_equal(r.nlabels, 1);
     assert_string_equal(r.labels[0].key, "severity");
     assert_string_equal(r.annotations[0].value, "x");

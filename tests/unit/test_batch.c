@@ -4,7 +4,9 @@
  * The flush script admits actions to the per-hash action cap in the order a
  * batch lists them, so the list must be in first-seen order with exact
  * counts, however many distinct actions a counter gets (hostile input gives
- * thousands) and across resets (the lookup table is reused).
+ * thousands) and across resets (the lookup table is reused). Also: the
+ * key layout, user interning, distinct members, payments, scopes, event
+ * counts, and that a reset empties everything.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -129,9 +131,109 @@ static void test_few_actions(void **state) {
     fd_batch_free(b);
 }
 
+/* ---- the rest of the batch ------------------------------------------------ */
+
+static void test_key_layout(void **state) {
+    (void)state;
+    char buf[FD_BATCH_KEY_MAX];
+    static const struct { fd_gran_t g; int64_t bucket; int step; const char *want; } rows[] = {
+        {FD_GRAN_M1, 1700000040, -1, "sc:m1:1700000040"},
+        {FD_GRAN_H1, 1699999200, -1, "sc:h1:1699999200"},
+        {FD_GRAN_D1, 20241105, -1, "sc:d1:20241105"},
+        {FD_GRAN_M1, 60, FD_STEP_EXPOSED, "sc:m1:60:exposed"},
+        {FD_GRAN_H1, 3600, FD_STEP_INTERACTED, "sc:h1:3600:interacted"},
+        {FD_GRAN_D1, 20241105, FD_STEP_PAID, "sc:d1:20241105:paid"},
+        {FD_GRAN_M1, -60, -1, "sc:m1:-60"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        size_t n = fd_batch_key(buf, sizeof buf, str("sc"), rows[i].g, rows[i].bucket, rows[i].step);
+        assert_int_equal(n, strlen(rows[i].want));
+        assert_memory_equal(buf, rows[i].want, n);
+    }
+    /* a scope that leaves no room for the suffix: 0, nothing promised */
+    static char big[FD_BATCH_KEY_MAX];
+    memset(big, 'x', sizeof big);
+    assert_int_equal(fd_batch_key(buf, sizeof buf, (fd_str_t){big, FD_BATCH_KEY_MAX - 47}, FD_GRAN_M1, 60, 0), 0);
+    /* the longest scope that fits */
+    size_t n = fd_batch_key(buf, sizeof buf, (fd_str_t){big, FD_BATCH_KEY_MAX - 48}, FD_GRAN_D1, 20241105,
+                            FD_STEP_INTERACTED);
+    assert_int_equal(n, FD_BATCH_KEY_MAX - 48 + strlen(":d1:20241105:interacted"));
+}
+
+static void test_users_members_payments_scopes(void **state) {
+    (void)state;
+    fd_batch_t *b = fd_batch_new();
+    assert_non_null(b);
+    uint32_t u1, u2, u1again;
+    assert_int_equal(fd_batch_user(b, str("alice"), &u1), 0);
+    assert_int_equal(fd_batch_user(b, str("bob"), &u2), 0);
+    assert_int_equal(fd_batch_user(b, str("alice"), &u1again), 0);
+    assert_int_equal(u1, u1again); /* interned */
+    assert_int_not_equal(u1, u2);
+    fd_str_t name = fd_batch_user_at(b, u2);
+    assert_int_equal(name.n, 3);
+    assert_memory_equal(name.p, "bob", 3);
+
+    fd_str_t sc = str("all");
+    uint32_t ci, ci2;
+    assert_int_equal(fd_batch_count(b, sc, FD_GRAN_M1, 60, 1, 0, 0, NULL, &ci), 0);
+    assert_int_equal(fd_batch_count(b, sc, FD_GRAN_M1, 60, 2, 0, 1, NULL, &ci2), 0);
+    assert_int_equal(ci, ci2); /* same bucket: one counter */
+    assert_int_equal(fd_batch_ncounters(b), 1);
+    fd_batch_counter_t c;
+    fd_batch_counter(b, 0, &c);
+    assert_int_equal(c.exposures, 3);
+    assert_int_equal(c.late, 1);
+    assert_int_equal(c.bucket, 60);
+
+    assert_int_equal(fd_batch_member(b, ci, FD_STEP_EXPOSED, u1), 0);
+    assert_int_equal(fd_batch_member(b, ci, FD_STEP_EXPOSED, u1), 0); /* twice: counts once */
+    assert_int_equal(fd_batch_member(b, ci, FD_STEP_EXPOSED, u2), 0);
+    assert_int_equal(fd_batch_member(b, ci, FD_STEP_PAID, u2), 0);
+    assert_int_equal(fd_batch_nhll(b), 2);
+    size_t exposed = 0, paid = 0;
+    for (size_t i = 0; i < fd_batch_nhll(b); i++) {
+        fd_batch_hll_t h;
+        fd_batch_hll(b, i, &h);
+        if (h.step == FD_STEP_EXPOSED) exposed = h.nmembers;
+        if (h.step == FD_STEP_PAID) paid = h.nmembers;
+    }
+    assert_int_equal(exposed, 2);
+    assert_int_equal(paid, 1);
+
+    uint32_t counters[1] = {ci};
+    fd_batch_payment_t p = {.dedup = str("o1:paid"), .user = u2, .amount = 500, .status = 0, .late = 0,
+                            .nbuckets = 1, .counters = counters};
+    assert_int_equal(fd_batch_payment(b, &p), 0);
+    assert_int_equal(fd_batch_npayments(b), 1);
+    const fd_batch_payment_t *pp = fd_batch_payment_at(b, 0);
+    assert_int_equal(pp->amount, 500);
+    assert_int_equal(pp->dedup.n, 7);
+    assert_memory_equal(pp->dedup.p, "o1:paid", 7);
+    assert_int_equal(pp->nbuckets, 1);
+    assert_int_equal(pp->counters[0], ci);
+
+    assert_int_equal(fd_batch_scope(b, sc), 0);
+    assert_int_equal(fd_batch_nscopes(b), 1);
+    assert_int_equal(fd_batch_scope_at(b, 0).n, 3);
+
+    fd_batch_add_events(b, 2);
+    fd_batch_add_events(b, 5);
+    assert_int_equal(fd_batch_events(b), 7);
+
+    fd_batch_reset(b);
+    assert_int_equal(fd_batch_events(b), 0);
+    assert_int_equal(fd_batch_ncounters(b), 0);
+    assert_int_equal(fd_batch_nhll(b), 0);
+    assert_int_equal(fd_batch_npayments(b), 0);
+    fd_batch_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_few_actions),
+        cmocka_unit_test(test_key_layout),
+        cmocka_unit_test(test_users_members_payments_scopes),
         cmocka_unit_test(test_many_actions_first_seen_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
