@@ -33,7 +33,8 @@
  * one batch (steps × rules × scopes × 4 integers).
  */
 #include "alerts/alerts.h"
-#include "sinks/lua_window.h"
+#include "sinks/redis_keys.h"
+#include "sinks/redis_scripts.h"
 #include "sinks/redis_sink.h"
 
 #include <cjson/cJSON.h>
@@ -58,13 +59,6 @@
 /* ---- Lua ---------------------------------------------------------------------- */
 
 /* ARGV: key, id, ttl ms. 1 if id holds the lease (the snapshot lease's pattern). */
-static const char LUA_LEASE[] =
-    "if redis.call('SET', ARGV[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end\n"
-    "if redis.call('GET', ARGV[1]) == ARGV[2] then\n"
-    "  redis.call('PEXPIRE', ARGV[1], ARGV[3]); return 1\n"
-    "end\n"
-    "return 0\n";
-
 static const char LUA_RELEASE[] =
     "if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end\n"
     "return 0\n";
@@ -426,7 +420,7 @@ static int load_state(fd_alerts_t *a)
     const fd_conf_t *c = a->conf;
     char key[512], buf[64];
     drop_cache(a);
-    snprintf(key, sizeof key, "%s:alert:index", c->prefix);
+    fd_key_alert_index(key, sizeof key, c->prefix);
     const char *sm[] = {"SMEMBERS", key};
     redisReply *idx = cmd_want(a, REDIS_REPLY_ARRAY, "load alert index", 2, sm);
     if (!idx)
@@ -435,7 +429,7 @@ static int load_state(fd_alerts_t *a)
         const char *fp = idx->element[i]->str;
         if (!fp || strlen(fp) != 16)
             continue;
-        snprintf(key, sizeof key, "%s:alert:%s", c->prefix, fp);
+        fd_key_alert(key, sizeof key, c->prefix, fp);
         const char *hg[] = {"HGETALL", key};
         redisReply *h = cmd_want(a, REDIS_REPLY_ARRAY, "load alert", 2, hg);
         if (!h) {
@@ -465,11 +459,11 @@ static int load_state(fd_alerts_t *a)
         freeReplyObject(h);
     }
     freeReplyObject(idx);
-    snprintf(key, sizeof key, "%s:alert:cursor", c->prefix);
+    fd_key_alert_cursor(key, sizeof key, c->prefix);
     get_string(a, key, buf, sizeof buf);
     a->cursor_s = buf[0] ? strtoll(buf, NULL, 10) : 0;
     for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) {
-        snprintf(key, sizeof key, "%s:alert:sent:%s", c->prefix, fd_alert_out_name(o));
+        fd_key_alert_sent(key, sizeof key, c->prefix, fd_alert_out_name(o));
         get_string(a, key, a->persisted[o], sizeof a->persisted[o]);
         snprintf(a->read_id[o], sizeof a->read_id[o], "%s",
                  a->persisted[o][0] ? a->persisted[o] : "0-0");
@@ -486,8 +480,8 @@ static int64_t eval_to(fd_alerts_t *a, int64_t now)
 {
     const fd_conf_t *c = a->conf;
     char k1[512], k2[512];
-    snprintf(k1, sizeof k1, "%s:wm:%s", c->prefix, c->group);
-    snprintf(k2, sizeof k2, "%s:seen:%s", c->prefix, c->group);
+    fd_key_wm(k1, sizeof k1, c->prefix, c->group);
+    fd_key_seen(k2, sizeof k2, c->prefix, c->group);
     const char *g1[] = {"HGETALL", k1}, *g2[] = {"HGETALL", k2};
     redisReply *wm = cmd_strs(a, 2, g1);
     redisReply *seen = wm ? cmd_strs(a, 2, g2) : NULL;
@@ -576,7 +570,7 @@ static int load_scopes(fd_alerts_t *a, int64_t now)
     const fd_conf_t *c = a->conf;
     free_scopes(a);
     char key[512], min[32];
-    snprintf(key, sizeof key, "%s:scopes", c->prefix);
+    fd_key_scopes(key, sizeof key, c->prefix);
     snprintf(min, sizeof min, "%" PRId64, now / 1000 - c->ttl_m1_s);
     const char *argv[] = {"ZRANGEBYSCORE", key, min, "+inf"};
     redisReply *r = cmd_want(a, REDIS_REPLY_ARRAY, "read scopes", 4, argv);
@@ -1006,7 +1000,7 @@ static void read_stream(fd_alerts_t *a)
 {
     const fd_conf_t *c = a->conf;
     char key[512], start[40], count[24];
-    snprintf(key, sizeof key, "%s:alerts", c->prefix);
+    fd_key_alert_stream(key, sizeof key, c->prefix);
     for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) {
         if (!a->in_room[o])
             continue;
@@ -1089,7 +1083,7 @@ static void work_cb(uv_work_t *w)
     }
     if (connect_redis(a) < 0)
         goto error;
-    int held = eval_lease(a, LUA_LEASE);
+    int held = eval_lease(a, FD_LUA_LEASE);
     if (held < 0)
         goto error;
     if (held == 0) {
@@ -1137,7 +1131,7 @@ static void work_cb(uv_work_t *w)
             for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
                 a->in_acked[o][0] = '\0'; /* persisted with the first batch */
             next += (int64_t)n * STEP_S;
-            if (eval_lease(a, LUA_LEASE) != 1) {
+            if (eval_lease(a, FD_LUA_LEASE) != 1) {
                 lose_lease(a);
                 return;
             }
@@ -1335,7 +1329,7 @@ fd_alerts_t *fd_alerts_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, c
     a->conf = c;
     a->log = log;
     snprintf(a->id, sizeof a->id, "%s", id);
-    snprintf(a->k_lease, sizeof a->k_lease, "%s:lease:alerts", c->prefix);
+    fd_key_lease(a->k_lease, sizeof a->k_lease, c->prefix, "alerts");
     /* The floor keeps a busy holder (a catch-up round of ~1 s plus Redis
      * latency on a loaded machine) from losing the lease between renewals
      * when eval_interval_ms is short; a dead holder is replaced within it. */

@@ -29,6 +29,7 @@
 #include "base/log.h"
 #include "pipeline/pipeline.h"
 #include "sinks/redis_sink.h"
+#include "sinks/redis_keys.h"
 #include "base/clock.h"
 #include "base/duration.h"
 
@@ -415,7 +416,9 @@ static int cmd_query(const fd_conf_t *c, const args_t *a) {
     for (int w = 0; w < c->nwindows; w++) {
         char name[16];
         fd_duration_format(c->windows_s[w], name, sizeof name);
-        r = redisCommand(rc, "HGETALL %s:r:%s:%s", c->prefix, a->files[0], name);
+        char key[16384];
+        fd_key_result(key, sizeof key, c->prefix, a->files[0], name);
+        r = redisCommand(rc, "HGETALL %s", key);
         cJSON *win = cJSON_CreateObject();
         for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
             cJSON_AddStringToObject(win, r->element[i]->str, r->element[i + 1]->str);
@@ -456,23 +459,29 @@ static int cmd_alerts(const fd_conf_t *c, const args_t *a) {
     if (!rc) return 1;
     redisReply *r;
     cJSON *out = cJSON_CreateObject();
-    r = redisCommand(rc, "GET %s:lease:alerts", c->prefix);
+    char key[1024];
+    fd_key_lease(key, sizeof key, c->prefix, "alerts");
+    r = redisCommand(rc, "GET %s", key);
     cJSON_AddStringToObject(out, "lease_holder", r && r->type == REDIS_REPLY_STRING ? r->str : "");
     if (r) freeReplyObject(r);
-    r = redisCommand(rc, "GET %s:alert:cursor", c->prefix);
+    fd_key_alert_cursor(key, sizeof key, c->prefix);
+    r = redisCommand(rc, "GET %s", key);
     cJSON_AddNumberToObject(out, "cursor", r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : 0);
     if (r) freeReplyObject(r);
     cJSON *states = cJSON_AddArrayToObject(out, "alerts");
-    redisReply *idx = redisCommand(rc, "SMEMBERS %s:alert:index", c->prefix);
+    fd_key_alert_index(key, sizeof key, c->prefix);
+    redisReply *idx = redisCommand(rc, "SMEMBERS %s", key);
     int ok = idx && idx->type == REDIS_REPLY_ARRAY;
     for (size_t i = 0; ok && i < idx->elements; i++) {
-        r = redisCommand(rc, "HGETALL %s:alert:%s", c->prefix, idx->element[i]->str);
+        fd_key_alert(key, sizeof key, c->prefix, idx->element[i]->str);
+        r = redisCommand(rc, "HGETALL %s", key);
         if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0) cJSON_AddItemToArray(states, pairs_json(r));
         if (r) freeReplyObject(r);
     }
     if (idx) freeReplyObject(idx);
     cJSON *trans = cJSON_AddArrayToObject(out, "transitions");
-    r = redisCommand(rc, "XREVRANGE %s:alerts + - COUNT %ld", c->prefix, limit);
+    fd_key_alert_stream(key, sizeof key, c->prefix);
+    r = redisCommand(rc, "XREVRANGE %s + - COUNT %ld", key, limit);
     ok = ok && r && r->type == REDIS_REPLY_ARRAY;
     for (size_t i = r && ok ? r->elements : 0; i > 0; i--) { /* oldest first */
         const redisReply *e = r->element[i - 1];

@@ -40,6 +40,7 @@ const char *fd_err_name(int rc) {
     case -ECANCELED: return "ECANCELED";
     case FD_ERR_SINK - 1: return "FD_SINK_EFENCED";
     case FD_ERR_SINK - 2: return "FD_SINK_EFAILED";
+    case FD_ERR_SINK - 3: return "FD_SINK_ESCRIPT";
     case FD_ERR_DLQ - 1: return "FD_DLQ_EFAILED";
     case FD_ERR_ALERTS - 1: return "FD_ALERTS_EREDIS";
     case FD_ERR_ALERTS - 2: return "FD_ALERTS_EFENCED";

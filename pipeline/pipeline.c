@@ -267,10 +267,10 @@ static void flush_done(void *ud, int status) {
         reconcile_pause(p, x);
         if (p->src->commit) p->src->commit(p->src_ud, x->src_key, x->partition, x->stored);
         if (p->stopping) maybe_finish(p);
-    } else if (status == FD_SINK_SCRIPT_ERROR && ++x->script_errors >= 2) {
+    } else if (status == FD_SINK_ESCRIPT && ++x->script_errors >= 2) {
         halt(p, x);
     } else {
-        resync(p, x, status == FD_SINK_FENCED ? "fenced" : status == FD_SINK_SCRIPT_ERROR ? "script_error"
+        resync(p, x, status == FD_SINK_EFENCED ? "fenced" : status == FD_SINK_ESCRIPT ? "script_error"
                                                                                          : "redis_error");
     }
 }
@@ -318,11 +318,11 @@ static void maybe_flush(fd_pipeline_t *p, part_t *x) {
     if (x->sealed_dlq == 0) send_sealed(p, x);
 }
 
-static void dlq_done(void *ud, uint64_t tok, int ok) {
+static void dlq_done(void *ud, uint64_t tok, int status) {
     fd_pipeline_t *p = ud;
     part_t *x = ctx_part(p, tok);
     if (!x) return;
-    if (!ok) {
+    if (status != 0) {
         resync(p, x, "dlq_failed"); /* the message is read and sent again */
         return;
     }

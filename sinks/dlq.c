@@ -145,7 +145,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     if (m->err)
         fd_log_repeat(d->log, FD_LOG_ERROR, "dlq|write_failed", "dead-letter write failed", "error=\"%s\"",
                       rd_kafka_err2str(m->err));
-    if (d->done) d->done(d->ud, token, m->err == 0);
+    if (d->done) d->done(d->ud, token, m->err == 0 ? 0 : FD_DLQ_EFAILED);
 }
 
 /* Hands kept dead letters to librdkafka while it has room. */
@@ -162,7 +162,7 @@ static void drain_backlog(fd_dlq_t *d) {
             fd_log_repeat(d->log, FD_LOG_ERROR, "dlq|produce_failed", "dead-letter produce failed",
                           "error=\"%s\"", rd_kafka_err2str(err));
             d->outstanding--;
-            if (d->done) d->done(d->ud, e->token, 0);
+            if (d->done) d->done(d->ud, e->token, FD_DLQ_EFAILED);
         }
         free(e);
     }
@@ -292,4 +292,16 @@ int fd_dlq_send(fd_dlq_t *d, const void *payload, size_t len, const char *reason
     }
     d->outstanding++;
     return 0;
+}
+
+static int ops_send(void *d, const void *payload, size_t len, const char *reason, const char *field,
+                    const char *detail, const char *topic, int32_t partition, int64_t offset, uint64_t token) {
+    return fd_dlq_send(d, payload, len, reason, field, detail, topic, partition, offset, token);
+}
+static int ops_outstanding(const void *d) { return fd_dlq_outstanding(d); }
+static int ops_backlog(const void *d) { return fd_dlq_backlog(d); }
+
+const fd_dlq_ops_t *fd_dlq_ops(void) {
+    static const fd_dlq_ops_t ops = {ops_send, ops_outstanding, ops_backlog};
+    return &ops;
 }

@@ -5,7 +5,8 @@
  * with headers `reason`, `field`, `detail`, `source.topic`,
  * `source.partition`, `source.offset`. The producer is idempotent and never
  * gives up on its own (message.timeout.ms=0), so a delivery report is either
- * success or a permanent error; the caller learns which through `done` and
+ * success or a permanent error; the caller learns which through `done`
+ * (0 or FD_DLQ_EFAILED) and
  * must not store its source offset before success.
  * Delivery reports wake the libuv loop through the producer queue's IO event.
  * Memory: librdkafka's copy of each message until it is acknowledged.
@@ -18,12 +19,13 @@
 #include <uv.h>
 
 #include "conf/conf.h"
+#include "sinks/sink.h"
 #include "base/log.h"
 
 typedef struct fd_dlq fd_dlq_t;
 
-/* ok: 1 acknowledged by the broker, 0 permanently failed. token: as given. */
-typedef void (*fd_dlq_done_cb)(void *ud, uint64_t token, int ok);
+/* The DLQ ops (sinks/sink.h) over these functions, for the pipeline. */
+const fd_dlq_ops_t *fd_dlq_ops(void);
 
 fd_dlq_t *fd_dlq_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_dlq_done_cb done,
                      void *ud, char *err, size_t errlen);

@@ -22,12 +22,33 @@
  * (HKEYS) before any action field is written. Nothing in it can fail once
  * writing has begun.
  * SNAPSHOT writes one scope's rolling windows (DEL + HSET in one script, so
- * a reader never mixes two windows). LEASE takes or renews a PX lease.
+ * a reader never mixes two windows). LEASE takes or renews a PX lease (the
+ * snapshot writer's and the alert evaluator's). FD_LUA_WINDOW_BUCKETS is the
+ * window arithmetic SNAPSHOT and the alert evaluator's READ share.
  */
 #ifndef FD_REDIS_SCRIPTS_H
 #define FD_REDIS_SCRIPTS_H
 
-#include "sinks/lua_window.h"
+/* Lua shared by the snapshot and alert scripts. buckets(from, to) lists the
+ * bucket keys whose sum is the window [from, to) (epoch seconds,
+ * minute-aligned): m1 buckets at the edges, h1 buckets for the whole hours
+ * inside — the same sum as over m1 buckets alone, with at most 118 + 23
+ * keys for 24 h. num(v) prints an integer-valued Lua number without an
+ * exponent. */
+#define FD_LUA_WINDOW_BUCKETS \
+    "local function num(v) return string.format('%.0f', v) end\n" \
+    "local function buckets(from, to)\n" \
+    "  local b = {}\n" \
+    "  local h0, h1 = math.ceil(from / 3600) * 3600, math.floor(to / 3600) * 3600\n" \
+    "  if h0 >= h1 then\n" \
+    "    for t = from, to - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n" \
+    "  else\n" \
+    "    for t = from, h0 - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n" \
+    "    for t = h0, h1 - 3600, 3600 do b[#b + 1] = 'h1:' .. num(t) end\n" \
+    "    for t = h1, to - 60, 60 do b[#b + 1] = 'm1:' .. num(t) end\n" \
+    "  end\n" \
+    "  return b\n" \
+    "end\n"
 
 /* Exact signed integers beyond 2^53 (Lua numbers are doubles): an integer
  * v is kept as {hi, lo} with v = hi * 10^9 + lo and 0 <= lo < 10^9, so every
@@ -276,7 +297,7 @@ static const char FD_LUA_FLUSH[] =
 
 /* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
  * ttl s, nwindows, then name, seconds per window, then the action cap.
- * Windows are summed over buckets(from, to) of lua_window.h, exactly
+ * Windows are summed over buckets(from, to) of FD_LUA_WINDOW_BUCKETS, exactly
  * (FD_LUA_BIGINT: a revenue past 2^53 keeps its last digit). A bucket field
  * that is not an integer stops it with an error reply naming it (windows
  * written before stay whole). A window whose buckets name more than

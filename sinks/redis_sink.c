@@ -19,6 +19,7 @@
 #include <sys/time.h>
 
 #include "base/set64.h"
+#include "sinks/redis_keys.h"
 #include "sinks/redis_scripts.h"
 #include "base/clock.h"
 #include "base/duration.h"
@@ -201,7 +202,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     fd_log(s->log, FD_LOG_DEBUG, "redis connected", NULL);
     char db[16], schema_key[512];
     snprintf(db, sizeof db, "%d", s->addr.db);
-    snprintf(schema_key, sizeof schema_key, "%s:schema", s->conf->prefix);
+    fd_key_schema(schema_key, sizeof schema_key, s->conf->prefix);
     s->setup_pending = 0;
     if (s->addr.password[0]) {
         const char *a3[] = {"AUTH", s->addr.user, s->addr.password};
@@ -330,12 +331,12 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     redisReply *rep = reply;
     int st = FD_SINK_OK;
     if (!rep) {
-        st = FD_SINK_ERROR;
+        st = FD_SINK_EFAILED;
     } else if (rep->type == REDIS_REPLY_ERROR) {
         if (strstr(rep->str, "FENCED")) {
-            st = FD_SINK_FENCED;
+            st = FD_SINK_EFENCED;
         } else {
-            st = passing_error(rep->str) ? FD_SINK_ERROR : FD_SINK_SCRIPT_ERROR;
+            st = passing_error(rep->str) ? FD_SINK_EFAILED : FD_SINK_ESCRIPT;
             log_error_reply(s, "flush script failed", rep);
             snprintf(s->last_error, sizeof s->last_error, "%.*s", (int)rep->len, rep->str);
             if (strncmp(rep->str, "NOSCRIPT", 8) == 0 && s->ac == ac) teardown(s, "NOSCRIPT");
@@ -343,7 +344,7 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     }
     if (st != FD_SINK_OK) fd_set64_clear(&s->ttl_known);
     if (!s->closing) r->flush_cb(r->ud, st);
-    else r->flush_cb(r->ud, FD_SINK_ERROR);
+    else r->flush_cb(r->ud, FD_SINK_EFAILED);
     free(r);
 }
 
@@ -420,7 +421,7 @@ static int send_hlls(fd_redis_sink_t *s, const fd_batch_t *b) {
     for (size_t i = 0; rc == 0 && i < nh; i++) {
         fd_batch_hll_t h;
         fd_batch_hll(b, i, &h);
-        int kn = snprintf(key, FD_BATCH_KEY_MAX, "%s:u:", s->conf->prefix);
+        size_t kn = fd_key_users_prefix(key, FD_BATCH_KEY_MAX, s->conf->prefix);
         size_t n = fd_batch_key(key + kn, FD_BATCH_KEY_MAX - (size_t)kn, h.scope, h.gran, h.bucket, (int)h.step);
         if (!n) continue;
         n += (size_t)kn;
@@ -597,7 +598,7 @@ static void wm_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
     redisReply *rep = reply;
-    int st = (is_error(rep) || r->offset == INT64_MIN + 1 || s->closing) ? FD_SINK_ERROR : FD_SINK_OK;
+    int st = (is_error(rep) || r->offset == INT64_MIN + 1 || s->closing) ? FD_SINK_EFAILED : FD_SINK_OK;
     r->offset_cb(r->ud, st, r->offset, reply_int(rep, INT64_MIN));
     free(r);
 }
@@ -614,8 +615,8 @@ static void offset_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 int fd_redis_sink_read_offset(fd_redis_sink_t *s, const char *field, fd_sink_offset_cb cb, void *ud) {
     if (!s->ready || !s->ac) return -ENOTCONN;
     char k1[512], k2[512];
-    snprintf(k1, sizeof k1, "%s:offsets:%s", s->conf->prefix, s->conf->group);
-    snprintf(k2, sizeof k2, "%s:wm:%s", s->conf->prefix, s->conf->group);
+    fd_key_offsets(k1, sizeof k1, s->conf->prefix, s->conf->group);
+    fd_key_wm(k2, sizeof k2, s->conf->prefix, s->conf->group);
     req_t *first = req_new(s), *second = req_new(s);
     if (!first || !second) {
         free(first);
@@ -642,11 +643,11 @@ static void check_offsets_reply(redisAsyncContext *ac, void *reply, void *privda
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
     redisReply *rep = reply;
-    int st = is_error(rep) || s->closing || r->schema_missing < 0 ? FD_SINK_ERROR : FD_SINK_OK;
+    int st = is_error(rep) || s->closing || r->schema_missing < 0 ? FD_SINK_EFAILED : FD_SINK_OK;
     int *present = calloc((size_t)r->nfields + 1, sizeof(int));
     if (st == FD_SINK_OK && r->nfields > 0 &&
         (!present || rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)r->nfields))
-        st = FD_SINK_ERROR;
+        st = FD_SINK_EFAILED;
     for (int i = 0; st == FD_SINK_OK && i < r->nfields; i++) present[i] = rep->element[i]->type != REDIS_REPLY_NIL;
     log_error_reply(s, "redis state check failed", rep);
     r->check_cb(r->ud, st, st == FD_SINK_OK && r->schema_missing == 1, present);
@@ -669,8 +670,8 @@ int fd_redis_sink_check_state(fd_redis_sink_t *s, const char *const *fields, int
                               void *ud) {
     if (!s->ready || !s->ac) return -ENOTCONN;
     char schema_key[512], offkey[512];
-    snprintf(schema_key, sizeof schema_key, "%s:schema", s->conf->prefix);
-    snprintf(offkey, sizeof offkey, "%s:offsets:%s", s->conf->prefix, s->conf->group);
+    fd_key_schema(schema_key, sizeof schema_key, s->conf->prefix);
+    fd_key_offsets(offkey, sizeof offkey, s->conf->prefix, s->conf->group);
     req_t *first = req_new(s), *second = req_new(s);
     const char **argv = malloc(((size_t)n + 2) * sizeof(char *));
     size_t *lens = malloc(((size_t)n + 2) * sizeof(size_t));
@@ -829,7 +830,7 @@ static void snap_send(fd_redis_sink_t *s) {
         return;
     }
     char chan[512], note[256];
-    snprintf(chan, sizeof chan, "%s:updates", c->prefix);
+    fd_key_updates(chan, sizeof chan, c->prefix);
     snprintf(note, sizeof note,
              "{\"event\":\"snapshot\",\"watermark\":%" PRId64 ",\"to\":%" PRId64
              ",\"scopes\":%zu,\"updated_at\":%" PRId64 "}",
@@ -900,7 +901,7 @@ static void tick_seen_reply(redisAsyncContext *ac, void *reply, void *privdata) 
     s->snap_last_to = r->to;
     s->snap_last_tick_s = now_s;
     char key[512], min[32], lim[24];
-    snprintf(key, sizeof key, "%s:scopes", s->conf->prefix);
+    fd_key_scopes(key, sizeof key, s->conf->prefix);
     snprintf(min, sizeof min, "%" PRId64, since);
     snprintf(lim, sizeof lim, "%" PRId64, s->conf->snapshot_max_scopes);
     const char *a[] = {"ZREVRANGEBYSCORE", key, "+inf", min, "LIMIT", "0", lim};
@@ -927,8 +928,8 @@ static void tick_lease_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     char k1[512], k2[512];
-    snprintf(k1, sizeof k1, "%s:wm:%s", s->conf->prefix, s->conf->group);
-    snprintf(k2, sizeof k2, "%s:seen:%s", s->conf->prefix, s->conf->group);
+    fd_key_wm(k1, sizeof k1, s->conf->prefix, s->conf->group);
+    fd_key_seen(k2, sizeof k2, s->conf->prefix, s->conf->group);
     req_t *first = req_new(s);
     if (!first) {
         s->tick_running = 0;
@@ -952,7 +953,7 @@ static void tick_lease_reply(redisAsyncContext *ac, void *reply, void *privdata)
  * intervals); fn gets 1 if it is ours. r is freed on failure. */
 static int send_lease(fd_redis_sink_t *s, redisCallbackFn *fn, req_t *r) {
     char key[512], ttl[24];
-    snprintf(key, sizeof key, "%s:lease:snapshot", s->conf->prefix);
+    fd_key_lease(key, sizeof key, s->conf->prefix, "snapshot");
     snprintf(ttl, sizeof ttl, "%" PRId64, s->conf->snapshot_interval_ms * 3);
     const char *a[] = {"EVALSHA", s->sha_lease, "0", key, s->snap_id, ttl};
     return send_strs(s, fn, r, 6, a);
@@ -1013,18 +1014,21 @@ int fd_redis_read_offsets_sync(const fd_conf_t *c, const char *const *fields, in
                                int64_t *offsets, int64_t *max_ts, int timeout_ms,
                                char *err, size_t errlen) {
     redisContext *rc = fd_redis_connect_sync(c, timeout_ms, err, errlen);
-    if (!rc) return -1;
-    int ret = -1;
+    if (!rc) return -EIO;
+    int ret = -EIO;
     redisReply *rep = NULL;
+    char koff[512], kwm[512];
+    fd_key_offsets(koff, sizeof koff, c->prefix, c->group);
+    fd_key_wm(kwm, sizeof kwm, c->prefix, c->group);
     for (int i = 0; i < n; i++) {
-        rep = redisCommand(rc, "HGET %s:offsets:%s %s", c->prefix, c->group, fields[i]);
+        rep = redisCommand(rc, "HGET %s %s", koff, fields[i]);
         if (is_error(rep)) {
             snprintf(err, errlen, "redis HGET offsets: %s", rep ? rep->str : rc->errstr);
             goto out;
         }
         offsets[i] = reply_int(rep, -1);
         freeReplyObject(rep);
-        rep = redisCommand(rc, "HGET %s:wm:%s %s", c->prefix, c->group, fields[i]);
+        rep = redisCommand(rc, "HGET %s %s", kwm, fields[i]);
         if (is_error(rep)) {
             snprintf(err, errlen, "redis HGET wm: %s", rep ? rep->str : rc->errstr);
             goto out;
@@ -1038,4 +1042,30 @@ out:
     if (rep) freeReplyObject(rep);
     redisFree(rc);
     return ret;
+}
+
+/* ---- the sink ops (sinks/sink.h) ------------------------------------------ */
+
+static int ops_ready(const void *s) { return fd_redis_sink_ready(s); }
+static int ops_flush(void *s, const char *field, int64_t expected, int64_t next_offset, int64_t max_ts,
+                     const fd_batch_t *b, fd_sink_flush_cb cb, void *ud) {
+    return fd_redis_sink_flush(s, field, expected, next_offset, max_ts, b, cb, ud);
+}
+static int ops_read_offset(void *s, const char *field, fd_sink_offset_cb cb, void *ud) {
+    return fd_redis_sink_read_offset(s, field, cb, ud);
+}
+static int ops_read_offsets_sync(void *s, const char *const *fields, int n, int64_t *offsets, int64_t *max_ts,
+                                 int timeout_ms, char *err, size_t errlen) {
+    return fd_redis_read_offsets_sync(((fd_redis_sink_t *)s)->conf, fields, n, offsets, max_ts, timeout_ms, err,
+                                      errlen);
+}
+static int ops_check_state(void *s, const char *const *fields, int n, fd_sink_check_cb cb, void *ud) {
+    return fd_redis_sink_check_state(s, fields, n, cb, ud);
+}
+static const char *ops_last_error(const void *s) { return fd_redis_sink_last_error(s); }
+
+const fd_sink_ops_t *fd_redis_sink_ops(void) {
+    static const fd_sink_ops_t ops = {ops_ready,       ops_flush,       ops_read_offset,
+                                      ops_read_offsets_sync, ops_check_state, ops_last_error};
+    return &ops;
 }

@@ -6,10 +6,10 @@
  * scripts and writes `{prefix}:schema`, then reports "ready". When the
  * connection drops, a reply is overdue (watchdog: hiredis 0.14 has no
  * timeouts) or a script answers NOSCRIPT, the connection is torn down,
- * every outstanding callback fires with FD_SINK_ERROR, "down" is reported,
+ * every outstanding callback fires with FD_SINK_EFAILED, "down" is reported,
  * and it reconnects with exponential backoff (100 ms .. 5 s).
  *
- * Callers treat FD_SINK_ERROR as "unknown whether it was applied": they
+ * Callers treat FD_SINK_EFAILED as "unknown whether it was applied": they
  * re-read the partition's offset and start over from there. That is what
  * makes a flush effectively-once.
  */
@@ -20,26 +20,19 @@
 #include <uv.h>
 
 #include "aggregators/batch.h"
+#include "sinks/sink.h"
 #include "conf/conf.h"
 #include "base/log.h"
 
-/* FD_SINK_SCRIPT_ERROR: the flush script answered with an error that is
- * not a passing server state (BUSY, LOADING, OOM, ...): it will most likely
- * answer the same again (see fd_redis_sink_last_error). */
-enum { FD_SINK_OK = 0, FD_SINK_FENCED = 1, FD_SINK_ERROR = 2, FD_SINK_SCRIPT_ERROR = 3 };
-
 typedef struct fd_redis_sink fd_redis_sink_t;
 
-/* ready: 1 when the connection is usable, 0 when it went down. */
-typedef void (*fd_sink_state_cb)(void *ud, int ready);
-typedef void (*fd_sink_flush_cb)(void *ud, int status);
-/* offset: next offset to read, -1 if none stored; max_ts INT64_MIN if none. */
-typedef void (*fd_sink_offset_cb)(void *ud, int status, int64_t offset, int64_t max_ts);
+/* The sink ops (sinks/sink.h) over these functions, for the pipeline. */
+const fd_sink_ops_t *fd_redis_sink_ops(void);
 
 /* Borrows loop, c and log. Starts connecting at once. */
 fd_redis_sink_t *fd_redis_sink_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log,
                                    fd_sink_state_cb cb, void *ud, char *err, size_t errlen);
-/* Fires every outstanding callback with FD_SINK_ERROR, then frees. */
+/* Fires every outstanding callback with FD_SINK_EFAILED, then frees. */
 void fd_redis_sink_free(fd_redis_sink_t *s);
 int fd_redis_sink_ready(const fd_redis_sink_t *s);
 /* The last error reply of a flush script ("" if none), for logs. */
@@ -56,10 +49,6 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
 
 /* Reads the stored offset and max event time of partition `field`. */
 int fd_redis_sink_read_offset(fd_redis_sink_t *s, const char *field, fd_sink_offset_cb cb, void *ud);
-
-/* status FD_SINK_OK or FD_SINK_ERROR; schema_missing: `{prefix}:schema` was
- * absent (and is rewritten); present[i]: field i has an offset stored. */
-typedef void (*fd_sink_check_cb)(void *ud, int status, int schema_missing, const int *present);
 
 /* Asks Redis whether it still holds the state this process wrote: sets
  * `{prefix}:schema` if absent (reporting that it was) and reads the stored
@@ -83,7 +72,7 @@ struct redisContext *fd_redis_connect_sync(const fd_conf_t *c, int64_t timeout_m
 
 /* Blocking read of several partitions' offsets (used inside the rebalance
  * callback, where the assignment needs them before it can be made).
- * Returns 0 or -1 with err set (never containing the password). */
+ * Returns 0 or -EIO with err set (never containing the password). */
 int fd_redis_read_offsets_sync(const fd_conf_t *c, const char *const *fields, int n,
                                int64_t *offsets, int64_t *max_ts, int timeout_ms,
                                char *err, size_t errlen);
