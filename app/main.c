@@ -179,21 +179,6 @@ static void scrub_argv(int argc, char **argv) {
 
 /* ---- run --------------------------------------------------------------- */
 
-static void k_message(void *ud, int ti, int32_t part, int64_t off, const void *payload, size_t len) {
-    fd_pipeline_message(ud, ti, part, off, payload, len);
-}
-static int k_assign(void *ud, int n, const int *ti, const int32_t *pa, int64_t *off) {
-    return fd_pipeline_assign(ud, n, ti, pa, off);
-}
-static void k_revoke(void *ud, int n, const int *ti, const int32_t *pa) { fd_pipeline_revoke(ud, n, ti, pa); }
-
-static int k_pause(void *src, int key, int32_t part, int pause) { return fd_kafka_source_pause(src, key, part, pause); }
-static int k_seek(void *src, int key, int32_t part, int64_t off) { return fd_kafka_source_seek(src, key, part, off); }
-static void k_commit(void *src, int key, int32_t part, int64_t off) { fd_kafka_source_commit(src, key, part, off); }
-static void k_stop(void *src) { fd_kafka_source_stop(src); }
-
-static const fd_source_ops_t kafka_ops = {k_pause, k_seek, k_commit, k_stop, NULL};
-
 /* Runs the loop until the pipeline stops, then closes everything. */
 static int run_loop(uv_loop_t *loop, fd_pipeline_t *p, void (*free_src)(void *), void *src) {
     uv_run(loop, UV_RUN_DEFAULT);
@@ -219,8 +204,7 @@ static int cmd_run(const fd_conf_t *c, fd_log_t *log) {
         uv_loop_close(&loop);
         return 1;
     }
-    fd_kafka_source_cbs_t cbs = {k_message, k_assign, k_revoke};
-    fd_kafka_source_t *src = fd_kafka_source_new(&loop, c, log, &cbs, p, err, sizeof err);
+    fd_kafka_source_t *src = fd_kafka_source_new(&loop, c, log, fd_pipeline_source_cbs(), p, err, sizeof err);
     if (!src) {
         fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
         fd_pipeline_free(p);
@@ -228,7 +212,7 @@ static int cmd_run(const fd_conf_t *c, fd_log_t *log) {
         uv_loop_close(&loop);
         return 1;
     }
-    fd_pipeline_set_source(p, &kafka_ops, src);
+    fd_pipeline_set_source(p, fd_kafka_source_ops(), src);
     fd_log(log, FD_LOG_INFO, "funneld running", "group=\"%s\" topics=%d prefix=\"%s\"", c->group, c->ntopics, c->prefix);
     return run_loop(&loop, p, free_kafka, src);
 }
@@ -272,7 +256,7 @@ static int cmd_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
         snprintf(topics[i], sizeof topics[i], "%.*s", (int)(colon - a->as[i]), a->as[i]);
         partitions[i] = (int32_t)part;
     }
-    fd_file_source_t *src = fd_file_source_new(&loop, p, a->nfiles, a->files, partitions, err, sizeof err);
+    fd_file_source_t *src = fd_file_source_new(&loop, fd_pipeline_source_cbs(), p, a->nfiles, a->files, partitions, err, sizeof err);
     if (!src) {
         fprintf(stderr, "funneld: %s\n", err);
         free(topics);

@@ -24,7 +24,8 @@ typedef struct {
 } file_t;
 
 struct fd_file_source {
-    fd_pipeline_t *p;
+    fd_source_cbs_t cbs;
+    void *ud;
     file_t *files;
     int nfiles;
     uv_idle_t idle;
@@ -89,7 +90,7 @@ static void idle_cb(uv_idle_t *h) {
         for (int k = 0; k < PER_TURN && !f->paused && f->cursor < f->nlines && !s->stopped; k++) {
             int64_t line = f->cursor++;
             size_t a = f->starts[line], b = f->starts[line + 1] - 1;
-            fd_pipeline_message(s->p, i, f->partition, line, f->data + a, b - a);
+            s->cbs.on_message(s->ud, i, f->partition, line, f->data + a, b - a);
         }
         if (!f->paused && f->cursor < f->nlines) busy = 1;
     }
@@ -134,14 +135,16 @@ static const fd_source_ops_t ops = {op_pause, op_seek, NULL, op_stop, op_exhaust
 const fd_source_ops_t *fd_file_source_ops(void) { return &ops; }
 
 
-fd_file_source_t *fd_file_source_new(uv_loop_t *loop, fd_pipeline_t *p, int n, const char *const *paths,
+fd_file_source_t *fd_file_source_new(uv_loop_t *loop, const fd_source_cbs_t *cbs, void *ud, int n,
+                                     const char *const *paths,
                                      const int32_t *partitions, char *err, size_t errlen) {
     fd_file_source_t *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    s->p = p;
+    s->cbs = *cbs;
+    s->ud = ud;
     s->files = calloc((size_t)n, sizeof(file_t));
     s->nfiles = n;
     if (!s->files) {

@@ -14,13 +14,15 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "pipeline/pipeline.h"
+#include "consumers/source.h"
 
 typedef struct fd_file_source fd_file_source_t;
 
-/* Borrows loop and p. File i is delivered as (src_key i, partitions[i]).
- * The files start paused. */
-fd_file_source_t *fd_file_source_new(uv_loop_t *loop, fd_pipeline_t *p, int n, const char *const *paths,
+/* Borrows loop; cbs is copied (only on_message is called: the partitions
+ * are fixed). File i is delivered as (src_key i, partitions[i]) to
+ * cbs->on_message(ud, ...). The files start paused. */
+fd_file_source_t *fd_file_source_new(uv_loop_t *loop, const fd_source_cbs_t *cbs, void *ud, int n,
+                                     const char *const *paths,
                                      const int32_t *partitions, char *err, size_t errlen);
 void fd_file_source_free(fd_file_source_t *s);
 const fd_source_ops_t *fd_file_source_ops(void);

@@ -21,7 +21,7 @@ struct fd_kafka_source {
     fd_log_t *log; /* first member: fd_kafka_log_cb finds it through the opaque */
     uv_loop_t *loop;
     const fd_conf_t *conf;
-    fd_kafka_source_cbs_t cbs;
+    fd_source_cbs_t cbs;
     void *ud;
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
@@ -125,7 +125,7 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
 static void timer_cb(uv_timer_t *h) { wake(h->data); }
 
 fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log,
-                                       const fd_kafka_source_cbs_t *cbs, void *ud,
+                                       const fd_source_cbs_t *cbs, void *ud,
                                        char *err, size_t errlen) {
     fd_kafka_source_t *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -261,4 +261,14 @@ void fd_kafka_source_commit(fd_kafka_source_t *s, int ti, int32_t p, int64_t off
     rd_kafka_topic_partition_list_t *l = one(s, ti, p, offset);
     rd_kafka_commit(s->rk, l, 1);
     rd_kafka_topic_partition_list_destroy(l);
+}
+
+static int ops_pause(void *s, int key, int32_t part, int pause) { return fd_kafka_source_pause(s, key, part, pause); }
+static int ops_seek(void *s, int key, int32_t part, int64_t off) { return fd_kafka_source_seek(s, key, part, off); }
+static void ops_commit(void *s, int key, int32_t part, int64_t off) { fd_kafka_source_commit(s, key, part, off); }
+static void ops_stop(void *s) { fd_kafka_source_stop(s); }
+
+const fd_source_ops_t *fd_kafka_source_ops(void) {
+    static const fd_source_ops_t ops = {ops_pause, ops_seek, ops_commit, ops_stop, NULL};
+    return &ops;
 }

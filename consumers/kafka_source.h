@@ -9,7 +9,7 @@
  * a safety net, so max.poll.interval.ms is honoured even while paused.
  *
  * Offsets are owned by Redis: on assignment the source asks the pipeline for
- * the stored offsets (on_assign) and assigns exactly those. The Kafka
+ * the stored offsets (on_assign, consumers/source.h) and assigns exactly those. The Kafka
  * commit is only for lag monitoring. auto.offset.store and auto.commit are
  * off. Topic metadata is refreshed every 30 s (librdkafka: 300 s), so a
  * partition added to an input topic is consumed within about 30 s.
@@ -25,26 +25,16 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "consumers/source.h"
 #include "base/kafka.h"
 #include "conf/conf.h"
 #include "base/log.h"
 
 typedef struct fd_kafka_source fd_kafka_source_t;
 
-typedef struct {
-    void (*on_message)(void *ud, int topic_idx, int32_t partition, int64_t offset,
-                       const void *payload, size_t len);
-    /* Newly assigned partitions: fill offsets[i] with the next offset to read
-     * (-1: from the beginning). Return 0, or -1 if the offsets are unknown
-     * now: the partitions are then assigned paused, and the pipeline seeks
-     * and resumes them later. */
-    int (*on_assign)(void *ud, int n, const int *topic_idx, const int32_t *partitions, int64_t *offsets);
-    void (*on_revoke)(void *ud, int n, const int *topic_idx, const int32_t *partitions);
-} fd_kafka_source_cbs_t;
-
 /* Borrows loop, c, log. Subscribes at once. */
 fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log,
-                                       const fd_kafka_source_cbs_t *cbs, void *ud,
+                                       const fd_source_cbs_t *cbs, void *ud,
                                        char *err, size_t errlen);
 /* Leaves the group (blocking: serves the final revoke) and frees. */
 void fd_kafka_source_free(fd_kafka_source_t *s);
@@ -56,5 +46,7 @@ int fd_kafka_source_seek(fd_kafka_source_t *s, int topic_idx, int32_t partition,
 void fd_kafka_source_commit(fd_kafka_source_t *s, int topic_idx, int32_t partition, int64_t offset);
 /* Stops waking the loop (before shutdown's final flush). */
 void fd_kafka_source_stop(fd_kafka_source_t *s);
+/* The source ops (consumers/source.h) over the four functions above. */
+const fd_source_ops_t *fd_kafka_source_ops(void);
 
 #endif

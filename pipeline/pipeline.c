@@ -475,6 +475,19 @@ void fd_pipeline_revoke(fd_pipeline_t *p, int n, const int *src_key, const int32
     if (p->stopping) maybe_finish(p);
 }
 
+static void cb_message(void *p, int key, int32_t part, int64_t off, const void *payload, size_t len) {
+    fd_pipeline_message(p, key, part, off, payload, len);
+}
+static int cb_assign(void *p, int n, const int *key, const int32_t *part, int64_t *off) {
+    return fd_pipeline_assign(p, n, key, part, off);
+}
+static void cb_revoke(void *p, int n, const int *key, const int32_t *part) { fd_pipeline_revoke(p, n, key, part); }
+
+const fd_source_cbs_t *fd_pipeline_source_cbs(void) {
+    static const fd_source_cbs_t cbs = {cb_message, cb_assign, cb_revoke};
+    return &cbs;
+}
+
 /* ---- timers and lifecycle -------------------------------------------------- */
 
 static void sink_state(void *ud, int ready) {

@@ -22,21 +22,12 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "consumers/source.h"
 #include "model/event.h"
 #include "conf/conf.h"
 #include "base/log.h"
 
 typedef struct fd_pipeline fd_pipeline_t;
-
-/* How the pipeline steers its source. src_key is the source's own key for
- * a partition (Kafka: topic index; files: file index). */
-typedef struct {
-    int (*pause)(void *src, int src_key, int32_t partition, int pause);
-    int (*seek)(void *src, int src_key, int32_t partition, int64_t offset); /* -1: beginning */
-    void (*commit)(void *src, int src_key, int32_t partition, int64_t offset); /* may be NULL */
-    void (*stop)(void *src);
-    int (*exhausted)(void *src); /* NULL for an endless source */
-} fd_source_ops_t;
 
 /* Borrows loop, c, log. with_dlq: produce rejected messages to the DLQ
  * topic (run); without, they are only counted (replay). */
@@ -49,7 +40,9 @@ void fd_pipeline_set_source(fd_pipeline_t *p, const fd_source_ops_t *ops, void *
 int fd_pipeline_add_part(fd_pipeline_t *p, int src_key, int32_t partition, const char *topic,
                          fd_event_type_t type);
 
-/* Source callbacks. */
+/* Source callbacks; fd_pipeline_source_cbs() is a table of the three, with
+ * the pipeline as ud. */
+const fd_source_cbs_t *fd_pipeline_source_cbs(void);
 void fd_pipeline_message(fd_pipeline_t *p, int src_key, int32_t partition, int64_t offset,
                          const void *payload, size_t len);
 int fd_pipeline_assign(fd_pipeline_t *p, int n, const int *src_key, const int32_t *partitions,
