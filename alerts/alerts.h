@@ -63,7 +63,12 @@ fd_alerts_t *fd_alerts_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, c
 void fd_alerts_free(fd_alerts_t *a);
 void fd_alerts_stats(const fd_alerts_t *a, fd_alerts_stats_t *st);
 /* The outputs' delivery counters (zeros when no output is configured). */
-struct fd_alert_out_stats_s;
-void fd_alerts_out_stats(const fd_alerts_t *a, struct fd_alert_out_stats_s *st);
+typedef struct {
+    uint64_t delivered[FD_ALERT_OUT__COUNT];
+    uint64_t attempts_failed[FD_ALERT_OUT__COUNT];
+    uint64_t overflow; /* Alertmanager re-sends dropped: queue full */
+    uint64_t resends;  /* Alertmanager re-send batches queued */
+} fd_alert_out_stats_t;
+void fd_alerts_out_stats(const fd_alerts_t *a, fd_alert_out_stats_t *st);
 
 #endif

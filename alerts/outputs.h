@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "alerts/alerts.h"
 #include "conf/conf.h"
 #include "base/log.h"
 
@@ -36,12 +37,6 @@ typedef struct fd_alert_out fd_alert_out_t;
 /* An entry given to fd_alert_out_send() is delivered: tag comes back. */
 typedef void (*fd_alert_ack_cb)(void *ud, int out, uint64_t tag);
 
-typedef struct fd_alert_out_stats_s {
-    uint64_t delivered[FD_ALERT_OUT__COUNT];
-    uint64_t attempts_failed[FD_ALERT_OUT__COUNT];
-    uint64_t overflow;    /* Alertmanager re-sends dropped: queue full */
-    uint64_t resends;     /* Alertmanager re-send batches queued */
-} fd_alert_out_stats_t;
 
 /* Borrows loop, c and log. Creates only the outputs the configuration
  * enables (a Kafka producer only with alerts.kafka.enabled). */

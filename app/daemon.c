@@ -1,43 +1,213 @@
 /*
- * daemon.c — `run` and `replay`: one libuv loop, from startup to exit.
+ * daemon.c — `run` and `replay`: the only place that builds objects, and
+ * the one libuv loop from startup to exit.
  *
  * run: the pipeline (pipeline/pipeline.c) fed by the Kafka consumer-group
- * member (consumers/kafka_source.c) until SIGTERM/SIGINT. replay: the same
- * pipeline fed by JSON Lines files (consumers/file_source.c), one file per
- * partition, until the files are done. Messages flow source → parser
- * (model/event.c) → aggregator (aggregators/agg.c) → partition batch →
- * Redis flush script (sinks/redis_sink.c); rejects go to sinks/dlq.c.
+ * member (consumers/kafka_source.c) until SIGTERM/SIGINT, with the
+ * dead-letter producer (sinks/dlq.c), the alert evaluator (alerts/, when
+ * rules are configured) and the operations endpoint (ops/http.c, when
+ * http.listen is set). replay: the same pipeline fed by JSON Lines files
+ * (consumers/file_source.c), one file per partition, until the files are
+ * done; rejects are only counted. Both write to Redis through
+ * sinks/redis_sink.c and take the snapshot lease on their snapshot timer.
  *
- * Teardown order (run_loop): after uv_run returns the source is freed first
- * (Kafka: leaves the group, serving the final revoke into the pipeline),
- * then the pipeline, then the loop runs once more so closing handles
- * finish. A run or replay whose final flush did not happen exits 1.
+ * Wiring order: parser, aggregator, pipeline, DLQ and Redis sink (their
+ * callbacks go to the pipeline), alerts, HTTP, then the daemon's own
+ * handles (snapshot timer, heartbeat timer, SIGTERM/SIGINT), then the
+ * source. Once per flush interval the pipeline's round callback renders
+ * /metrics (ops/metrics.c) from every object's numbers.
+ *
+ * Teardown order (must not change: the sink and the DLQ fire callbacks into
+ * the pipeline while they are freed): after uv_run returns the source is
+ * freed first (Kafka: leaves the group, serving the final revoke), the
+ * totals are logged, the daemon's handles are closed; then alerts, HTTP,
+ * DLQ, sink; then the pipeline, the aggregator and the parser; then the
+ * loop runs once more so closing handles finish. A run or replay whose
+ * final flush did not happen exits 1.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "app/app.h"
+#include "pipeline/pipeline.h"
+#include "alerts/alerts.h"
+#include "sinks/dlq.h"
+#include "sinks/redis_sink.h"
 #include "consumers/file_source.h"
 #include "consumers/kafka_source.h"
-#include "pipeline/pipeline.h"
+#include "aggregators/agg.h"
+#include "ops/http.h"
+#include "ops/metrics.h"
 #include "model/event.h"
 #include "conf/conf.h"
+#include "base/clock.h"
 #include "base/log.h"
 
-/* ---- run --------------------------------------------------------------- */
+typedef struct {
+    uv_loop_t loop;
+    const fd_conf_t *conf;
+    fd_log_t *log;
+    fd_parser_t *parser;
+    fd_agg_t *agg;
+    fd_pipeline_t *p;
+    fd_dlq_t *dlq;         /* run only */
+    fd_redis_sink_t *sink;
+    fd_alerts_t *alerts;   /* run with alerts.rules only */
+    fd_http_t *http;       /* run with http.listen only */
+    uv_timer_t snapshot_timer;
+    uv_timer_t beat_timer; /* /healthz heartbeat; only with http */
+    uv_signal_t sigterm, sigint;
+    int handles; /* the handles above are initialised */
+    char instance_id[64];
+} daemon_t;
+
+/* Renders /metrics from every object's numbers (loop thread, once per
+ * flush interval). */
+static void publish_metrics(void *ud, const fd_pipeline_stats_t *st) {
+    daemon_t *d = ud;
+    fd_metrics_t m;
+    memset(&m, 0, sizeof m);
+    m.accepted = st->accepted;
+    m.late = st->late;
+    memcpy(m.rejects, st->rejects, sizeof m.rejects);
+    m.flushes = st->flushes;
+    m.resyncs = st->resyncs;
+    m.lost_offsets = st->lost_offsets;
+    m.lost_schema = st->lost_schema;
+    m.redis_up = fd_redis_sink_ready(d->sink);
+    m.assigned = st->assigned;
+    m.syncing = st->syncing;
+    m.halted = st->halted;
+    m.pending = st->pending;
+    m.input_paused = st->backpressure;
+    m.dlq_outstanding = d->dlq ? fd_dlq_outstanding(d->dlq) : 0;
+    for (int g = 0; g < d->conf->ngroupings && g < FD_MAX_GROUPINGS; g++) m.scope_overflow[g] = fd_agg_overflow(d->agg, g);
+    if (d->alerts) {
+        fd_alerts_stats_t as;
+        fd_alerts_stats(d->alerts, &as);
+        fd_alert_out_stats_t os;
+        fd_alerts_out_stats(d->alerts, &os);
+        m.have_alerts = 1;
+        m.alert_leader = as.leader;
+        m.alert_evaluations = as.evaluations;
+        m.alert_transitions = as.transitions;
+        m.alert_errors = as.errors;
+        memcpy(m.delivered, os.delivered, sizeof m.delivered);
+        memcpy(m.delivery_failures, os.attempts_failed, sizeof m.delivery_failures);
+        m.queue_overflow = os.overflow;
+    }
+    char buf[8192];
+    size_t n = fd_metrics_render(&m, d->conf, buf, sizeof buf);
+    fd_http_publish(d->http, buf, n, m.redis_up && st->syncing == 0 && st->halted == 0);
+}
+
+/* The loop's heartbeat for /healthz and /readyz, on its own short timer:
+ * staleness must not depend on flush_interval_ms, which may be minutes. */
+static void beat_tick(uv_timer_t *t) {
+    daemon_t *d = t->data;
+    fd_pipeline_stats_t st;
+    fd_pipeline_stats(d->p, &st);
+    fd_http_beat(d->http, fd_redis_sink_ready(d->sink) && st.syncing == 0);
+}
+
+static void snapshot_tick(uv_timer_t *t) {
+    daemon_t *d = t->data;
+    fd_redis_sink_snapshot(d->sink, d->instance_id, fd_clock_wall_ms());
+    fd_pipeline_check_state(d->p);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    daemon_t *d = h->data;
+    fd_log(d->log, FD_LOG_INFO, "signal received", "signal=%d", signum);
+    fd_pipeline_stop(d->p);
+}
+
+/* The pipeline finished (final flush done or given up): nothing of ours
+ * may fire any more. */
+static void on_finish(void *ud) {
+    daemon_t *d = ud;
+    uv_timer_stop(&d->snapshot_timer);
+    if (d->http) uv_timer_stop(&d->beat_timer);
+}
+
+static void on_handle_close(uv_handle_t *h) { (void)h; }
+
+/* Builds every object of a run (with_dlq) or a replay. 0, or -1 with err
+ * set; teardown() undoes a partial build. */
+static int build(daemon_t *d, const fd_conf_t *c, fd_log_t *log, int with_dlq, char *err, size_t errlen) {
+    uv_loop_t *loop = &d->loop;
+    d->conf = c;
+    d->log = log;
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    snprintf(d->instance_id, sizeof d->instance_id, "%.40s-%d-%lld", host, (int)getpid(),
+             (long long)fd_clock_wall_ms());
+    fd_event_limits_t lim = {
+        .max_message_bytes = (size_t)c->max_message_bytes,
+        .max_age_ms = c->ttl_m1_s * 1000,
+        .max_future_ms = c->max_future_s * 1000,
+    };
+    if (!(d->parser = fd_parser_new(&lim, err, errlen))) return -1;
+    if (!(d->agg = fd_agg_new(c, err, errlen))) return -1;
+    if (!(d->p = fd_pipeline_new(loop, c, log, d->parser, d->agg, err, errlen))) return -1;
+    if (with_dlq && !(d->dlq = fd_dlq_new(loop, c, log, fd_pipeline_dlq_done, d->p, err, errlen))) return -1;
+    if (!(d->sink = fd_redis_sink_new(loop, c, log, fd_pipeline_sink_state, d->p, err, errlen))) return -1;
+    fd_pipeline_set_sink(d->p, fd_redis_sink_ops(), d->sink);
+    if (d->dlq) fd_pipeline_set_dlq(d->p, fd_dlq_ops(), d->dlq);
+    /* alerts are evaluated by `run` instances only; the evaluator owns its
+     * timer and its own Redis connection (alerts/alerts.c) */
+    if (with_dlq && c->nalert_rules > 0 && !(d->alerts = fd_alerts_new(loop, c, log, d->instance_id, err, errlen)))
+        return -1;
+    if (with_dlq && c->http_listen && c->http_listen[0] && !(d->http = fd_http_new(c, err, errlen))) return -1;
+    if (d->http) fd_pipeline_set_round_cb(d->p, publish_metrics, d);
+    fd_pipeline_set_finish_cb(d->p, on_finish, d);
+    uv_timer_init(loop, &d->snapshot_timer);
+    uv_signal_init(loop, &d->sigterm);
+    uv_signal_init(loop, &d->sigint);
+    uv_timer_init(loop, &d->beat_timer);
+    d->snapshot_timer.data = d->beat_timer.data = d->sigterm.data = d->sigint.data = d;
+    d->handles = 1;
+    uv_timer_start(&d->snapshot_timer, snapshot_tick, (uint64_t)c->snapshot_interval_ms,
+                   (uint64_t)c->snapshot_interval_ms);
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    if (d->http) uv_timer_start(&d->beat_timer, beat_tick, FD_HTTP_BEAT_MS, FD_HTTP_BEAT_MS);
+    return 0;
+}
+
+/* Frees what build() built, in the order the file's essay gives, and
+ * closes the loop. */
+static void teardown(daemon_t *d) {
+    if (d->handles) {
+        uv_close((uv_handle_t *)&d->snapshot_timer, on_handle_close);
+        uv_close((uv_handle_t *)&d->beat_timer, on_handle_close);
+        uv_close((uv_handle_t *)&d->sigterm, on_handle_close);
+        uv_close((uv_handle_t *)&d->sigint, on_handle_close);
+        d->handles = 0;
+    }
+    fd_alerts_free(d->alerts);
+    fd_http_free(d->http);
+    fd_dlq_free(d->dlq);
+    fd_redis_sink_free(d->sink);
+    fd_pipeline_free(d->p);
+    fd_agg_free(d->agg);
+    fd_parser_free(d->parser);
+    uv_run(&d->loop, UV_RUN_DEFAULT); /* lets closing handles finish */
+    if (uv_loop_close(&d->loop) != 0) uv_run(&d->loop, UV_RUN_NOWAIT);
+}
 
 /* Runs the loop until the pipeline stops, then closes everything. */
-static int run_loop(uv_loop_t *loop, fd_pipeline_t *p, void (*free_src)(void *), void *src) {
-    uv_run(loop, UV_RUN_DEFAULT);
+static int run_loop(daemon_t *d, void (*free_src)(void *), void *src) {
+    uv_run(&d->loop, UV_RUN_DEFAULT);
     if (free_src) free_src(src); /* Kafka: leaves the group, serving the final revoke */
-    fd_pipeline_log_totals(p);
-    int code = fd_pipeline_exit_code(p);
-    fd_pipeline_free(p);
-    uv_run(loop, UV_RUN_DEFAULT); /* lets closing handles finish */
-    if (uv_loop_close(loop) != 0) uv_run(loop, UV_RUN_NOWAIT);
+    fd_pipeline_log_totals(d->p);
+    int code = fd_pipeline_exit_code(d->p);
+    teardown(d);
     return code;
 }
 
@@ -46,25 +216,23 @@ static void free_files(void *src) { fd_file_source_free(src); }
 
 int fd_app_run(const fd_conf_t *c, fd_log_t *log) {
     char err[1024];
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    fd_pipeline_t *p = fd_pipeline_new(&loop, c, log, 1, err, sizeof err);
-    if (!p) {
+    daemon_t d;
+    memset(&d, 0, sizeof d);
+    uv_loop_init(&d.loop);
+    if (build(&d, c, log, 1, err, sizeof err) < 0) {
         fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
-        uv_loop_close(&loop);
+        teardown(&d);
         return 1;
     }
-    fd_kafka_source_t *src = fd_kafka_source_new(&loop, c, log, fd_pipeline_source_cbs(), p, err, sizeof err);
+    fd_kafka_source_t *src = fd_kafka_source_new(&d.loop, c, log, fd_pipeline_source_cbs(), d.p, err, sizeof err);
     if (!src) {
         fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
-        fd_pipeline_free(p);
-        uv_run(&loop, UV_RUN_DEFAULT);
-        uv_loop_close(&loop);
+        teardown(&d);
         return 1;
     }
-    fd_pipeline_set_source(p, fd_kafka_source_ops(), src);
+    fd_pipeline_set_source(d.p, fd_kafka_source_ops(), src);
     fd_log(log, FD_LOG_INFO, "funneld running", "group=\"%s\" topics=%d prefix=\"%s\"", c->group, c->ntopics, c->prefix);
-    return run_loop(&loop, p, free_kafka, src);
+    return run_loop(&d, free_kafka, src);
 }
 
 /* ---- replay ------------------------------------------------------------ */
@@ -75,18 +243,18 @@ int fd_app_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
         fprintf(stderr, "funneld: replay needs at least one FILE\n");
         return 2;
     }
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    fd_pipeline_t *p = fd_pipeline_new(&loop, c, log, 0, err, sizeof err);
-    if (!p) {
+    daemon_t d;
+    memset(&d, 0, sizeof d);
+    uv_loop_init(&d.loop);
+    if (build(&d, c, log, 0, err, sizeof err) < 0) {
         fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
+        teardown(&d);
         return 1;
     }
     char(*topics)[256] = calloc(MAX_FILES, 256);
     int32_t partitions[MAX_FILES];
     if (!topics) {
-        fd_pipeline_free(p);
-        uv_run(&loop, UV_RUN_DEFAULT);
+        teardown(&d);
         return 1;
     }
     for (int i = 0; i < a->nfiles; i++) {
@@ -99,29 +267,28 @@ int fd_app_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
         if (!colon || colon == a->as[i] || !end || *end || part < 0 || part > INT32_MAX) {
             fprintf(stderr, "funneld: --as wants TOPIC:PARTITION, got \"%s\"\n", a->as[i]);
             free(topics);
-            fd_pipeline_free(p);
-            uv_run(&loop, UV_RUN_DEFAULT);
+            teardown(&d);
             return 2;
         }
         snprintf(topics[i], sizeof topics[i], "%.*s", (int)(colon - a->as[i]), a->as[i]);
         partitions[i] = (int32_t)part;
     }
-    fd_file_source_t *src = fd_file_source_new(&loop, fd_pipeline_source_cbs(), p, a->nfiles, a->files, partitions, err, sizeof err);
+    fd_file_source_t *src =
+        fd_file_source_new(&d.loop, fd_pipeline_source_cbs(), d.p, a->nfiles, a->files, partitions, err, sizeof err);
     if (!src) {
         fprintf(stderr, "funneld: %s\n", err);
         free(topics);
-        fd_pipeline_free(p);
-        uv_run(&loop, UV_RUN_DEFAULT);
+        teardown(&d);
         return 2;
     }
-    fd_pipeline_set_source(p, fd_file_source_ops(), src);
+    fd_pipeline_set_source(d.p, fd_file_source_ops(), src);
     for (int i = 0; i < a->nfiles; i++) {
         fd_event_type_t type = FD_TYPE_NONE;
         for (int t = 0; t < c->ntopics; t++)
             if (!strcmp(c->topics[t].name, topics[i])) type = c->topics[t].type;
-        fd_pipeline_add_part(p, i, partitions[i], topics[i], type);
+        fd_pipeline_add_part(d.p, i, partitions[i], topics[i], type);
     }
     free(topics);
     fd_log(log, FD_LOG_INFO, "replay started", "files=%d prefix=\"%s\"", a->nfiles, c->prefix);
-    return run_loop(&loop, p, free_files, src);
+    return run_loop(&d, free_files, src);
 }

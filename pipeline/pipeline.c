@@ -25,20 +25,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <signal.h>
 
+#include "sinks/sink.h"
 #include "aggregators/agg.h"
 #include "aggregators/batch.h"
-#include "model/scope.h"
 #include "model/window.h"
-#include "alerts/outputs.h"
-#include "alerts/alerts.h" /* issue 3: alert evaluator */
-#include "sinks/dlq.h"
-#include "ops/http.h"
-#include "sinks/redis_sink.h"
 #include "base/clock.h"
 
 enum { ST_IDLE = 0, ST_WAIT_DLQ, ST_INFLIGHT };
@@ -69,25 +63,27 @@ struct fd_pipeline {
     fd_log_t *log;
     fd_parser_t *parser;
     fd_agg_t *agg;
-    fd_redis_sink_t *sink;
-    fd_dlq_t *dlq;
-    fd_alerts_t *alerts; /* issue 3: NULL in replay or without alerts.rules */
-    fd_http_t *http; /* NULL when http.listen is "" */
-    uv_timer_t beat_timer; /* /healthz heartbeat; initialised only with http */
+    const fd_sink_ops_t *sink_ops;
+    void *sink;
+    const fd_dlq_ops_t *dlq_ops; /* NULL: rejects are only counted (replay) */
+    void *dlq;
+    void (*round_cb)(void *ud, const fd_pipeline_stats_t *st);
+    void *round_ud;
+    void (*finish_cb)(void *ud);
+    void *finish_ud;
     const fd_source_ops_t *src;
     void *src_ud;
     part_t *parts;
     int nparts, capparts, last_hit;
-    uv_timer_t flush_timer, snapshot_timer, stop_timer;
-    uv_signal_t sigterm, sigint;
+    uv_timer_t flush_timer, stop_timer;
     int handles_open;
     int backpressure;
     int dlq_full; /* dead letters wait for room in the producer queue */
     int stopping, stopped, exit_code;
     int64_t stop_deadline_ms;
-    char instance_id[64];
     uint64_t accepted, late, rejects[FD_R__COUNT], flushes, resyncs;
     uint64_t ticks; /* flush timer ticks: FLUSH_SLOTS per flush interval */
+    uint64_t pending; /* events in the batches being filled, as of the last tick */
     int stop_dropped; /* partitions whose unflushed input was dropped while stopping */
     uint64_t lost_offsets, lost_schema; /* Redis state found missing (state_lost) */
     int check_running; /* a state check (check_state) is on its way */
@@ -190,11 +186,13 @@ static part_t *ctx_part(fd_pipeline_t *p, uint64_t tok) {
 
 static void offset_done(void *ud, int status, int64_t offset, int64_t max_ts);
 
+static int sink_ready(const fd_pipeline_t *p) { return p->sink_ops && p->sink_ops->ready(p->sink); }
+
 static void start_read(fd_pipeline_t *p, part_t *x) {
-    if (x->reading || !fd_redis_sink_ready(p->sink)) return;
+    if (x->reading || !sink_ready(p)) return;
     void *c = ctx_new(p, make_token(part_index(p, x), x->gen, 0));
     if (!c) return;
-    if (fd_redis_sink_read_offset(p->sink, x->field, offset_done, c) == 0) x->reading = 1;
+    if (p->sink_ops->read_offset(p->sink, x->field, offset_done, c) == 0) x->reading = 1;
     else free(c);
 }
 
@@ -285,14 +283,14 @@ static void halt(fd_pipeline_t *p, part_t *x) {
     reconcile_pause(p, x);
     fd_log(p->log, FD_LOG_ERROR, "partition stopped: its flush script failed twice; "
            "fix the cause and restart", "partition=\"%s\" offset=%" PRId64 " error=\"%s\"", x->field, x->stored,
-           fd_redis_sink_last_error(p->sink));
+           p->sink_ops->last_error(p->sink));
     if (p->stopping) maybe_finish(p);
 }
 
 static void send_sealed(fd_pipeline_t *p, part_t *x) {
     void *c = ctx_new(p, make_token(part_index(p, x), x->gen, 0));
-    int rc = c ? fd_redis_sink_flush(p->sink, x->field, x->stored, x->sealed_next, x->sealed_max_ts,
-                                     x->sealed, flush_done, c)
+    int rc = c ? p->sink_ops->flush(p->sink, x->field, x->stored, x->sealed_next, x->sealed_max_ts, x->sealed,
+                                    flush_done, c)
                : -ENOMEM;
     fd_batch_reset(x->sealed); /* serialized already, or dropped with the resync */
     if (rc < 0) {
@@ -305,7 +303,7 @@ static void send_sealed(fd_pipeline_t *p, part_t *x) {
 
 static void maybe_flush(fd_pipeline_t *p, part_t *x) {
     if (!x->assigned || x->syncing || x->halted || x->state != ST_IDLE) return;
-    if (x->pos == x->flushed_pos || !fd_redis_sink_ready(p->sink)) return;
+    if (x->pos == x->flushed_pos || !sink_ready(p)) return;
     fd_batch_t *t = x->sealed;
     x->sealed = x->cur;
     x->cur = t;
@@ -318,7 +316,7 @@ static void maybe_flush(fd_pipeline_t *p, part_t *x) {
     if (x->sealed_dlq == 0) send_sealed(p, x);
 }
 
-static void dlq_done(void *ud, uint64_t tok, int status) {
+void fd_pipeline_dlq_done(void *ud, uint64_t tok, int status) {
     fd_pipeline_t *p = ud;
     part_t *x = ctx_part(p, tok);
     if (!x) return;
@@ -338,12 +336,12 @@ static void dlq_done(void *ud, uint64_t tok, int status) {
  * until the kept dead letters are handed over: back-pressure, not a
  * failure, so nothing is resynced and nothing is read twice. */
 static void dlq_pause_update(fd_pipeline_t *p) {
-    int full = p->dlq && fd_dlq_backlog(p->dlq) > 0;
+    int full = p->dlq_ops && p->dlq_ops->backlog(p->dlq) > 0;
     if (full == p->dlq_full) return;
     p->dlq_full = full;
     if (full)
         fd_log_repeat(p->log, FD_LOG_WARN, "pipeline|dlq_full", "dead-letter queue full: input paused until it drains",
-                      "waiting=%d", fd_dlq_backlog(p->dlq));
+                      "waiting=%d", p->dlq_ops->backlog(p->dlq));
     for (int i = 0; i < p->nparts; i++) reconcile_pause(p, &p->parts[i]);
 }
 
@@ -355,13 +353,13 @@ static void reject(fd_pipeline_t *p, part_t *x, const void *payload, size_t len,
     fd_log_limited(p->log, FD_LOG_WARN, "message rejected",
                    "reason=%s field=%s topic=\"%s\" partition=%d offset=%" PRId64, fd_reason_name(r),
                    field, x->topic, (int)x->partition, offset);
-    if (!p->dlq) return;
+    if (!p->dlq_ops) return;
     char detail[128];
     snprintf(detail, sizeof detail, "%s%s%s", fd_reason_name(r), strcmp(field, "-") ? " at " : "",
              strcmp(field, "-") ? field : "");
     uint64_t tok = make_token(part_index(p, x), x->gen, x->cur_seq);
-    if (fd_dlq_send(p->dlq, payload, len, fd_reason_name(r), field, detail, x->topic, x->partition,
-                    offset, tok) == 0) {
+    if (p->dlq_ops->send(p->dlq, payload, len, fd_reason_name(r), field, detail, x->topic, x->partition, offset,
+                         tok) == 0) {
         x->cur_dlq++;
         if (!p->dlq_full) dlq_pause_update(p);
     } else {
@@ -434,7 +432,7 @@ int fd_pipeline_assign(fd_pipeline_t *p, int n, const int *src_key, const int32_
         fields[i] = xs[i]->field;
     }
     char err[256];
-    known = fd_redis_read_offsets_sync(p->conf, fields, n, offsets, max_ts, 2000, err, sizeof err);
+    known = p->sink_ops->read_offsets_sync(p->sink, fields, n, offsets, max_ts, 2000, err, sizeof err);
     if (known < 0)
         fd_log(p->log, FD_LOG_WARN, "offsets unknown at assignment, partitions wait for redis",
                "error=\"%s\"", err);
@@ -490,7 +488,7 @@ const fd_source_cbs_t *fd_pipeline_source_cbs(void) {
 
 /* ---- timers and lifecycle -------------------------------------------------- */
 
-static void sink_state(void *ud, int ready) {
+void fd_pipeline_sink_state(void *ud, int ready) {
     fd_pipeline_t *p = ud;
     for (int i = 0; i < p->nparts; i++) {
         part_t *x = &p->parts[i];
@@ -504,74 +502,6 @@ static void sink_state(void *ud, int ready) {
     }
 }
 
-/* Renders the Prometheus text for /metrics (loop thread only). */
-static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
-    char buf[8192];
-    size_t n = 0;
-    int assigned = 0, syncing = 0, halted = 0;
-    for (int i = 0; i < p->nparts; i++) {
-        assigned += p->parts[i].assigned;
-        syncing += p->parts[i].assigned && p->parts[i].syncing;
-        halted += p->parts[i].assigned && p->parts[i].halted;
-    }
-#define OUT(...) \
-    do { \
-        if (n < sizeof buf) n += (size_t)snprintf(buf + n, sizeof buf - n, __VA_ARGS__); \
-    } while (0)
-    OUT("# TYPE funneld_events_accepted_total counter\nfunneld_events_accepted_total %" PRIu64 "\n", p->accepted);
-    OUT("# TYPE funneld_events_late_total counter\nfunneld_events_late_total %" PRIu64 "\n", p->late);
-    OUT("# TYPE funneld_events_rejected_total counter\n");
-    for (int r = 1; r < FD_R__COUNT; r++)
-        OUT("funneld_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n", fd_reason_name((fd_reason_t)r), p->rejects[r]);
-    OUT("# TYPE funneld_flushes_total counter\nfunneld_flushes_total %" PRIu64 "\n", p->flushes);
-    OUT("# TYPE funneld_resyncs_total counter\nfunneld_resyncs_total %" PRIu64 "\n", p->resyncs);
-    OUT("# TYPE funneld_redis_state_lost_total counter\n"
-        "funneld_redis_state_lost_total{key=\"offsets\"} %" PRIu64 "\n"
-        "funneld_redis_state_lost_total{key=\"schema\"} %" PRIu64 "\n",
-        p->lost_offsets, p->lost_schema);
-    OUT("# TYPE funneld_redis_up gauge\nfunneld_redis_up %d\n", fd_redis_sink_ready(p->sink));
-    OUT("# TYPE funneld_partitions_assigned gauge\nfunneld_partitions_assigned %d\n", assigned);
-    OUT("# TYPE funneld_partitions_syncing gauge\nfunneld_partitions_syncing %d\n", syncing);
-    OUT("# TYPE funneld_partitions_halted gauge\nfunneld_partitions_halted %d\n", halted);
-    OUT("# TYPE funneld_pending_events gauge\nfunneld_pending_events %" PRIu64 "\n", pending);
-    OUT("# TYPE funneld_input_paused gauge\nfunneld_input_paused %d\n", p->backpressure);
-    OUT("# TYPE funneld_dlq_outstanding gauge\nfunneld_dlq_outstanding %d\n", p->dlq ? fd_dlq_outstanding(p->dlq) : 0);
-    OUT("# TYPE funneld_scope_overflow_total counter\n");
-    for (int g = 0; g < p->conf->ngroupings; g++) {
-        char name[128] = "";
-        size_t k = 0;
-        const fd_grouping_t *gr = &p->conf->groupings[g];
-        for (int d = 0; d < gr->ndims && k < sizeof name; d++)
-            k += (size_t)snprintf(name + k, sizeof name - k, "%s%s", d ? "," : "", fd_dim_name(gr->dims[d]));
-        OUT("funneld_scope_overflow_total{grouping=\"%s\"} %" PRIu64 "\n", gr->ndims ? name : "all",
-            fd_agg_overflow(p->agg, g));
-    }
-    if (p->alerts) {
-        fd_alerts_stats_t st;
-        fd_alerts_stats(p->alerts, &st);
-        OUT("# TYPE funneld_alert_leader gauge\nfunneld_alert_leader %d\n", st.leader);
-        OUT("# TYPE funneld_alert_evaluations_total counter\nfunneld_alert_evaluations_total %" PRIu64 "\n",
-            st.evaluations);
-        OUT("# TYPE funneld_alert_transitions_total counter\nfunneld_alert_transitions_total %" PRIu64 "\n",
-            st.transitions);
-        OUT("# TYPE funneld_alert_errors_total counter\nfunneld_alert_errors_total %" PRIu64 "\n", st.errors);
-        fd_alert_out_stats_t os;
-        fd_alerts_out_stats(p->alerts, &os);
-        OUT("# TYPE funneld_alert_delivered_total counter\n");
-        for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
-            OUT("funneld_alert_delivered_total{output=\"%s\"} %" PRIu64 "\n", fd_alert_out_name(o), os.delivered[o]);
-        OUT("# TYPE funneld_alert_delivery_failures_total counter\n");
-        for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
-            OUT("funneld_alert_delivery_failures_total{output=\"%s\"} %" PRIu64 "\n", fd_alert_out_name(o),
-                os.attempts_failed[o]);
-        OUT("# TYPE funneld_alert_queue_overflow_total counter\nfunneld_alert_queue_overflow_total %" PRIu64 "\n",
-            os.overflow);
-    }
-#undef OUT
-    if (n >= sizeof buf) n = sizeof buf - 1;
-    fd_http_publish(p->http, buf, n, fd_redis_sink_ready(p->sink) && syncing == 0 && halted == 0);
-}
-
 /* Flushes are staggered: the flush timer ticks FLUSH_SLOTS times per
  * flush_interval_ms (every floor(interval / 8) ms, so an interval that is
  * not a multiple of 8 ms is served slightly early) and each tick serves the
@@ -582,11 +512,11 @@ static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
  * (bench/latency.sh). */
 #define FLUSH_SLOTS 8
 
-static void flush_tick(uv_timer_t *t) {
-    fd_pipeline_t *p = t->data;
+void fd_pipeline_tick(fd_pipeline_t *p) {
     int slot = (int)(p->ticks++ % FLUSH_SLOTS);
     uint64_t pending = 0;
     for (int i = 0; i < p->nparts; i++) pending += fd_batch_events(p->parts[i].cur);
+    p->pending = pending;
     int was = p->backpressure;
     if (!p->backpressure && pending > (uint64_t)p->conf->max_pending_events) {
         p->backpressure = 1;
@@ -612,16 +542,31 @@ static void flush_tick(uv_timer_t *t) {
             if (p->parts[i].assigned && p->parts[i].syncing) synced = 0;
         if (synced) fd_pipeline_stop(p);
     }
-    if (p->http && slot == 0) publish_metrics(p, pending); /* once per flush interval */
+    if (p->round_cb && slot == 0) { /* once per flush interval */
+        fd_pipeline_stats_t st;
+        fd_pipeline_stats(p, &st);
+        p->round_cb(p->round_ud, &st);
+    }
 }
 
-/* The loop's heartbeat for /healthz and /readyz, on its own short timer:
- * staleness must not depend on flush_interval_ms, which may be minutes. */
-static void beat_tick(uv_timer_t *t) {
-    fd_pipeline_t *p = t->data;
-    int syncing = 0;
-    for (int i = 0; i < p->nparts; i++) syncing += p->parts[i].assigned && p->parts[i].syncing;
-    fd_http_beat(p->http, fd_redis_sink_ready(p->sink) && syncing == 0);
+static void flush_timer_cb(uv_timer_t *t) { fd_pipeline_tick(t->data); }
+
+void fd_pipeline_stats(const fd_pipeline_t *p, fd_pipeline_stats_t *st) {
+    memset(st, 0, sizeof *st);
+    st->accepted = p->accepted;
+    st->late = p->late;
+    memcpy(st->rejects, p->rejects, sizeof st->rejects);
+    st->flushes = p->flushes;
+    st->resyncs = p->resyncs;
+    st->lost_offsets = p->lost_offsets;
+    st->lost_schema = p->lost_schema;
+    st->pending = p->pending;
+    for (int i = 0; i < p->nparts; i++) {
+        st->assigned += p->parts[i].assigned;
+        st->syncing += p->parts[i].assigned && p->parts[i].syncing;
+        st->halted += p->parts[i].assigned && p->parts[i].halted;
+    }
+    st->backpressure = p->backpressure;
 }
 
 /* What a state check asked about: partition index and generation of each
@@ -652,8 +597,8 @@ static void check_done(void *ud, int status, int schema_missing, const int *pres
 /* An idle partition sends no flush, so nothing else would notice that Redis
  * lost its data: once per snapshot interval ask Redis whether the schema key
  * and the stored offsets of this process's partitions are still there. */
-static void check_state(fd_pipeline_t *p) {
-    if (p->check_running || p->stopping || !fd_redis_sink_ready(p->sink)) return;
+void fd_pipeline_check_state(fd_pipeline_t *p) {
+    if (p->check_running || p->stopping || !sink_ready(p)) return;
     int n = 0;
     for (int i = 0; i < p->nparts; i++) n += p->parts[i].assigned && !p->parts[i].syncing && p->parts[i].stored >= 0;
     checkctx_t *c = malloc(sizeof(*c) + (size_t)n * sizeof(uint64_t));
@@ -667,7 +612,7 @@ static void check_state(fd_pipeline_t *p) {
         fields[c->n] = x->field;
         c->tok[c->n++] = make_token(i, x->gen, 0);
     }
-    if (fd_redis_sink_check_state(p->sink, fields, c->n, check_done, c) < 0) goto fail;
+    if (p->sink_ops->check_state(p->sink, fields, c->n, check_done, c) < 0) goto fail;
     p->check_running = 1;
     free(fields);
     return;
@@ -676,28 +621,21 @@ fail:
     free(fields);
 }
 
-static void snapshot_tick(uv_timer_t *t) {
-    fd_pipeline_t *p = t->data;
-    fd_redis_sink_snapshot(p->sink, p->instance_id, fd_clock_wall_ms());
-    check_state(p);
-}
-
 static int all_flushed(const fd_pipeline_t *p) {
     for (int i = 0; i < p->nparts; i++) {
         const part_t *x = &p->parts[i];
         if (x->assigned && !x->syncing && !x->halted && (x->state != ST_IDLE || x->pos != x->flushed_pos))
             return 0;
     }
-    return !p->dlq || fd_dlq_outstanding(p->dlq) == 0;
+    return !p->dlq_ops || p->dlq_ops->outstanding(p->dlq) == 0;
 }
 
 static void finish(fd_pipeline_t *p) {
     if (p->stopped) return;
     p->stopped = 1;
     uv_timer_stop(&p->flush_timer);
-    uv_timer_stop(&p->snapshot_timer);
     uv_timer_stop(&p->stop_timer);
-    if (p->http) uv_timer_stop(&p->beat_timer);
+    if (p->finish_cb) p->finish_cb(p->finish_ud);
     uv_stop(p->loop);
 }
 
@@ -713,7 +651,7 @@ static int final_flush_report(fd_pipeline_t *p) {
     if (syncing == 0 && p->stop_dropped == 0) return 0;
     fd_log(p->log, FD_LOG_ERROR, "final flush did not happen: input not written to redis; it is re-read from the stored offsets by the next run",
            "partitions_not_synced=%d partitions_dropped=%d first=\"%s\" redis_up=%d", syncing, p->stop_dropped,
-           first, fd_redis_sink_ready(p->sink));
+           first, sink_ready(p));
     return 1;
 }
 
@@ -725,7 +663,7 @@ static void maybe_finish(fd_pipeline_t *p) {
          * learns its offset within a round trip: wait for it (bounded by the
          * stop deadline) rather than report it unflushed */
         for (int i = 0; i < p->nparts; i++)
-            if (p->parts[i].assigned && p->parts[i].syncing && fd_redis_sink_ready(p->sink)) return;
+            if (p->parts[i].assigned && p->parts[i].syncing && sink_ready(p)) return;
         p->exit_code = final_flush_report(p);
         for (int i = 0; i < p->nparts; i++)
             if (p->parts[i].assigned && p->parts[i].halted) p->exit_code = 1; /* its input is not all flushed */
@@ -754,13 +692,7 @@ void fd_pipeline_stop(fd_pipeline_t *p) {
     maybe_finish(p);
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-    fd_pipeline_t *p = h->data;
-    fd_log(p->log, FD_LOG_INFO, "signal received", "signal=%d", signum);
-    fd_pipeline_stop(p);
-}
-
-fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, int with_dlq,
+fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_parser_t *parser, fd_agg_t *agg,
                                char *err, size_t errlen) {
     fd_pipeline_t *p = calloc(1, sizeof(*p));
     if (!p) {
@@ -770,49 +702,35 @@ fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *lo
     p->loop = loop;
     p->conf = c;
     p->log = log;
-    char host[64] = "host";
-    gethostname(host, sizeof host - 1);
-    snprintf(p->instance_id, sizeof p->instance_id, "%.40s-%d-%lld", host, (int)getpid(), (long long)fd_clock_wall_ms());
-    fd_event_limits_t lim = {
-        .max_message_bytes = (size_t)c->max_message_bytes,
-        .max_age_ms = c->ttl_m1_s * 1000,
-        .max_future_ms = c->max_future_s * 1000,
-    };
-    if (!(p->parser = fd_parser_new(&lim, err, errlen))) goto fail;
-    if (!(p->agg = fd_agg_new(c, err, errlen))) goto fail;
-    if (with_dlq && !(p->dlq = fd_dlq_new(loop, c, log, dlq_done, p, err, errlen))) goto fail;
-    if (!(p->sink = fd_redis_sink_new(loop, c, log, sink_state, p, err, errlen))) goto fail;
-    /* issue 3: alerts are evaluated by `run` instances only (with_dlq); the
-     * evaluator owns its timer and its own Redis connection (alerts/alerts.c) */
-    if (with_dlq && c->nalert_rules > 0 &&
-        !(p->alerts = fd_alerts_new(loop, c, log, p->instance_id, err, errlen)))
-        goto fail;
-    if (with_dlq && c->http_listen && c->http_listen[0] && !(p->http = fd_http_new(c, err, errlen)))
-        goto fail;
+    p->parser = parser;
+    p->agg = agg;
     uv_timer_init(loop, &p->flush_timer);
-    uv_timer_init(loop, &p->snapshot_timer);
     uv_timer_init(loop, &p->stop_timer);
-    uv_signal_init(loop, &p->sigterm);
-    uv_signal_init(loop, &p->sigint);
-    p->flush_timer.data = p->snapshot_timer.data = p->stop_timer.data = p;
-    p->sigterm.data = p->sigint.data = p;
-    p->handles_open = 5;
+    p->flush_timer.data = p->stop_timer.data = p;
+    p->handles_open = 2;
     uint64_t tick_ms = (uint64_t)c->flush_interval_ms / FLUSH_SLOTS;
-    uv_timer_start(&p->flush_timer, flush_tick, tick_ms, tick_ms);
-    uv_timer_start(&p->snapshot_timer, snapshot_tick, (uint64_t)c->snapshot_interval_ms,
-                   (uint64_t)c->snapshot_interval_ms);
-    uv_signal_start(&p->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&p->sigint, on_signal, SIGINT);
-    if (p->http) {
-        uv_timer_init(loop, &p->beat_timer);
-        p->beat_timer.data = p;
-        p->handles_open++;
-        uv_timer_start(&p->beat_timer, beat_tick, FD_HTTP_BEAT_MS, FD_HTTP_BEAT_MS);
-    }
+    uv_timer_start(&p->flush_timer, flush_timer_cb, tick_ms, tick_ms);
     return p;
-fail:
-    fd_pipeline_free(p);
-    return NULL;
+}
+
+void fd_pipeline_set_sink(fd_pipeline_t *p, const fd_sink_ops_t *ops, void *sink) {
+    p->sink_ops = ops;
+    p->sink = sink;
+}
+
+void fd_pipeline_set_dlq(fd_pipeline_t *p, const fd_dlq_ops_t *ops, void *dlq) {
+    p->dlq_ops = ops;
+    p->dlq = dlq;
+}
+
+void fd_pipeline_set_round_cb(fd_pipeline_t *p, void (*cb)(void *ud, const fd_pipeline_stats_t *st), void *ud) {
+    p->round_cb = cb;
+    p->round_ud = ud;
+}
+
+void fd_pipeline_set_finish_cb(fd_pipeline_t *p, void (*cb)(void *ud), void *ud) {
+    p->finish_cb = cb;
+    p->finish_ud = ud;
 }
 
 void fd_pipeline_set_source(fd_pipeline_t *p, const fd_source_ops_t *ops, void *src) {
@@ -845,12 +763,6 @@ static void on_handle_close(uv_handle_t *h) {
 
 void fd_pipeline_free(fd_pipeline_t *p) {
     if (!p) return;
-    fd_alerts_free(p->alerts); /* issue 3 */
-    fd_http_free(p->http);
-    fd_dlq_free(p->dlq);
-    fd_redis_sink_free(p->sink);
-    fd_agg_free(p->agg);
-    fd_parser_free(p->parser);
     for (int i = 0; i < p->nparts; i++) {
         fd_batch_free(p->parts[i].cur);
         fd_batch_free(p->parts[i].sealed);
@@ -861,9 +773,5 @@ void fd_pipeline_free(fd_pipeline_t *p) {
         return;
     }
     uv_close((uv_handle_t *)&p->flush_timer, on_handle_close);
-    uv_close((uv_handle_t *)&p->snapshot_timer, on_handle_close);
     uv_close((uv_handle_t *)&p->stop_timer, on_handle_close);
-    uv_close((uv_handle_t *)&p->sigterm, on_handle_close);
-    uv_close((uv_handle_t *)&p->sigint, on_handle_close);
-    if (p->beat_timer.data) uv_close((uv_handle_t *)&p->beat_timer, on_handle_close);
 }

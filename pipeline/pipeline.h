@@ -15,6 +15,12 @@
  * dropped, its offset and max event time are re-read from Redis, and the
  * source seeks there. A sealed batch is sent only once every dead-letter
  * write for the messages it covers has been acknowledged.
+ *
+ * The pipeline builds nothing: the parser, the aggregator, the sink and the
+ * DLQ (through their ops, sinks/sink.h) and the source (consumers/source.h)
+ * are given to it, and app/daemon.c wires them. Its only handles are its
+ * flush timer and its stop timer. tests/unit/test_pipeline.c drives it with
+ * a fake source, sink and DLQ.
  */
 #ifndef FD_PIPELINE_H
 #define FD_PIPELINE_H
@@ -23,17 +29,48 @@
 #include <uv.h>
 
 #include "consumers/source.h"
+#include "sinks/sink.h"
+#include "aggregators/agg.h"
 #include "model/event.h"
 #include "conf/conf.h"
 #include "base/log.h"
 
 typedef struct fd_pipeline fd_pipeline_t;
 
-/* Borrows loop, c, log. with_dlq: produce rejected messages to the DLQ
- * topic (run); without, they are only counted (replay). */
-fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, int with_dlq,
+typedef struct {
+    uint64_t accepted, late, rejects[FD_R__COUNT], flushes, resyncs;
+    uint64_t lost_offsets, lost_schema; /* Redis state found missing */
+    uint64_t pending;                   /* events in the batches being filled, as of the last tick */
+    int assigned, syncing, halted;      /* partitions */
+    int backpressure;                   /* input paused: pending over max_pending_events */
+} fd_pipeline_stats_t;
+
+/* Borrows loop, c, log, parser and agg (the caller frees them after
+ * fd_pipeline_free). Starts the flush timer. */
+fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_parser_t *parser, fd_agg_t *agg,
                                char *err, size_t errlen);
+/* Where flushes go and offsets come from (required before any partition). */
+void fd_pipeline_set_sink(fd_pipeline_t *p, const fd_sink_ops_t *ops, void *sink);
+/* Where rejected messages go. Not called: they are only counted (replay). */
+void fd_pipeline_set_dlq(fd_pipeline_t *p, const fd_dlq_ops_t *ops, void *dlq);
 void fd_pipeline_set_source(fd_pipeline_t *p, const fd_source_ops_t *ops, void *src);
+/* Called once per flush interval (after the tick of slot 0), with the stats. */
+void fd_pipeline_set_round_cb(fd_pipeline_t *p, void (*cb)(void *ud, const fd_pipeline_stats_t *st), void *ud);
+/* Called once when the pipeline has finished, just before uv_stop: stop the
+ * timers that must not fire any more. */
+void fd_pipeline_set_finish_cb(fd_pipeline_t *p, void (*cb)(void *ud), void *ud);
+
+/* The sink's fd_sink_state_cb and the DLQ's fd_dlq_done_cb (ud: the pipeline). */
+void fd_pipeline_sink_state(void *p, int ready);
+void fd_pipeline_dlq_done(void *p, uint64_t token, int status);
+
+/* One flush-timer tick: serves one slot of partitions (FLUSH_SLOTS ticks
+ * per flush interval). The timer calls it; a test may too. */
+void fd_pipeline_tick(fd_pipeline_t *p);
+/* Asks the sink whether the state this process wrote is still there (an
+ * idle partition sends no flush that would notice): once per snapshot tick. */
+void fd_pipeline_check_state(fd_pipeline_t *p);
+void fd_pipeline_stats(const fd_pipeline_t *p, fd_pipeline_stats_t *st);
 
 /* A partition that is assigned from the start (replay): its offset is read
  * from Redis before its source is resumed. */
@@ -49,8 +86,8 @@ int fd_pipeline_assign(fd_pipeline_t *p, int n, const int *src_key, const int32_
                        int64_t *offsets);
 void fd_pipeline_revoke(fd_pipeline_t *p, int n, const int *src_key, const int32_t *partitions);
 
-/* Graceful stop: stop the source, final flush, then uv_stop. Also on
- * SIGTERM/SIGINT, and by itself when an exhaustible source is done. */
+/* Graceful stop: stop the source, final flush, then uv_stop. app/ calls it
+ * on SIGTERM/SIGINT; it stops by itself when an exhaustible source is done. */
 void fd_pipeline_stop(fd_pipeline_t *p);
 /* 0 after a clean stop, 1 if the final flush did not complete. */
 int fd_pipeline_exit_code(const fd_pipeline_t *p);
