@@ -42,7 +42,7 @@ const char *fd_err_name(int rc) {
     case FD_ERR_SINK - 2: return "FD_SINK_EFAILED";
     case FD_ERR_SINK - 3: return "FD_SINK_ESCRIPT";
     case FD_ERR_DLQ - 1: return "FD_DLQ_EFAILED";
-    case FD_ERR_ALERTS - 1: return "FD_ALERTS_EREDIS";
+    case FD_ERR_ALERTS - 1: return "FD_ALERTS_EFAILED";
     case FD_ERR_ALERTS - 2: return "FD_ALERTS_EFENCED";
     default: return "E?";
     }
