@@ -12,10 +12,8 @@ naming file:line, when
 `#include <...>` lines (system and library headers) are not looked at.
 
 The floor order, written once, top to bottom (a file may include its own
-folder and any folder below it): see FLOORS. It is the TARGET layout of the
-one-step redesign (issue 11, /tmp/redesign-plan.md when it was planned). On
-the layout before that step (core/ holding both main.c and log.c) the check
-fails by design.
+folder and any folder below it): see FLOORS. README's "Layout" table and
+docs/ARCHITECTURE.md ("The house: floors") explain the order.
 
 Usage: python3 .ci/check_includes.py [--root DIR] [--quiet]
        python3 .ci/check_includes.py --self-test

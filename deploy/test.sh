@@ -3,9 +3,11 @@
 #
 # 1. deploy/stack.sh deps + kafka-fetch: Debian packages, Python test deps and
 #    the cached Kafka broker jars (each step is a no-op when already there).
-# 2. Two builds, -j2: build/ (normal, -DFD_WERROR=ON) and build-asan/
+# 2. The include check (.ci/check_includes.py: folders are floors, includes
+#    only point down; also the ctest unit test include_floors).
+# 3. Two builds, -j2: build/ (normal, -DFD_WERROR=ON) and build-asan/
 #    (-DFD_SANITIZE=ON -DFD_INTEGRATION=OFF: ASan+UBSan, unit tests only).
-# 3. ctest in build-asan/ (unit tests under the sanitizers), then in build/
+# 4. ctest in build-asan/ (unit tests under the sanitizers), then in build/
 #    (unit tests + the integration test: pytest, which starts Kafka and Redis
 #    itself with deploy/stack.sh up in a temp dir and stops them again; its
 #    ASan scenario runs build-asan/funneld, FUNNELD_ASAN_BIN).
@@ -68,6 +70,10 @@ if [ "${FD_SKIP_DEPS:-0}" != 1 ]; then
   step "deps" "$STACK" deps
 fi
 step "kafka-fetch" "$STACK" kafka-fetch
+
+# The house's floors (README "Layout"): includes only point down. Fast, so
+# first; ctest runs it again as the unit test include_floors.
+step "include floors (.ci/check_includes.py)" python3 "$ROOT/.ci/check_includes.py" --root "$ROOT"
 
 if step "configure build" cmake -S "$ROOT" -B "$BUILD" -DFD_WERROR=ON &&
    step "build build" cmake --build "$BUILD" -j "$JOBS"; then
