@@ -1,5 +1,5 @@
 """
-test_alerts.py — conversion-drop alerting (issue 3, SPEC §6) against the real
+test_alerts.py — conversion-drop alerting (SPEC §6) against the real
 Kafka broker and redis-server of the session stack.
 
 Events are generated deterministically (alert_gen.py, fixed seeds) for hours

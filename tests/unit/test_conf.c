@@ -276,7 +276,7 @@ static const row_t rows[] = {
     {"{\n  \"flush_interval_ms\": 1000,\n}", "invalid JSON at line 3"},
     {"{\"a\": 1} x", "invalid JSON"},
     {"", "invalid JSON"},
-    /* alerts (issue 3; rule members are covered by tests/unit/test_alert_rule.c) */
+    /* alerts (rule members are covered by tests/unit/test_alert_rule.c) */
     {"{\"alerts\": {\"rules\": [{\"name\": \"d\", \"kind\": \"drop_vs_baseline\", \"metric\": "
      "\"conversion_rate\", \"grouping\": [\"product\"]}]}}",
      NULL},
@@ -608,7 +608,7 @@ static void test_print_masks_secrets(void **state)
 }
 
 /* check-config output is itself a valid config that loads back to the same. */
-/* issue 3: the webhook secret is a secret (masked, ${ENV} expanded). */
+/* the webhook secret is a secret (masked, ${ENV} expanded). */
 static void test_alert_secret_masked(void **state)
 {
     (void)state;
