@@ -32,7 +32,11 @@
  * traffic.
  *
  * Memory: one record per alert that is pending, firing or resolved, and
- * the scope list of each rule (bounded by the cardinality cap).
+ * the scope list of each rule (bounded by the cardinality cap). *
+ * Files: alerts.c is the loop side (timer, delivery queues), evaluator.c a
+ * round and the alert cache, store.c every Redis call of the worker,
+ * outputs.c the outputs; alerts_int.h, evaluator.h, store.h and outputs.h
+ * are private to this folder, alerts.h is its one public face.
  */
 #ifndef FD_ALERTS_H
 #define FD_ALERTS_H

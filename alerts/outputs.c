@@ -1,5 +1,5 @@
 /*
- * alert_http.c — the alert outputs (see alert_http.h for the contract).
+ * outputs.c — the alert outputs (see outputs.h for the contract).
  *
  * HTTP: one CURLM for the process, driven by libuv. libcurl tells us which
  * sockets to watch (CURLMOPT_SOCKETFUNCTION → a uv_poll per socket) and when

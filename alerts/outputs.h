@@ -1,8 +1,8 @@
 /*
- * alert_http.h — delivery of alert transitions: stdout JSON lines, a Kafka
+ * outputs.h — delivery of alert transitions: stdout JSON lines, a Kafka
  * topic, Alertmanager (v2 API) and a signed generic webhook.
  *
- * The evaluator (alerts/alerts.c) reads transitions from the Redis stream
+ * The evaluator (alerts/store.c) reads transitions from the Redis stream
  * `{prefix}:alerts` and hands each enabled output the entries it must
  * deliver, tagged; the output calls back with the tag once the entry is
  * delivered (HTTP 2xx, Kafka delivery report, line written). The evaluator

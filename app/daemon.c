@@ -160,7 +160,7 @@ static int build(daemon_t *d, const fd_conf_t *c, fd_log_t *log, int with_dlq, c
     fd_pipeline_set_sink(d->p, fd_redis_sink_ops(), d->sink);
     if (d->dlq) fd_pipeline_set_dlq(d->p, fd_dlq_ops(), d->dlq);
     /* alerts are evaluated by `run` instances only; the evaluator owns its
-     * timer and its own Redis connection (alerts/alerts.c) */
+     * timer and its own Redis connection (alerts/) */
     if (with_dlq && c->nalert_rules > 0 && !(d->alerts = fd_alerts_new(loop, c, log, d->instance_id, err, errlen)))
         return -1;
     if (with_dlq && c->http_listen && c->http_listen[0] && !(d->http = fd_http_new(c, err, errlen))) return -1;
