@@ -211,19 +211,24 @@ static int run_loop(daemon_t *d, void (*free_src)(void *), void *src) {
     return code;
 }
 
+/* Sets d up and builds it; on failure says why, tears down, returns -1. */
+static int start(daemon_t *d, const fd_conf_t *c, fd_log_t *log, int with_dlq) {
+    char err[1024];
+    memset(d, 0, sizeof *d);
+    uv_loop_init(&d->loop);
+    if (build(d, c, log, with_dlq, err, sizeof err) == 0) return 0;
+    fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
+    teardown(d);
+    return -1;
+}
+
 static void free_kafka(void *src) { fd_kafka_source_free(src); }
 static void free_files(void *src) { fd_file_source_free(src); }
 
 int fd_app_run(const fd_conf_t *c, fd_log_t *log) {
     char err[1024];
     daemon_t d;
-    memset(&d, 0, sizeof d);
-    uv_loop_init(&d.loop);
-    if (build(&d, c, log, 1, err, sizeof err) < 0) {
-        fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
-        teardown(&d);
-        return 1;
-    }
+    if (start(&d, c, log, 1) < 0) return 1;
     fd_kafka_source_t *src = fd_kafka_source_new(&d.loop, c, log, fd_pipeline_source_cbs(), d.p, err, sizeof err);
     if (!src) {
         fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
@@ -244,13 +249,7 @@ int fd_app_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
         return 2;
     }
     daemon_t d;
-    memset(&d, 0, sizeof d);
-    uv_loop_init(&d.loop);
-    if (build(&d, c, log, 0, err, sizeof err) < 0) {
-        fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
-        teardown(&d);
-        return 1;
-    }
+    if (start(&d, c, log, 0) < 0) return 1;
     char(*topics)[256] = calloc(MAX_FILES, 256);
     int32_t partitions[MAX_FILES];
     if (!topics) {

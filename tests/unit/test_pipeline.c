@@ -191,6 +191,23 @@ static void msg(fx_t *f, int part, int64_t off, int good) {
 }
 static void round_(fx_t *f) { for (int i = 0; i < 8; i++) fd_pipeline_tick(f->p); }   /* every slot once */
 
+/* Partition 0 assigned (nothing stored), one message at offset 0 (good:
+ * its flush is held; rejected: its dead letter is), then a round. */
+static void one_message(fx_t *f, int good) {
+    assign(f, 0);
+    msg(f, 0, 0, good);
+}
+static void one_sealed(fx_t *f, int good) {
+    one_message(f, good);
+    round_(f);
+}
+
+static void assert_resyncs(fx_t *f, uint64_t n) {
+    fd_pipeline_stats_t st;
+    fd_pipeline_stats(f->p, &st);
+    assert_int_equal(st.resyncs, n);
+}
+
 /* effectively once: applied == accepted events below stored, for every partition */
 static void invariant(fx_t *f) {
     for (int p = 0; p < 4; p++) {
@@ -242,9 +259,7 @@ static void test_fenced_resyncs_and_rereads(void **state) {
 
 static void test_error_resyncs_without_commit(void **state) {
     fx_t *f = *state;
-    assign(f, 0);
-    msg(f, 0, 0, 1);
-    round_(f);
+    one_sealed(f, 1);
     complete_flush(&f->sink, FD_SINK_EFAILED);        /* unknown whether applied */
     assert_int_equal(f->src.committed_n, 0);
     assert_int_equal(f->sink.nread, 1);               /* offset re-read from "Redis" */
@@ -255,12 +270,10 @@ static void test_error_resyncs_without_commit(void **state) {
 
 static void test_flush_not_sent(void **state) {
     fx_t *f = *state;
-    assign(f, 0);
-    msg(f, 0, 0, 1);
+    one_message(f, 1);
     f->sink.flush_rc = -ENOTCONN;
     round_(f);
-    fd_pipeline_stats_t st; fd_pipeline_stats(f->p, &st);
-    assert_int_equal(st.resyncs, 1);
+    assert_resyncs(f, 1);
     invariant(f);
 }
 
@@ -302,25 +315,20 @@ static void test_seal_waits_for_dlq(void **state) {
 
 static void test_dlq_failure_resyncs(void **state) {
     fx_t *f = *state;
-    assign(f, 0);
-    msg(f, 0, 0, 0);
-    round_(f);
+    one_sealed(f, 0);
     ack_dlq(f->p, &f->dlq, 0, FD_DLQ_EFAILED);
     assert_int_equal(f->sink.nflush, 0);
     assert_int_equal(f->sink.nread, 1);               /* re-read, the message is delivered again */
     f->dlq.send_rc = -ENOBUFS;                        /* a send that fails at once also resyncs */
     complete_read(&f->sink, FD_SINK_OK);
     msg(f, 0, 0, 0);
-    fd_pipeline_stats_t st; fd_pipeline_stats(f->p, &st);
-    assert_int_equal(st.resyncs, 2);
+    assert_resyncs(f, 2);
     invariant(f);
 }
 
 static void test_stale_dlq_ack_after_resync(void **state) {
     fx_t *f = *state;
-    assign(f, 0);
-    msg(f, 0, 0, 0);
-    round_(f);
+    one_sealed(f, 0);
     fd_pipeline_sink_state(f->p, 0);                  /* resync: generation moves on */
     ack_dlq(f->p, &f->dlq, 0, 0);                     /* old token: ignored */
     assert_int_equal(f->sink.nflush, 0);
@@ -344,8 +352,7 @@ static void test_full_batch_pauses_while_inflight(void **state) {
 
 static void test_stop_waits_for_final_flush(void **state) {
     fx_t *f = *state;
-    assign(f, 0);
-    msg(f, 0, 0, 1);
+    one_message(f, 1);
     fd_pipeline_stop(f->p);                           /* seals and sends the final flush */
     assert_int_equal(f->src.stopped, 1);
     assert_int_equal(f->sink.nflush, 1);
@@ -361,9 +368,7 @@ static void test_stop_waits_for_final_flush(void **state) {
  * partition: paused, counted, nothing re-sent, exit 1 on stop. */
 static void test_script_error_twice_halts(void **state) {
     fx_t *f = *state;
-    assign(f, 0);
-    msg(f, 0, 0, 1);
-    round_(f);
+    one_sealed(f, 1);
     complete_flush(&f->sink, FD_SINK_ESCRIPT);        /* first: resync and retry */
     assert_int_equal(f->sink.nread, 1);
     complete_read(&f->sink, FD_SINK_OK);
@@ -397,8 +402,7 @@ static void test_dlq_backlog_pauses_every_partition(void **state) {
     fd_pipeline_tick(f->p);
     assert_int_equal(f->src.paused[0], 0);
     assert_int_equal(f->src.paused[1], 0);
-    fd_pipeline_stats_t st; fd_pipeline_stats(f->p, &st);
-    assert_int_equal(st.resyncs, 0);
+    assert_resyncs(f, 0);
     invariant(f);
 }
 
@@ -406,9 +410,7 @@ static void test_dlq_backlog_pauses_every_partition(void **state) {
  * partition resyncs and starts over from the beginning, counted once. */
 static void test_offset_vanished_resyncs(void **state) {
     fx_t *f = *state;
-    assign(f, 0);
-    msg(f, 0, 0, 1);
-    round_(f);
+    one_sealed(f, 1);
     complete_flush(&f->sink, FD_SINK_OK);
     f->sink.part[0].stored = -1;                      /* FLUSHALL */
     f->sink.part[0].applied = 0;
@@ -444,8 +446,7 @@ static void test_assign_without_offsets(void **state) {
  * pretend the final flush happened: exit 1. */
 static void test_stop_while_syncing_exits_1(void **state) {
     fx_t *f = *state;
-    assign(f, 0);
-    msg(f, 0, 0, 1);
+    one_message(f, 1);
     f->sink.ready = 0;
     fd_pipeline_sink_state(f->p, 0);
     fd_pipeline_stop(f->p);
