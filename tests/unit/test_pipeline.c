@@ -127,9 +127,11 @@ static void ack_dlq(fd_pipeline_t *p, fake_dlq_t *d, int i, int status) {
 }
 
 typedef struct { int paused[4], seeks, committed_n; int64_t seek_to[4], committed[4]; int stopped; } fake_src_t;
-static int f_pause(void *s, int key, int32_t part, int pause) { (void)key; ((fake_src_t *)s)->paused[part] = pause; return 0; }
-static int f_seek(void *s, int key, int32_t part, int64_t off) { (void)key; fake_src_t *f = s; f->seeks++; f->seek_to[part] = off; return 0; }
-static void f_commit(void *s, int key, int32_t part, int64_t off) { (void)key; fake_src_t *f = s; f->committed_n++; f->committed[part] = off; }
+/* a call the pipeline made: one more of its kind, the value it gave for the partition */
+static int note(int *n, int64_t *at, int32_t p, int64_t v) { (*n)++; at[p] = v; return 0; }
+static int f_pause(void *s, int k, int32_t p, int pause) { ((fake_src_t *)s)->paused[p] = pause; return 0; }
+static int f_seek(void *s, int k, int32_t p, int64_t o) { fake_src_t *f = s; return note(&f->seeks, f->seek_to, p, o); }
+static void f_commit(void *s, int k, int32_t p, int64_t o) { note(&((fake_src_t *)s)->committed_n, ((fake_src_t *)s)->committed, p, o); }
 static void f_stop(void *s) { ((fake_src_t *)s)->stopped = 1; }
 static const fd_source_ops_t fake_src_ops = {f_pause, f_seek, f_commit, f_stop, NULL};
 
