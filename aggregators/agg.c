@@ -88,11 +88,11 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
                 break;
             case FD_TYPE_PAYMENT:
                 /* counted in Redis only if the payment is new: record where */
-                rc = fd_batch_count(b, scope, (fd_gran_t)g, buckets[g], 0, 0, 0, NULL, &pay_counters[npay++]);
+                rc = fd_batch_count(b, scope, (fd_gran_t)g, buckets[g], 0, 0, 0, NULL,
+                                    &pay_counters[npay++]);
                 if (rc < 0) return rc;
                 continue;
-            default:
-                return -EINVAL;
+            default: return -EINVAL;
             }
             if (rc < 0) return rc;
             if ((rc = fd_batch_member(b, ci, step, user)) < 0) return rc;

@@ -68,7 +68,6 @@ static void arena_reset(arena_t *a, int keep_one) {
 
 /* ---- hashing ----------------------------------------------------------- */
 
-
 /* Word-at-a-time hash for user ids (short strings, hot path). */
 static uint64_t hash_bytes(const void *p, size_t n) {
     const unsigned char *s = p;
@@ -102,7 +101,8 @@ typedef struct {
 } tuple_t;
 
 static inline uint64_t tuple_hash(uint64_t a, uint64_t b, uint64_t c) {
-    return fd_mix64(a * 0x9E3779B97F4A7C15ull ^ fd_mix64(b + 0x632BE59BD9B4E019ull) ^ (c * 0xD6E8FEB86659FD93ull));
+    return fd_mix64(a * 0x9E3779B97F4A7C15ull ^ fd_mix64(b + 0x632BE59BD9B4E019ull) ^
+                    (c * 0xD6E8FEB86659FD93ull));
 }
 
 static int tuple_grow(tuple_t *t) {
@@ -123,7 +123,8 @@ static int tuple_grow(tuple_t *t) {
 }
 
 /* Returns the slot for (a, b, c), inserting it with val = newval if absent. */
-static tslot_t *tuple_upsert(tuple_t *t, uint64_t a, uint64_t b, uint64_t c, uint32_t newval, int *created) {
+static tslot_t *tuple_upsert(tuple_t *t, uint64_t a, uint64_t b, uint64_t c, uint32_t newval,
+                             int *created) {
     if (!t->slots || (t->used + 1) * 2 > t->mask + 1)
         if (tuple_grow(t) < 0) return NULL;
     size_t j = tuple_hash(a, b, c) & t->mask;
@@ -352,11 +353,12 @@ int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx) {
 int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, int64_t exposures,
                    int64_t interactions, int64_t late, const fd_str_t *action, uint32_t *counter_idx) {
     int created;
-    tslot_t *s = tuple_upsert(&b->counter_idx, (uint64_t)(uintptr_t)scope.p, (uint64_t)g, (uint64_t)bucket,
-                              (uint32_t)b->ncounters, &created);
+    tslot_t *s = tuple_upsert(&b->counter_idx, (uint64_t)(uintptr_t)scope.p, (uint64_t)g,
+                              (uint64_t)bucket, (uint32_t)b->ncounters, &created);
     if (!s) return -ENOMEM;
     if (created) {
-        if (grow_zeroed((void **)&b->counters, &b->capcounters, b->ncounters + 1, sizeof(counter_t)) < 0)
+        if (grow_zeroed((void **)&b->counters, &b->capcounters, b->ncounters + 1,
+                        sizeof(counter_t)) < 0)
             return -ENOMEM;
         counter_t *c = &b->counters[b->ncounters++];
         memset(&c->pub, 0, sizeof c->pub);
@@ -401,7 +403,8 @@ int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, i
             if (acttab_grow(t) < 0) return -ENOMEM;
         size_t j = h & t->mask;
         while (t->slots[j].counter) j = (j + 1) & t->mask;
-        if (grow((void **)&c->actions, &c->capactions, c->pub.nactions + 1, sizeof(fd_batch_action_t)) < 0)
+        if (grow((void **)&c->actions, &c->capactions, c->pub.nactions + 1,
+                 sizeof(fd_batch_action_t)) < 0)
             return -ENOMEM;
         char *name = arena_alloc(&b->arena, action->n);
         if (!name) return -ENOMEM;
@@ -419,7 +422,8 @@ int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, i
 int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_t user) {
     counter_t *c = &b->counters[counter_idx];
     if (!c->hll[step]) {
-        if (grow_zeroed((void **)&b->hlls, &b->caphlls, b->nhlls + 1, sizeof(hll_t)) < 0) return -ENOMEM;
+        if (grow_zeroed((void **)&b->hlls, &b->caphlls, b->nhlls + 1, sizeof(hll_t)) < 0)
+            return -ENOMEM;
         hll_t *h = &b->hlls[b->nhlls];
         memset(&h->pub, 0, sizeof h->pub);
         h->pub.scope = c->pub.scope;
@@ -432,16 +436,19 @@ int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_
     int added = fd_set64_add(&b->member_set, ((uint64_t)hi << 32) | user);
     if (added <= 0) return added;
     hll_t *h = &b->hlls[hi - 1];
-    if (grow((void **)&h->members, &h->capmembers, h->pub.nmembers + 1, sizeof(uint32_t)) < 0) return -ENOMEM;
+    if (grow((void **)&h->members, &h->capmembers, h->pub.nmembers + 1, sizeof(uint32_t)) < 0)
+        return -ENOMEM;
     h->members[h->pub.nmembers++] = user;
     return 0;
 }
 
 int fd_batch_payment(fd_batch_t *b, const fd_batch_payment_t *p) {
-    if (grow((void **)&b->payments, &b->cappayments, b->npayments + 1, sizeof(*p)) < 0) return -ENOMEM;
+    if (grow((void **)&b->payments, &b->cappayments, b->npayments + 1, sizeof(*p)) < 0)
+        return -ENOMEM;
     fd_batch_payment_t q = *p;
     char *d = arena_alloc(&b->arena, p->dedup.n ? p->dedup.n : 1);
-    uint32_t *ci = (uint32_t *)arena_alloc(&b->arena, sizeof(uint32_t) * (p->nbuckets ? p->nbuckets : 1));
+    uint32_t *ci =
+        (uint32_t *)arena_alloc(&b->arena, sizeof(uint32_t) * (p->nbuckets ? p->nbuckets : 1));
     if (!d || !ci) return -ENOMEM;
     memcpy(d, p->dedup.p, p->dedup.n);
     memcpy(ci, p->counters, sizeof(uint32_t) * p->nbuckets);
@@ -456,7 +463,8 @@ int fd_batch_scope(fd_batch_t *b, fd_str_t scope) {
     tslot_t *s = tuple_upsert(&b->scope_idx, (uint64_t)(uintptr_t)scope.p, 0, 0, 0, &created);
     if (!s) return -ENOMEM;
     if (!created) return 0;
-    if (grow((void **)&b->scopes, &b->capscopes, b->nscopes + 1, sizeof(fd_str_t)) < 0) return -ENOMEM;
+    if (grow((void **)&b->scopes, &b->capscopes, b->nscopes + 1, sizeof(fd_str_t)) < 0)
+        return -ENOMEM;
     b->scopes[b->nscopes++] = scope;
     return 0;
 }
@@ -479,7 +487,9 @@ void fd_batch_hll(const fd_batch_t *b, size_t i, fd_batch_hll_t *out) {
 
 fd_str_t fd_batch_user_at(const fd_batch_t *b, uint32_t idx) { return b->users[idx]; }
 size_t fd_batch_npayments(const fd_batch_t *b) { return b->npayments; }
-const fd_batch_payment_t *fd_batch_payment_at(const fd_batch_t *b, size_t i) { return &b->payments[i]; }
+const fd_batch_payment_t *fd_batch_payment_at(const fd_batch_t *b, size_t i) {
+    return &b->payments[i];
+}
 size_t fd_batch_nscopes(const fd_batch_t *b) { return b->nscopes; }
 fd_str_t fd_batch_scope_at(const fd_batch_t *b, size_t i) { return b->scopes[i]; }
 

@@ -57,7 +57,7 @@ typedef struct {
 
 typedef struct {
     fd_str_t dedup; /* "{order_id encoded}:{paid|refunded}" */
-    uint32_t user;  /* user index */
+    uint32_t user; /* user index */
     int64_t amount;
     fd_status_t status;
     int late;

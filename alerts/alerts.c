@@ -49,29 +49,24 @@
 #include "sinks/redis_keys.h"
 #include "base/clock.h"
 
-static void q_reset(outq_t *q, const char *acked)
-{
+static void q_reset(outq_t *q, const char *acked) {
     q->head = q->n = 0;
     q->gen++;
     q->rewind = 0;
-    if (acked != q->acked_id)
-        snprintf(q->acked_id, sizeof q->acked_id, "%s", acked ? acked : "");
+    if (acked != q->acked_id) snprintf(q->acked_id, sizeof q->acked_id, "%s", acked ? acked : "");
 }
 
-static void q_pop_acked(outq_t *q)
-{
+static void q_pop_acked(outq_t *q) {
     while (q->n > 0 && q->v[q->head].acked) {
         snprintf(q->acked_id, sizeof q->acked_id, "%s", q->v[q->head].sid);
         q->head++;
         q->n--;
         q->seq_head++;
     }
-    if (q->n == 0)
-        q->head = 0;
+    if (q->n == 0) q->head = 0;
 }
 
-static int q_push(outq_t *q, const char *sid, int acked, uint64_t *seq)
-{
+static int q_push(outq_t *q, const char *sid, int acked, uint64_t *seq) {
     if (q->head + q->n == q->cap) {
         if (q->head > 0) {
             memmove(q->v, q->v + q->head, q->n * sizeof *q->v);
@@ -79,8 +74,7 @@ static int q_push(outq_t *q, const char *sid, int acked, uint64_t *seq)
         } else {
             size_t nc = q->cap ? q->cap * 2 : 64;
             qent_t *v = realloc(q->v, nc * sizeof *v);
-            if (!v)
-                return -1;
+            if (!v) return -1;
             q->v = v;
             q->cap = nc;
         }
@@ -93,30 +87,24 @@ static int q_push(outq_t *q, const char *sid, int acked, uint64_t *seq)
     return 0;
 }
 
-static void on_ack(void *ud, int out, uint64_t tag)
-{
+static void on_ack(void *ud, int out, uint64_t tag) {
     fd_alerts_t *a = ud;
-    if (out < 0 || out >= FD_ALERT_OUT__COUNT)
-        return;
+    if (out < 0 || out >= FD_ALERT_OUT__COUNT) return;
     outq_t *q = &a->q[out];
-    if ((uint32_t)(tag >> 40) != (q->gen & 0xFFFFFF))
-        return; /* from before a reset */
+    if ((uint32_t)(tag >> 40) != (q->gen & 0xFFFFFF)) return; /* from before a reset */
     uint64_t seq = tag & ((1ULL << 40) - 1);
-    if (seq < q->seq_head || seq - q->seq_head >= q->n)
-        return;
+    if (seq < q->seq_head || seq - q->seq_head >= q->n) return;
     q->v[q->head + (seq - q->seq_head)].acked = 1;
     q_pop_acked(q);
 }
 
 static void tick(uv_timer_t *t);
 
-static void after_work(uv_work_t *w, int status)
-{
+static void after_work(uv_work_t *w, int status) {
     fd_alerts_t *a = w->data;
     a->work_running = 0;
     if (a->closing) {
-        for (size_t i = 0; i < a->nentries; i++)
-            free(a->entries[i].json);
+        for (size_t i = 0; i < a->nentries; i++) free(a->entries[i].json);
         free(a->entries);
         free(a->resend);
         fd_alert_cache_drop(a);
@@ -124,8 +112,7 @@ static void after_work(uv_work_t *w, int status)
         fd_alert_scopes_free(a);
         free(a->trans);
         fd_alert_store_disconnect(a);
-        if (a->timer_closed)
-            free(a);
+        if (a->timer_closed) free(a);
         return;
     }
     a->st.leader = a->leader;
@@ -140,13 +127,11 @@ static void after_work(uv_work_t *w, int status)
     if (a->res_gained)
         fd_log(a->log, FD_LOG_INFO, "alert lease acquired", "cursor=%" PRId64 " alerts=%zu",
                a->cursor_s, a->nalerts);
-    if (a->res_lost)
-        fd_log(a->log, FD_LOG_INFO, "alert lease lost", NULL);
+    if (a->res_lost) fd_log(a->log, FD_LOG_INFO, "alert lease lost", NULL);
     if (a->res_gained || a->res_lost) {
         for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
             q_reset(&a->q[o], a->res_gained ? a->persisted[o] : "");
-        if (a->out)
-            fd_alert_out_reset(a->out);
+        if (a->out) fd_alert_out_reset(a->out);
     }
     for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
         if (a->in_rewind[o]) {
@@ -171,8 +156,7 @@ static void after_work(uv_work_t *w, int status)
         free(e->json);
     }
     a->nentries = 0;
-    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
-        q_pop_acked(&a->q[o]);
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) q_pop_acked(&a->q[o]);
     if (a->resend) {
         fd_alert_out_resend(a->out, a->resend);
         free(a->resend);
@@ -180,15 +164,12 @@ static void after_work(uv_work_t *w, int status)
     }
     int behind = a->res_behind;
     a->res_gained = a->res_lost = a->res_behind = a->res_error = 0;
-    if (behind)
-        uv_timer_start(&a->timer, tick, 0, (uint64_t)a->conf->alert_eval_interval_ms);
+    if (behind) uv_timer_start(&a->timer, tick, 0, (uint64_t)a->conf->alert_eval_interval_ms);
 }
 
-static void tick(uv_timer_t *t)
-{
+static void tick(uv_timer_t *t) {
     fd_alerts_t *a = t->data;
-    if (a->work_running || a->closing)
-        return;
+    if (a->work_running || a->closing) return;
     for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) {
         outq_t *q = &a->q[o];
         snprintf(a->in_acked[o], sizeof a->in_acked[o], "%s", q->acked_id);
@@ -197,17 +178,14 @@ static void tick(uv_timer_t *t)
                           ? (size_t)a->conf->alert_queue_size
                           : 0;
         a->in_room[o] = q->n >= room ? 0 : room - q->n;
-        if (q->rewind)
-            a->in_room[o] = (size_t)a->conf->alert_queue_size;
+        if (q->rewind) a->in_room[o] = (size_t)a->conf->alert_queue_size;
     }
     a->work.data = a;
-    if (uv_queue_work(a->loop, &a->work, fd_alert_eval_round, after_work) == 0)
-        a->work_running = 1;
+    if (uv_queue_work(a->loop, &a->work, fd_alert_eval_round, after_work) == 0) a->work_running = 1;
 }
 
 fd_alerts_t *fd_alerts_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, const char *id,
-                           char *err, size_t errlen)
-{
+                           char *err, size_t errlen) {
     fd_alerts_t *a = calloc(1, sizeof *a);
     if (!a) {
         snprintf(err, errlen, "out of memory");
@@ -222,8 +200,7 @@ fd_alerts_t *fd_alerts_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, c
      * latency on a loaded machine) from losing the lease between renewals
      * when eval_interval_ms is short; a dead holder is replaced within it. */
     a->lease_ttl_ms = 3 * c->alert_eval_interval_ms;
-    if (a->lease_ttl_ms < 10000)
-        a->lease_ttl_ms = 10000;
+    if (a->lease_ttl_ms < 10000) a->lease_ttl_ms = 10000;
     a->out = fd_alert_out_new(loop, c, log, on_ack, a, err, errlen);
     if (!a->out) {
         free(a);
@@ -235,15 +212,15 @@ fd_alerts_t *fd_alerts_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, c
     uv_timer_start(&a->timer, tick, 10, (uint64_t)c->alert_eval_interval_ms);
     fd_log(log, FD_LOG_INFO, "alert evaluator started",
            "rules=%d eval_interval_ms=%" PRId64 " outputs=%s%s%s%s", c->nalert_rules,
-           c->alert_eval_interval_ms, fd_alert_out_enabled(a->out, FD_ALERT_OUT_STDOUT) ? "stdout," : "",
+           c->alert_eval_interval_ms,
+           fd_alert_out_enabled(a->out, FD_ALERT_OUT_STDOUT) ? "stdout," : "",
            fd_alert_out_enabled(a->out, FD_ALERT_OUT_KAFKA) ? "kafka," : "",
            fd_alert_out_enabled(a->out, FD_ALERT_OUT_ALERTMANAGER) ? "alertmanager," : "",
            fd_alert_out_enabled(a->out, FD_ALERT_OUT_WEBHOOK) ? "webhook" : "");
     return a;
 }
 
-static void on_timer_close(uv_handle_t *h)
-{
+static void on_timer_close(uv_handle_t *h) {
     fd_alerts_t *a = h->data;
     a->timer_closed = 1;
     if (!a->work_running) {
@@ -258,10 +235,8 @@ static void on_timer_close(uv_handle_t *h)
     }
 }
 
-void fd_alerts_free(fd_alerts_t *a)
-{
-    if (!a)
-        return;
+void fd_alerts_free(fd_alerts_t *a) {
+    if (!a) return;
     if (!a->work_running && a->leader) {
         /* hand the lease over at once instead of letting it expire */
         a->in_release = 1;
@@ -269,8 +244,7 @@ void fd_alerts_free(fd_alerts_t *a)
             snprintf(a->in_acked[o], sizeof a->in_acked[o], "%s", a->q[o].acked_id);
         fd_alert_eval_round(&a->work);
     }
-    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
-        free(a->q[o].v);
+    for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) free(a->q[o].v);
     a->closing = 1;
     fd_alert_out_free(a->out);
     a->out = NULL;
@@ -280,9 +254,7 @@ void fd_alerts_free(fd_alerts_t *a)
 
 void fd_alerts_stats(const fd_alerts_t *a, fd_alerts_stats_t *st) { *st = a->st; }
 
-void fd_alerts_out_stats(const fd_alerts_t *a, fd_alert_out_stats_t *st)
-{
+void fd_alerts_out_stats(const fd_alerts_t *a, fd_alert_out_stats_t *st) {
     memset(st, 0, sizeof *st);
-    if (a->out)
-        fd_alert_out_stats(a->out, st);
+    if (a->out) fd_alert_out_stats(a->out, st);
 }

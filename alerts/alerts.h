@@ -51,10 +51,10 @@ typedef struct fd_alerts fd_alerts_t;
 
 typedef struct {
     int leader;
-    int64_t cursor_s;       /* last evaluated step (window end), epoch s */
-    uint64_t evaluations;   /* steps evaluated by this process */
-    uint64_t transitions;   /* transitions committed by this process */
-    uint64_t errors;        /* failed evaluation rounds */
+    int64_t cursor_s; /* last evaluated step (window end), epoch s */
+    uint64_t evaluations; /* steps evaluated by this process */
+    uint64_t transitions; /* transitions committed by this process */
+    uint64_t errors; /* failed evaluation rounds */
 } fd_alerts_stats_t;
 
 /* Borrows loop, c and log; copies id (the instance id that holds leases).
@@ -71,7 +71,7 @@ typedef struct {
     uint64_t delivered[FD_ALERT_OUT__COUNT];
     uint64_t attempts_failed[FD_ALERT_OUT__COUNT];
     uint64_t overflow; /* Alertmanager re-sends dropped: queue full */
-    uint64_t resends;  /* Alertmanager re-send batches queued */
+    uint64_t resends; /* Alertmanager re-send batches queued */
 } fd_alert_out_stats_t;
 void fd_alerts_out_stats(const fd_alerts_t *a, fd_alert_out_stats_t *st);
 

@@ -55,7 +55,7 @@ typedef struct {
     uint64_t seq_head; /* seq of v[head] */
     uint32_t gen;
     char acked_id[32]; /* contiguous acknowledged prefix: to persist */
-    int rewind;        /* a send failed: re-read from acked_id */
+    int rewind; /* a send failed: re-read from acked_id */
 } outq_t;
 
 typedef struct {

@@ -35,65 +35,53 @@
 /* Array v (n of *cap elements in use, each `size` bytes) with room for one
  * more: v itself while n < *cap, else v reallocated to twice *cap (`first`
  * when empty). NULL when out of memory, with v and *cap left as they were. */
-void *fd_alert_grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
-{
-    if (n < *cap)
-        return v;
+void *fd_alert_grow(void *v, size_t n, size_t *cap, size_t size, size_t first) {
+    if (n < *cap) return v;
     size_t nc = *cap ? *cap * 2 : first;
     void *p = realloc(v, nc * size);
-    if (p)
-        *cap = nc;
+    if (p) *cap = nc;
     return p;
 }
 
-static alert_t *find_alert(fd_alerts_t *a, const char *fp)
-{
+static alert_t *find_alert(fd_alerts_t *a, const char *fp) {
     for (size_t i = 0; i < a->nalerts; i++)
-        if (!a->alerts[i].dead && memcmp(a->alerts[i].fp, fp, 16) == 0)
-            return &a->alerts[i];
+        if (!a->alerts[i].dead && memcmp(a->alerts[i].fp, fp, 16) == 0) return &a->alerts[i];
     return NULL;
 }
 
-alert_t *fd_alert_cache_add(fd_alerts_t *a, const char *fp, int rule, const char *scope)
-{
+alert_t *fd_alert_cache_add(fd_alerts_t *a, const char *fp, int rule, const char *scope) {
     if (a->nalerts == a->capalerts) {
         size_t nc = a->capalerts ? a->capalerts * 2 : 64;
         alert_t *n = realloc(a->alerts, nc * sizeof *n);
-        if (!n)
-            return NULL;
+        if (!n) return NULL;
         a->alerts = n;
         a->capalerts = nc;
     }
     alert_t *x = &a->alerts[a->nalerts];
     memset(x, 0, sizeof *x);
     x->scope = strdup(scope);
-    if (!x->scope)
-        return NULL;
+    if (!x->scope) return NULL;
     memcpy(x->fp, fp, 17);
     x->rule = rule;
     a->nalerts++;
     return x;
 }
 
-void fd_alert_cache_drop(fd_alerts_t *a)
-{
-    for (size_t i = 0; i < a->nalerts; i++)
-        free(a->alerts[i].scope);
+void fd_alert_cache_drop(fd_alerts_t *a) {
+    for (size_t i = 0; i < a->nalerts; i++) free(a->alerts[i].scope);
     a->nalerts = 0;
 }
 
 /* This instance no longer holds the alert lease: forget the cached state
  * (the next holder owns it) and tell the loop thread. */
-static void lose_lease(fd_alerts_t *a)
-{
+static void lose_lease(fd_alerts_t *a) {
     a->leader = 0;
     fd_alert_cache_drop(a);
     a->res_lost = 1;
 }
 
 /* Removes records that were deleted and committed. */
-void fd_alert_cache_compact(fd_alerts_t *a)
-{
+void fd_alert_cache_compact(fd_alerts_t *a) {
     size_t w = 0;
     for (size_t i = 0; i < a->nalerts; i++) {
         if (a->alerts[i].dead) {
@@ -105,26 +93,22 @@ void fd_alert_cache_compact(fd_alerts_t *a)
     a->nalerts = w;
 }
 
-int fd_alert_rule_index(const fd_conf_t *c, const char *name)
-{
+int fd_alert_rule_index(const fd_conf_t *c, const char *name) {
     for (int i = 0; i < c->nalert_rules; i++)
-        if (strcmp(c->alert_rules[i].name, name) == 0)
-            return i;
+        if (strcmp(c->alert_rules[i].name, name) == 0) return i;
     return -1;
 }
 
 /* Labels of an alert: the rule's, then one per dimension of the scope. */
 static int alert_labels(const fd_alert_rule_t *r, const char *scope, const char **keys,
-                        const char **vals, char dvals[FD_DIM__COUNT][256])
-{
+                        const char **vals, char dvals[FD_DIM__COUNT][256]) {
     unsigned set;
     int n = 0;
     for (int i = 0; i < r->nlabels; i++) {
         keys[n] = r->labels[i].key;
         vals[n++] = r->labels[i].value;
     }
-    if (fd_scope_parse(scope, &set, dvals) < 0)
-        return n;
+    if (fd_scope_parse(scope, &set, dvals) < 0) return n;
     for (int d = 0; d < FD_DIM__COUNT; d++)
         if (set & (1u << d)) {
             keys[n] = fd_dim_name((fd_dim_t)d);
@@ -133,33 +117,27 @@ static int alert_labels(const fd_alert_rule_t *r, const char *scope, const char 
     return n;
 }
 
-void fd_alert_scopes_free(fd_alerts_t *a)
-{
+void fd_alert_scopes_free(fd_alerts_t *a) {
     for (int r = 0; r < FD_ALERT_MAX_RULES; r++) {
-        for (size_t i = 0; i < a->nscopes[r]; i++)
-            free(a->scopes[r][i].scope);
+        for (size_t i = 0; i < a->nscopes[r]; i++) free(a->scopes[r][i].scope);
         free(a->scopes[r]);
         a->scopes[r] = NULL;
         a->nscopes[r] = 0;
     }
 }
 
-int fd_alert_scopes_push(fd_alerts_t *a, int r, const char *scope, size_t *cap)
-{
-    if (a->nscopes[r] >= MAX_SCOPES_PER_RULE)
-        return 0;
+int fd_alert_scopes_push(fd_alerts_t *a, int r, const char *scope, size_t *cap) {
+    if (a->nscopes[r] >= MAX_SCOPES_PER_RULE) return 0;
     if (a->nscopes[r] == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
         rscope_t *n = realloc(a->scopes[r], nc * sizeof *n);
-        if (!n)
-            return -1;
+        if (!n) return -1;
         a->scopes[r] = n;
         *cap = nc;
     }
     rscope_t *x = &a->scopes[r][a->nscopes[r]];
     x->scope = strdup(scope);
-    if (!x->scope)
-        return -1;
+    if (!x->scope) return -1;
     const char *keys[FD_ALERT_MAX_LABELS + FD_DIM__COUNT], *vals[FD_ALERT_MAX_LABELS + FD_DIM__COUNT];
     char dv[FD_DIM__COUNT][256];
     const fd_alert_rule_t *rule = &a->conf->alert_rules[r];
@@ -170,8 +148,7 @@ int fd_alert_scopes_push(fd_alerts_t *a, int r, const char *scope, size_t *cap)
 }
 
 /* The queries of rule r at step t (seconds); returns how many (<= 4). */
-int fd_alert_rule_queries(const fd_alert_rule_t *r, int64_t t, query_t *q)
-{
+int fd_alert_rule_queries(const fd_alert_rule_t *r, int64_t t, query_t *q) {
     const char *num, *den;
     int64_t from = t - r->window_s;
     if (r->kind == FD_ALERT_ABSENT) {
@@ -182,8 +159,7 @@ int fd_alert_rule_queries(const fd_alert_rule_t *r, int64_t t, query_t *q)
     fd_metric_series(r->metric, &num, &den);
     int n = 0;
     q[n++] = (query_t){from, t, num};
-    if (den)
-        q[n++] = (query_t){from, t, den};
+    if (den) q[n++] = (query_t){from, t, den};
     if (r->kind == FD_ALERT_DROP) {
         int64_t bto, bfrom;
         if (r->baseline_offset_s) {
@@ -194,32 +170,25 @@ int fd_alert_rule_queries(const fd_alert_rule_t *r, int64_t t, query_t *q)
             bfrom = bto - r->baseline_s;
         }
         q[n++] = (query_t){bfrom, bto, num};
-        if (den)
-            q[n++] = (query_t){bfrom, bto, den};
+        if (den) q[n++] = (query_t){bfrom, bto, den};
     }
     return n;
 }
 
-static void fmt_double(double v, char *buf, size_t cap)
-{
-    if (v != v)
-        snprintf(buf, cap, "0");
-    else
-        snprintf(buf, cap, "%.6g", v);
+static void fmt_double(double v, char *buf, size_t cap) {
+    if (v != v) snprintf(buf, cap, "0");
+    else snprintf(buf, cap, "%.6g", v);
 }
 
 /* The transition's JSON text (one line): what every output carries. */
-static char *transition_json(fd_alerts_t *a, const alert_t *x, int prev, int64_t t_ms,
-                             char *tid)
-{
+static char *transition_json(fd_alerts_t *a, const alert_t *x, int prev, int64_t t_ms, char *tid) {
     const fd_alert_rule_t *r = &a->conf->alert_rules[x->rule];
     char num[64];
     const char *keys[FD_ALERT_MAX_LABELS + FD_DIM__COUNT], *vals[FD_ALERT_MAX_LABELS + FD_DIM__COUNT];
     char dv[FD_DIM__COUNT][256];
     int n = alert_labels(r, x->scope, keys, vals, dv);
     cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
+    if (!o) return NULL;
     cJSON_AddStringToObject(o, "id", tid);
     cJSON_AddStringToObject(o, "fingerprint", x->fp);
     cJSON_AddStringToObject(o, "rule", r->name);
@@ -230,8 +199,7 @@ static char *transition_json(fd_alerts_t *a, const alert_t *x, int prev, int64_t
     cJSON_AddStringToObject(o, "scope", x->scope);
     cJSON *l = cJSON_AddObjectToObject(o, "labels");
     cJSON_AddStringToObject(l, "alertname", r->name);
-    for (int i = 0; i < n; i++)
-        cJSON_AddStringToObject(l, keys[i], vals[i]);
+    for (int i = 0; i < n; i++) cJSON_AddStringToObject(l, keys[i], vals[i]);
     cJSON *an = cJSON_AddObjectToObject(o, "annotations");
     for (int i = 0; i < r->nannotations; i++)
         cJSON_AddStringToObject(an, r->annotations[i].key, r->annotations[i].value);
@@ -243,8 +211,7 @@ static char *transition_json(fd_alerts_t *a, const alert_t *x, int prev, int64_t
     cJSON_AddNumberToObject(o, "starts_at", (double)x->st.active_since);
     if (x->st.state == FD_AS_RESOLVED)
         cJSON_AddNumberToObject(o, "ends_at", (double)x->st.resolved_at);
-    else
-        cJSON_AddNullToObject(o, "ends_at");
+    else cJSON_AddNullToObject(o, "ends_at");
     cJSON_AddNumberToObject(o, "value", x->last.value);
     cJSON_AddNumberToObject(o, "baseline", x->last.baseline);
     cJSON_AddNumberToObject(o, "drop", x->last.drop);
@@ -259,11 +226,9 @@ static char *transition_json(fd_alerts_t *a, const alert_t *x, int prev, int64_t
     return s;
 }
 
-static int add_transition(fd_alerts_t *a, alert_t *x, int prev, int64_t t_ms)
-{
+static int add_transition(fd_alerts_t *a, alert_t *x, int prev, int64_t t_ms) {
     trans_t *v = fd_alert_grow(a->trans, a->ntrans, &a->captrans, sizeof *v, 16);
-    if (!v)
-        return -1;
+    if (!v) return -1;
     a->trans = v;
     trans_t *tr = &a->trans[a->ntrans];
     /* deterministic: the same step re-evaluated after a lost commit gets the
@@ -274,22 +239,18 @@ static int add_transition(fd_alerts_t *a, alert_t *x, int prev, int64_t t_ms)
     snprintf(tr->state, sizeof tr->state, "%s", fd_alert_state_name(x->st.state));
     snprintf(tr->rule, sizeof tr->rule, "%s", a->conf->alert_rules[x->rule].name);
     tr->json = transition_json(a, x, prev, t_ms, tr->tid);
-    if (!tr->json)
-        return -1;
+    if (!tr->json) return -1;
     a->ntrans++;
     return 0;
 }
 
-void fd_alert_trans_free(fd_alerts_t *a)
-{
-    for (size_t i = 0; i < a->ntrans; i++)
-        free(a->trans[i].json);
+void fd_alert_trans_free(fd_alerts_t *a) {
+    for (size_t i = 0; i < a->ntrans; i++) free(a->trans[i].json);
     a->ntrans = 0;
 }
 
 /* Applies one rule's reply for step t. */
-static int apply_reply(fd_alerts_t *a, int ri, int64_t t, const redisReply *rep)
-{
+static int apply_reply(fd_alerts_t *a, int ri, int64_t t, const redisReply *rep) {
     const fd_alert_rule_t *r = &a->conf->alert_rules[ri];
     query_t q[4];
     int nq = fd_alert_rule_queries(r, t, q);
@@ -324,8 +285,7 @@ static int apply_reply(fd_alerts_t *a, int ri, int64_t t, const redisReply *rep)
         fd_alert_eval_t ev;
         fd_alert_rule_eval(r, &in, &ev);
         alert_t *x = find_alert(a, a->scopes[ri][i].fp);
-        if (!x && !ev.cond)
-            continue;
+        if (!x && !ev.cond) continue;
         if (!x && !(x = fd_alert_cache_add(a, a->scopes[ri][i].fp, ri, a->scopes[ri][i].scope)))
             return -1;
         fd_alert_status_t b = x->st;
@@ -333,16 +293,14 @@ static int apply_reply(fd_alerts_t *a, int ri, int64_t t, const redisReply *rep)
         x->last = ev;
         x->samples = r->kind == FD_ALERT_ABSENT || rate ? in.den : in.base_num;
         a->res_evals++;
-        int tr = fd_alert_step(&x->st, ev.cond, t_ms, r->for_s * 1000,
-                               r->keep_firing_for_s * 1000);
+        int tr = fd_alert_step(&x->st, ev.cond, t_ms, r->for_s * 1000, r->keep_firing_for_s * 1000);
         if (b.state != x->st.state || b.active_since != x->st.active_since ||
             b.fired_at != x->st.fired_at || b.keep_since != x->st.keep_since ||
             b.resolved_at != x->st.resolved_at)
             x->dirty = 1;
         if (tr >= 0) {
             x->updated_ms = fd_clock_wall_ms();
-            if (add_transition(a, x, prev, t_ms) < 0)
-                return -1;
+            if (add_transition(a, x, prev, t_ms) < 0) return -1;
         }
         if (x->st.state == FD_AS_INACTIVE ||
             (x->st.state == FD_AS_RESOLVED && t_ms - x->st.resolved_at > RESOLVED_KEEP_MS)) {
@@ -355,8 +313,7 @@ static int apply_reply(fd_alerts_t *a, int ri, int64_t t, const redisReply *rep)
 
 /* Evaluates steps (start, ...] up to n, pipelined; then commits. Returns 0,
  * FD_ALERTS_EFAILED or FD_ALERTS_EFENCED (fd_alert_store_commit). */
-static int run_batch(fd_alerts_t *a, int64_t first, int nsteps)
-{
+static int run_batch(fd_alerts_t *a, int64_t first, int nsteps) {
     const fd_conf_t *c = a->conf;
     int nr = c->nalert_rules;
     for (int s = 0; s < nsteps; s++)
@@ -371,8 +328,7 @@ static int run_batch(fd_alerts_t *a, int64_t first, int nsteps)
     for (int s = 0; s < nsteps; s++)
         for (int ri = 0; ri < nr; ri++) {
             redisReply *rep = fd_alert_store_next_reply(a, "read buckets");
-            if (!rep)
-                return FD_ALERTS_EFAILED;
+            if (!rep) return FD_ALERTS_EFAILED;
             if (rc == 0 && apply_reply(a, ri, first + (int64_t)s * STEP_S, rep) < 0)
                 rc = FD_ALERTS_EFAILED;
             freeReplyObject(rep);
@@ -390,20 +346,16 @@ static int run_batch(fd_alerts_t *a, int64_t first, int nsteps)
 /* Alertmanager re-send: firing alerts and those resolved recently (their
  * updated_ms is wall time, shared through Redis; the interval is measured on
  * the monotonic clock). */
-static void build_resend(fd_alerts_t *a, int64_t now, int64_t mono)
-{
-    if (!a->conf->alert_am_url || !a->conf->alert_am_url[0])
-        return;
-    if (mono - a->last_resend_ms < a->conf->alert_am_resend_ms)
-        return;
+static void build_resend(fd_alerts_t *a, int64_t now, int64_t mono) {
+    if (!a->conf->alert_am_url || !a->conf->alert_am_url[0]) return;
+    if (mono - a->last_resend_ms < a->conf->alert_am_resend_ms) return;
     a->last_resend_ms = mono;
     cJSON *arr = cJSON_CreateArray();
     int n = 0;
     for (size_t i = 0; arr && i < a->nalerts; i++) {
         alert_t *x = &a->alerts[i];
         const fd_alert_rule_t *r = &a->conf->alert_rules[x->rule];
-        if (!(r->sinks & FD_ALERT_OUT_BIT(FD_ALERT_OUT_ALERTMANAGER)))
-            continue;
+        if (!(r->sinks & FD_ALERT_OUT_BIT(FD_ALERT_OUT_ALERTMANAGER))) continue;
         if (!(x->st.state == FD_AS_FIRING ||
               (x->st.state == FD_AS_RESOLVED && now - x->updated_ms < RESOLVED_RESEND_MS)))
             continue;
@@ -417,13 +369,11 @@ static void build_resend(fd_alerts_t *a, int64_t now, int64_t mono)
             n++;
         }
     }
-    if (n > 0)
-        a->resend = cJSON_PrintUnformatted(arr);
+    if (n > 0) a->resend = cJSON_PrintUnformatted(arr);
     cJSON_Delete(arr);
 }
 
-void fd_alert_eval_round(uv_work_t *w)
-{
+void fd_alert_eval_round(uv_work_t *w) {
     fd_alerts_t *a = w->data;
     const fd_conf_t *c = a->conf;
     int64_t t0 = fd_clock_wall_ms(), m0 = fd_clock_mono_ms();
@@ -436,11 +386,9 @@ void fd_alert_eval_round(uv_work_t *w)
         a->leader = 0;
         return;
     }
-    if (fd_alert_store_connect(a) < 0)
-        goto error;
+    if (fd_alert_store_connect(a) < 0) goto error;
     int held = fd_alert_store_lease(a);
-    if (held < 0)
-        goto error;
+    if (held < 0) goto error;
     if (held == 0) {
         if (a->leader) {
             lose_lease(a);
@@ -448,8 +396,7 @@ void fd_alert_eval_round(uv_work_t *w)
         return;
     }
     if (!a->leader) {
-        if (fd_alert_store_load_state(a) < 0)
-            goto error;
+        if (fd_alert_store_load_state(a) < 0) goto error;
         a->leader = 1;
         a->res_gained = 1;
         a->last_resend_ms = INT64_MIN / 2; /* re-send at once */
@@ -459,30 +406,26 @@ void fd_alert_eval_round(uv_work_t *w)
         }
     }
     int64_t to = fd_alert_store_eval_to(a, t0);
-    if (!a->rc)
-        goto error;
+    if (!a->rc) goto error;
     if (to != INT64_MIN && c->nalert_rules > 0) {
-        if (fd_alert_store_load_scopes(a, t0) < 0)
-            goto error;
-        int64_t next = a->cursor_s ? a->cursor_s + STEP_S
-                                   : fd_floor_div(to - c->alert_max_catchup_s, STEP_S) * STEP_S + STEP_S;
-        if (next > to && !a->cursor_s)
-            next = to;
+        if (fd_alert_store_load_scopes(a, t0) < 0) goto error;
+        int64_t next = a->cursor_s
+                           ? a->cursor_s + STEP_S
+                           : fd_floor_div(to - c->alert_max_catchup_s, STEP_S) * STEP_S + STEP_S;
+        if (next > to && !a->cursor_s) next = to;
         while (next <= to) {
             if (fd_clock_mono_ms() - m0 > budget) {
                 a->res_behind = 1;
                 break;
             }
             int n = (int)((to - next) / STEP_S + 1);
-            if (n > BATCH_STEPS)
-                n = BATCH_STEPS;
+            if (n > BATCH_STEPS) n = BATCH_STEPS;
             int rc = run_batch(a, next, n);
             if (rc == FD_ALERTS_EFENCED) {
                 lose_lease(a);
                 return;
             }
-            if (rc < 0)
-                goto error;
+            if (rc < 0) goto error;
             for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
                 a->in_acked[o][0] = '\0'; /* persisted with the first batch */
             next += (int64_t)n * STEP_S;
@@ -502,13 +445,11 @@ void fd_alert_eval_round(uv_work_t *w)
             lose_lease(a);
             return;
         }
-        if (rc < 0)
-            goto error;
+        if (rc < 0) goto error;
     }
     fd_alert_store_read_stream(a);
     build_resend(a, t0, m0);
-    if (!a->rc)
-        goto error;
+    if (!a->rc) goto error;
     return;
 error:
     a->res_error = 1;

@@ -39,44 +39,35 @@
 
 /* ---- pure helpers -------------------------------------------------------------- */
 
-void fd_alert_rfc3339(int64_t ms, char *buf, size_t cap)
-{
+void fd_alert_rfc3339(int64_t ms, char *buf, size_t cap) {
     time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
     int frac = (int)(ms - (int64_t)s * 1000);
     struct tm tm;
     gmtime_r(&s, &tm);
     size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (n > 0)
-        snprintf(buf + n, cap - n, ".%03dZ", frac);
-    else if (cap > 0)
-        buf[0] = '\0'; /* does not fit */
+    if (n > 0) snprintf(buf + n, cap - n, ".%03dZ", frac);
+    else if (cap > 0) buf[0] = '\0'; /* does not fit */
 }
 
 int fd_alert_webhook_sign(const char *secret, const char *id, int64_t ts, const char *body,
-                          size_t len, char *out, size_t cap)
-{
+                          size_t len, char *out, size_t cap) {
     unsigned char key[1024];
     int keylen;
     if (strncmp(secret, "whsec_", 6) == 0) {
         const char *b = secret + 6;
         size_t bl = strlen(b);
-        if (bl == 0 || bl % 4 != 0 || bl / 4 * 3 > sizeof key)
-            return -1;
+        if (bl == 0 || bl % 4 != 0 || bl / 4 * 3 > sizeof key) return -1;
         keylen = EVP_DecodeBlock(key, (const unsigned char *)b, (int)bl);
-        if (keylen < 0)
-            return -1;
-        for (size_t i = bl; i > 0 && b[i - 1] == '='; i--)
-            keylen--;
+        if (keylen < 0) return -1;
+        for (size_t i = bl; i > 0 && b[i - 1] == '='; i--) keylen--;
     } else {
         keylen = (int)strlen(secret);
-        if (keylen > (int)sizeof key)
-            return -1;
+        if (keylen > (int)sizeof key) return -1;
         memcpy(key, secret, (size_t)keylen);
     }
     char head[256];
     int hn = snprintf(head, sizeof head, "%s.%" PRId64 ".", id, ts);
-    if (hn < 0 || hn >= (int)sizeof head)
-        return -1;
+    if (hn < 0 || hn >= (int)sizeof head) return -1;
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int maclen = 0;
     /* HMAC over head || body without copying the body */
@@ -91,18 +82,15 @@ int fd_alert_webhook_sign(const char *secret, const char *id, int64_t ts, const 
              EVP_MAC_final(ctx, mac, &outl, sizeof mac);
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(m);
-    if (!ok)
-        return -1;
+    if (!ok) return -1;
     maclen = (unsigned int)outl;
-    if (cap < 3 + 4 * ((maclen + 2) / 3) + 1)
-        return -1;
+    if (cap < 3 + 4 * ((maclen + 2) / 3) + 1) return -1;
     memcpy(out, "v1,", 3);
     int bn = EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)maclen);
     return 3 + bn;
 }
 
-static void url_encode(const char *s, char *out, size_t cap)
-{
+static void url_encode(const char *s, char *out, size_t cap) {
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
     for (; *s && o + 4 < cap; s++) {
@@ -119,21 +107,17 @@ static void url_encode(const char *s, char *out, size_t cap)
     out[o] = '\0';
 }
 
-static cJSON *string_object(const cJSON *src)
-{
+static cJSON *string_object(const cJSON *src) {
     cJSON *o = cJSON_CreateObject();
     const cJSON *m;
-    cJSON_ArrayForEach(m, src)
-    {
-        if (cJSON_IsString(m))
-            cJSON_AddStringToObject(o, m->string, m->valuestring);
+    cJSON_ArrayForEach (m, src) {
+        if (cJSON_IsString(m)) cJSON_AddStringToObject(o, m->string, m->valuestring);
     }
     return o;
 }
 
 char *fd_alert_am_body(void *const *transitions, int n, int64_t now_ms, int64_t ends_in_ms,
-                       const char *generator_url)
-{
+                       const char *generator_url) {
     cJSON *arr = cJSON_CreateArray();
     char ts[40], enc[1024], gen[2048];
     for (int i = 0; arr && i < n; i++) {
@@ -158,8 +142,7 @@ char *fd_alert_am_body(void *const *transitions, int n, int64_t now_ms, int64_t 
         if (generator_url && generator_url[0])
             snprintf(gen, sizeof gen, "%s%sscope=%s", generator_url,
                      strchr(generator_url, '?') ? "&" : "?", enc);
-        else
-            snprintf(gen, sizeof gen, "funneld:alerts?scope=%s", enc);
+        else snprintf(gen, sizeof gen, "funneld:alerts?scope=%s", enc);
         cJSON_AddStringToObject(a, "generatorURL", gen);
         cJSON_AddItemToArray(arr, a);
     }
@@ -219,8 +202,7 @@ struct fd_alert_out {
     fd_alert_out_stats_t st;
 };
 
-static void item_free(item_t *it)
-{
+static void item_free(item_t *it) {
     if (it) {
         free(it->body);
         free(it);
@@ -229,48 +211,39 @@ static void item_free(item_t *it)
 
 static void start_next(target_t *t);
 
-static void retry_cb(uv_timer_t *h)
-{
+static void retry_cb(uv_timer_t *h) {
     target_t *t = h->data;
     t->waiting = 0;
     start_next(t);
 }
 
 /* Removes the head (the finished in-flight item). */
-static void pop_head(target_t *t)
-{
+static void pop_head(target_t *t) {
     item_t *it = t->head;
-    if (!it)
-        return;
+    if (!it) return;
     t->head = it->next;
-    if (!t->head)
-        t->tail = NULL;
+    if (!t->head) t->tail = NULL;
     t->n--;
     item_free(it);
 }
 
-static int64_t backoff_ms(const fd_alert_out_t *o, int attempts)
-{
+static int64_t backoff_ms(const fd_alert_out_t *o, int attempts) {
     int64_t b = o->conf->alert_http_backoff_min_ms;
-    for (int i = 1; i < attempts && b < o->conf->alert_http_backoff_max_ms; i++)
-        b *= 2;
-    if (b > o->conf->alert_http_backoff_max_ms)
-        b = o->conf->alert_http_backoff_max_ms;
+    for (int i = 1; i < attempts && b < o->conf->alert_http_backoff_max_ms; i++) b *= 2;
+    if (b > o->conf->alert_http_backoff_max_ms) b = o->conf->alert_http_backoff_max_ms;
     return b / 2 + (int64_t)(random() % (b / 2 + 1));
 }
 
-static void finish_transfer(target_t *t, CURLcode res, long status)
-{
+static void finish_transfer(target_t *t, CURLcode res, long status) {
     fd_alert_out_t *o = t->o;
     item_t *it = t->inflight;
     t->inflight = NULL;
     curl_slist_free_all(t->hdrs);
     t->hdrs = NULL;
-    if (!it)
-        return;
+    if (!it) return;
     int ok = res == CURLE_OK && status >= 200 && status < 300;
-    int permanent = res == CURLE_OK && status >= 400 && status < 500 && status != 408 &&
-                    status != 429;
+    int permanent =
+        res == CURLE_OK && status >= 400 && status < 500 && status != 408 && status != 429;
     if (ok) {
         o->st.delivered[t->out]++;
     } else {
@@ -283,8 +256,7 @@ static void finish_transfer(target_t *t, CURLcode res, long status)
         uint64_t tag = it->tag;
         int tagged = it->tagged;
         pop_head(t);
-        if (tagged && o->ack && !o->closing)
-            o->ack(o->ud, t->out, tag);
+        if (tagged && o->ack && !o->closing) o->ack(o->ud, t->out, tag);
         start_next(t);
         return;
     }
@@ -292,13 +264,11 @@ static void finish_transfer(target_t *t, CURLcode res, long status)
     uv_timer_start(&t->retry, retry_cb, (uint64_t)backoff_ms(o, it->attempts), 0);
 }
 
-static void check_done(fd_alert_out_t *o)
-{
+static void check_done(fd_alert_out_t *o) {
     CURLMsg *m;
     int left;
     while ((m = curl_multi_info_read(o->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
+        if (m->msg != CURLMSG_DONE) continue;
         CURL *e = m->easy_handle;
         CURLcode res = m->data.result;
         target_t *t = NULL;
@@ -314,18 +284,15 @@ static void check_done(fd_alert_out_t *o)
     }
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *ud)
-{
+static size_t discard(char *p, size_t size, size_t n, void *ud) {
     (void)p;
     (void)ud;
     return size * n;
 }
 
-static void start_next(target_t *t)
-{
+static void start_next(target_t *t) {
     fd_alert_out_t *o = t->o;
-    if (o->closing || t->inflight || t->waiting || !t->head)
-        return;
+    if (o->closing || t->inflight || t->waiting || !t->head) return;
     item_t *it = t->head;
     CURL *e = curl_easy_init();
     if (!e) {
@@ -344,8 +311,8 @@ static void start_next(target_t *t)
         h = curl_slist_append(h, line);
         snprintf(line, sizeof line, "webhook-timestamp: %" PRId64, ts);
         h = curl_slist_append(h, line);
-        if (fd_alert_webhook_sign(o->conf->alert_webhook_secret, it->id, ts, it->body, it->len,
-                                  sig, sizeof sig) > 0) {
+        if (fd_alert_webhook_sign(o->conf->alert_webhook_secret, it->id, ts, it->body, it->len, sig,
+                                  sizeof sig) > 0) {
             snprintf(line, sizeof line, "webhook-signature: %s", sig);
             h = curl_slist_append(h, line);
         }
@@ -377,24 +344,19 @@ static void start_next(target_t *t)
 
 static void on_sock_close(uv_handle_t *h) { free(h->data); }
 
-static void on_poll(uv_poll_t *h, int status, int events)
-{
+static void on_poll(uv_poll_t *h, int status, int events) {
     sockctx_t *c = h->data;
     fd_alert_out_t *o = c->o;
     int flags = 0;
-    if (status < 0)
-        flags |= CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
+    if (status < 0) flags |= CURL_CSELECT_ERR;
+    if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
     int running;
     curl_multi_socket_action(o->multi, c->fd, flags, &running);
     check_done(o);
 }
 
-static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp) {
     fd_alert_out_t *o = userp;
     sockctx_t *c = socketp;
     if (what == CURL_POLL_REMOVE) {
@@ -407,8 +369,7 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
     }
     if (!c) {
         c = calloc(1, sizeof *c);
-        if (!c)
-            return -1;
+        if (!c) return -1;
         c->fd = s;
         c->o = o;
         if (uv_poll_init_socket(o->loop, &c->poll, s) != 0) {
@@ -419,40 +380,32 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
         curl_multi_assign(o->multi, s, c);
     }
     int ev = 0;
-    if (what & CURL_POLL_IN)
-        ev |= UV_READABLE;
-    if (what & CURL_POLL_OUT)
-        ev |= UV_WRITABLE;
+    if (what & CURL_POLL_IN) ev |= UV_READABLE;
+    if (what & CURL_POLL_OUT) ev |= UV_WRITABLE;
     uv_poll_start(&c->poll, ev, on_poll);
     return 0;
 }
 
-static void on_curl_timer(uv_timer_t *h)
-{
+static void on_curl_timer(uv_timer_t *h) {
     fd_alert_out_t *o = h->data;
     int running;
     curl_multi_socket_action(o->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(o);
 }
 
-static int timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
+static int timer_cb(CURLM *m, long timeout_ms, void *userp) {
     fd_alert_out_t *o = userp;
-    if (timeout_ms < 0)
-        uv_timer_stop(&o->curl_timer);
-    else
-        uv_timer_start(&o->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
+    if (timeout_ms < 0) uv_timer_stop(&o->curl_timer);
+    else uv_timer_start(&o->curl_timer, on_curl_timer, (uint64_t)timeout_ms, 0);
     return 0;
 }
 
 /* ---- kafka ----------------------------------------------------------------------- */
 
-static void kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
+static void kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     fd_alert_out_t *o = opaque;
     uint64_t tag = (uint64_t)(uintptr_t)m->_private;
-    if (o->kafka_outstanding)
-        o->kafka_outstanding--;
+    if (o->kafka_outstanding) o->kafka_outstanding--;
     if (m->err) {
         /* message.timeout.ms is 0 (infinite): only fatal errors get here */
         o->st.attempts_failed[FD_ALERT_OUT_KAFKA]++;
@@ -461,36 +414,29 @@ static void kafka_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         return; /* not acknowledged: redelivered from the stream after a restart */
     }
     o->st.delivered[FD_ALERT_OUT_KAFKA]++;
-    if (o->ack && !o->closing)
-        o->ack(o->ud, FD_ALERT_OUT_KAFKA, tag);
+    if (o->ack && !o->closing) o->ack(o->ud, FD_ALERT_OUT_KAFKA, tag);
 }
 
-static void kafka_tick(uv_timer_t *h)
-{
+static void kafka_tick(uv_timer_t *h) {
     fd_alert_out_t *o = h->data;
     rd_kafka_poll(o->rk, 0);
 }
 
 /* ---- public ------------------------------------------------------------------------ */
 
-static void on_close(uv_handle_t *h)
-{
+static void on_close(uv_handle_t *h) {
     fd_alert_out_t *o = h->data;
-    if (--o->handles_open == 0)
-        free(o);
+    if (--o->handles_open == 0) free(o);
 }
 
-static void on_retry_close(uv_handle_t *h)
-{
+static void on_retry_close(uv_handle_t *h) {
     target_t *t = h->data;
     fd_alert_out_t *o = t->o;
-    if (--o->handles_open == 0)
-        free(o);
+    if (--o->handles_open == 0) free(o);
 }
 
-static int init_target(fd_alert_out_t *o, int out, const char *base, const char *path,
-                       char *err, size_t errlen)
-{
+static int init_target(fd_alert_out_t *o, int out, const char *base, const char *path, char *err,
+                       size_t errlen) {
     target_t *t = &o->http[out];
     t->o = o;
     t->out = out;
@@ -509,8 +455,7 @@ static int init_target(fd_alert_out_t *o, int out, const char *base, const char 
 }
 
 fd_alert_out_t *fd_alert_out_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log,
-                                 fd_alert_ack_cb ack, void *ud, char *err, size_t errlen)
-{
+                                 fd_alert_ack_cb ack, void *ud, char *err, size_t errlen) {
     fd_alert_out_t *o = calloc(1, sizeof *o);
     if (!o) {
         snprintf(err, errlen, "out of memory");
@@ -547,22 +492,20 @@ fd_alert_out_t *fd_alert_out_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *
         const char *base = c->alert_am_url;
         size_t bl = strlen(base);
         const char *path = bl && base[bl - 1] == '/' ? "api/v2/alerts" : "/api/v2/alerts";
-        if (init_target(o, FD_ALERT_OUT_ALERTMANAGER, base, path, err, errlen) < 0)
-            goto fail;
+        if (init_target(o, FD_ALERT_OUT_ALERTMANAGER, base, path, err, errlen) < 0) goto fail;
     }
     if (wh && init_target(o, FD_ALERT_OUT_WEBHOOK, c->alert_webhook_url, "", err, errlen) < 0)
         goto fail;
     if (c->alert_kafka_enabled) {
-        const char *extra[] = {"enable.idempotence", "true", "message.timeout.ms", "0",
-                               "linger.ms", "5", NULL};
-        rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_PRODUCER, c->brokers, c->kprops, c->nkprops, extra, err, errlen);
-        if (!kc)
-            goto fail;
+        const char *extra[] = {
+            "enable.idempotence", "true", "message.timeout.ms", "0", "linger.ms", "5", NULL};
+        rd_kafka_conf_t *kc =
+            fd_kafka_conf(RD_KAFKA_PRODUCER, c->brokers, c->kprops, c->nkprops, extra, err, errlen);
+        if (!kc) goto fail;
         rd_kafka_conf_set_dr_msg_cb(kc, kafka_dr);
         rd_kafka_conf_set_opaque(kc, o);
         o->rk = fd_kafka_new(RD_KAFKA_PRODUCER, kc, "alert kafka producer", err, errlen);
-        if (!o->rk)
-            goto fail;
+        if (!o->rk) goto fail;
         o->enabled[FD_ALERT_OUT_KAFKA] = 1;
         uv_timer_start(&o->kafka_timer, kafka_tick, 50, 50);
     }
@@ -572,8 +515,7 @@ fail:
     return NULL;
 }
 
-static void drop_queue(target_t *t, int keep_inflight)
-{
+static void drop_queue(target_t *t, int keep_inflight) {
     item_t **pp = &t->head;
     t->tail = NULL;
     while (*pp) {
@@ -590,10 +532,8 @@ static void drop_queue(target_t *t, int keep_inflight)
     }
 }
 
-void fd_alert_out_free(fd_alert_out_t *o)
-{
-    if (!o)
-        return;
+void fd_alert_out_free(fd_alert_out_t *o) {
+    if (!o) return;
     o->closing = 1;
     if (o->rk) {
         rd_kafka_flush(o->rk, 2000);
@@ -602,8 +542,7 @@ void fd_alert_out_free(fd_alert_out_t *o)
     }
     for (int i = 0; i < FD_ALERT_OUT__COUNT; i++) {
         target_t *t = &o->http[i];
-        if (!t->url)
-            continue;
+        if (!t->url) continue;
         if (t->easy) {
             curl_multi_remove_handle(o->multi, t->easy);
             curl_easy_cleanup(t->easy);
@@ -625,29 +564,22 @@ void fd_alert_out_free(fd_alert_out_t *o)
     uv_close((uv_handle_t *)&o->curl_timer, on_close);
 }
 
-int fd_alert_out_enabled(const fd_alert_out_t *o, int out)
-{
+int fd_alert_out_enabled(const fd_alert_out_t *o, int out) {
     return out >= 0 && out < FD_ALERT_OUT__COUNT && o->enabled[out];
 }
 
-size_t fd_alert_out_room(const fd_alert_out_t *o, int out)
-{
+size_t fd_alert_out_room(const fd_alert_out_t *o, int out) {
     size_t cap = (size_t)o->conf->alert_queue_size, used = 0;
-    if (!fd_alert_out_enabled(o, out))
-        return 0;
-    if (out == FD_ALERT_OUT_KAFKA)
-        used = o->kafka_outstanding;
-    else if (out != FD_ALERT_OUT_STDOUT)
-        used = o->http[out].n;
+    if (!fd_alert_out_enabled(o, out)) return 0;
+    if (out == FD_ALERT_OUT_KAFKA) used = o->kafka_outstanding;
+    else if (out != FD_ALERT_OUT_STDOUT) used = o->http[out].n;
     return used >= cap ? 0 : cap - used;
 }
 
 static int enqueue(target_t *t, const char *body, size_t len, const char *id, uint64_t tag,
-                   int tagged)
-{
+                   int tagged) {
     item_t *it = calloc(1, sizeof *it);
-    if (!it)
-        return -ENOMEM;
+    if (!it) return -ENOMEM;
     it->body = malloc(len + 1);
     if (!it->body) {
         free(it);
@@ -659,22 +591,17 @@ static int enqueue(target_t *t, const char *body, size_t len, const char *id, ui
     snprintf(it->id, sizeof it->id, "%s", id);
     it->tag = tag;
     it->tagged = tagged;
-    if (t->tail)
-        t->tail->next = it;
-    else
-        t->head = it;
+    if (t->tail) t->tail->next = it;
+    else t->head = it;
     t->tail = it;
     t->n++;
     start_next(t);
     return 0;
 }
 
-int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *fp, uint64_t tag)
-{
-    if (!fd_alert_out_enabled(o, out))
-        return -EINVAL;
-    if (fd_alert_out_room(o, out) == 0 && out != FD_ALERT_OUT_STDOUT)
-        return -ENOBUFS;
+int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *fp, uint64_t tag) {
+    if (!fd_alert_out_enabled(o, out)) return -EINVAL;
+    if (fd_alert_out_room(o, out) == 0 && out != FD_ALERT_OUT_STDOUT) return -ENOBUFS;
     size_t len = strlen(json);
     switch (out) {
     case FD_ALERT_OUT_STDOUT:
@@ -682,8 +609,7 @@ int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *
         fputc('\n', stdout);
         fflush(stdout);
         o->st.delivered[out]++;
-        if (o->ack)
-            o->ack(o->ud, out, tag);
+        if (o->ack) o->ack(o->ud, out, tag);
         return 0;
     case FD_ALERT_OUT_KAFKA: {
         rd_kafka_resp_err_t e = rd_kafka_producev(
@@ -691,23 +617,20 @@ int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY((void *)fp, strlen(fp)),
             RD_KAFKA_V_VALUE((void *)json, len), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)tag),
             RD_KAFKA_V_END);
-        if (e)
-            return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? -ENOBUFS : -EIO;
+        if (e) return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? -ENOBUFS : -EIO;
         o->kafka_outstanding++;
         return 0;
     }
     case FD_ALERT_OUT_WEBHOOK: {
         cJSON *t = cJSON_ParseWithLength(json, len);
         const cJSON *id = t ? cJSON_GetObjectItemCaseSensitive(t, "id") : NULL;
-        int rc = enqueue(&o->http[out], json, len, cJSON_IsString(id) ? id->valuestring : "", tag,
-                         1);
+        int rc = enqueue(&o->http[out], json, len, cJSON_IsString(id) ? id->valuestring : "", tag, 1);
         cJSON_Delete(t);
         return rc;
     }
     case FD_ALERT_OUT_ALERTMANAGER: {
         cJSON *t = cJSON_ParseWithLength(json, len);
-        if (!t)
-            return -EINVAL;
+        if (!t) return -EINVAL;
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(t, "id");
         void *one[1] = {t};
         char *body = fd_alert_am_body(one, 1, fd_clock_wall_ms(), 4 * o->conf->alert_am_resend_ms,
@@ -723,14 +646,12 @@ int fd_alert_out_send(fd_alert_out_t *o, int out, const char *json, const char *
     return -EINVAL;
 }
 
-int fd_alert_out_resend(fd_alert_out_t *o, const char *array)
-{
-    if (!fd_alert_out_enabled(o, FD_ALERT_OUT_ALERTMANAGER))
-        return -EINVAL;
+int fd_alert_out_resend(fd_alert_out_t *o, const char *array) {
+    if (!fd_alert_out_enabled(o, FD_ALERT_OUT_ALERTMANAGER)) return -EINVAL;
     if (fd_alert_out_room(o, FD_ALERT_OUT_ALERTMANAGER) == 0) {
         o->st.overflow++;
-        fd_log(o->log, FD_LOG_WARN, "alertmanager queue full: re-send dropped",
-               "overflow=%" PRIu64, o->st.overflow);
+        fd_log(o->log, FD_LOG_WARN, "alertmanager queue full: re-send dropped", "overflow=%" PRIu64,
+               o->st.overflow);
         return -ENOBUFS;
     }
     cJSON *a = cJSON_Parse(array);
@@ -742,29 +663,24 @@ int fd_alert_out_resend(fd_alert_out_t *o, const char *array)
     void **ts = calloc((size_t)n, sizeof *ts);
     int i = 0;
     cJSON *t;
-    cJSON_ArrayForEach(t, a)
-    {
-        if (ts)
-            ts[i++] = t;
+    cJSON_ArrayForEach (t, a) {
+        if (ts) ts[i++] = t;
     }
     char *body = ts ? fd_alert_am_body(ts, n, fd_clock_wall_ms(), 4 * o->conf->alert_am_resend_ms,
                                        o->conf->alert_generator_url)
                     : NULL;
     int rc = body ? enqueue(&o->http[FD_ALERT_OUT_ALERTMANAGER], body, strlen(body), "resend", 0, 0)
                   : -ENOMEM;
-    if (rc == 0)
-        o->st.resends++;
+    if (rc == 0) o->st.resends++;
     free(body);
     free(ts);
     cJSON_Delete(a);
     return rc;
 }
 
-void fd_alert_out_reset(fd_alert_out_t *o)
-{
+void fd_alert_out_reset(fd_alert_out_t *o) {
     for (int i = 0; i < FD_ALERT_OUT__COUNT; i++)
-        if (o->http[i].url)
-            drop_queue(&o->http[i], 1);
+        if (o->http[i].url) drop_queue(&o->http[i], 1);
     /* Kafka: produced messages cannot be recalled; their acks are ignored
      * by the evaluator after a reset (it compares generations). */
 }

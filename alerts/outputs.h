@@ -31,12 +31,10 @@
 #include "conf/conf.h"
 #include "base/log.h"
 
-
 typedef struct fd_alert_out fd_alert_out_t;
 
 /* An entry given to fd_alert_out_send() is delivered: tag comes back. */
 typedef void (*fd_alert_ack_cb)(void *ud, int out, uint64_t tag);
-
 
 /* Borrows loop, c and log. Creates only the outputs the configuration
  * enables (a Kafka producer only with alerts.kafka.enabled). */

@@ -51,8 +51,7 @@ static const char LUA_READ[] =
     "local prefix = ARGV[1]\n"
     "local ns = tonumber(ARGV[2])\n"
     "local i = 3 + ns\n"
-    "local nq = tonumber(ARGV[i]); i = i + 1\n"
-    FD_LUA_WINDOW_BUCKETS
+    "local nq = tonumber(ARGV[i]); i = i + 1\n" FD_LUA_WINDOW_BUCKETS
     "local hll = {uv_exposed = 'exposed', uv_interacted = 'interacted', uv_paid = 'paid'}\n"
     "local qs = {}\n"
     "for q = 1, nq do\n"
@@ -106,7 +105,8 @@ static const char LUA_COMMIT[] =
     "n = tonumber(ARGV[i]); i = i + 1\n"
     "for _ = 1, n do\n"
     "  redis.call('XADD', prefix .. ':alerts', 'MAXLEN', '~', maxlen, '*', 'id', ARGV[i],\n"
-    "             'fp', ARGV[i + 1], 'state', ARGV[i + 2], 'rule', ARGV[i + 3], 'json', ARGV[i + 4])\n"
+    "             'fp', ARGV[i + 1], 'state', ARGV[i + 2], 'rule', ARGV[i + 3], 'json', ARGV[i + "
+    "4])\n"
     "  redis.call('PUBLISH', prefix .. ':alerts', ARGV[i + 4])\n"
     "  i = i + 5\n"
     "end\n"
@@ -117,29 +117,23 @@ static const char LUA_COMMIT[] =
     "if cursor ~= '' then redis.call('SET', prefix .. ':alert:cursor', cursor) end\n"
     "return 'OK'\n";
 
-void fd_alert_store_set_err(fd_alerts_t *a, const char *what, const redisReply *r)
-{
+void fd_alert_store_set_err(fd_alerts_t *a, const char *what, const redisReply *r) {
     if (r && r->type == REDIS_REPLY_ERROR)
         snprintf(a->errmsg, sizeof a->errmsg, "%s: %.200s", what, r->str);
     else if (a->rc && a->rc->err)
         snprintf(a->errmsg, sizeof a->errmsg, "%s: %.200s", what, a->rc->errstr);
-    else
-        snprintf(a->errmsg, sizeof a->errmsg, "%s: unexpected reply", what);
+    else snprintf(a->errmsg, sizeof a->errmsg, "%s: unexpected reply", what);
 }
 
-void fd_alert_store_disconnect(fd_alerts_t *a)
-{
-    if (a->rc)
-        redisFree(a->rc);
+void fd_alert_store_disconnect(fd_alerts_t *a) {
+    if (a->rc) redisFree(a->rc);
     a->rc = NULL;
 }
 
 /* Runs a command; on a transport error drops the connection. The caller
  * frees the reply. */
-static redisReply *cmd_argv(fd_alerts_t *a, int argc, const char **argv, const size_t *lens)
-{
-    if (!a->rc)
-        return NULL;
+static redisReply *cmd_argv(fd_alerts_t *a, int argc, const char **argv, const size_t *lens) {
+    if (!a->rc) return NULL;
     redisReply *r = redisCommandArgv(a->rc, argc, argv, lens);
     if (!r) {
         fd_alert_store_set_err(a, "redis", NULL);
@@ -148,32 +142,24 @@ static redisReply *cmd_argv(fd_alerts_t *a, int argc, const char **argv, const s
     return r;
 }
 
-static redisReply *cmd_strs(fd_alerts_t *a, int argc, const char **argv)
-{
+static redisReply *cmd_strs(fd_alerts_t *a, int argc, const char **argv) {
     size_t lens[16];
-    for (int i = 0; i < argc && i < 16; i++)
-        lens[i] = strlen(argv[i]);
+    for (int i = 0; i < argc && i < 16; i++) lens[i] = strlen(argv[i]);
     return cmd_argv(a, argc, argv, lens);
 }
 
 /* cmd_strs keeping only a reply of the expected type: anything else is
  * recorded as the error of `what` and freed, and NULL is returned. */
-static redisReply *cmd_want(fd_alerts_t *a, int type, const char *what, int argc,
-                            const char **argv)
-{
+static redisReply *cmd_want(fd_alerts_t *a, int type, const char *what, int argc, const char **argv) {
     redisReply *r = cmd_strs(a, argc, argv);
-    if (r && r->type == type)
-        return r;
+    if (r && r->type == type) return r;
     fd_alert_store_set_err(a, what, r);
-    if (r)
-        freeReplyObject(r);
+    if (r) freeReplyObject(r);
     return NULL;
 }
 
-int fd_alert_store_connect(fd_alerts_t *a)
-{
-    if (a->rc)
-        return 0;
+int fd_alert_store_connect(fd_alerts_t *a) {
+    if (a->rc) return 0;
     char err[256];
     a->rc = fd_redis_connect_sync(a->conf, a->conf->redis_timeout_ms, err, sizeof err);
     if (!a->rc) {
@@ -183,59 +169,48 @@ int fd_alert_store_connect(fd_alerts_t *a)
     return 0;
 }
 
-static int eval_lease(fd_alerts_t *a, const char *script)
-{
+static int eval_lease(fd_alerts_t *a, const char *script) {
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%" PRId64, a->lease_ttl_ms);
     const char *argv[] = {"EVAL", script, "0", a->k_lease, a->id, ttl};
     redisReply *r = cmd_want(a, REDIS_REPLY_INTEGER, "alerts lease", 6, argv);
-    if (!r)
-        return -1;
+    if (!r) return -1;
     int v = (int)r->integer;
     freeReplyObject(r);
     return v;
 }
 
-static const char *hget(const redisReply *h, const char *f)
-{
+static const char *hget(const redisReply *h, const char *f) {
     for (size_t i = 0; h && i + 1 < h->elements; i += 2)
-        if (h->element[i]->str && strcmp(h->element[i]->str, f) == 0)
-            return h->element[i + 1]->str;
+        if (h->element[i]->str && strcmp(h->element[i]->str, f) == 0) return h->element[i + 1]->str;
     return NULL;
 }
 
-static int64_t hget_i(const redisReply *h, const char *f)
-{
+static int64_t hget_i(const redisReply *h, const char *f) {
     const char *v = hget(h, f);
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
-static void get_string(fd_alerts_t *a, const char *key, char *out, size_t cap)
-{
+static void get_string(fd_alerts_t *a, const char *key, char *out, size_t cap) {
     const char *argv[] = {"GET", key};
     redisReply *r = cmd_strs(a, 2, argv);
     out[0] = '\0';
-    if (r && r->type == REDIS_REPLY_STRING)
-        snprintf(out, cap, "%s", r->str);
-    if (r)
-        freeReplyObject(r);
+    if (r && r->type == REDIS_REPLY_STRING) snprintf(out, cap, "%s", r->str);
+    if (r) freeReplyObject(r);
 }
 
 /* On gaining the lease: states, cursor and delivery cursors from Redis. */
-int fd_alert_store_load_state(fd_alerts_t *a)
-{
+int fd_alert_store_load_state(fd_alerts_t *a) {
     const fd_conf_t *c = a->conf;
     char key[512], buf[64];
     fd_alert_cache_drop(a);
     fd_key_alert_index(key, sizeof key, c->prefix);
     const char *sm[] = {"SMEMBERS", key};
     redisReply *idx = cmd_want(a, REDIS_REPLY_ARRAY, "load alert index", 2, sm);
-    if (!idx)
-        return -1;
+    if (!idx) return -1;
     for (size_t i = 0; i < idx->elements; i++) {
         const char *fp = idx->element[i]->str;
-        if (!fp || strlen(fp) != 16)
-            continue;
+        if (!fp || strlen(fp) != 16) continue;
         fd_key_alert(key, sizeof key, c->prefix, fp);
         const char *hg[] = {"HGETALL", key};
         redisReply *h = cmd_want(a, REDIS_REPLY_ARRAY, "load alert", 2, hg);
@@ -275,14 +250,12 @@ int fd_alert_store_load_state(fd_alerts_t *a)
         snprintf(a->read_id[o], sizeof a->read_id[o], "%s",
                  a->persisted[o][0] ? a->persisted[o] : "0-0");
     }
-    if (!a->rc)
-        return -1;
+    if (!a->rc) return -1;
     return 0;
 }
 
 /* The last step the global watermark has passed, or INT64_MIN if unknown. */
-int64_t fd_alert_store_eval_to(fd_alerts_t *a, int64_t now)
-{
+int64_t fd_alert_store_eval_to(fd_alerts_t *a, int64_t now) {
     const fd_conf_t *c = a->conf;
     char k1[512], k2[512];
     fd_key_wm(k1, sizeof k1, c->prefix, c->group);
@@ -301,21 +274,17 @@ int64_t fd_alert_store_eval_to(fd_alerts_t *a, int64_t now)
     } else {
         fd_alert_store_set_err(a, "read watermark", wm ? seen : wm);
     }
-    if (wm)
-        freeReplyObject(wm);
-    if (seen)
-        freeReplyObject(seen);
+    if (wm) freeReplyObject(wm);
+    if (seen) freeReplyObject(seen);
     int64_t w;
-    if (fd_watermark_global(&g, c->lateness_s * 1000, &w) != 0)
-        return INT64_MIN;
+    if (fd_watermark_global(&g, c->lateness_s * 1000, &w) != 0) return INT64_MIN;
     return fd_bucket_m1(w);
 }
 
 /* Scope lists per rule: every scope of the rule's grouping updated within
  * the m1 TTL, plus the scopes of the rule's cached alerts (so that an alert
  * whose scope went quiet still resolves). */
-int fd_alert_store_load_scopes(fd_alerts_t *a, int64_t now)
-{
+int fd_alert_store_load_scopes(fd_alerts_t *a, int64_t now) {
     const fd_conf_t *c = a->conf;
     fd_alert_scopes_free(a);
     char key[512], min[32];
@@ -323,17 +292,16 @@ int fd_alert_store_load_scopes(fd_alerts_t *a, int64_t now)
     snprintf(min, sizeof min, "%" PRId64, now / 1000 - c->ttl_m1_s);
     const char *argv[] = {"ZRANGEBYSCORE", key, min, "+inf"};
     redisReply *r = cmd_want(a, REDIS_REPLY_ARRAY, "read scopes", 4, argv);
-    if (!r)
-        return -1;
+    if (!r) return -1;
     size_t caps[FD_ALERT_MAX_RULES] = {0};
     char vals[FD_DIM__COUNT][256];
     for (size_t i = 0; i < r->elements; i++) {
         unsigned set;
         const char *id = r->element[i]->str;
-        if (!id || fd_scope_parse(id, &set, vals) != 0)
-            continue;
+        if (!id || fd_scope_parse(id, &set, vals) != 0) continue;
         for (int ri = 0; ri < c->nalert_rules; ri++)
-            if (fd_grouping_mask(&c->alert_rules[ri].grouping) == set && fd_alert_scopes_push(a, ri, id, &caps[ri]))
+            if (fd_grouping_mask(&c->alert_rules[ri].grouping) == set &&
+                fd_alert_scopes_push(a, ri, id, &caps[ri]))
                 goto oom;
     }
     freeReplyObject(r);
@@ -342,8 +310,7 @@ int fd_alert_store_load_scopes(fd_alerts_t *a, int64_t now)
         int found = 0;
         for (size_t j = 0; j < a->nscopes[x->rule] && !found; j++)
             found = strcmp(a->scopes[x->rule][j].scope, x->scope) == 0;
-        if (!found && fd_alert_scopes_push(a, x->rule, x->scope, &caps[x->rule]))
-            return -1;
+        if (!found && fd_alert_scopes_push(a, x->rule, x->scope, &caps[x->rule])) return -1;
     }
     return 0;
 oom:
@@ -352,8 +319,7 @@ oom:
     return -1;
 }
 
-int fd_alert_store_append_read(fd_alerts_t *a, int ri, int64_t t)
-{
+int fd_alert_store_append_read(fd_alerts_t *a, int ri, int64_t t) {
     const fd_alert_rule_t *r = &a->conf->alert_rules[ri];
     size_t ns = a->nscopes[ri];
     query_t q[4];
@@ -375,8 +341,7 @@ int fd_alert_store_append_read(fd_alerts_t *a, int ri, int64_t t)
     argv[k++] = a->conf->prefix;
     snprintf(nums[nn], 24, "%zu", ns);
     argv[k++] = nums[nn++];
-    for (size_t i = 0; i < ns; i++)
-        argv[k++] = a->scopes[ri][i].scope;
+    for (size_t i = 0; i < ns; i++) argv[k++] = a->scopes[ri][i].scope;
     snprintf(nums[nn], 24, "%d", nq);
     argv[k++] = nums[nn++];
     for (int i = 0; i < nq; i++) {
@@ -386,8 +351,7 @@ int fd_alert_store_append_read(fd_alerts_t *a, int ri, int64_t t)
         argv[k++] = nums[nn++];
         argv[k++] = q[i].series;
     }
-    for (size_t i = 0; i < k; i++)
-        lens[i] = strlen(argv[i]);
+    for (size_t i = 0; i < k; i++) lens[i] = strlen(argv[i]);
     int rc = redisAppendCommandArgv(a->rc, (int)k, argv, lens) == REDIS_OK ? 0 : -1;
     free(argv);
     free(lens);
@@ -396,22 +360,19 @@ int fd_alert_store_append_read(fd_alerts_t *a, int ri, int64_t t)
 
 /* One commit: dirty states, the batch's transitions, cursor, delivery
  * cursors. Returns 0, FD_ALERTS_EFAILED, or FD_ALERTS_EFENCED (lease lost). */
-int fd_alert_store_commit(fd_alerts_t *a, int64_t cursor)
-{
+int fd_alert_store_commit(fd_alerts_t *a, int64_t cursor) {
     const fd_conf_t *c = a->conf;
     size_t ndirty = 0;
-    for (size_t i = 0; i < a->nalerts; i++)
-        ndirty += a->alerts[i].dirty;
+    for (size_t i = 0; i < a->nalerts; i++) ndirty += a->alerts[i].dirty;
     int nsent = 0;
     for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
         nsent += a->in_acked[o][0] && strcmp(a->in_acked[o], a->persisted[o]) != 0;
     size_t cap = 16 + ndirty * 40 + a->ntrans * 5 + (size_t)nsent * 2;
     const char **argv = malloc(cap * sizeof *argv);
     size_t *lens = malloc(cap * sizeof *lens);
-    char(*nums)[32] = malloc((16 + ndirty * 16) * sizeof *nums);
+    char (*nums)[32] = malloc((16 + ndirty * 16) * sizeof *nums);
     int rc = FD_ALERTS_EFAILED;
-    if (!argv || !lens || !nums)
-        goto out;
+    if (!argv || !lens || !nums) goto out;
     size_t k = 0, nn = 0;
 #define NUM(...) (snprintf(nums[nn], 32, __VA_ARGS__), argv[k++] = nums[nn++])
 #define STRA(s) (argv[k++] = (s))
@@ -421,37 +382,49 @@ int fd_alert_store_commit(fd_alerts_t *a, int64_t cursor)
     STRA(a->k_lease);
     STRA(a->id);
     STRA(c->prefix);
-    if (cursor > 0)
-        NUM("%" PRId64, cursor);
-    else
-        STRA("");
+    if (cursor > 0) NUM("%" PRId64, cursor);
+    else STRA("");
     NUM("%" PRId64, c->alert_stream_maxlen);
     NUM("%zu", ndirty);
     for (size_t i = 0; i < a->nalerts; i++) {
         alert_t *x = &a->alerts[i];
-        if (!x->dirty)
-            continue;
+        if (!x->dirty) continue;
         STRA(x->fp);
         if (x->dead) {
             STRA("0");
             continue;
         }
         STRA("15");
-        STRA("rule"); STRA(c->alert_rules[x->rule].name);
-        STRA("scope"); STRA(x->scope);
-        STRA("state"); STRA(fd_alert_state_name(x->st.state));
-        STRA("active_since"); NUM("%" PRId64, x->st.active_since);
-        STRA("fired_at"); NUM("%" PRId64, x->st.fired_at);
-        STRA("keep_since"); NUM("%" PRId64, x->st.keep_since);
-        STRA("resolved_at"); NUM("%" PRId64, x->st.resolved_at);
-        STRA("last_eval"); NUM("%" PRId64, x->st.last_eval);
-        STRA("value"); NUM("%.6g", x->last.value);
-        STRA("baseline"); NUM("%.6g", x->last.baseline);
-        STRA("z"); NUM("%.4f", x->last.z);
-        STRA("samples"); NUM("%" PRId64, x->samples);
-        STRA("updated_at"); NUM("%" PRId64, x->updated_ms);
-        STRA("fingerprint"); STRA(x->fp);
-        STRA("kind"); STRA(fd_alert_kind_name(c->alert_rules[x->rule].kind));
+        STRA("rule");
+        STRA(c->alert_rules[x->rule].name);
+        STRA("scope");
+        STRA(x->scope);
+        STRA("state");
+        STRA(fd_alert_state_name(x->st.state));
+        STRA("active_since");
+        NUM("%" PRId64, x->st.active_since);
+        STRA("fired_at");
+        NUM("%" PRId64, x->st.fired_at);
+        STRA("keep_since");
+        NUM("%" PRId64, x->st.keep_since);
+        STRA("resolved_at");
+        NUM("%" PRId64, x->st.resolved_at);
+        STRA("last_eval");
+        NUM("%" PRId64, x->st.last_eval);
+        STRA("value");
+        NUM("%.6g", x->last.value);
+        STRA("baseline");
+        NUM("%.6g", x->last.baseline);
+        STRA("z");
+        NUM("%.4f", x->last.z);
+        STRA("samples");
+        NUM("%" PRId64, x->samples);
+        STRA("updated_at");
+        NUM("%" PRId64, x->updated_ms);
+        STRA("fingerprint");
+        STRA(x->fp);
+        STRA("kind");
+        STRA(fd_alert_kind_name(c->alert_rules[x->rule].kind));
     }
     NUM("%zu", a->ntrans);
     for (size_t i = 0; i < a->ntrans; i++) {
@@ -469,27 +442,23 @@ int fd_alert_store_commit(fd_alerts_t *a, int64_t cursor)
         }
 #undef NUM
 #undef STRA
-    for (size_t i = 0; i < k; i++)
-        lens[i] = strlen(argv[i]);
+    for (size_t i = 0; i < k; i++) lens[i] = strlen(argv[i]);
     redisReply *r = cmd_argv(a, (int)k, argv, lens);
     if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "FENCED")) {
         rc = FD_ALERTS_EFENCED;
     } else if (r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING)) {
         rc = 0;
-        for (size_t i = 0; i < a->nalerts; i++)
-            a->alerts[i].dirty = 0;
+        for (size_t i = 0; i < a->nalerts; i++) a->alerts[i].dirty = 0;
         fd_alert_cache_compact(a);
         for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
             if (a->in_acked[o][0])
                 snprintf(a->persisted[o], sizeof a->persisted[o], "%s", a->in_acked[o]);
         a->res_trans += a->ntrans;
-        if (cursor > 0)
-            a->cursor_s = cursor;
+        if (cursor > 0) a->cursor_s = cursor;
     } else {
         fd_alert_store_set_err(a, "alerts commit", r);
     }
-    if (r)
-        freeReplyObject(r);
+    if (r) freeReplyObject(r);
 out:
     free(argv);
     free(lens);
@@ -499,11 +468,9 @@ out:
 }
 
 static int push_entry(fd_alerts_t *a, int out, int deliver, const char *sid, const char *fp,
-                      const char *json)
-{
+                      const char *json) {
     entry_t *v = fd_alert_grow(a->entries, a->nentries, &a->capentries, sizeof *v, 32);
-    if (!v)
-        return -1;
+    if (!v) return -1;
     a->entries = v;
     entry_t *e = &a->entries[a->nentries];
     e->out = out;
@@ -511,34 +478,31 @@ static int push_entry(fd_alerts_t *a, int out, int deliver, const char *sid, con
     snprintf(e->sid, sizeof e->sid, "%s", sid);
     snprintf(e->fp, sizeof e->fp, "%s", fp ? fp : "");
     e->json = deliver && json ? strdup(json) : NULL;
-    if (deliver && !e->json)
-        return -1;
+    if (deliver && !e->json) return -1;
     a->nentries++;
     return 0;
 }
 
 /* New stream entries for each enabled output, as far as it has room. */
-void fd_alert_store_read_stream(fd_alerts_t *a)
-{
+void fd_alert_store_read_stream(fd_alerts_t *a) {
     const fd_conf_t *c = a->conf;
     char key[512], start[40], count[24];
     fd_key_alert_stream(key, sizeof key, c->prefix);
     for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) {
-        if (!a->in_room[o])
-            continue;
+        if (!a->in_room[o]) continue;
         if (a->in_rewind[o])
             snprintf(a->read_id[o], sizeof a->read_id[o], "%s",
-                     a->in_acked[o][0] ? a->in_acked[o] : a->persisted[o][0] ? a->persisted[o] : "0-0");
+                     a->in_acked[o][0]    ? a->in_acked[o]
+                     : a->persisted[o][0] ? a->persisted[o]
+                                          : "0-0");
         snprintf(start, sizeof start, "(%s", a->read_id[o]);
         snprintf(count, sizeof count, "%zu", a->in_room[o]);
         const char *argv[] = {"XRANGE", key, start, "+", "COUNT", count};
         redisReply *r = cmd_want(a, REDIS_REPLY_ARRAY, "read alert stream", 6, argv);
-        if (!r)
-            return;
+        if (!r) return;
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *e = r->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
-                continue;
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
             const char *sid = e->element[0]->str;
             const redisReply *f = e->element[1];
             const char *state = hget(f, "state"), *rule = hget(f, "rule");
@@ -546,8 +510,7 @@ void fd_alert_store_read_stream(fd_alerts_t *a)
             unsigned mask = ri >= 0 ? c->alert_rules[ri].sinks : FD_ALERT_OUT_ALL;
             int deliver = state && (strcmp(state, "firing") == 0 || strcmp(state, "resolved") == 0) &&
                           (mask & (1u << o));
-            if (push_entry(a, o, deliver, sid, hget(f, "fp"), hget(f, "json")) < 0)
-                break;
+            if (push_entry(a, o, deliver, sid, hget(f, "fp"), hget(f, "json")) < 0) break;
             snprintf(a->read_id[o], sizeof a->read_id[o], "%s", sid);
         }
         freeReplyObject(r);
@@ -555,20 +518,13 @@ void fd_alert_store_read_stream(fd_alerts_t *a)
 }
 
 /* Takes or renews the alert lease: 1 held, 0 held by another instance, -1 error. */
-int fd_alert_store_lease(fd_alerts_t *a)
-{
-    return eval_lease(a, FD_LUA_LEASE);
-}
+int fd_alert_store_lease(fd_alerts_t *a) { return eval_lease(a, FD_LUA_LEASE); }
 
 /* Hands the lease over at once (only if this instance holds it). */
-int fd_alert_store_release(fd_alerts_t *a)
-{
-    return eval_lease(a, LUA_RELEASE);
-}
+int fd_alert_store_release(fd_alerts_t *a) { return eval_lease(a, LUA_RELEASE); }
 
 /* The next reply of a pipelined command; NULL (disconnected, errmsg set) on failure. */
-redisReply *fd_alert_store_next_reply(fd_alerts_t *a, const char *what)
-{
+redisReply *fd_alert_store_next_reply(fd_alerts_t *a, const char *what) {
     redisReply *rep = NULL;
     if (redisGetReply(a->rc, (void **)&rep) != REDIS_OK) {
         fd_alert_store_set_err(a, what, NULL);

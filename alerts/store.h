@@ -9,8 +9,10 @@
 #include "alerts/alerts_int.h"
 #include "base/err.h"
 
-#define FD_ALERTS_EFAILED (FD_ERR_ALERTS - 1) /* the round failed (Redis, memory, a bad reply): retried */
-#define FD_ALERTS_EFENCED (FD_ERR_ALERTS - 2) /* the commit was fenced: this instance lost the lease */
+#define FD_ALERTS_EFAILED \
+    (FD_ERR_ALERTS - 1) /* the round failed (Redis, memory, a bad reply): retried */
+#define FD_ALERTS_EFENCED \
+    (FD_ERR_ALERTS - 2) /* the commit was fenced: this instance lost the lease */
 
 void fd_alert_store_set_err(fd_alerts_t *a, const char *what, const redisReply *r);
 

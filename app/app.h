@@ -23,7 +23,6 @@ typedef struct {
     const char *as[MAX_FILES]; /* replay --as TOPIC:PARTITION per file */
 } args_t;
 
-
 /* daemon.c: the long-running commands (one libuv loop until stopped). */
 int fd_app_run(const fd_conf_t *c, fd_log_t *log);
 int fd_app_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a);

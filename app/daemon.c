@@ -55,10 +55,10 @@ typedef struct {
     fd_parser_t *parser;
     fd_agg_t *agg;
     fd_pipeline_t *p;
-    fd_dlq_t *dlq;         /* run only */
+    fd_dlq_t *dlq; /* run only */
     fd_redis_sink_t *sink;
-    fd_alerts_t *alerts;   /* run with alerts.rules only */
-    fd_http_t *http;       /* run with http.listen only */
+    fd_alerts_t *alerts; /* run with alerts.rules only */
+    fd_http_t *http; /* run with http.listen only */
     uv_timer_t snapshot_timer;
     uv_timer_t beat_timer; /* /healthz heartbeat; only with http */
     uv_signal_t sigterm, sigint;
@@ -86,7 +86,8 @@ static void publish_metrics(void *ud, const fd_pipeline_stats_t *st) {
     m.pending = st->pending;
     m.input_paused = st->backpressure;
     m.dlq_outstanding = d->dlq ? fd_dlq_outstanding(d->dlq) : 0;
-    for (int g = 0; g < d->conf->ngroupings && g < FD_MAX_GROUPINGS; g++) m.scope_overflow[g] = fd_agg_overflow(d->agg, g);
+    for (int g = 0; g < d->conf->ngroupings && g < FD_MAX_GROUPINGS; g++)
+        m.scope_overflow[g] = fd_agg_overflow(d->agg, g);
     if (d->alerts) {
         fd_alerts_stats_t as;
         fd_alerts_stats(d->alerts, &as);
@@ -139,7 +140,8 @@ static void on_handle_close(uv_handle_t *h) { (void)h; }
 
 /* Builds every object of a run (with_dlq) or a replay. 0, or -1 with err
  * set; teardown() undoes a partial build. */
-static int build(daemon_t *d, const fd_conf_t *c, fd_log_t *log, int with_dlq, char *err, size_t errlen) {
+static int build(daemon_t *d, const fd_conf_t *c, fd_log_t *log, int with_dlq, char *err,
+                 size_t errlen) {
     uv_loop_t *loop = &d->loop;
     d->conf = c;
     d->log = log;
@@ -155,15 +157,19 @@ static int build(daemon_t *d, const fd_conf_t *c, fd_log_t *log, int with_dlq, c
     if (!(d->parser = fd_parser_new(&lim, err, errlen))) return -1;
     if (!(d->agg = fd_agg_new(c, err, errlen))) return -1;
     if (!(d->p = fd_pipeline_new(loop, c, log, d->parser, d->agg, err, errlen))) return -1;
-    if (with_dlq && !(d->dlq = fd_dlq_new(loop, c, log, fd_pipeline_dlq_done, d->p, err, errlen))) return -1;
-    if (!(d->sink = fd_redis_sink_new(loop, c, log, fd_pipeline_sink_state, d->p, err, errlen))) return -1;
+    if (with_dlq && !(d->dlq = fd_dlq_new(loop, c, log, fd_pipeline_dlq_done, d->p, err, errlen)))
+        return -1;
+    if (!(d->sink = fd_redis_sink_new(loop, c, log, fd_pipeline_sink_state, d->p, err, errlen)))
+        return -1;
     fd_pipeline_set_sink(d->p, fd_redis_sink_ops(), d->sink);
     if (d->dlq) fd_pipeline_set_dlq(d->p, fd_dlq_ops(), d->dlq);
     /* alerts are evaluated by `run` instances only; the evaluator owns its
      * timer and its own Redis connection (alerts/) */
-    if (with_dlq && c->nalert_rules > 0 && !(d->alerts = fd_alerts_new(loop, c, log, d->instance_id, err, errlen)))
+    if (with_dlq && c->nalert_rules > 0 &&
+        !(d->alerts = fd_alerts_new(loop, c, log, d->instance_id, err, errlen)))
         return -1;
-    if (with_dlq && c->http_listen && c->http_listen[0] && !(d->http = fd_http_new(c, err, errlen))) return -1;
+    if (with_dlq && c->http_listen && c->http_listen[0] && !(d->http = fd_http_new(c, err, errlen)))
+        return -1;
     if (d->http) fd_pipeline_set_round_cb(d->p, publish_metrics, d);
     fd_pipeline_set_finish_cb(d->p, on_finish, d);
     uv_timer_init(loop, &d->snapshot_timer);
@@ -229,14 +235,16 @@ int fd_app_run(const fd_conf_t *c, fd_log_t *log) {
     char err[1024];
     daemon_t d;
     if (start(&d, c, log, 1) < 0) return 1;
-    fd_kafka_source_t *src = fd_kafka_source_new(&d.loop, c, log, fd_pipeline_source_cbs(), d.p, err, sizeof err);
+    fd_kafka_source_t *src =
+        fd_kafka_source_new(&d.loop, c, log, fd_pipeline_source_cbs(), d.p, err, sizeof err);
     if (!src) {
         fd_log(log, FD_LOG_ERROR, "startup failed", "error=\"%s\"", err);
         teardown(&d);
         return 1;
     }
     fd_pipeline_set_source(d.p, fd_kafka_source_ops(), src);
-    fd_log(log, FD_LOG_INFO, "funneld running", "group=\"%s\" topics=%d prefix=\"%s\"", c->group, c->ntopics, c->prefix);
+    fd_log(log, FD_LOG_INFO, "funneld running", "group=\"%s\" topics=%d prefix=\"%s\"", c->group,
+           c->ntopics, c->prefix);
     return run_loop(&d, free_kafka, src);
 }
 
@@ -250,7 +258,7 @@ int fd_app_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
     }
     daemon_t d;
     if (start(&d, c, log, 0) < 0) return 1;
-    char(*topics)[256] = calloc(MAX_FILES, 256);
+    char (*topics)[256] = calloc(MAX_FILES, 256);
     int32_t partitions[MAX_FILES];
     if (!topics) {
         teardown(&d);
@@ -272,8 +280,8 @@ int fd_app_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
         snprintf(topics[i], sizeof topics[i], "%.*s", (int)(colon - a->as[i]), a->as[i]);
         partitions[i] = (int32_t)part;
     }
-    fd_file_source_t *src =
-        fd_file_source_new(&d.loop, fd_pipeline_source_cbs(), d.p, a->nfiles, a->files, partitions, err, sizeof err);
+    fd_file_source_t *src = fd_file_source_new(&d.loop, fd_pipeline_source_cbs(), d.p, a->nfiles,
+                                               a->files, partitions, err, sizeof err);
     if (!src) {
         fprintf(stderr, "funneld: %s\n", err);
         free(topics);

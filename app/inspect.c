@@ -32,7 +32,9 @@ static void validate_one(fd_parser_t *parser, fd_event_type_t type, const char *
                          int too_large, long lineno, long *bad) {
     fd_event_t ev;
     const char *field = "-";
-    fd_reason_t r = too_large ? FD_R_TOO_LARGE : fd_event_parse(parser, line, n, type, fd_clock_wall_ms(), &ev, &field);
+    fd_reason_t r = too_large
+                        ? FD_R_TOO_LARGE
+                        : fd_event_parse(parser, line, n, type, fd_clock_wall_ms(), &ev, &field);
     if (r != FD_OK) {
         (*bad)++;
         printf("%ld\t%s\t%s\n", lineno, fd_reason_name(r), field);
@@ -107,7 +109,8 @@ int fd_app_validate(const fd_conf_t *c, const args_t *a) {
             return 2;
         }
     }
-    fd_event_limits_t lim = {(size_t)c->max_message_bytes, c->ttl_m1_s * 1000, c->max_future_s * 1000};
+    fd_event_limits_t lim = {(size_t)c->max_message_bytes, c->ttl_m1_s * 1000,
+                             c->max_future_s * 1000};
     fd_parser_t *parser = fd_parser_new(&lim, err, sizeof err);
     if (!parser) {
         fprintf(stderr, "funneld: %s\n", err);
@@ -185,8 +188,11 @@ static cJSON *pairs_json(const redisReply *r) {
  * transitions of the stream `{prefix}:alerts`, as one JSON document. */
 int fd_app_alerts(const fd_conf_t *c, const args_t *a) {
     long limit = 20;
-    if (a->nfiles > 1 || (a->nfiles == 1 && ((limit = strtol(a->files[0], NULL, 10)) <= 0 || limit > 100000))) {
-        fprintf(stderr, "funneld: alerts takes at most one argument: the number of transitions (1..100000)\n");
+    if (a->nfiles > 1 ||
+        (a->nfiles == 1 && ((limit = strtol(a->files[0], NULL, 10)) <= 0 || limit > 100000))) {
+        fprintf(
+            stderr,
+            "funneld: alerts takes at most one argument: the number of transitions (1..100000)\n");
         return 2;
     }
     redisContext *rc = connect_or_report(c);
@@ -200,7 +206,8 @@ int fd_app_alerts(const fd_conf_t *c, const args_t *a) {
     if (r) freeReplyObject(r);
     fd_key_alert_cursor(key, sizeof key, c->prefix);
     r = redisCommand(rc, "GET %s", key);
-    cJSON_AddNumberToObject(out, "cursor", r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : 0);
+    cJSON_AddNumberToObject(out, "cursor",
+                            r && r->type == REDIS_REPLY_STRING ? strtod(r->str, NULL) : 0);
     if (r) freeReplyObject(r);
     cJSON *states = cJSON_AddArrayToObject(out, "alerts");
     fd_key_alert_index(key, sizeof key, c->prefix);
@@ -209,7 +216,8 @@ int fd_app_alerts(const fd_conf_t *c, const args_t *a) {
     for (size_t i = 0; ok && i < idx->elements; i++) {
         fd_key_alert(key, sizeof key, c->prefix, idx->element[i]->str);
         r = redisCommand(rc, "HGETALL %s", key);
-        if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0) cJSON_AddItemToArray(states, pairs_json(r));
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0)
+            cJSON_AddItemToArray(states, pairs_json(r));
         if (r) freeReplyObject(r);
     }
     if (idx) freeReplyObject(idx);

@@ -26,27 +26,31 @@
 #include "base/log.h"
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: funneld COMMAND [options]\n"
-            "\n"
-            "commands:\n"
-            "  run            consume Kafka, keep funnel counters in Redis (until SIGTERM)\n"
-            "  replay FILE..  the same pipeline from JSON Lines files (each file = one partition)\n"
-            "  validate FILE  print LINE<TAB>REASON<TAB>FIELD for each rejected line ('-' = stdin)\n"
-            "  query SCOPE    print the rolling snapshots of a scope id (e.g. all, product=course-py)\n"
-            "  alerts [N]     print alert states and the N (default 20) latest transitions (docs/ALERTS.md)\n"
-            "  check-config   validate the configuration and print it (secrets masked); --doc prints the key table\n"
-            "\n"
-            "options:\n"
-            "  -c FILE              configuration file (JSON; see docs/CONFIG.md)\n"
-            "  --brokers LIST       kafka.brokers\n"
-            "  --redis URL          redis.url: redis://[user:password@]host:port[/db] or unix:///path\n"
-            "  --group NAME         kafka.group\n"
-            "  --prefix NAME        redis.prefix\n"
-            "  --set KEY=VALUE      any configuration key\n"
-            "  -X PROP=VALUE        a librdkafka property\n"
-            "  --as TOPIC:PARTITION replay: the topic-partition the next FILE stands for\n"
-            "  --type TYPE          validate: exposure|interaction|payment (default: lines carry \"type\")\n");
+    fprintf(
+        out,
+        "usage: funneld COMMAND [options]\n"
+        "\n"
+        "commands:\n"
+        "  run            consume Kafka, keep funnel counters in Redis (until SIGTERM)\n"
+        "  replay FILE..  the same pipeline from JSON Lines files (each file = one partition)\n"
+        "  validate FILE  print LINE<TAB>REASON<TAB>FIELD for each rejected line ('-' = stdin)\n"
+        "  query SCOPE    print the rolling snapshots of a scope id (e.g. all, product=course-py)\n"
+        "  alerts [N]     print alert states and the N (default 20) latest transitions "
+        "(docs/ALERTS.md)\n"
+        "  check-config   validate the configuration and print it (secrets masked); --doc prints "
+        "the key table\n"
+        "\n"
+        "options:\n"
+        "  -c FILE              configuration file (JSON; see docs/CONFIG.md)\n"
+        "  --brokers LIST       kafka.brokers\n"
+        "  --redis URL          redis.url: redis://[user:password@]host:port[/db] or unix:///path\n"
+        "  --group NAME         kafka.group\n"
+        "  --prefix NAME        redis.prefix\n"
+        "  --set KEY=VALUE      any configuration key\n"
+        "  -X PROP=VALUE        a librdkafka property\n"
+        "  --as TOPIC:PARTITION replay: the topic-partition the next FILE stands for\n"
+        "  --type TYPE          validate: exposure|interaction|payment (default: lines carry "
+        "\"type\")\n");
 }
 
 /* Parses argv into a and the configuration; returns 0 or the exit status. */
@@ -78,8 +82,8 @@ static int parse_args(int argc, char **argv, args_t *a, fd_conf_t *c) {
         else if (!strcmp(o, "--redis")) key = "redis.url";
         else if (!strcmp(o, "--group")) key = "kafka.group";
         else if (!strcmp(o, "--prefix")) key = "redis.prefix";
-        if (key || !strcmp(o, "-c") || !strcmp(o, "-X") || !strcmp(o, "--set") || !strcmp(o, "--as") ||
-            !strcmp(o, "--type")) {
+        if (key || !strcmp(o, "-c") || !strcmp(o, "-X") || !strcmp(o, "--set") ||
+            !strcmp(o, "--as") || !strcmp(o, "--type")) {
             if (!v) {
                 fprintf(stderr, "funneld: %s needs a value\n", o);
                 return 2;
@@ -149,8 +153,8 @@ static void scrub_argv(int argc, char **argv) {
             if (!eq) continue;
             snprintf(k, sizeof k, "%.*s", (int)(eq - v), v);
             fd_conf_scrub_arg(k, eq + 1);
-        } else if (strcmp(o, "-c") && strcmp(o, "--brokers") && strcmp(o, "--group") && strcmp(o, "--prefix") &&
-                   strcmp(o, "--as") && strcmp(o, "--type")) {
+        } else if (strcmp(o, "-c") && strcmp(o, "--brokers") && strcmp(o, "--group") &&
+                   strcmp(o, "--prefix") && strcmp(o, "--as") && strcmp(o, "--type")) {
             continue; /* not an option with a value */
         }
         i++;

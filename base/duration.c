@@ -15,13 +15,11 @@ int fd_duration_parse(const char *s, int64_t *secs) {
     int64_t v = 0;
     int digits = 0;
     while (isdigit((unsigned char)*p)) {
-        if (++digits > 12)
-            return -1;
+        if (++digits > 12) return -1;
         v = v * 10 + (*p - '0');
         p++;
     }
-    if (digits == 0 || p[0] == '\0' || p[1] != '\0')
-        return -1;
+    if (digits == 0 || p[0] == '\0' || p[1] != '\0') return -1;
     switch (p[0]) {
     case 's': *secs = v; return 0;
     case 'm': *secs = v * 60; return 0;
@@ -37,9 +35,7 @@ size_t fd_duration_format(int64_t seconds, char *buf, size_t cap) {
         n = snprintf(buf, cap, "%" PRId64 "d", seconds / 86400);
     else if (seconds > 0 && seconds % 3600 == 0) /* one day reads "24h" (SPEC) */
         n = snprintf(buf, cap, "%" PRId64 "h", seconds / 3600);
-    else if (seconds > 0 && seconds % 60 == 0)
-        n = snprintf(buf, cap, "%" PRId64 "m", seconds / 60);
-    else
-        n = snprintf(buf, cap, "%" PRId64 "s", seconds);
+    else if (seconds > 0 && seconds % 60 == 0) n = snprintf(buf, cap, "%" PRId64 "m", seconds / 60);
+    else n = snprintf(buf, cap, "%" PRId64 "s", seconds);
     return n < 0 ? 0 : (size_t)n;
 }

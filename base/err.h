@@ -20,8 +20,8 @@
 
 #include <stddef.h>
 
-#define FD_ERR_SINK (-10000)   /* sinks/sink.h: FD_SINK_E* (flush and offset-read results) */
-#define FD_ERR_DLQ (-10100)    /* sinks/sink.h: FD_DLQ_E* (dead-letter delivery results) */
+#define FD_ERR_SINK (-10000) /* sinks/sink.h: FD_SINK_E* (flush and offset-read results) */
+#define FD_ERR_DLQ (-10100) /* sinks/sink.h: FD_DLQ_E* (dead-letter delivery results) */
 #define FD_ERR_ALERTS (-10200) /* alerts/store.h: FD_ALERTS_E* (evaluator commit results) */
 
 /* Formats into err (nothing if err is NULL or errlen 0); returns -1. */

@@ -7,13 +7,10 @@
 
 /* 0..15 for '0'-'9', 'a'-'f', 'A'-'F'; -1 for anything else (ch is a byte
  * value, or a negative char). */
-static inline int fd_hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
+static inline int fd_hexval(int ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
     ch |= 0x20; /* 'A'-'F' -> 'a'-'f'; nothing else lands in 'a'-'f' */
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
     return -1;
 }
 

@@ -29,8 +29,8 @@ static void quote_safe(char *dst, size_t cap, const char *src) {
  * without its digits, which change on every retry ("after 0ms"). An error
  * event's kind is its error code; its text also changes with librdkafka's
  * own ", 1 identical error(s) suppressed" and is left out. */
-static void problem_key(char *key, size_t cap, const char *client, const char *kind, const char *text,
-                        int whole) {
+static void problem_key(char *key, size_t cap, const char *client, const char *kind,
+                        const char *text, int whole) {
     size_t n = (size_t)snprintf(key, cap, "kafka|%s|%s|", client, kind);
     if (!text || n >= cap) return;
     if (text[0] == '[') { /* "[thrd:...]: " names a thread, not the problem */
@@ -52,26 +52,30 @@ void fd_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const cha
      * alone makes one line per problem. */
     if (fac && strcmp(fac, "FAIL") == 0) return;
     /* syslog levels: 0..3 error, 4 warning, 5..6 info, 7 debug */
-    fd_log_level_t lv = level <= 3 ? FD_LOG_ERROR : level == 4 ? FD_LOG_WARN : level <= 6 ? FD_LOG_INFO : FD_LOG_DEBUG;
+    fd_log_level_t lv = level <= 3   ? FD_LOG_ERROR
+                        : level == 4 ? FD_LOG_WARN
+                        : level <= 6 ? FD_LOG_INFO
+                                     : FD_LOG_DEBUG;
     if (!FD_LOG_ON(*log, lv)) return;
     char text[512];
     quote_safe(text, sizeof text, buf);
     if (lv < FD_LOG_WARN) {
-        fd_log(*log, lv, "librdkafka", "client=\"%s\" facility=%s text=\"%s\"", rd_kafka_name(rk), fac, text);
+        fd_log(*log, lv, "librdkafka", "client=\"%s\" facility=%s text=\"%s\"", rd_kafka_name(rk),
+               fac, text);
         return;
     }
     char key[600];
     problem_key(key, sizeof key, rd_kafka_name(rk), fac, buf, 1);
-    fd_log_repeat(*log, lv, key, "librdkafka", "client=\"%s\" facility=%s text=\"%s\"", rd_kafka_name(rk), fac,
-                  text);
+    fd_log_repeat(*log, lv, key, "librdkafka", "client=\"%s\" facility=%s text=\"%s\"",
+                  rd_kafka_name(rk), fac, text);
 }
 
 void fd_kafka_problem(fd_log_t *log, const char *client, int err, const char *reason) {
     char text[512], key[600];
     quote_safe(text, sizeof text, reason);
     problem_key(key, sizeof key, client, rd_kafka_err2name((rd_kafka_resp_err_t)err), reason, 0);
-    fd_log_repeat(log, FD_LOG_ERROR, key, "kafka error", "client=\"%s\" error=%s text=\"%s\"", client,
-                  rd_kafka_err2name((rd_kafka_resp_err_t)err), text);
+    fd_log_repeat(log, FD_LOG_ERROR, key, "kafka error", "client=\"%s\" error=%s text=\"%s\"",
+                  client, rd_kafka_err2name((rd_kafka_resp_err_t)err), text);
 }
 
 void fd_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -111,7 +115,7 @@ static char prop_scope(const char *name) {
 }
 
 rd_kafka_conf_t *fd_kafka_conf(int type, const char *brokers, const fd_kprop_t *props, int nprops,
-                              const char *const *extra, char *err, size_t errlen) {
+                               const char *const *extra, char *err, size_t errlen) {
     char other = type == RD_KAFKA_PRODUCER ? 'C' : 'P';
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     char e[512];

@@ -47,8 +47,8 @@ void fd_kafka_problem(fd_log_t *log, const char *client, int err, const char *re
  * -X), never logging it. A property that librdkafka documents as the other
  * type's only is not applied. extra: NULL-terminated key/value pairs
  * applied first. */
-struct rd_kafka_conf_s *fd_kafka_conf(int type, const char *brokers, const fd_kprop_t *props, int nprops,
-                                      const char *const *extra, char *err, size_t errlen);
+struct rd_kafka_conf_s *fd_kafka_conf(int type, const char *brokers, const fd_kprop_t *props,
+                                      int nprops, const char *const *extra, char *err, size_t errlen);
 /* rd_kafka_new of type RD_KAFKA_PRODUCER or RD_KAFKA_CONSUMER. Takes ownership
  * of kc, also on failure (NULL, err "<what>: <librdkafka's reason>"). */
 struct rd_kafka_s *fd_kafka_new(int type, struct rd_kafka_conf_s *kc, const char *what, char *err,

@@ -29,8 +29,8 @@ static void emit(fd_log_level_t lv, const char *msg, const char *fmt, va_list ap
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=\"%s\"",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[lv], msg);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[lv], msg);
     if (n < 0) return;
     if (fmt && *fmt && (size_t)n < sizeof line - 2) {
         line[n++] = ' ';
@@ -79,7 +79,8 @@ static uint64_t key_hash(const char *k) {
     return h | 1; /* 0 marks a free slot */
 }
 
-void fd_log_repeat(fd_log_t *l, fd_log_level_t lv, const char *key, const char *msg, const char *fmt, ...) {
+void fd_log_repeat(fd_log_t *l, fd_log_level_t lv, const char *key, const char *msg,
+                   const char *fmt, ...) {
     if (!FD_LOG_ON(l, lv)) return;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -115,8 +116,6 @@ void fd_log_repeat(fd_log_t *l, fd_log_level_t lv, const char *key, const char *
     }
     if (held)
         fd_log(l, lv, msg, "%s%srepeated=%llu", rest, rest[0] ? " " : "", (unsigned long long)held);
-    else if (rest[0])
-        fd_log(l, lv, msg, "%s", rest);
-    else
-        fd_log(l, lv, msg, NULL);
+    else if (rest[0]) fd_log(l, lv, msg, "%s", rest);
+    else fd_log(l, lv, msg, NULL);
 }

@@ -22,17 +22,17 @@ typedef enum { FD_LOG_DEBUG = 0, FD_LOG_INFO, FD_LOG_WARN, FD_LOG_ERROR } fd_log
 #define FD_LOG_REPEAT_SLOTS 32
 
 typedef struct {
-    uint64_t key;     /* hash of the problem's key; 0: free */
-    int64_t last_ms;  /* monotonic time of its last line */
+    uint64_t key; /* hash of the problem's key; 0: free */
+    int64_t last_ms; /* monotonic time of its last line */
     uint64_t repeats; /* occurrences held back since then */
 } fd_log_repeat_t;
 
 typedef struct {
     fd_log_level_t level;
     int64_t rate_per_s;
-    int64_t window_s;     /* current one-second window */
-    int64_t in_window;    /* limited lines emitted in it */
-    uint64_t suppressed;  /* limited lines dropped since the last report */
+    int64_t window_s; /* current one-second window */
+    int64_t in_window; /* limited lines emitted in it */
+    uint64_t suppressed; /* limited lines dropped since the last report */
     pthread_mutex_t repeat_mu; /* librdkafka logs from its own threads */
     fd_log_repeat_t repeat[FD_LOG_REPEAT_SLOTS];
 } fd_log_t;
@@ -46,8 +46,8 @@ void fd_log_limited(fd_log_t *l, fd_log_level_t lv, const char *msg, const char 
 
 /* Like fd_log, but rate-limited per `key` (see FD_LOG_REPEAT_MS); safe from
  * any thread. */
-void fd_log_repeat(fd_log_t *l, fd_log_level_t lv, const char *key, const char *msg, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void fd_log_repeat(fd_log_t *l, fd_log_level_t lv, const char *key, const char *msg,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #define FD_LOG_ON(l, lv) ((lv) >= (l)->level)
 

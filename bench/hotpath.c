@@ -191,12 +191,15 @@ int main(int argc, char **argv) {
     uint64_t events = 2000000, batch_every = 20000;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--mode") && i + 1 < argc) mode = argv[++i];
-        else if (!strcmp(argv[i], "--events") && i + 1 < argc) events = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch_every = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--events") && i + 1 < argc)
+            events = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            batch_every = strtoull(argv[++i], NULL, 10);
         else if (argv[i][0] != '-' && !file) file = argv[i];
         else {
-            fprintf(stderr, "usage: bench-hotpath [--mode all|hot|parse|cjson|cjson-arena] [--events N] "
-                            "[--batch N] FILE.jsonl\n");
+            fprintf(stderr,
+                    "usage: bench-hotpath [--mode all|hot|parse|cjson|cjson-arena] [--events N] "
+                    "[--batch N] FILE.jsonl\n");
             return 2;
         }
     }
@@ -211,8 +214,8 @@ int main(int argc, char **argv) {
     }
     const char *all[] = {"hot", "parse", "cjson", "cjson-arena"};
     int n = strcmp(mode, "all") ? 1 : 4;
-    printf("# %zu distinct messages, mean %.0f bytes, %" PRIu64 " processed per row, batch reset every %" PRIu64
-           "\n",
+    printf("# %zu distinct messages, mean %.0f bytes, %" PRIu64
+           " processed per row, batch reset every %" PRIu64 "\n",
            L.n, (double)L.bytes / (double)L.n, events, batch_every);
     printf("%-13s %14s %10s %10s %8s\n", "loop", "events/s", "ns/event", "MB/s", "ok");
     for (int i = 0; i < n; i++) {

@@ -28,9 +28,17 @@ int main(int argc, char **argv) {
     const char *topics[64];
     int ntopics = 0;
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    const char *defaults[] = {"group.id", "bench-rawconsume", "enable.auto.commit", "false",
-                              "enable.auto.offset.store", "false", "enable.partition.eof", "true", NULL};
-    for (int i = 0; defaults[i]; i += 2) rd_kafka_conf_set(kc, defaults[i], defaults[i + 1], err, sizeof err);
+    const char *defaults[] = {"group.id",
+                              "bench-rawconsume",
+                              "enable.auto.commit",
+                              "false",
+                              "enable.auto.offset.store",
+                              "false",
+                              "enable.partition.eof",
+                              "true",
+                              NULL};
+    for (int i = 0; defaults[i]; i += 2)
+        rd_kafka_conf_set(kc, defaults[i], defaults[i + 1], err, sizeof err);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--brokers") && i + 1 < argc) {
             brokers = argv[++i];
@@ -65,8 +73,8 @@ int main(int argc, char **argv) {
     for (int t = 0; t < ntopics; t++) {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topics[t], NULL);
-        if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
-            md->topics[0].partition_cnt == 0) {
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            md->topic_cnt != 1 || md->topics[0].partition_cnt == 0) {
             fprintf(stderr, "bench-rawconsume: no metadata for %s\n", topics[t]);
             return 1;
         }

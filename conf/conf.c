@@ -46,16 +46,16 @@
 #define TTL_MAX_S INT64_C(315360000)
 
 typedef enum {
-    K_STR,       /* char *; min..max bound the length in bytes */
-    K_INT,       /* int64_t; min..max bound the value */
-    K_ENUM,      /* a C enum stored as int: the index into choices */
-    K_ENUM_STR,  /* char *: one of choices */
-    K_TOPICS,    /* fd_topic_t[], count at noff; min..max bound the count */
-    K_KPROPS,    /* fd_kprop_t[], count at noff */
+    K_STR, /* char *; min..max bound the length in bytes */
+    K_INT, /* int64_t; min..max bound the value */
+    K_ENUM, /* a C enum stored as int: the index into choices */
+    K_ENUM_STR, /* char *: one of choices */
+    K_TOPICS, /* fd_topic_t[], count at noff; min..max bound the count */
+    K_KPROPS, /* fd_kprop_t[], count at noff */
     K_GROUPINGS, /* fd_grouping_t[], count at noff */
-    K_WINDOWS,   /* int64_t[] seconds, count at noff */
-    K_BOOL,      /* int: 0 or 1; JSON true/false, text "true"/"false" */
-    K_RULES,     /* fd_alert_rule_t[], count at noff (model/alert_rule.c parses one) */
+    K_WINDOWS, /* int64_t[] seconds, count at noff */
+    K_BOOL, /* int: 0 or 1; JSON true/false, text "true"/"false" */
+    K_RULES, /* fd_alert_rule_t[], count at noff (model/alert_rule.c parses one) */
 } kind_t;
 
 typedef enum { MASK_NONE = 0, MASK_URL_PASSWORD, MASK_SECRET } mask_t;
@@ -64,8 +64,8 @@ typedef struct {
     const char *name; /* dotted path into the nested JSON file */
     kind_t kind;
     int64_t min, max;
-    const char *def;     /* scalars: plain text; compound kinds: JSON text */
-    size_t off, noff;    /* field, and count field of compound kinds */
+    const char *def; /* scalars: plain text; compound kinds: JSON text */
+    size_t off, noff; /* field, and count field of compound kinds */
     const char *choices; /* K_ENUM, K_ENUM_STR, K_TOPICS: "a|b|c" */
     mask_t mask;
     const char *help;
@@ -86,8 +86,8 @@ _Static_assert(sizeof(fd_late_policy_t) == sizeof(int), "K_ENUM stores an int");
 static const conf_key_t keys[] = {
     STR("kafka.brokers", 1, 4096, "127.0.0.1:9092", brokers,
         "Kafka bootstrap servers, comma-separated host:port. Flag `--brokers`."),
-    STR("kafka.group", 1, 255, "funneld", group,
-        "Consumer group id; also names the offsets hash `{prefix}:offsets:{group}`. Flag `--group`."),
+    STR("kafka.group", 1, 255, "funneld",
+        group, "Consumer group id; also names the offsets hash `{prefix}:offsets:{group}`. Flag `--group`."),
     {"kafka.topics", K_TOPICS, 1, FD_MAX_TOPICS,
      "{\"funnel.exposure\": \"exposure\", \"funnel.interaction\": \"interaction\", "
      "\"funnel.payment\": \"payment\"}",
@@ -101,8 +101,10 @@ static const conf_key_t keys[] = {
         "Largest value of a dead letter: a rejected message longer than this goes to the "
         "dead-letter topic as its first this-many bytes, with headers `truncated=true` and "
         "`original.size`, so that it always leaves the stream. The dead-letter producer's "
-        "`message.max.bytes` is set to fit it (plus its headers) unless `kafka.properties` sets it. "
-        "The default fits the broker's default `max.message.bytes` (1048588); raise both together."),
+        "`message.max.bytes` is set to fit it (plus its headers) unless `kafka.properties` sets "
+        "it. "
+        "The default fits the broker's default `max.message.bytes` (1048588); raise both "
+        "together."),
     LIST("kafka.properties", K_KPROPS, 0, FD_MAX_KPROPS, "{}", kprops, nkprops,
          "Extra librdkafka properties, name to value; `-X name=value` adds more after the file. "
          "Integers and booleans are converted to text. `bootstrap.servers`, "
@@ -111,8 +113,7 @@ static const conf_key_t keys[] = {
          "one to the dead-letter and alert producers alone. funneld's consumer sets "
          "`topic.metadata.refresh.interval.ms=30000` (librdkafka: 300000), so partitions added "
          "to an input topic are consumed within about 30 s; set it here to change that."),
-    {"redis.url", K_STR, 1, 1024, "redis://127.0.0.1:6379", OFF(redis_url), 0, NULL,
-     MASK_URL_PASSWORD,
+    {"redis.url", K_STR, 1, 1024, "redis://127.0.0.1:6379", OFF(redis_url), 0, NULL, MASK_URL_PASSWORD,
      "`redis://[user:password@]host[:port][/db]` (port 6379 by default; user and password "
      "may be percent-encoded) or `unix:///path/to.sock`. Flag `--redis`. Keep the "
      "password in the environment: `redis://:${REDIS_PASSWORD}@host:6379`."},
@@ -151,7 +152,8 @@ static const conf_key_t keys[] = {
     INT("action_cap", 1, 1000, "64", action_cap,
         "Distinct `interactions.{action}` fields per counter hash (one scope, one bucket): the "
         "first this many actions to reach the hash keep their own field, later ones are counted "
-        "in `interactions.__other__` (docs/REDIS.md). At most 1000: a snapshot writes its fields in "
+        "in `interactions.__other__` (docs/REDIS.md). At most 1000: a snapshot writes its fields "
+        "in "
         "one HSET from Lua, whose stack holds under 8000 values."),
     STR("time_zone", 1, 255, "Asia/Shanghai", time_zone,
         "IANA time zone of the `d1` (calendar day) buckets; must exist under "
@@ -166,8 +168,7 @@ static const conf_key_t keys[] = {
         "An event more than this ahead of the wall clock is rejected as `ts_in_future`."),
     INT("idle_timeout_s", 1, 86400, "60", idle_timeout_s,
         "A partition without events for this long is left out of the global watermark."),
-    LIST("windows", K_WINDOWS, 1, FD_MAX_WINDOWS, "[\"5m\", \"1h\", \"24h\"]", windows_s,
-         nwindows,
+    LIST("windows", K_WINDOWS, 1, FD_MAX_WINDOWS, "[\"5m\", \"1h\", \"24h\"]", windows_s, nwindows,
          "Rolling windows, sums of m1 buckets ending at the watermark: an integer with unit `s`, "
          "`m`, `h` or `d`, a whole number of minutes. Redis and check-config name a window by its "
          "largest whole unit, one day being `24h`: `5m`, `1h`, `24h`, `7d`."),
@@ -232,8 +233,7 @@ static const conf_key_t keys[] = {
     URL("alerts.webhook.url", 0, 2048, "", alert_webhook_url,
         "Generic webhook URL: one signed JSON POST per firing/resolved transition. Empty "
         "disables."),
-    {"alerts.webhook.secret", K_STR, 0, 1024, "", OFF(alert_webhook_secret), 0, NULL,
-     MASK_SECRET,
+    {"alerts.webhook.secret", K_STR, 0, 1024, "", OFF(alert_webhook_secret), 0, NULL, MASK_SECRET,
      "HMAC-SHA256 key of the webhook signature (Standard Webhooks: `webhook-id`, "
      "`webhook-timestamp`, `webhook-signature`); a `whsec_` prefix means base64. Keep it in "
      "the environment: `\"${WEBHOOK_SECRET}\"`. Never printed."},
@@ -267,64 +267,52 @@ static const char *const finalize_rules[] = {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static const conf_key_t *find_key(const char *name)
-{
+static const conf_key_t *find_key(const char *name) {
     for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].name, name) == 0)
-            return &keys[i];
+        if (strcmp(keys[i].name, name) == 0) return &keys[i];
     return NULL;
 }
 
 static void *field(fd_conf_t *c, const conf_key_t *k) { return (char *)c + k->off; }
-static const void *cfield(const fd_conf_t *c, const conf_key_t *k)
-{
+static const void *cfield(const fd_conf_t *c, const conf_key_t *k) {
     return (const char *)c + k->off;
 }
 static int *count_field(fd_conf_t *c, const conf_key_t *k) { return (int *)((char *)c + k->noff); }
-static int ccount(const fd_conf_t *c, const conf_key_t *k)
-{
+static int ccount(const fd_conf_t *c, const conf_key_t *k) {
     return *(const int *)((const char *)c + k->noff);
 }
 
 /* A JSON value as text for "got ..." (never used for values that may be secret). */
-static void describe(const cJSON *v, char *buf, size_t cap)
-{
+static void describe(const cJSON *v, char *buf, size_t cap) {
     char *s = cJSON_PrintUnformatted(v);
     if (s == NULL) {
         snprintf(buf, cap, "?");
         return;
     }
-    if (strlen(s) > 48)
-        snprintf(buf, cap, "%.45s...", s);
-    else
-        snprintf(buf, cap, "%s", s);
+    if (strlen(s) > 48) snprintf(buf, cap, "%.45s...", s);
+    else snprintf(buf, cap, "%s", s);
     cJSON_free(s);
 }
 
 /* Index of s in "a|b|c", or -1. */
-static int choice_index(const char *choices, const char *s)
-{
+static int choice_index(const char *choices, const char *s) {
     size_t n = strlen(s);
     int i = 0;
     for (const char *p = choices;; i++) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
-        if (len == n && memcmp(p, s, n) == 0)
-            return i;
-        if (bar == NULL)
-            return -1;
+        if (len == n && memcmp(p, s, n) == 0) return i;
+        if (bar == NULL) return -1;
         p = bar + 1;
     }
 }
 
 /* Writes choice i of "a|b|c" into buf; "" if out of range. */
-static const char *choice_at(const char *choices, int i, char *buf, size_t cap)
-{
+static const char *choice_at(const char *choices, int i, char *buf, size_t cap) {
     const char *p = choices;
     for (int j = 0; j < i && p != NULL; j++) {
         p = strchr(p, '|');
-        if (p != NULL)
-            p++;
+        if (p != NULL) p++;
     }
     if (p == NULL || i < 0) {
         snprintf(buf, cap, "%s", "");
@@ -337,8 +325,7 @@ static const char *choice_at(const char *choices, int i, char *buf, size_t cap)
 }
 
 /* "a|b|c" as "a, b, c". */
-static const char *choice_list(const char *choices, char *buf, size_t cap)
-{
+static const char *choice_list(const char *choices, char *buf, size_t cap) {
     size_t n = 0;
     for (const char *p = choices; *p != '\0' && n + 3 < cap; p++) {
         if (*p == '|') {
@@ -357,15 +344,12 @@ typedef struct {
     size_t n, cap;
 } sbuf_t;
 
-static int sbuf_add(sbuf_t *b, const char *s, size_t n)
-{
+static int sbuf_add(sbuf_t *b, const char *s, size_t n) {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1)
-            cap *= 2;
+        while (cap < b->n + n + 1) cap *= 2;
         char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return -1;
+        if (p == NULL) return -1;
         b->p = p;
         b->cap = cap;
     }
@@ -377,24 +361,20 @@ static int sbuf_add(sbuf_t *b, const char *s, size_t n)
 
 /* Expands ${NAME} from the environment; "$${" is a literal "${". *out is
  * malloc'd. what names the value in messages ("redis.url"). */
-static int expand_env(const char *in, const char *what, char **out, char *err, size_t errlen)
-{
+static int expand_env(const char *in, const char *what, char **out, char *err, size_t errlen) {
     sbuf_t b = {0};
     *out = NULL;
-    if (sbuf_add(&b, "", 0) != 0)
-        goto oom;
+    if (sbuf_add(&b, "", 0) != 0) goto oom;
     for (const char *p = in; *p != '\0';) {
         if (p[0] == '$' && p[1] == '$' && p[2] == '{') {
-            if (sbuf_add(&b, "${", 2) != 0)
-                goto oom;
+            if (sbuf_add(&b, "${", 2) != 0) goto oom;
             p += 3;
             continue;
         }
         if (p[0] == '$' && p[1] == '{') {
             const char *q = p + 2;
             if (isalpha((unsigned char)*q) || *q == '_')
-                while (isalnum((unsigned char)*q) || *q == '_')
-                    q++;
+                while (isalnum((unsigned char)*q) || *q == '_') q++;
             if (q == p + 2 || *q != '}' || q - (p + 2) > 255) {
                 free(b.p);
                 return fd_fail(err, errlen,
@@ -410,13 +390,11 @@ static int expand_env(const char *in, const char *what, char **out, char *err, s
                 free(b.p);
                 return fd_fail(err, errlen, "%s: environment variable %s is not set", what, name);
             }
-            if (sbuf_add(&b, v, strlen(v)) != 0)
-                goto oom;
+            if (sbuf_add(&b, v, strlen(v)) != 0) goto oom;
             p = q + 1;
             continue;
         }
-        if (sbuf_add(&b, p, 1) != 0)
-            goto oom;
+        if (sbuf_add(&b, p, 1) != 0) goto oom;
         p++;
     }
     *out = b.p;
@@ -428,68 +406,53 @@ oom:
 
 /* The string of JSON value v, expanded if asked; *out is malloc'd. */
 static int json_string(const cJSON *v, bool expand, const char *what, char **out, char *err,
-                       size_t errlen)
-{
-    if (expand)
-        return expand_env(v->valuestring, what, out, err, errlen);
+                       size_t errlen) {
+    if (expand) return expand_env(v->valuestring, what, out, err, errlen);
     *out = strdup(v->valuestring);
-    if (*out == NULL)
-        return fd_fail(err, errlen, "%s: out of memory", what);
+    if (*out == NULL) return fd_fail(err, errlen, "%s: out of memory", what);
     return 0;
 }
 
 /* Strict decimal integer: optional '-', digits, nothing else. */
-int fd_conf_parse_int(const char *s, int64_t *v)
-{
+int fd_conf_parse_int(const char *s, int64_t *v) {
     const char *p = s;
-    if (*p == '-')
-        p++;
-    if (!isdigit((unsigned char)*p))
-        return -1;
+    if (*p == '-') p++;
+    if (!isdigit((unsigned char)*p)) return -1;
     for (const char *q = p; *q != '\0'; q++)
-        if (!isdigit((unsigned char)*q))
-            return -1;
+        if (!isdigit((unsigned char)*q)) return -1;
     errno = 0;
     char *end;
     long long x = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
+    if (errno != 0 || *end != '\0') return -1;
     *v = (int64_t)x;
     return 0;
 }
 
-static bool valid_topic_name(const char *s)
-{
+static bool valid_topic_name(const char *s) {
     size_t n = strlen(s);
-    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return false;
+    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return false;
     for (const char *p = s; *p != '\0'; p++)
-        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
-            return false;
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-') return false;
     return true;
 }
 
 static const fd_event_type_t topic_types[] = {FD_TYPE_EXPOSURE, FD_TYPE_INTERACTION,
                                               FD_TYPE_PAYMENT, FD_TYPE_NONE};
 
-static int topic_type_index(fd_event_type_t t)
-{
+static int topic_type_index(fd_event_type_t t) {
     for (int i = 0; i < 4; i++)
-        if (topic_types[i] == t)
-            return i;
+        if (topic_types[i] == t) return i;
     return 3;
 }
 
 /* ---- storing values --------------------------------------------------- */
 
 /* Takes ownership of s (also on failure). Never echoes s: it may be a secret. */
-static int store_str(fd_conf_t *c, const conf_key_t *k, char *s, char *err, size_t errlen)
-{
+static int store_str(fd_conf_t *c, const conf_key_t *k, char *s, char *err, size_t errlen) {
     size_t n = strlen(s);
     if ((int64_t)n < k->min || (int64_t)n > k->max) {
         free(s);
-        if (n == 0)
-            return fd_fail(err, errlen, "%s: must not be empty", k->name);
+        if (n == 0) return fd_fail(err, errlen, "%s: must not be empty", k->name);
         return fd_fail(err, errlen, "%s: must be at most %" PRId64 " bytes, got %zu", k->name,
                        k->max, n);
     }
@@ -499,16 +462,14 @@ static int store_str(fd_conf_t *c, const conf_key_t *k, char *s, char *err, size
     return 0;
 }
 
-static int store_int(fd_conf_t *c, const conf_key_t *k, int64_t v)
-{
+static int store_int(fd_conf_t *c, const conf_key_t *k, int64_t v) {
     memcpy(field(c, k), &v, sizeof v);
     return 0;
 }
 
 /* Takes ownership of s. got is how the value reads in a message. */
 static int store_enum(fd_conf_t *c, const conf_key_t *k, char *s, const char *got, char *err,
-                      size_t errlen)
-{
+                      size_t errlen) {
     int i = choice_index(k->choices, s);
     if (i < 0) {
         char list[128];
@@ -528,24 +489,20 @@ static int store_enum(fd_conf_t *c, const conf_key_t *k, char *s, const char *go
 }
 
 /* True if a member before m in obj has m's name (cJSON keeps both). */
-static bool has_duplicate_member(const cJSON *obj, const cJSON *m)
-{
+static bool has_duplicate_member(const cJSON *obj, const cJSON *m) {
     for (const cJSON *p = obj->child; p != NULL && p != m; p = p->next)
-        if (p->string != NULL && strcmp(p->string, m->string) == 0)
-            return true;
+        if (p->string != NULL && strcmp(p->string, m->string) == 0) return true;
     return false;
 }
 
-static void free_topics(fd_topic_t *t, int n)
-{
+static void free_topics(fd_topic_t *t, int n) {
     for (int i = 0; i < n; i++) {
         free(t[i].name);
         t[i].name = NULL;
     }
 }
 
-static void free_kprops(fd_kprop_t *kp, int n)
-{
+static void free_kprops(fd_kprop_t *kp, int n) {
     for (int i = 0; i < n; i++) {
         free(kp[i].key);
         free(kp[i].value);
@@ -553,9 +510,8 @@ static void free_kprops(fd_kprop_t *kp, int n)
     }
 }
 
-static int apply_topics(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand,
-                        char *err, size_t errlen)
-{
+static int apply_topics(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand, char *err,
+                        size_t errlen) {
     fd_topic_t tmp[FD_MAX_TOPICS];
     int n = 0;
     char got[64], list[128], what[300];
@@ -565,8 +521,7 @@ static int apply_topics(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool 
                        k->choices, got);
     }
     const cJSON *m;
-    cJSON_ArrayForEach(m, v)
-    {
+    cJSON_ArrayForEach (m, v) {
         if (n == k->max) {
             fd_fail(err, errlen, "%s: at most %" PRId64 " topics", k->name, k->max);
             goto fail;
@@ -590,8 +545,7 @@ static int apply_topics(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool 
             goto fail;
         }
         char *s;
-        if (json_string(m, expand, what, &s, err, errlen) != 0)
-            goto fail;
+        if (json_string(m, expand, what, &s, err, errlen) != 0) goto fail;
         int i = choice_index(k->choices, s);
         free(s);
         if (i < 0) {
@@ -623,8 +577,7 @@ fail:
     return -1;
 }
 
-static int kprop_check_key(const char *key, char *err, size_t errlen)
-{
+static int kprop_check_key(const char *key, char *err, size_t errlen) {
     size_t n = strlen(key);
     if (n == 0 || n > 255)
         return fd_fail(err, errlen, "kafka.properties: a property name must have 1..255 bytes");
@@ -635,9 +588,8 @@ static int kprop_check_key(const char *key, char *err, size_t errlen)
     return 0;
 }
 
-static int apply_kprops(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand,
-                        char *err, size_t errlen)
-{
+static int apply_kprops(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand, char *err,
+                        size_t errlen) {
     fd_kprop_t tmp[FD_MAX_KPROPS];
     int n = 0;
     char got[64], what[300];
@@ -647,14 +599,12 @@ static int apply_kprops(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool 
                        k->name, got);
     }
     const cJSON *m;
-    cJSON_ArrayForEach(m, v)
-    {
+    cJSON_ArrayForEach (m, v) {
         if (n == k->max) {
             fd_fail(err, errlen, "%s: at most %" PRId64 " properties", k->name, k->max);
             goto fail;
         }
-        if (kprop_check_key(m->string, err, errlen) != 0)
-            goto fail;
+        if (kprop_check_key(m->string, err, errlen) != 0) goto fail;
         for (int i = 0; i < n; i++)
             if (strcmp(tmp[i].key, m->string) == 0) {
                 fd_fail(err, errlen, "%s: duplicate property \"%s\"", k->name, m->string);
@@ -663,8 +613,7 @@ static int apply_kprops(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool 
         snprintf(what, sizeof what, "%s[\"%s\"]", k->name, m->string);
         char *val = NULL;
         if (cJSON_IsString(m)) {
-            if (json_string(m, expand, what, &val, err, errlen) != 0)
-                goto fail;
+            if (json_string(m, expand, what, &val, err, errlen) != 0) goto fail;
         } else if (cJSON_IsBool(m)) {
             val = strdup(cJSON_IsTrue(m) ? "true" : "false");
         } else if (cJSON_IsNumber(m) && m->valuedouble >= -9007199254740992.0 &&
@@ -699,8 +648,7 @@ fail:
     return -1;
 }
 
-static const char *dim_list(char *buf, size_t cap)
-{
+static const char *dim_list(char *buf, size_t cap) {
     size_t n = 0;
     buf[0] = '\0';
     for (int d = 0; d < FD_DIM__COUNT; d++)
@@ -710,8 +658,7 @@ static const char *dim_list(char *buf, size_t cap)
 }
 
 static int apply_groupings(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand,
-                           char *err, size_t errlen)
-{
+                           char *err, size_t errlen) {
     fd_grouping_t tmp[FD_MAX_GROUPINGS];
     char got[64], what[64], list[128];
     if (!cJSON_IsArray(v)) {
@@ -720,34 +667,28 @@ static int apply_groupings(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bo
                        k->name, got);
     }
     int n = cJSON_GetArraySize(v);
-    if (n < k->min)
-        return fd_fail(err, errlen, "%s: at least one grouping is required", k->name);
+    if (n < k->min) return fd_fail(err, errlen, "%s: at least one grouping is required", k->name);
     if (n > k->max)
-        return fd_fail(err, errlen, "%s: at most %" PRId64 " groupings, got %d", k->name, k->max,
-                       n);
+        return fd_fail(err, errlen, "%s: at most %" PRId64 " groupings, got %d", k->name, k->max, n);
     int gi = 0;
     const cJSON *g;
-    cJSON_ArrayForEach(g, v)
-    {
+    cJSON_ArrayForEach (g, v) {
         snprintf(what, sizeof what, "%s[%d]", k->name, gi);
         if (!cJSON_IsArray(g)) {
             describe(g, got, sizeof got);
-            return fd_fail(err, errlen, "%s: must be an array of dimension names, got %s", what,
-                           got);
+            return fd_fail(err, errlen, "%s: must be an array of dimension names, got %s", what, got);
         }
         fd_grouping_t *cur = &tmp[gi];
         cur->ndims = 0;
         const cJSON *d;
-        cJSON_ArrayForEach(d, g)
-        {
+        cJSON_ArrayForEach (d, g) {
             if (!cJSON_IsString(d)) {
                 describe(d, got, sizeof got);
                 return fd_fail(err, errlen, "%s: a dimension must be one of %s, got %s", what,
                                dim_list(list, sizeof list), got);
             }
             char *s;
-            if (json_string(d, expand, what, &s, err, errlen) != 0)
-                return -1;
+            if (json_string(d, expand, what, &s, err, errlen) != 0) return -1;
             int dim = fd_dim_from_name(s);
             if (dim < 0 || dim >= FD_DIM__COUNT) {
                 describe(d, got, sizeof got);
@@ -772,9 +713,8 @@ static int apply_groupings(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bo
     return 0;
 }
 
-static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand,
-                         char *err, size_t errlen)
-{
+static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand, char *err,
+                         size_t errlen) {
     int64_t tmp[FD_MAX_WINDOWS];
     char got[64], what[64];
     if (!cJSON_IsArray(v)) {
@@ -788,16 +728,14 @@ static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool
                        k->name, k->min, k->max, n);
     int i = 0;
     const cJSON *w;
-    cJSON_ArrayForEach(w, v)
-    {
+    cJSON_ArrayForEach (w, v) {
         snprintf(what, sizeof what, "%s[%d]", k->name, i);
         describe(w, got, sizeof got);
         if (!cJSON_IsString(w))
             return fd_fail(err, errlen, "%s: must be a duration string such as \"5m\", got %s",
                            what, got);
         char *s;
-        if (json_string(w, expand, what, &s, err, errlen) != 0)
-            return -1;
+        if (json_string(w, expand, what, &s, err, errlen) != 0) return -1;
         int64_t secs = 0;
         int rc = fd_duration_parse(s, &secs);
         free(s);
@@ -806,8 +744,7 @@ static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool
                            "%s: %s is not a duration (an integer with unit s, m, h or d, e.g. "
                            "\"5m\")",
                            what, got);
-        if (secs <= 0)
-            return fd_fail(err, errlen, "%s: %s must be positive", what, got);
+        if (secs <= 0) return fd_fail(err, errlen, "%s: %s must be positive", what, got);
         if (secs > WINDOW_MAX_S)
             return fd_fail(err, errlen, "%s: %s is longer than %" PRId64 " days", what, got,
                            WINDOW_MAX_S / 86400);
@@ -827,16 +764,12 @@ static int apply_windows(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool
     return 0;
 }
 
-static void free_rules(fd_alert_rule_t *r, int n)
-{
-    for (int i = 0; i < n; i++)
-        fd_alert_rule_release(&r[i]);
+static void free_rules(fd_alert_rule_t *r, int n) {
+    for (int i = 0; i < n; i++) fd_alert_rule_release(&r[i]);
 }
 
 /* Rule strings are taken literally (no ${ENV}: rules hold no secrets). */
-static int apply_rules(fd_conf_t *c, const conf_key_t *k, const cJSON *v, char *err,
-                       size_t errlen)
-{
+static int apply_rules(fd_conf_t *c, const conf_key_t *k, const cJSON *v, char *err, size_t errlen) {
     static fd_alert_rule_t tmp[FD_ALERT_MAX_RULES]; /* config is loaded on one thread */
     char got[64], what[64];
     if (!cJSON_IsArray(v)) {
@@ -848,11 +781,9 @@ static int apply_rules(fd_conf_t *c, const conf_key_t *k, const cJSON *v, char *
         return fd_fail(err, errlen, "%s: at most %" PRId64 " rules, got %d", k->name, k->max, n);
     int i = 0;
     const cJSON *m;
-    cJSON_ArrayForEach(m, v)
-    {
+    cJSON_ArrayForEach (m, v) {
         snprintf(what, sizeof what, "%s[%d]", k->name, i);
-        if (fd_alert_rule_parse(m, what, &tmp[i], err, errlen) != 0)
-            goto fail;
+        if (fd_alert_rule_parse(m, what, &tmp[i], err, errlen) != 0) goto fail;
         for (int j = 0; j < i; j++)
             if (strcmp(tmp[j].name, tmp[i].name) == 0) {
                 fd_fail(err, errlen, "%s.name: \"%s\" is also the name of %s[%d]", what,
@@ -873,8 +804,7 @@ fail:
 
 /* Applies JSON value v to key k; expand: ${ENV} substitution (file values). */
 static int apply_json(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool expand, char *err,
-                      size_t errlen)
-{
+                      size_t errlen) {
     char got[64];
     describe(v, got, sizeof got);
     switch (k->kind) {
@@ -882,17 +812,15 @@ static int apply_json(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool ex
         if (!cJSON_IsString(v))
             return fd_fail(err, errlen, "%s: must be a string, got %s", k->name, got);
         char *s;
-        if (json_string(v, expand, k->name, &s, err, errlen) != 0)
-            return -1;
+        if (json_string(v, expand, k->name, &s, err, errlen) != 0) return -1;
         return store_str(c, k, s, err, errlen);
     }
     case K_INT: {
         double d = v->valuedouble;
         if (!cJSON_IsNumber(v) || !(d >= (double)k->min && d <= (double)k->max) ||
             (double)(int64_t)d != d)
-            return fd_fail(err, errlen,
-                           "%s: must be an integer in %" PRId64 "..%" PRId64 ", got %s", k->name,
-                           k->min, k->max, got);
+            return fd_fail(err, errlen, "%s: must be an integer in %" PRId64 "..%" PRId64 ", got %s",
+                           k->name, k->min, k->max, got);
         return store_int(c, k, (int64_t)d);
     }
     case K_ENUM:
@@ -902,8 +830,7 @@ static int apply_json(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool ex
             return fd_fail(err, errlen, "%s: must be one of %s, got %s", k->name,
                            choice_list(k->choices, list, sizeof list), got);
         char *s;
-        if (json_string(v, expand, k->name, &s, err, errlen) != 0)
-            return -1;
+        if (json_string(v, expand, k->name, &s, err, errlen) != 0) return -1;
         return store_enum(c, k, s, got, err, errlen);
     }
     case K_TOPICS: return apply_topics(c, k, v, expand, err, errlen);
@@ -922,27 +849,21 @@ static int apply_json(fd_conf_t *c, const conf_key_t *k, const cJSON *v, bool ex
 
 /* ---- public: defaults, set, load -------------------------------------- */
 
-void fd_conf_defaults(fd_conf_t *c)
-{
+void fd_conf_defaults(fd_conf_t *c) {
     memset(c, 0, sizeof *c);
     /* Cannot fail short of memory: test_conf checks every default through
      * this very path and fd_conf_finalize(). */
-    for (size_t i = 0; i < NKEYS; i++)
-        (void)fd_conf_set(c, keys[i].name, keys[i].def, NULL, 0);
+    for (size_t i = 0; i < NKEYS; i++) (void)fd_conf_set(c, keys[i].name, keys[i].def, NULL, 0);
 }
 
-int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, size_t errlen)
-{
+int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, size_t errlen) {
     const conf_key_t *k = key ? find_key(key) : NULL;
-    if (k == NULL)
-        return fd_fail(err, errlen, "unknown key \"%s\"", key ? key : "(null)");
-    if (value == NULL)
-        return fd_fail(err, errlen, "%s: missing value", k->name);
+    if (k == NULL) return fd_fail(err, errlen, "unknown key \"%s\"", key ? key : "(null)");
+    if (value == NULL) return fd_fail(err, errlen, "%s: missing value", k->name);
     switch (k->kind) {
     case K_STR: {
         char *s = strdup(value);
-        if (s == NULL)
-            return fd_fail(err, errlen, "%s: out of memory", k->name);
+        if (s == NULL) return fd_fail(err, errlen, "%s: out of memory", k->name);
         return store_str(c, k, s, err, errlen);
     }
     case K_INT: {
@@ -958,8 +879,7 @@ int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, siz
         char got[64];
         snprintf(got, sizeof got, "\"%.40s\"", value);
         char *s = strdup(value);
-        if (s == NULL)
-            return fd_fail(err, errlen, "%s: out of memory", k->name);
+        if (s == NULL) return fd_fail(err, errlen, "%s: out of memory", k->name);
         return store_enum(c, k, s, got, err, errlen);
     }
     case K_BOOL:
@@ -970,8 +890,7 @@ int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, siz
     default: {
         /* Compound values from a flag or a default are JSON text. */
         cJSON *v = cJSON_ParseWithOpts(value, NULL, 1);
-        if (v == NULL)
-            return fd_fail(err, errlen, "%s: must be JSON like %s", k->name, k->def);
+        if (v == NULL) return fd_fail(err, errlen, "%s: must be JSON like %s", k->name, k->def);
         int rc = apply_json(c, k, v, false, err, errlen);
         cJSON_Delete(v);
         return rc;
@@ -979,27 +898,22 @@ int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, siz
     }
 }
 
-int fd_conf_add_kprop(fd_conf_t *c, const char *kv, char *err, size_t errlen)
-{
+int fd_conf_add_kprop(fd_conf_t *c, const char *kv, char *err, size_t errlen) {
     const char *eq = kv ? strchr(kv, '=') : NULL;
-    if (eq == NULL)
-        return fd_fail(err, errlen, "kafka.properties: -X wants name=value");
+    if (eq == NULL) return fd_fail(err, errlen, "kafka.properties: -X wants name=value");
     char key[256];
     size_t kn = (size_t)(eq - kv);
     if (kn == 0 || kn >= sizeof key)
         return fd_fail(err, errlen, "kafka.properties: a property name must have 1..255 bytes");
     memcpy(key, kv, kn);
     key[kn] = '\0';
-    if (kprop_check_key(key, err, errlen) != 0)
-        return -1;
+    if (kprop_check_key(key, err, errlen) != 0) return -1;
     int i = 0;
-    while (i < c->nkprops && strcmp(c->kprops[i].key, key) != 0)
-        i++;
+    while (i < c->nkprops && strcmp(c->kprops[i].key, key) != 0) i++;
     if (i == FD_MAX_KPROPS)
         return fd_fail(err, errlen, "kafka.properties: at most %d properties", FD_MAX_KPROPS);
     char *val = strdup(eq + 1);
-    if (val == NULL)
-        return fd_fail(err, errlen, "kafka.properties: out of memory");
+    if (val == NULL) return fd_fail(err, errlen, "kafka.properties: out of memory");
     if (i < c->nkprops) { /* a later setting replaces an earlier one */
         free(c->kprops[i].value);
         c->kprops[i].value = val;
@@ -1015,25 +929,19 @@ int fd_conf_add_kprop(fd_conf_t *c, const char *kv, char *err, size_t errlen)
     return 0;
 }
 
-static bool is_section(const char *path)
-{
+static bool is_section(const char *path) {
     size_t n = strlen(path);
     for (size_t i = 0; i < NKEYS; i++)
-        if (strncmp(keys[i].name, path, n) == 0 && keys[i].name[n] == '.')
-            return true;
+        if (strncmp(keys[i].name, path, n) == 0 && keys[i].name[n] == '.') return true;
     return false;
 }
 
-static int walk(fd_conf_t *c, const cJSON *obj, const char *prefix, char *err, size_t errlen)
-{
+static int walk(fd_conf_t *c, const cJSON *obj, const char *prefix, char *err, size_t errlen) {
     const cJSON *m;
-    cJSON_ArrayForEach(m, obj)
-    {
+    cJSON_ArrayForEach (m, obj) {
         char path[256];
-        if (prefix != NULL)
-            snprintf(path, sizeof path, "%s.%s", prefix, m->string);
-        else
-            snprintf(path, sizeof path, "%s", m->string);
+        if (prefix != NULL) snprintf(path, sizeof path, "%s.%s", prefix, m->string);
+        else snprintf(path, sizeof path, "%s", m->string);
         if (has_duplicate_member(obj, m))
             return fd_fail(err, errlen, "duplicate key \"%.200s\"", path);
         if (strchr(m->string, '.') != NULL || strlen(m->string) > 128)
@@ -1043,16 +951,14 @@ static int walk(fd_conf_t *c, const cJSON *obj, const char *prefix, char *err, s
                            path);
         const conf_key_t *k = find_key(path);
         if (k != NULL) {
-            if (apply_json(c, k, m, true, err, errlen) != 0)
-                return -1;
+            if (apply_json(c, k, m, true, err, errlen) != 0) return -1;
         } else if (is_section(path)) {
             if (!cJSON_IsObject(m)) {
                 char got[64];
                 describe(m, got, sizeof got);
                 return fd_fail(err, errlen, "%s: must be an object, got %s", path, got);
             }
-            if (walk(c, m, path, err, errlen) != 0)
-                return -1;
+            if (walk(c, m, path, err, errlen) != 0) return -1;
         } else {
             return fd_fail(err, errlen, "unknown key \"%.200s\"", path);
         }
@@ -1060,16 +966,14 @@ static int walk(fd_conf_t *c, const cJSON *obj, const char *prefix, char *err, s
     return 0;
 }
 
-int fd_conf_load_file(fd_conf_t *c, const char *path, char *err, size_t errlen)
-{
+int fd_conf_load_file(fd_conf_t *c, const char *path, char *err, size_t errlen) {
     char msg[512];
     char *buf = NULL;
     cJSON *root = NULL;
     size_t n = 0;
     int rc = -1;
     FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return fd_fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (f == NULL) return fd_fail(err, errlen, "%s: %s", path, strerror(errno));
     buf = malloc(CONF_FILE_MAX + 1);
     if (buf == NULL) {
         fd_fail(err, errlen, "%s: out of memory", path);
@@ -1127,13 +1031,10 @@ done:
 
 /* ---- finalize ----------------------------------------------------------- */
 
-static int check_host_port(const char *s)
-{
+static int check_host_port(const char *s) {
     const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s)
-        return -1;
-    if (s[0] == '[' && colon[-1] != ']')
-        return -1;
+    if (colon == NULL || colon == s) return -1;
+    if (s[0] == '[' && colon[-1] != ']') return -1;
     int64_t port;
     if (fd_conf_parse_int(colon + 1, &port) != 0 || colon[1] == '-' || port < 1 || port > 65535)
         return -1;
@@ -1141,8 +1042,7 @@ static int check_host_port(const char *s)
 }
 
 /* The alerts section's cross-field rules (see finalize_rules[]). */
-static int finalize_alerts(const fd_conf_t *c, char *err, size_t errlen)
-{
+static int finalize_alerts(const fd_conf_t *c, char *err, size_t errlen) {
     for (int i = 0; i < c->nalert_rules; i++) {
         const fd_alert_rule_t *r = &c->alert_rules[i];
         fd_grouping_t rg = r->grouping;
@@ -1169,8 +1069,7 @@ static int finalize_alerts(const fd_conf_t *c, char *err, size_t errlen)
     }
     if (c->alert_webhook_url && c->alert_webhook_url[0] &&
         !(c->alert_webhook_secret && c->alert_webhook_secret[0]))
-        return fd_fail(err, errlen,
-                       "alerts.webhook.secret: required when alerts.webhook.url is set");
+        return fd_fail(err, errlen, "alerts.webhook.secret: required when alerts.webhook.url is set");
     if (c->alert_http_backoff_min_ms > c->alert_http_backoff_max_ms)
         return fd_fail(err, errlen,
                        "alerts.http.backoff_min_ms (%" PRId64
@@ -1188,10 +1087,8 @@ static int finalize_alerts(const fd_conf_t *c, char *err, size_t errlen)
     return 0;
 }
 
-int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
-{
-    if (c->ntopics < 1)
-        return fd_fail(err, errlen, "kafka.topics: at least one topic is required");
+int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
+    if (c->ntopics < 1) return fd_fail(err, errlen, "kafka.topics: at least one topic is required");
     for (int i = 0; i < c->ntopics; i++)
         if (c->dlq_topic != NULL && strcmp(c->topics[i].name, c->dlq_topic) == 0)
             return fd_fail(err, errlen,
@@ -1204,8 +1101,7 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
                        c->snapshot_interval_ms, c->flush_interval_ms);
     int64_t wmax = 0;
     for (int i = 0; i < c->nwindows; i++)
-        if (c->windows_s[i] > wmax)
-            wmax = c->windows_s[i];
+        if (c->windows_s[i] > wmax) wmax = c->windows_s[i];
     if (c->ttl_m1_s < wmax) {
         char wn[32];
         fd_duration_format(wmax, wn, sizeof wn);
@@ -1229,8 +1125,7 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
     const char *tz = c->time_zone ? c->time_zone : "";
     bool tz_ok = tz[0] != '\0' && tz[0] != '/' && strstr(tz, "..") == NULL;
     for (const char *p = tz; *p != '\0' && tz_ok; p++)
-        if (!isalnum((unsigned char)*p) && strchr("/_+-", *p) == NULL)
-            tz_ok = false;
+        if (!isalnum((unsigned char)*p) && strchr("/_+-", *p) == NULL) tz_ok = false;
     if (tz_ok) {
         char tzpath[512];
         struct stat st;
@@ -1243,8 +1138,7 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
                        "/usr/share/zoneinfo)",
                        tz);
     fd_redis_addr_t addr;
-    if (fd_redis_url_parse(c->redis_url, &addr, err, errlen) != 0)
-        return -1;
+    if (fd_redis_url_parse(c->redis_url, &addr, err, errlen) != 0) return -1;
     if (c->http_listen != NULL && c->http_listen[0] != '\0' && check_host_port(c->http_listen))
         return fd_fail(err, errlen, "http.listen: must be host:port or \"\", got \"%.100s\"",
                        c->http_listen);
@@ -1258,19 +1152,16 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen)
     return finalize_alerts(c, err, errlen);
 }
 
-int fd_conf_is_secret(const char *key)
-{
-    static const char *const marks[] = {"password", "secret", "token", "oauthbearer.config", "key.pem"};
+int fd_conf_is_secret(const char *key) {
+    static const char *const marks[] = {"password", "secret", "token", "oauthbearer.config",
+                                        "key.pem"};
     char low[256];
     size_t i = 0;
-    if (key == NULL)
-        return 0;
-    for (; key[i] != '\0' && i + 1 < sizeof low; i++)
-        low[i] = (char)tolower((unsigned char)key[i]);
+    if (key == NULL) return 0;
+    for (; key[i] != '\0' && i + 1 < sizeof low; i++) low[i] = (char)tolower((unsigned char)key[i]);
     low[i] = '\0';
     for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++)
-        if (strstr(low, marks[m]) != NULL)
-            return 1;
+        if (strstr(low, marks[m]) != NULL) return 1;
     return 0;
 }
 
@@ -1280,19 +1171,15 @@ int fd_conf_is_secret(const char *key)
  * (case-insensitive) carry credentials: api_key, access_token, X-Amz-Signature,
  * client_secret, password, auth... Over-matching (a "monkey" parameter) only
  * hides a harmless value. */
-static int secret_param(const char *name, size_t n)
-{
-    static const char *const marks[] = {"key", "token", "secret", "sig", "pass", "pwd",
-                                        "auth", "credential", "session"};
+static int secret_param(const char *name, size_t n) {
+    static const char *const marks[] = {"key", "token", "secret",     "sig",    "pass",
+                                        "pwd", "auth",  "credential", "session"};
     char low[64];
-    if (n >= sizeof low)
-        n = sizeof low - 1;
-    for (size_t i = 0; i < n; i++)
-        low[i] = (char)tolower((unsigned char)name[i]);
+    if (n >= sizeof low) n = sizeof low - 1;
+    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)name[i]);
     low[n] = '\0';
     for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++)
-        if (strstr(low, marks[m]) != NULL)
-            return 1;
+        if (strstr(low, marks[m]) != NULL) return 1;
     return 0;
 }
 
@@ -1303,12 +1190,10 @@ static int secret_param(const char *name, size_t n)
  * otherwise, as services put tokens there), and the value of every query or
  * fragment parameter named by secret_param(). Returns the number of spans
  * (ascending, disjoint); a value that is not a URL ("://") has none. */
-static int url_secret_spans(const char *url, size_t spans[][2])
-{
+static int url_secret_spans(const char *url, size_t spans[][2]) {
     const char *scheme = url ? strstr(url, "://") : NULL;
     int n = 0;
-    if (scheme == NULL)
-        return 0;
+    if (scheme == NULL) return 0;
     const char *auth = scheme + 3;
     size_t alen = strcspn(auth, "/?#");
     const char *at = NULL;
@@ -1341,16 +1226,13 @@ static int url_secret_spans(const char *url, size_t spans[][2])
 
 /* A URL for showing: every credential span becomes "***"
  * (redis://user:pw@host → redis://user:***@host, ?key=abc → ?key=***). */
-static char *mask_url(const char *url)
-{
+static char *mask_url(const char *url) {
     size_t spans[URL_MAX_SPANS][2];
-    if (url == NULL)
-        return strdup("");
+    if (url == NULL) return strdup("");
     int n = url_secret_spans(url, spans);
     size_t len = strlen(url);
     char *s = malloc(len + 3 * (size_t)n + 1);
-    if (s == NULL)
-        return NULL;
+    if (s == NULL) return NULL;
     size_t k = 0, from = 0;
     for (int i = 0; i < n; i++) {
         memcpy(s + k, url + from, spans[i][0] - from);
@@ -1363,15 +1245,12 @@ static char *mask_url(const char *url)
     return s;
 }
 
-void fd_conf_scrub_arg(const char *key, char *value)
-{
+void fd_conf_scrub_arg(const char *key, char *value) {
     size_t spans[URL_MAX_SPANS][2];
-    if (value == NULL)
-        return;
+    if (value == NULL) return;
     if (key == NULL) { /* -X name=value */
         char *eq = strchr(value, '=');
-        if (eq == NULL)
-            return;
+        if (eq == NULL) return;
         *eq = '\0';
         int secret = fd_conf_is_secret(value);
         *eq = '=';
@@ -1386,23 +1265,19 @@ void fd_conf_scrub_arg(const char *key, char *value)
             memset(value, '*', strlen(value));
             return;
         }
-        if (k == NULL || k->mask != MASK_URL_PASSWORD)
-            return;
+        if (k == NULL || k->mask != MASK_URL_PASSWORD) return;
     }
     int n = url_secret_spans(value, spans);
-    for (int i = 0; i < n; i++)
-        memset(value + spans[i][0], '*', spans[i][1] - spans[i][0]);
+    for (int i = 0; i < n; i++) memset(value + spans[i][0], '*', spans[i][1] - spans[i][0]);
 }
 
-static cJSON *value_json(const fd_conf_t *c, const conf_key_t *k)
-{
+static cJSON *value_json(const fd_conf_t *c, const conf_key_t *k) {
     char buf[64];
     switch (k->kind) {
     case K_STR:
     case K_ENUM_STR: {
         const char *s = *(char *const *)cfield(c, k);
-        if (k->mask == MASK_SECRET)
-            return cJSON_CreateString(s && s[0] ? "***" : "");
+        if (k->mask == MASK_SECRET) return cJSON_CreateString(s && s[0] ? "***" : "");
         if (k->mask == MASK_URL_PASSWORD) {
             char *m = mask_url(s);
             cJSON *j = cJSON_CreateString(m ? m : "***");
@@ -1425,9 +1300,8 @@ static cJSON *value_json(const fd_conf_t *c, const conf_key_t *k)
         cJSON *o = cJSON_CreateObject();
         const fd_topic_t *t = cfield(c, k);
         for (int i = 0; o && i < ccount(c, k); i++)
-            cJSON_AddStringToObject(o, t[i].name,
-                                    choice_at(k->choices, topic_type_index(t[i].type), buf,
-                                              sizeof buf));
+            cJSON_AddStringToObject(
+                o, t[i].name, choice_at(k->choices, topic_type_index(t[i].type), buf, sizeof buf));
         return o;
     }
     case K_KPROPS: {
@@ -1472,8 +1346,7 @@ static cJSON *value_json(const fd_conf_t *c, const conf_key_t *k)
     return cJSON_CreateNull();
 }
 
-void fd_conf_print(const fd_conf_t *c, FILE *out)
-{
+void fd_conf_print(const fd_conf_t *c, FILE *out) {
     cJSON *root = cJSON_CreateObject();
     for (size_t i = 0; root != NULL && i < NKEYS; i++) {
         const conf_key_t *k = &keys[i];
@@ -1499,8 +1372,7 @@ void fd_conf_print(const fd_conf_t *c, FILE *out)
     cJSON_Delete(root);
 }
 
-static const char *kind_name(kind_t k)
-{
+static const char *kind_name(kind_t k) {
     switch (k) {
     case K_STR: return "string";
     case K_INT: return "integer";
@@ -1516,25 +1388,20 @@ static const char *kind_name(kind_t k)
     return "?";
 }
 
-static void doc_bounds(const conf_key_t *k, char *buf, size_t cap)
-{
+static void doc_bounds(const conf_key_t *k, char *buf, size_t cap) {
     char list[128];
     switch (k->kind) {
-    case K_STR:
-        snprintf(buf, cap, "length %" PRId64 "..%" PRId64, k->min, k->max);
-        return;
+    case K_STR: snprintf(buf, cap, "length %" PRId64 "..%" PRId64, k->min, k->max); return;
     case K_INT: snprintf(buf, cap, "%" PRId64 "..%" PRId64, k->min, k->max); return;
     case K_ENUM:
     case K_ENUM_STR:
     case K_TOPICS: {
         size_t n = 0;
         if (k->kind == K_TOPICS)
-            n = (size_t)snprintf(buf, cap, "%" PRId64 "..%" PRId64 " topics; types ", k->min,
-                                 k->max);
+            n = (size_t)snprintf(buf, cap, "%" PRId64 "..%" PRId64 " topics; types ", k->min, k->max);
         for (int i = 0; n < cap; i++) {
             char one[32];
-            if (choice_at(k->choices, i, one, sizeof one)[0] == '\0')
-                break;
+            if (choice_at(k->choices, i, one, sizeof one)[0] == '\0') break;
             n += (size_t)snprintf(buf + n, cap - n, "%s`%s`", i ? ", " : "", one);
         }
         return;
@@ -1556,8 +1423,7 @@ static void doc_bounds(const conf_key_t *k, char *buf, size_t cap)
     buf[0] = '\0';
 }
 
-void fd_conf_print_doc(FILE *out)
-{
+void fd_conf_print_doc(FILE *out) {
     fputs("# Configuration\n"
           "\n"
           "<!-- Generated from the key table in conf/conf.c by fd_conf_print_doc(); "
@@ -1609,19 +1475,15 @@ void fd_conf_print_doc(FILE *out)
         doc_bounds(k, bounds, sizeof bounds);
         const char *def = k->def;
         fprintf(out, "| `%s` | %s | %s%s%s | %s | %s |\n", k->name, kind_name(k->kind),
-                def[0] ? "`" : "", def[0] ? def : "(empty)", def[0] ? "`" : "", bounds,
-                k->help);
+                def[0] ? "`" : "", def[0] ? def : "(empty)", def[0] ? "`" : "", bounds, k->help);
     }
-    fputs("\n## Rules across keys\n\nChecked after the file and the flags are applied:\n\n",
-          out);
+    fputs("\n## Rules across keys\n\nChecked after the file and the flags are applied:\n\n", out);
     for (size_t i = 0; i < sizeof finalize_rules / sizeof finalize_rules[0]; i++)
         fprintf(out, "- %s\n", finalize_rules[i]);
 }
 
-void fd_conf_release(fd_conf_t *c)
-{
-    if (c == NULL)
-        return;
+void fd_conf_release(fd_conf_t *c) {
+    if (c == NULL) return;
     for (size_t i = 0; i < NKEYS; i++) {
         const conf_key_t *k = &keys[i];
         switch (k->kind) {

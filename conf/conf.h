@@ -31,63 +31,63 @@ typedef enum { FD_LATE_COUNT = 0, FD_LATE_DLQ = 1 } fd_late_policy_t;
 
 typedef struct {
     /* kafka */
-    char *brokers;              /* kafka.brokers, default "127.0.0.1:9092" */
-    char *group;                /* kafka.group, default "funneld" */
+    char *brokers; /* kafka.brokers, default "127.0.0.1:9092" */
+    char *group; /* kafka.group, default "funneld" */
     int ntopics;
     fd_topic_t topics[FD_MAX_TOPICS]; /* kafka.topics: {"name": "exposure"|"interaction"|"payment"|"mixed"} */
-    char *dlq_topic;            /* kafka.dlq_topic, default "funnel.dlq" */
+    char *dlq_topic; /* kafka.dlq_topic, default "funnel.dlq" */
     int64_t dlq_max_message_bytes; /* kafka.dlq_max_message_bytes, default 1000000: longer dead letters are truncated */
     int nkprops;
     fd_kprop_t kprops[FD_MAX_KPROPS]; /* kafka.properties + -X */
     /* redis */
-    char *redis_url;            /* redis.url, default "redis://127.0.0.1:6379" */
-    char *prefix;               /* redis.prefix, default "funnel" */
-    int64_t redis_timeout_ms;   /* redis.timeout_ms, default 5000: watchdog */
+    char *redis_url; /* redis.url, default "redis://127.0.0.1:6379" */
+    char *prefix; /* redis.prefix, default "funnel" */
+    int64_t redis_timeout_ms; /* redis.timeout_ms, default 5000: watchdog */
     /* pipeline */
-    int64_t flush_interval_ms;  /* flush_interval_ms, default 1000 */
+    int64_t flush_interval_ms; /* flush_interval_ms, default 1000 */
     int64_t snapshot_interval_ms; /* snapshot_interval_ms, default 5000 */
-    int64_t snapshot_max_scopes;  /* snapshot_max_scopes, default 1000 per tick */
-    int64_t max_message_bytes;  /* max_message_bytes, default 65536 */
-    int64_t flush_max_events;   /* flush_max_events, default 20000: flush a partition early */
+    int64_t snapshot_max_scopes; /* snapshot_max_scopes, default 1000 per tick */
+    int64_t max_message_bytes; /* max_message_bytes, default 65536 */
+    int64_t flush_max_events; /* flush_max_events, default 20000: flush a partition early */
     int64_t max_pending_events; /* max_pending_events, default 200000: pause above */
     /* scopes */
     int ngroupings;
     fd_grouping_t groupings[FD_MAX_GROUPINGS]; /* groupings: [["product","channel"], ...] */
-    int64_t cardinality_cap;    /* cardinality_cap, default 10000 */
-    int64_t action_cap;         /* action_cap, default 64 */
+    int64_t cardinality_cap; /* cardinality_cap, default 10000 */
+    int64_t action_cap; /* action_cap, default 64 */
     /* time */
-    char *time_zone;            /* time_zone, default "Asia/Shanghai" */
-    int64_t lateness_s;         /* lateness_s, default 120 */
+    char *time_zone; /* time_zone, default "Asia/Shanghai" */
+    int64_t lateness_s; /* lateness_s, default 120 */
     fd_late_policy_t late_policy; /* late_policy "count"|"dlq" */
-    int64_t max_future_s;       /* max_future_s, default 300 */
-    int64_t idle_timeout_s;     /* idle_timeout_s, default 60 */
+    int64_t max_future_s; /* max_future_s, default 300 */
+    int64_t idle_timeout_s; /* idle_timeout_s, default 60 */
     int nwindows;
     int64_t windows_s[FD_MAX_WINDOWS]; /* windows: ["5m","1h","24h"] */
     int64_t ttl_m1_s, ttl_h1_s, ttl_d1_s; /* ttl.m1_s 172800, ttl.h1_s 3024000, ttl.d1_s 34560000 */
-    int64_t dedup_ttl_s;        /* dedup_ttl_s, default = 34560000 */
+    int64_t dedup_ttl_s; /* dedup_ttl_s, default = 34560000 */
     /* ops */
-    char *http_listen;          /* http.listen, default "127.0.0.1:9464"; "" disables */
-    int64_t http_max_connections;        /* http.max_connections, default 1024 */
+    char *http_listen; /* http.listen, default "127.0.0.1:9464"; "" disables */
+    int64_t http_max_connections; /* http.max_connections, default 1024 */
     int64_t http_max_connections_per_ip; /* http.max_connections_per_ip, default 0 (off) */
-    int64_t http_timeout_s;              /* http.timeout_s, default 2: idle connections */
-    char *log_level;            /* log.level: "debug"|"info"|"warn"|"error" */
-    int64_t log_rate_per_s;     /* log.rate_per_s, default 10: per-event problem lines */
+    int64_t http_timeout_s; /* http.timeout_s, default 2: idle connections */
+    char *log_level; /* log.level: "debug"|"info"|"warn"|"error" */
+    int64_t log_rate_per_s; /* log.rate_per_s, default 10: per-event problem lines */
     /* alerts (alerts/alerts.c, docs/ALERTS.md) */
     int nalert_rules;
     fd_alert_rule_t alert_rules[FD_ALERT_MAX_RULES]; /* alerts.rules */
     int64_t alert_eval_interval_ms; /* alerts.eval_interval_ms, default 10000 */
-    int64_t alert_max_catchup_s;    /* alerts.max_catchup_s, default 3600 */
-    int64_t alert_stream_maxlen;    /* alerts.stream_maxlen, default 10000 */
-    int64_t alert_queue_size;       /* alerts.queue_size, default 1000 */
-    char *alert_generator_url;      /* alerts.generator_url, default "" */
-    int alert_stdout;               /* alerts.stdout, default false */
-    int alert_kafka_enabled;        /* alerts.kafka.enabled, default false */
-    char *alert_kafka_topic;        /* alerts.kafka.topic, default "funnel.alerts" */
-    char *alert_am_url;             /* alerts.alertmanager.url, default "" (off) */
-    int64_t alert_am_resend_ms;     /* alerts.alertmanager.resend_interval_ms, default 60000 */
-    char *alert_webhook_url;        /* alerts.webhook.url, default "" (off) */
-    char *alert_webhook_secret;     /* alerts.webhook.secret (a secret: masked) */
-    int64_t alert_http_timeout_ms;  /* alerts.http.timeout_ms, default 5000 */
+    int64_t alert_max_catchup_s; /* alerts.max_catchup_s, default 3600 */
+    int64_t alert_stream_maxlen; /* alerts.stream_maxlen, default 10000 */
+    int64_t alert_queue_size; /* alerts.queue_size, default 1000 */
+    char *alert_generator_url; /* alerts.generator_url, default "" */
+    int alert_stdout; /* alerts.stdout, default false */
+    int alert_kafka_enabled; /* alerts.kafka.enabled, default false */
+    char *alert_kafka_topic; /* alerts.kafka.topic, default "funnel.alerts" */
+    char *alert_am_url; /* alerts.alertmanager.url, default "" (off) */
+    int64_t alert_am_resend_ms; /* alerts.alertmanager.resend_interval_ms, default 60000 */
+    char *alert_webhook_url; /* alerts.webhook.url, default "" (off) */
+    char *alert_webhook_secret; /* alerts.webhook.secret (a secret: masked) */
+    int64_t alert_http_timeout_ms; /* alerts.http.timeout_ms, default 5000 */
     int64_t alert_http_backoff_min_ms; /* alerts.http.backoff_min_ms, default 500 */
     int64_t alert_http_backoff_max_ms; /* alerts.http.backoff_max_ms, default 60000 */
 } fd_conf_t;
@@ -112,7 +112,7 @@ void fd_conf_release(fd_conf_t *c); /* frees owned strings */
 /* Parses redis.url: redis://[user:password@]host:port[/db] or unix:///path. */
 typedef struct {
     char host[256];
-    int port;       /* 0 for unix */
+    int port; /* 0 for unix */
     char path[256]; /* unix socket path */
     char user[128], password[256];
     int db;

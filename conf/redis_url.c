@@ -22,35 +22,28 @@
 #include "conf/conf_int.h"
 
 /* Percent-decodes s[0..n) into out (cap bytes). */
-static int pct_decode(const char *s, size_t n, char *out, size_t cap)
-{
+static int pct_decode(const char *s, size_t n, char *out, size_t cap) {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         int ch = (unsigned char)s[i];
         if (ch == '%') {
-            if (i + 2 >= n)
-                return -1;
+            if (i + 2 >= n) return -1;
             int hi = fd_hexval((unsigned char)s[i + 1]), lo = fd_hexval((unsigned char)s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
+            if (hi < 0 || lo < 0) return -1;
             ch = hi * 16 + lo;
             i += 2;
-            if (ch == 0)
-                return -1;
+            if (ch == 0) return -1;
         }
-        if (o + 1 >= cap)
-            return -1;
+        if (o + 1 >= cap) return -1;
         out[o++] = (char)ch;
     }
     out[o] = '\0';
     return 0;
 }
 
-int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t errlen)
-{
+int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t errlen) {
     memset(a, 0, sizeof *a);
-    if (url == NULL || url[0] == '\0')
-        return fd_fail(err, errlen, "redis.url: must not be empty");
+    if (url == NULL || url[0] == '\0') return fd_fail(err, errlen, "redis.url: must not be empty");
     if (strncmp(url, "unix://", 7) == 0) {
         const char *path = url + 7;
         size_t n = strlen(path);
@@ -77,8 +70,7 @@ int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t er
         const char *colon = memchr(rest, ':', (size_t)(at - rest));
         const char *uend = colon ? colon : at;
         if (pct_decode(rest, (size_t)(uend - rest), a->user, sizeof a->user) != 0)
-            return fd_fail(err, errlen,
-                           "redis.url: bad user name (too long or bad %%-encoding)");
+            return fd_fail(err, errlen, "redis.url: bad user name (too long or bad %%-encoding)");
         if (colon != NULL &&
             pct_decode(colon + 1, (size_t)(at - colon - 1), a->password, sizeof a->password) != 0)
             return fd_fail(err, errlen, "redis.url: bad password (too long or bad %%-encoding)");
@@ -91,23 +83,19 @@ int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t er
     size_t nhost;
     if (hp[0] == '[') { /* [IPv6]:port */
         const char *rb = memchr(hp, ']', hlen);
-        if (rb == NULL)
-            return fd_fail(err, errlen, "redis.url: unterminated [ in the host");
+        if (rb == NULL) return fd_fail(err, errlen, "redis.url: unterminated [ in the host");
         host = hp + 1;
         nhost = (size_t)(rb - host);
         if (rb + 1 < hend) {
-            if (rb[1] != ':')
-                return fd_fail(err, errlen, "redis.url: want [address]:port");
+            if (rb[1] != ':') return fd_fail(err, errlen, "redis.url: want [address]:port");
             port = rb + 2;
         }
     } else {
         const char *colon = memchr(hp, ':', hlen);
         nhost = colon ? (size_t)(colon - hp) : hlen;
-        if (colon != NULL)
-            port = colon + 1;
+        if (colon != NULL) port = colon + 1;
     }
-    if (nhost == 0)
-        return fd_fail(err, errlen, "redis.url: missing host");
+    if (nhost == 0) return fd_fail(err, errlen, "redis.url: missing host");
     if (nhost >= sizeof a->host)
         return fd_fail(err, errlen, "redis.url: host longer than %zu bytes", sizeof a->host - 1);
     for (size_t i = 0; i < nhost; i++)

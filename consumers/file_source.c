@@ -134,10 +134,9 @@ static const fd_source_ops_t ops = {op_pause, op_seek, NULL, op_stop, op_exhaust
 
 const fd_source_ops_t *fd_file_source_ops(void) { return &ops; }
 
-
 fd_file_source_t *fd_file_source_new(uv_loop_t *loop, const fd_source_cbs_t *cbs, void *ud, int n,
-                                     const char *const *paths,
-                                     const int32_t *partitions, char *err, size_t errlen) {
+                                     const char *const *paths, const int32_t *partitions, char *err,
+                                     size_t errlen) {
     fd_file_source_t *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(err, errlen, "out of memory");

@@ -22,8 +22,8 @@ typedef struct fd_file_source fd_file_source_t;
  * are fixed). File i is delivered as (src_key i, partitions[i]) to
  * cbs->on_message(ud, ...). The files start paused. */
 fd_file_source_t *fd_file_source_new(uv_loop_t *loop, const fd_source_cbs_t *cbs, void *ud, int n,
-                                     const char *const *paths,
-                                     const int32_t *partitions, char *err, size_t errlen);
+                                     const char *const *paths, const int32_t *partitions, char *err,
+                                     size_t errlen);
 void fd_file_source_free(fd_file_source_t *s);
 const fd_source_ops_t *fd_file_source_ops(void);
 

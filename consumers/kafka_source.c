@@ -40,8 +40,8 @@ static int topic_index(const fd_kafka_source_t *s, const char *name) {
     return -1;
 }
 
-static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
-                         void *opaque) {
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
     fd_kafka_source_t *s = opaque;
     int n = parts->cnt;
     int *ti = calloc((size_t)n + 1, sizeof(int));
@@ -57,13 +57,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
         s->ever_assigned = 1;
         int known = s->cbs.on_assign(s->ud, n, ti, pa, off) == 0;
         for (int i = 0; i < n; i++)
-            parts->elems[i].offset = known ? (off[i] < 0 ? RD_KAFKA_OFFSET_BEGINNING : off[i])
-                                           : RD_KAFKA_OFFSET_INVALID;
+            parts->elems[i].offset =
+                known ? (off[i] < 0 ? RD_KAFKA_OFFSET_BEGINNING : off[i]) : RD_KAFKA_OFFSET_INVALID;
         fd_log(s->log, FD_LOG_INFO, "partitions assigned", "count=%d offsets_known=%d", n, known);
         if (cooperative) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
             if (e) {
-                fd_log(s->log, FD_LOG_ERROR, "incremental assign failed", "error=\"%s\"", rd_kafka_error_string(e));
+                fd_log(s->log, FD_LOG_ERROR, "incremental assign failed", "error=\"%s\"",
+                       rd_kafka_error_string(e));
                 rd_kafka_error_destroy(e);
             }
         } else {
@@ -95,10 +96,12 @@ static int drain(fd_kafka_source_t *s, int budget) {
             rd_kafka_message_t *m = msgs[i];
             if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                    fd_kafka_problem(s->log, rd_kafka_name(s->rk), m->err, rd_kafka_message_errstr(m));
+                    fd_kafka_problem(s->log, rd_kafka_name(s->rk), m->err,
+                                     rd_kafka_message_errstr(m));
             } else if (!s->stopped) {
                 int ti = topic_index(s, rd_kafka_topic_name(m->rkt));
-                if (ti >= 0) s->cbs.on_message(s->ud, ti, m->partition, m->offset, m->payload, m->len);
+                if (ti >= 0)
+                    s->cbs.on_message(s->ud, ti, m->partition, m->offset, m->payload, m->len);
             }
             rd_kafka_message_destroy(m);
         }
@@ -125,8 +128,8 @@ static void poll_cb(uv_poll_t *h, int status, int events) {
 static void timer_cb(uv_timer_t *h) { wake(h->data); }
 
 fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log,
-                                       const fd_source_cbs_t *cbs, void *ud,
-                                       char *err, size_t errlen) {
+                                       const fd_source_cbs_t *cbs, void *ud, char *err,
+                                       size_t errlen) {
     fd_kafka_source_t *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(err, errlen, "out of memory");
@@ -138,17 +141,15 @@ fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_l
     s->cbs = *cbs;
     s->ud = ud;
     fd_kafka_wake_init(&s->wake);
-    const char *extra[] = {"group.id", c->group,
-                           "partition.assignment.strategy", "cooperative-sticky",
-                           "enable.auto.commit", "false",
-                           "enable.auto.offset.store", "false",
-                           "auto.offset.reset", "earliest",
+    const char *extra[] = {"group.id", c->group, "partition.assignment.strategy",
+                           "cooperative-sticky", "enable.auto.commit", "false",
+                           "enable.auto.offset.store", "false", "auto.offset.reset", "earliest",
                            "enable.partition.eof", "false",
                            /* partitions added to a topic are found within
                             * 30 s instead of librdkafka's 300 s */
-                           "topic.metadata.refresh.interval.ms", "30000",
-                           NULL};
-    rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_CONSUMER, c->brokers, c->kprops, c->nkprops, extra, err, errlen);
+                           "topic.metadata.refresh.interval.ms", "30000", NULL};
+    rd_kafka_conf_t *kc =
+        fd_kafka_conf(RD_KAFKA_CONSUMER, c->brokers, c->kprops, c->nkprops, extra, err, errlen);
     if (!kc) goto fail;
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
     rd_kafka_conf_set_log_cb(kc, fd_kafka_log_cb);
@@ -233,13 +234,15 @@ static rd_kafka_topic_partition_list_t *one(fd_kafka_source_t *s, int ti, int32_
 
 int fd_kafka_source_pause(fd_kafka_source_t *s, int ti, int32_t p, int pause) {
     rd_kafka_topic_partition_list_t *l = one(s, ti, p, RD_KAFKA_OFFSET_INVALID);
-    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(s->rk, l) : rd_kafka_resume_partitions(s->rk, l);
+    rd_kafka_resp_err_t e =
+        pause ? rd_kafka_pause_partitions(s->rk, l) : rd_kafka_resume_partitions(s->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     return e ? -EINVAL : 0;
 }
 
 int fd_kafka_source_seek(fd_kafka_source_t *s, int ti, int32_t p, int64_t offset) {
-    rd_kafka_topic_partition_list_t *l = one(s, ti, p, offset < 0 ? RD_KAFKA_OFFSET_BEGINNING : offset);
+    rd_kafka_topic_partition_list_t *l =
+        one(s, ti, p, offset < 0 ? RD_KAFKA_OFFSET_BEGINNING : offset);
     /* a bounded wait: the fetcher has taken the new position when this returns */
     rd_kafka_error_t *e = rd_kafka_seek_partitions(s->rk, l, 2000);
     int rc = 0;
@@ -263,9 +266,15 @@ void fd_kafka_source_commit(fd_kafka_source_t *s, int ti, int32_t p, int64_t off
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-static int ops_pause(void *s, int key, int32_t part, int pause) { return fd_kafka_source_pause(s, key, part, pause); }
-static int ops_seek(void *s, int key, int32_t part, int64_t off) { return fd_kafka_source_seek(s, key, part, off); }
-static void ops_commit(void *s, int key, int32_t part, int64_t off) { fd_kafka_source_commit(s, key, part, off); }
+static int ops_pause(void *s, int key, int32_t part, int pause) {
+    return fd_kafka_source_pause(s, key, part, pause);
+}
+static int ops_seek(void *s, int key, int32_t part, int64_t off) {
+    return fd_kafka_source_seek(s, key, part, off);
+}
+static void ops_commit(void *s, int key, int32_t part, int64_t off) {
+    fd_kafka_source_commit(s, key, part, off);
+}
 static void ops_stop(void *s) { fd_kafka_source_stop(s); }
 
 const fd_source_ops_t *fd_kafka_source_ops(void) {

@@ -34,8 +34,8 @@ typedef struct fd_kafka_source fd_kafka_source_t;
 
 /* Borrows loop, c, log. Subscribes at once. */
 fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log,
-                                       const fd_source_cbs_t *cbs, void *ud,
-                                       char *err, size_t errlen);
+                                       const fd_source_cbs_t *cbs, void *ud, char *err,
+                                       size_t errlen);
 /* Leaves the group (blocking: serves the final revoke) and frees. */
 void fd_kafka_source_free(fd_kafka_source_t *s);
 

@@ -29,12 +29,14 @@ typedef struct {
 
 /* What a source calls. */
 typedef struct {
-    void (*on_message)(void *ud, int src_key, int32_t partition, int64_t offset, const void *payload, size_t len);
+    void (*on_message)(void *ud, int src_key, int32_t partition, int64_t offset,
+                       const void *payload, size_t len);
     /* Newly assigned partitions: fill offsets[i] with the next offset to read
      * (-1: from the beginning). Return 0, or < 0 if the offsets are unknown
      * now: the partitions are then assigned paused, and the consumer seeks
      * and resumes them later. NULL for a source whose partitions are fixed. */
-    int (*on_assign)(void *ud, int n, const int *src_key, const int32_t *partitions, int64_t *offsets);
+    int (*on_assign)(void *ud, int n, const int *src_key, const int32_t *partitions,
+                     int64_t *offsets);
     void (*on_revoke)(void *ud, int n, const int *src_key, const int32_t *partitions);
 } fd_source_cbs_t;
 

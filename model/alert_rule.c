@@ -28,30 +28,25 @@
 #include "base/duration.h"
 
 static const char *const metric_names[FD_M__COUNT] = {
-    "conversion_rate", "interaction_rate", "exposures", "interactions", "payments",
-    "refunds", "uv_exposed", "uv_interacted", "uv_paid",
+    "conversion_rate", "interaction_rate", "exposures",     "interactions", "payments",
+    "refunds",         "uv_exposed",       "uv_interacted", "uv_paid",
 };
 
-const char *fd_metric_name(fd_metric_t m)
-{
+const char *fd_metric_name(fd_metric_t m) {
     return m >= 0 && m < FD_M__COUNT ? metric_names[m] : "?";
 }
 
-int fd_metric_from_name(const char *s)
-{
+int fd_metric_from_name(const char *s) {
     for (int i = 0; i < FD_M__COUNT; i++)
-        if (strcmp(s, metric_names[i]) == 0)
-            return i;
+        if (strcmp(s, metric_names[i]) == 0) return i;
     return -1;
 }
 
-int fd_metric_is_rate(fd_metric_t m)
-{
+int fd_metric_is_rate(fd_metric_t m) {
     return m == FD_M_CONVERSION_RATE || m == FD_M_INTERACTION_RATE;
 }
 
-void fd_metric_series(fd_metric_t m, const char **num, const char **den)
-{
+void fd_metric_series(fd_metric_t m, const char **num, const char **den) {
     switch (m) {
     case FD_M_CONVERSION_RATE:
         *num = "uv_paid";
@@ -70,47 +65,39 @@ void fd_metric_series(fd_metric_t m, const char **num, const char **den)
 
 static const char *const kind_names[] = {"drop_vs_baseline", "below_threshold", "absent"};
 
-const char *fd_alert_kind_name(fd_alert_kind_t k)
-{
+const char *fd_alert_kind_name(fd_alert_kind_t k) {
     return k >= 0 && k <= FD_ALERT_ABSENT ? kind_names[k] : "?";
 }
 
 static const char *const state_names[] = {"inactive", "pending", "firing", "resolved"};
 
-const char *fd_alert_state_name(fd_alert_state_t s)
-{
+const char *fd_alert_state_name(fd_alert_state_t s) {
     return s >= 0 && s <= FD_AS_RESOLVED ? state_names[s] : "?";
 }
 
-int fd_alert_state_from_name(const char *s)
-{
+int fd_alert_state_from_name(const char *s) {
     for (int i = 0; i <= FD_AS_RESOLVED; i++)
-        if (strcmp(s, state_names[i]) == 0)
-            return i;
+        if (strcmp(s, state_names[i]) == 0) return i;
     return -1;
 }
 
-static const char *const out_names[FD_ALERT_OUT__COUNT] = {"stdout", "kafka", "alertmanager", "webhook"};
+static const char *const out_names[FD_ALERT_OUT__COUNT] = {"stdout", "kafka", "alertmanager",
+                                                           "webhook"};
 
-const char *fd_alert_out_name(int out)
-{
+const char *fd_alert_out_name(int out) {
     return out >= 0 && out < FD_ALERT_OUT__COUNT ? out_names[out] : "?";
 }
 
 /* ---- parsing ---------------------------------------------------------------- */
 
-static int valid_name(const char *s)
-{
-    if (!isalpha((unsigned char)*s) && *s != '_' && *s != ':')
-        return 0;
+static int valid_name(const char *s) {
+    if (!isalpha((unsigned char)*s) && *s != '_' && *s != ':') return 0;
     for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != ':')
-            return 0;
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != ':') return 0;
     return 1;
 }
 
-static void free_labels(fd_alert_label_t *l, int n)
-{
+static void free_labels(fd_alert_label_t *l, int n) {
     for (int i = 0; i < n; i++) {
         free(l[i].key);
         free(l[i].value);
@@ -118,10 +105,8 @@ static void free_labels(fd_alert_label_t *l, int n)
     }
 }
 
-void fd_alert_rule_release(fd_alert_rule_t *r)
-{
-    if (r == NULL)
-        return;
+void fd_alert_rule_release(fd_alert_rule_t *r) {
+    if (r == NULL) return;
     free(r->name);
     r->name = NULL;
     free_labels(r->labels, r->nlabels);
@@ -130,8 +115,7 @@ void fd_alert_rule_release(fd_alert_rule_t *r)
 }
 
 static int get_duration(const cJSON *o, const char *key, int64_t def, const char *what,
-                        int64_t *out, char *err, size_t errlen)
-{
+                        int64_t *out, char *err, size_t errlen) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (v == NULL) {
         *out = def;
@@ -139,15 +123,13 @@ static int get_duration(const cJSON *o, const char *key, int64_t def, const char
     }
     if (!cJSON_IsString(v) || fd_duration_parse(v->valuestring, out) != 0)
         return fd_fail(err, errlen,
-                       "%s.%s: must be a duration string such as \"15m\" (unit s, m, h or d)",
-                       what, key);
+                       "%s.%s: must be a duration string such as \"15m\" (unit s, m, h or d)", what,
+                       key);
     return 0;
 }
 
-static int get_number(const cJSON *o, const char *key, double def, double lo, double hi,
-                      int lo_open, int hi_open, const char *what, double *out, char *err,
-                      size_t errlen)
-{
+static int get_number(const cJSON *o, const char *key, double def, double lo, double hi, int lo_open,
+                      int hi_open, const char *what, double *out, char *err, size_t errlen) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (v == NULL) {
         *out = def;
@@ -162,17 +144,14 @@ static int get_number(const cJSON *o, const char *key, double def, double lo, do
 }
 
 static int get_labels(const cJSON *o, const char *key, const char *what, fd_alert_label_t *l,
-                      int *n, int names_only, char *err, size_t errlen)
-{
+                      int *n, int names_only, char *err, size_t errlen) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     *n = 0;
-    if (v == NULL)
-        return 0;
+    if (v == NULL) return 0;
     if (!cJSON_IsObject(v))
         return fd_fail(err, errlen, "%s.%s: must be an object of strings", what, key);
     const cJSON *m;
-    cJSON_ArrayForEach(m, v)
-    {
+    cJSON_ArrayForEach (m, v) {
         if (*n == FD_ALERT_MAX_LABELS) {
             fd_fail(err, errlen, "%s.%s: at most %d entries", what, key, FD_ALERT_MAX_LABELS);
             goto fail;
@@ -212,25 +191,25 @@ fail:
 }
 
 int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, char *err,
-                        size_t errlen)
-{
-    static const char *const known[] = {
-        "name", "kind", "metric", "while", "grouping", "window", "baseline",
-        "baseline_offset", "min_drop", "confidence", "threshold", "min_samples", "for",
-        "keep_firing_for", "labels", "annotations", "sinks", NULL};
+                        size_t errlen) {
+    static const char *const known[] = {"name",      "kind",
+                                        "metric",    "while",
+                                        "grouping",  "window",
+                                        "baseline",  "baseline_offset",
+                                        "min_drop",  "confidence",
+                                        "threshold", "min_samples",
+                                        "for",       "keep_firing_for",
+                                        "labels",    "annotations",
+                                        "sinks",     NULL};
     const cJSON *o = json;
     memset(r, 0, sizeof *r);
-    if (!cJSON_IsObject(o))
-        return fd_fail(err, errlen, "%s: must be an object", what);
+    if (!cJSON_IsObject(o)) return fd_fail(err, errlen, "%s: must be an object", what);
     const cJSON *m;
-    cJSON_ArrayForEach(m, o)
-    {
+    cJSON_ArrayForEach (m, o) {
         int ok = 0;
         for (int i = 0; known[i]; i++)
-            if (strcmp(m->string, known[i]) == 0)
-                ok = 1;
-        if (!ok)
-            return fd_fail(err, errlen, "%s: unknown key \"%.60s\"", what, m->string);
+            if (strcmp(m->string, known[i]) == 0) ok = 1;
+        if (!ok) return fd_fail(err, errlen, "%s: unknown key \"%.60s\"", what, m->string);
         for (const cJSON *p = o->child; p != m; p = p->next)
             if (strcmp(p->string, m->string) == 0)
                 return fd_fail(err, errlen, "%s: duplicate key \"%.60s\"", what, m->string);
@@ -245,8 +224,7 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
     v = cJSON_GetObjectItemCaseSensitive(o, "kind");
     int kind = -1;
     for (int i = 0; cJSON_IsString(v) && i < 3; i++)
-        if (strcmp(v->valuestring, kind_names[i]) == 0)
-            kind = i;
+        if (strcmp(v->valuestring, kind_names[i]) == 0) kind = i;
     if (kind < 0)
         return fd_fail(err, errlen,
                        "%s.kind: required, one of drop_vs_baseline, below_threshold, absent", what);
@@ -271,16 +249,14 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
         r->while_metric = (fd_metric_t)wm;
     }
     if (r->kind == FD_ALERT_ABSENT && fd_metric_is_rate(r->metric))
-        return fd_fail(err, errlen, "%s.metric: kind absent needs a count (e.g. \"payments\")",
-                       what);
+        return fd_fail(err, errlen, "%s.metric: kind absent needs a count (e.g. \"payments\")", what);
 
     v = cJSON_GetObjectItemCaseSensitive(o, "grouping");
     if (v != NULL) {
         if (!cJSON_IsArray(v))
             return fd_fail(err, errlen, "%s.grouping: must be an array of dimension names", what);
         const cJSON *d;
-        cJSON_ArrayForEach(d, v)
-        {
+        cJSON_ArrayForEach (d, v) {
             int dim = cJSON_IsString(d) ? fd_dim_from_name(d->valuestring) : -1;
             if (dim < 0 || dim >= FD_DIM__COUNT)
                 return fd_fail(err, errlen, "%s.grouping: unknown dimension", what);
@@ -303,8 +279,7 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
     const char *drop_only[] = {"baseline", "baseline_offset", "min_drop", "confidence", NULL};
     for (int i = 0; drop_only[i]; i++)
         if (r->kind != FD_ALERT_DROP && cJSON_GetObjectItemCaseSensitive(o, drop_only[i]))
-            return fd_fail(err, errlen, "%s.%s: only for kind drop_vs_baseline", what,
-                           drop_only[i]);
+            return fd_fail(err, errlen, "%s.%s: only for kind drop_vs_baseline", what, drop_only[i]);
     if (r->kind != FD_ALERT_BELOW && cJSON_GetObjectItemCaseSensitive(o, "threshold"))
         return fd_fail(err, errlen, "%s.threshold: only for kind below_threshold", what);
     if (r->kind == FD_ALERT_DROP) {
@@ -346,20 +321,17 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
             return fd_fail(err, errlen, "%s.sinks: must be an array of sink names", what);
         r->sinks = 0;
         const cJSON *s;
-        cJSON_ArrayForEach(s, v)
-        {
+        cJSON_ArrayForEach (s, v) {
             int bit = -1;
             for (int i = 0; cJSON_IsString(s) && i < FD_ALERT_OUT__COUNT; i++)
-                if (strcmp(s->valuestring, out_names[i]) == 0)
-                    bit = i;
+                if (strcmp(s->valuestring, out_names[i]) == 0) bit = i;
             if (bit < 0)
-                return fd_fail(err, errlen,
-                               "%s.sinks: one of stdout, kafka, alertmanager, webhook", what);
+                return fd_fail(err, errlen, "%s.sinks: one of stdout, kafka, alertmanager, webhook",
+                               what);
             r->sinks |= 1u << bit;
         }
     }
-    if (get_labels(o, "labels", what, r->labels, &r->nlabels, 1, err, errlen))
-        return -1;
+    if (get_labels(o, "labels", what, r->labels, &r->nlabels, 1, err, errlen)) return -1;
     if (get_labels(o, "annotations", what, r->annotations, &r->nannotations, 0, err, errlen)) {
         fd_alert_rule_release(r);
         return -1;
@@ -372,12 +344,10 @@ int fd_alert_rule_parse(const void *json, const char *what, fd_alert_rule_t *r, 
     return 0;
 }
 
-void *fd_alert_rule_to_json(const fd_alert_rule_t *r)
-{
+void *fd_alert_rule_to_json(const fd_alert_rule_t *r) {
     char buf[32];
     cJSON *o = cJSON_CreateObject();
-    if (o == NULL)
-        return NULL;
+    if (o == NULL) return NULL;
     cJSON_AddStringToObject(o, "name", r->name ? r->name : "");
     cJSON_AddStringToObject(o, "kind", fd_alert_kind_name(r->kind));
     cJSON_AddStringToObject(o, "metric", fd_metric_name(r->metric));
@@ -396,8 +366,7 @@ void *fd_alert_rule_to_json(const fd_alert_rule_t *r)
         cJSON_AddNumberToObject(o, "min_drop", r->min_drop);
         cJSON_AddNumberToObject(o, "confidence", r->confidence);
     }
-    if (r->kind == FD_ALERT_BELOW)
-        cJSON_AddNumberToObject(o, "threshold", r->threshold);
+    if (r->kind == FD_ALERT_BELOW) cJSON_AddNumberToObject(o, "threshold", r->threshold);
     cJSON_AddNumberToObject(o, "min_samples", (double)r->min_samples);
     fd_duration_format(r->for_s, buf, sizeof buf);
     cJSON_AddStringToObject(o, "for", buf);
@@ -418,32 +387,25 @@ void *fd_alert_rule_to_json(const fd_alert_rule_t *r)
 
 /* ---- statistics ----------------------------------------------------------------- */
 
-double fd_alert_z_two_prop(int64_t x1, int64_t n1, int64_t x0, int64_t n0)
-{
-    if (n1 <= 0 || n0 <= 0)
-        return 0;
+double fd_alert_z_two_prop(int64_t x1, int64_t n1, int64_t x0, int64_t n0) {
+    if (n1 <= 0 || n0 <= 0) return 0;
     double p1 = (double)x1 / (double)n1, p0 = (double)x0 / (double)n0;
     double p = (double)(x1 + x0) / (double)(n1 + n0);
-    if (!(p > 0) || !(p < 1))
-        return 0;
+    if (!(p > 0) || !(p < 1)) return 0;
     double se = sqrt(p * (1 - p) * (1.0 / (double)n1 + 1.0 / (double)n0));
     return (p0 - p1) / se;
 }
 
-double fd_alert_z_counts(int64_t c, int64_t w, int64_t b, int64_t bs)
-{
+double fd_alert_z_counts(int64_t c, int64_t w, int64_t b, int64_t bs) {
     int64_t n = c + b;
-    if (n <= 0 || w <= 0 || bs <= 0)
-        return 0;
+    if (n <= 0 || w <= 0 || bs <= 0) return 0;
     double q = (double)w / (double)(w + bs);
     return ((double)n * q - (double)c) / sqrt((double)n * q * (1 - q));
 }
 
 double fd_alert_p_upper(double z) { return 0.5 * erfc(z / sqrt(2.0)); }
 
-void fd_alert_rule_eval(const fd_alert_rule_t *r, const fd_alert_input_t *in,
-                        fd_alert_eval_t *out)
-{
+void fd_alert_rule_eval(const fd_alert_rule_t *r, const fd_alert_input_t *in, fd_alert_eval_t *out) {
     memset(out, 0, sizeof *out);
     out->p_value = 1;
     int rate = fd_metric_is_rate(r->metric);
@@ -490,16 +452,13 @@ void fd_alert_rule_eval(const fd_alert_rule_t *r, const fd_alert_input_t *in,
 
 /* ---- state machine -------------------------------------------------------------- */
 
-int fd_alert_step(fd_alert_status_t *s, int cond, int64_t t, int64_t for_ms, int64_t keep_ms)
-{
-    if (s->last_eval != 0 && t <= s->last_eval)
-        return -1;
+int fd_alert_step(fd_alert_status_t *s, int cond, int64_t t, int64_t for_ms, int64_t keep_ms) {
+    if (s->last_eval != 0 && t <= s->last_eval) return -1;
     s->last_eval = t;
     switch (s->state) {
     case FD_AS_INACTIVE:
     case FD_AS_RESOLVED:
-        if (!cond)
-            return -1;
+        if (!cond) return -1;
         s->active_since = t;
         s->keep_since = 0;
         if (for_ms <= 0) {
@@ -527,10 +486,8 @@ int fd_alert_step(fd_alert_status_t *s, int cond, int64_t t, int64_t for_ms, int
             return -1;
         }
         if (keep_ms > 0) {
-            if (s->keep_since == 0)
-                s->keep_since = t;
-            if (t - s->keep_since < keep_ms)
-                return -1;
+            if (s->keep_since == 0) s->keep_since = t;
+            if (t - s->keep_since < keep_ms) return -1;
         }
         s->state = FD_AS_RESOLVED;
         s->resolved_at = t;
@@ -542,8 +499,7 @@ int fd_alert_step(fd_alert_status_t *s, int cond, int64_t t, int64_t for_ms, int
 
 /* ---- fingerprint ---------------------------------------------------------------- */
 
-static uint64_t fnv(uint64_t h, const char *s, size_t n)
-{
+static uint64_t fnv(uint64_t h, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
         h *= 1099511628211ULL;
@@ -552,18 +508,15 @@ static uint64_t fnv(uint64_t h, const char *s, size_t n)
 }
 
 uint64_t fd_alert_fingerprint(const char *alertname, const char *const *keys,
-                              const char *const *vals, int n, char out[17])
-{
+                              const char *const *vals, int n, char out[17]) {
     int idx[FD_ALERT_MAX_LABELS * 2 + FD_DIM__COUNT];
     int m = n < (int)(sizeof idx / sizeof idx[0]) ? n : (int)(sizeof idx / sizeof idx[0]);
-    for (int i = 0; i < m; i++)
-        idx[i] = i;
+    for (int i = 0; i < m; i++) idx[i] = i;
     for (int i = 1; i < m; i++) { /* insertion sort by key, then value */
         int x = idx[i], j = i - 1;
         while (j >= 0) {
             int c = strcmp(keys[idx[j]], keys[x]);
-            if (c < 0 || (c == 0 && strcmp(vals[idx[j]], vals[x]) <= 0))
-                break;
+            if (c < 0 || (c == 0 && strcmp(vals[idx[j]], vals[x]) <= 0)) break;
             idx[j + 1] = idx[j];
             j--;
         }
@@ -576,7 +529,6 @@ uint64_t fd_alert_fingerprint(const char *alertname, const char *const *keys,
         h = fnv(h, keys[idx[i]], strlen(keys[idx[i]]) + 1);
         h = fnv(h, vals[idx[i]], strlen(vals[idx[i]]) + 1);
     }
-    if (out != NULL)
-        snprintf(out, 17, "%016" PRIx64, h);
+    if (out != NULL) snprintf(out, 17, "%016" PRIx64, h);
     return h;
 }

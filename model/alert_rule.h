@@ -45,7 +45,7 @@ typedef enum { FD_ALERT_DROP = 0, FD_ALERT_BELOW, FD_ALERT_ABSENT } fd_alert_kin
  * names are the Redis counter fields and HLL suffixes. */
 typedef enum {
     FD_M_CONVERSION_RATE = 0, /* uv_paid / uv_exposed */
-    FD_M_INTERACTION_RATE,    /* interactions / exposures */
+    FD_M_INTERACTION_RATE, /* interactions / exposures */
     FD_M_EXPOSURES,
     FD_M_INTERACTIONS,
     FD_M_PAYMENTS,
@@ -80,17 +80,17 @@ typedef struct {
 typedef struct {
     char *name; /* alertname: [A-Za-z_:][A-Za-z0-9_:]* */
     fd_alert_kind_t kind;
-    fd_metric_t metric;       /* absent: the series that stops */
+    fd_metric_t metric; /* absent: the series that stops */
     fd_metric_t while_metric; /* absent: the series that keeps flowing */
-    fd_grouping_t grouping;   /* must be one of the configured groupings */
-    int64_t window_s;         /* current window, whole minutes */
-    int64_t baseline_s;       /* drop: baseline length, whole hours (h1 buckets) */
+    fd_grouping_t grouping; /* must be one of the configured groupings */
+    int64_t window_s; /* current window, whole minutes */
+    int64_t baseline_s; /* drop: baseline length, whole hours (h1 buckets) */
     int64_t baseline_offset_s; /* drop: 0 = the hours before the window; else the same-length
                                   window this much earlier (m1 buckets), e.g. 7d */
-    double min_drop;          /* drop: 0 < min_drop < 1 */
-    double confidence;        /* drop: 0.5 <= confidence < 1 */
-    double threshold;         /* below */
-    int64_t min_samples;      /* potential users (rates), baseline count, `while` count */
+    double min_drop; /* drop: 0 < min_drop < 1 */
+    double confidence; /* drop: 0.5 <= confidence < 1 */
+    double threshold; /* below */
+    int64_t min_samples; /* potential users (rates), baseline count, `while` count */
     int64_t for_s, keep_firing_for_s;
     unsigned sinks;
     int nlabels, nannotations;
@@ -129,21 +129,20 @@ double fd_alert_p_upper(double z);
 
 /* What one evaluation reads (from Redis) and decides. */
 typedef struct {
-    int64_t num, den;           /* current window (absent: metric, while) */
+    int64_t num, den; /* current window (absent: metric, while) */
     int64_t base_num, base_den; /* drop: baseline window */
 } fd_alert_input_t;
 
 typedef struct {
-    int cond;       /* the rule's condition holds */
-    int enough;     /* the min_samples guard passed */
-    double value;   /* current rate, or count (per second for drop on counts) */
+    int cond; /* the rule's condition holds */
+    int enough; /* the min_samples guard passed */
+    double value; /* current rate, or count (per second for drop on counts) */
     double baseline;
-    double drop;    /* 1 - value/baseline; 0 if baseline is 0 */
+    double drop; /* 1 - value/baseline; 0 if baseline is 0 */
     double z, p_value;
 } fd_alert_eval_t;
 
-void fd_alert_rule_eval(const fd_alert_rule_t *r, const fd_alert_input_t *in,
-                        fd_alert_eval_t *out);
+void fd_alert_rule_eval(const fd_alert_rule_t *r, const fd_alert_input_t *in, fd_alert_eval_t *out);
 
 /* ---- state machine ------------------------------------------------------- */
 
@@ -159,11 +158,11 @@ int fd_alert_state_from_name(const char *s); /* -1 if unknown */
 
 typedef struct {
     fd_alert_state_t state;
-    int64_t active_since;  /* ms: condition true since (pending or firing) */
-    int64_t fired_at;      /* ms: start of the current/last firing */
-    int64_t keep_since;    /* ms: firing, condition false since (0 = true now) */
-    int64_t resolved_at;   /* ms */
-    int64_t last_eval;     /* ms: last step applied */
+    int64_t active_since; /* ms: condition true since (pending or firing) */
+    int64_t fired_at; /* ms: start of the current/last firing */
+    int64_t keep_since; /* ms: firing, condition false since (0 = true now) */
+    int64_t resolved_at; /* ms */
+    int64_t last_eval; /* ms: last step applied */
 } fd_alert_status_t;
 
 /* Applies one evaluation at event time t_ms (steps must increase; an older

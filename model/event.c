@@ -39,10 +39,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FD_MAX_DEPTH 64   /* arrays/objects; deeper is invalid_json (decision) */
-#define FD_MAX_STR 128    /* code points, for ids and dimensions */
+#define FD_MAX_DEPTH 64 /* arrays/objects; deeper is invalid_json (decision) */
+#define FD_MAX_STR 128 /* code points, for ids and dimensions */
 #define FD_MAX_ACTION 32
-#define FD_MAX_KEY 12     /* strlen("community_id"), the longest known key */
+#define FD_MAX_KEY 12 /* strlen("community_id"), the longest known key */
 
 typedef unsigned char uchar;
 
@@ -51,49 +51,57 @@ enum { K_ABSENT = 0, K_NULL, K_BOOL, K_STRING, K_INT, K_REAL, K_OBJECT, K_ARRAY 
 
 typedef struct {
     uint8_t kind;
-    uint8_t esc;  /* K_STRING: the raw text holds at least one backslash */
-    uint32_t n;   /* raw length: string contents without quotes, or number text */
+    uint8_t esc; /* K_STRING: the raw text holds at least one backslash */
+    uint32_t n; /* raw length: string contents without quotes, or number text */
     const char *p;
 } slot_t;
 
 /* Known top-level keys, in the check order of docs/EVENTS.md. */
 enum {
-    F_EVENT_ID, F_TYPE, F_TS, F_USER_ID, F_PRODUCT_ID,
-    F_COMMUNITY_ID, F_CHANNEL, F_CAMPAIGN_ID, F_CONTENT_ID, F_COUPON_ID,
-    F_ACTION, F_ORDER_ID, F_AMOUNT, F_CURRENCY, F_STATUS,
+    F_EVENT_ID,
+    F_TYPE,
+    F_TS,
+    F_USER_ID,
+    F_PRODUCT_ID,
+    F_COMMUNITY_ID,
+    F_CHANNEL,
+    F_CAMPAIGN_ID,
+    F_CONTENT_ID,
+    F_COUPON_ID,
+    F_ACTION,
+    F_ORDER_ID,
+    F_AMOUNT,
+    F_CURRENCY,
+    F_STATUS,
     F__COUNT
 };
 
 static const char *const field_names[F__COUNT] = {
-    "event_id", "type", "ts", "user_id", "product_id",
-    "community_id", "channel", "campaign_id", "content_id", "coupon_id",
-    "action", "order_id", "amount", "currency", "status",
+    "event_id",     "type",     "ts",          "user_id",    "product_id",
+    "community_id", "channel",  "campaign_id", "content_id", "coupon_id",
+    "action",       "order_id", "amount",      "currency",   "status",
 };
 
 struct fd_parser {
     fd_event_limits_t lim;
     char *scratch; /* max_message_bytes, for strings that carried escapes */
-    size_t used;   /* bytes of scratch used by the current message */
+    size_t used; /* bytes of scratch used by the current message */
     slot_t slot[F__COUNT];
 };
 
 /* ------------------------------------------------------------------ names */
 
 static const char *const reason_names[FD_R__COUNT] = {
-    "ok", "too_large", "invalid_json", "not_object", "missing_field",
-    "bad_type", "bad_value", "unknown_type", "type_topic_mismatch",
-    "ts_too_old", "ts_in_future", "late",
+    "ok",        "too_large",    "invalid_json",        "not_object", "missing_field", "bad_type",
+    "bad_value", "unknown_type", "type_topic_mismatch", "ts_too_old", "ts_in_future",  "late",
 };
 
-const char *fd_reason_name(fd_reason_t r)
-{
-    if ((unsigned)r >= FD_R__COUNT)
-        return "unknown";
+const char *fd_reason_name(fd_reason_t r) {
+    if ((unsigned)r >= FD_R__COUNT) return "unknown";
     return reason_names[r];
 }
 
-const char *fd_event_type_name(fd_event_type_t t)
-{
+const char *fd_event_type_name(fd_event_type_t t) {
     switch (t) {
     case FD_TYPE_EXPOSURE: return "exposure";
     case FD_TYPE_INTERACTION: return "interaction";
@@ -103,21 +111,16 @@ const char *fd_event_type_name(fd_event_type_t t)
     return "none";
 }
 
-fd_event_type_t fd_event_type_from_name(const char *s, size_t n)
-{
-    if (n == 8 && memcmp(s, "exposure", 8) == 0)
-        return FD_TYPE_EXPOSURE;
-    if (n == 11 && memcmp(s, "interaction", 11) == 0)
-        return FD_TYPE_INTERACTION;
-    if (n == 7 && memcmp(s, "payment", 7) == 0)
-        return FD_TYPE_PAYMENT;
+fd_event_type_t fd_event_type_from_name(const char *s, size_t n) {
+    if (n == 8 && memcmp(s, "exposure", 8) == 0) return FD_TYPE_EXPOSURE;
+    if (n == 11 && memcmp(s, "interaction", 11) == 0) return FD_TYPE_INTERACTION;
+    if (n == 7 && memcmp(s, "payment", 7) == 0) return FD_TYPE_PAYMENT;
     return FD_TYPE_NONE;
 }
 
 /* ------------------------------------------------------------ lifecycle */
 
-fd_parser_t *fd_parser_new(const fd_event_limits_t *lim, char *err, size_t errlen)
-{
+fd_parser_t *fd_parser_new(const fd_event_limits_t *lim, char *err, size_t errlen) {
     fd_parser_t *p = NULL;
     const char *why = NULL;
 
@@ -130,12 +133,10 @@ fd_parser_t *fd_parser_new(const fd_event_limits_t *lim, char *err, size_t errle
         goto fail;
     }
     p = calloc(1, sizeof *p);
-    if (p == NULL)
-        goto oom;
+    if (p == NULL) goto oom;
     p->lim = *lim;
     p->scratch = malloc(lim->max_message_bytes);
-    if (p->scratch == NULL)
-        goto oom;
+    if (p->scratch == NULL) goto oom;
     return p;
 
 oom:
@@ -143,8 +144,7 @@ oom:
 fail:
     if (err != NULL && errlen > 0) {
         size_t n = strlen(why);
-        if (n >= errlen)
-            n = errlen - 1;
+        if (n >= errlen) n = errlen - 1;
         memcpy(err, why, n);
         err[n] = '\0';
     }
@@ -152,10 +152,8 @@ fail:
     return NULL;
 }
 
-void fd_parser_free(fd_parser_t *p)
-{
-    if (p == NULL)
-        return;
+void fd_parser_free(fd_parser_t *p) {
+    if (p == NULL) return;
     free(p->scratch);
     free(p);
 }
@@ -165,24 +163,19 @@ void fd_parser_free(fd_parser_t *p)
 #define ONES UINT64_C(0x0101010101010101) /* one in every byte, for SWAR */
 
 /* Anything but printable ASCII other than '"' and '\\' needs a closer look. */
-static inline int str_special(uchar c)
-{
+static inline int str_special(uchar c) {
     return (uchar)(c - 0x20) >= 0x60 || c == '"' || c == '\\';
 }
 
 /* Four hex digits at p (end already checked); -1 if not hex. */
-static long hex4(const uchar *p)
-{
+static long hex4(const uchar *p) {
     int a = fd_hexval(p[0]), b = fd_hexval(p[1]), c = fd_hexval(p[2]), d = fd_hexval(p[3]);
-    if ((a | b | c | d) < 0)
-        return -1;
+    if ((a | b | c | d) < 0) return -1;
     return (long)a << 12 | b << 8 | c << 4 | d;
 }
 
-static inline const uchar *skip_ws(const uchar *p, const uchar *end)
-{
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
+static inline const uchar *skip_ws(const uchar *p, const uchar *end) {
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     return p;
 }
 
@@ -190,15 +183,14 @@ static inline const uchar *skip_ws(const uchar *p, const uchar *end)
  * Validates a string whose opening quote is at p[-1]. Returns the byte after
  * the closing quote, or NULL. *esc is set when the string holds an escape.
  */
-static const uchar *scan_string(const uchar *p, const uchar *end, int *esc)
-{
+static const uchar *scan_string(const uchar *p, const uchar *end, int *esc) {
     for (;;) {
         /* Eight bytes at a time (SWAR): the flag of the lowest special byte
          * (< 0x20, >= 0x80, '"' or '\\') is exact, so jump straight to it. */
         while (end - p >= 8) {
             uint64_t w, q, b;
             memcpy(&w, p, 8);
-            q = w ^ ONES * '"';  /* zero byte where w has '"' */
+            q = w ^ ONES * '"'; /* zero byte where w has '"' */
             b = w ^ ONES * '\\'; /* zero byte where w has '\\' */
             /* (x - ONES) & ~x flags zero bytes, (w - ONES*0x20) & ~w bytes < 0x20 */
             uint64_t m = (((w - ONES * 0x20) & ~w) | w | ((q - ONES) & ~q) | ((b - ONES) & ~b)) &
@@ -211,28 +203,26 @@ static const uchar *scan_string(const uchar *p, const uchar *end, int *esc)
             }
             p += 8;
         }
-        while (p < end && !str_special(*p))
-            p++;
-        if (p >= end)
-            return NULL;
+        while (p < end && !str_special(*p)) p++;
+        if (p >= end) return NULL;
         uchar c = *p;
-        if (c == '"')
-            return p + 1;
+        if (c == '"') return p + 1;
         if (c == '\\') {
             *esc = 1;
-            if (end - p < 2)
-                return NULL;
+            if (end - p < 2) return NULL;
             switch (p[1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
-                p += 2;
-                continue;
-            case 'u':
-                break;
-            default:
-                return NULL;
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't': p += 2; continue;
+            case 'u': break;
+            default: return NULL;
             }
-            if (end - p < 6)
-                return NULL;
+            if (end - p < 6) return NULL;
             long cp = hex4(p + 2);
             if (cp < 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
                 return NULL; /* not hex, or a lone low surrogate */
@@ -241,32 +231,25 @@ static const uchar *scan_string(const uchar *p, const uchar *end, int *esc)
                 if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
                     return NULL; /* lone high surrogate */
                 long lo = hex4(p + 2);
-                if (lo < 0xDC00 || lo > 0xDFFF)
-                    return NULL;
+                if (lo < 0xDC00 || lo > 0xDFFF) return NULL;
                 p += 6;
             }
             continue;
         }
-        if (c < 0x20)
-            return NULL;
+        if (c < 0x20) return NULL;
         /* Multi-byte UTF-8, Unicode Table 3-7 (no overlongs, no surrogates,
          * nothing above U+10FFFF). */
         if (c >= 0xC2 && c <= 0xDF) {
-            if (end - p < 2 || (p[1] & 0xC0) != 0x80)
-                return NULL;
+            if (end - p < 2 || (p[1] & 0xC0) != 0x80) return NULL;
             p += 2;
         } else if (c >= 0xE0 && c <= 0xEF) {
-            if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-                return NULL;
-            if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))
-                return NULL;
+            if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return NULL;
+            if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F)) return NULL;
             p += 3;
         } else if (c >= 0xF0 && c <= 0xF4) {
-            if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
-                (p[3] & 0xC0) != 0x80)
+            if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
                 return NULL;
-            if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
-                return NULL;
+            if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F)) return NULL;
             p += 4;
         } else {
             return NULL; /* 0x80..0xC1 lead, 0xF5..0xFF */
@@ -276,59 +259,48 @@ static const uchar *scan_string(const uchar *p, const uchar *end, int *esc)
 
 /* Validates a number starting at p. Returns the byte after it, or NULL.
  * *is_int is set when it has neither fraction nor exponent. */
-static const uchar *scan_number(const uchar *p, const uchar *end, int *is_int)
-{
+static const uchar *scan_number(const uchar *p, const uchar *end, int *is_int) {
     *is_int = 1;
-    if (p < end && *p == '-')
-        p++;
-    if (p >= end)
-        return NULL;
+    if (p < end && *p == '-') p++;
+    if (p >= end) return NULL;
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
+        while (p < end && *p >= '0' && *p <= '9') p++;
     } else {
         return NULL;
     }
     if (p < end && *p == '.') {
         *is_int = 0;
         p++;
-        if (p >= end || *p < '0' || *p > '9')
-            return NULL;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         *is_int = 0;
         p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        if (p >= end || *p < '0' || *p > '9')
-            return NULL;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return NULL;
+        while (p < end && *p >= '0' && *p <= '9') p++;
     }
     return p;
 }
 
-static const uchar *scan_value(const uchar *p, const uchar *end, int depth,
-                               slot_t *out, slot_t *slots);
+static const uchar *scan_value(const uchar *p, const uchar *end, int depth, slot_t *out,
+                               slot_t *slots);
 
 /*
  * Decodes a validated string body into dst (cap bytes). Returns the decoded
  * length, or (size_t)-1 when it does not fit. Used for keys (small cap) and
  * for field values (cap = what is left of scratch, always enough).
  */
-static size_t decode_string(const uchar *s, size_t n, char *dst, size_t cap)
-{
+static size_t decode_string(const uchar *s, size_t n, char *dst, size_t cap) {
     const uchar *end = s + n;
     size_t o = 0;
     while (s < end) {
         uchar c = *s;
         if (c != '\\') {
-            if (o >= cap)
-                return (size_t)-1;
+            if (o >= cap) return (size_t)-1;
             dst[o++] = (char)c;
             s++;
             continue;
@@ -375,8 +347,7 @@ static size_t decode_string(const uchar *s, size_t n, char *dst, size_t cap)
             u[3] = (uchar)(0x80 | (cp & 0x3F));
             k = 4;
         }
-        if (cap - o < k)
-            return (size_t)-1;
+        if (cap - o < k) return (size_t)-1;
         memcpy(dst + o, u, k);
         o += k;
     }
@@ -384,8 +355,7 @@ static size_t decode_string(const uchar *s, size_t n, char *dst, size_t cap)
 }
 
 /* Index of a known key, or -1. */
-static int key_index(const char *k, size_t n)
-{
+static int key_index(const char *k, size_t n) {
     /* Short, branchy and fast enough: at most three memcmp per key. */
     switch (n) {
     case 2: return memcmp(k, "ts", 2) == 0 ? F_TS : -1;
@@ -417,19 +387,15 @@ static int key_index(const char *k, size_t n)
 
 /* Scans an object whose '{' is at p; depth is the object's own depth.
  * With slots != NULL (the top-level object) known keys are recorded. */
-static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slot_t *slots)
-{
+static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slot_t *slots) {
     p = skip_ws(p + 1, end);
-    if (p < end && *p == '}')
-        return p + 1;
+    if (p < end && *p == '}') return p + 1;
     for (;;) {
-        if (p >= end || *p != '"')
-            return NULL;
+        if (p >= end || *p != '"') return NULL;
         const uchar *k = p + 1;
         int esc = 0;
         p = scan_string(k, end, &esc);
-        if (p == NULL)
-            return NULL;
+        if (p == NULL) return NULL;
         slot_t *dst = NULL;
         if (slots != NULL) {
             size_t kn = (size_t)(p - 1 - k);
@@ -441,19 +407,16 @@ static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slo
                 size_t dn = decode_string(k, kn, kb, sizeof kb);
                 i = dn == (size_t)-1 ? -1 : key_index(kb, dn);
             }
-            if (i >= 0)
-                dst = &slots[i];
+            if (i >= 0) dst = &slots[i];
         }
         p = skip_ws(p, end);
-        if (p >= end || *p != ':')
-            return NULL;
+        if (p >= end || *p != ':') return NULL;
         p = skip_ws(p + 1, end);
         if (p < end && *p == '"') { /* most values: skip a call */
             const uchar *v = p + 1;
             esc = 0;
             p = scan_string(v, end, &esc);
-            if (p == NULL)
-                return NULL;
+            if (p == NULL) return NULL;
             if (dst != NULL) {
                 dst->kind = K_STRING;
                 dst->esc = (uint8_t)esc;
@@ -462,44 +425,32 @@ static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slo
             }
         } else {
             p = scan_value(p, end, depth, dst, NULL);
-            if (p == NULL)
-                return NULL;
+            if (p == NULL) return NULL;
         }
         p = skip_ws(p, end);
-        if (p >= end)
-            return NULL;
-        if (*p == '}')
-            return p + 1;
-        if (*p != ',')
-            return NULL;
+        if (p >= end) return NULL;
+        if (*p == '}') return p + 1;
+        if (*p != ',') return NULL;
         p = skip_ws(p + 1, end);
     }
 }
 
-static const uchar *scan_array(const uchar *p, const uchar *end, int depth)
-{
+static const uchar *scan_array(const uchar *p, const uchar *end, int depth) {
     p = skip_ws(p + 1, end);
-    if (p < end && *p == ']')
-        return p + 1;
+    if (p < end && *p == ']') return p + 1;
     for (;;) {
         p = scan_value(p, end, depth, NULL, NULL);
-        if (p == NULL)
-            return NULL;
+        if (p == NULL) return NULL;
         p = skip_ws(p, end);
-        if (p >= end)
-            return NULL;
-        if (*p == ']')
-            return p + 1;
-        if (*p != ',')
-            return NULL;
+        if (p >= end) return NULL;
+        if (*p == ']') return p + 1;
+        if (*p != ',') return NULL;
         p = skip_ws(p + 1, end);
     }
 }
 
-static const uchar *scan_literal(const uchar *p, const uchar *end, const char *lit, size_t n)
-{
-    if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0)
-        return NULL;
+static const uchar *scan_literal(const uchar *p, const uchar *end, const char *lit, size_t n) {
+    if ((size_t)(end - p) < n || memcmp(p, lit, n) != 0) return NULL;
     return p + n;
 }
 
@@ -508,21 +459,18 @@ static const uchar *scan_literal(const uchar *p, const uchar *end, const char *l
  * `depth` (0 for the top level). Records it in *out when out != NULL; slots
  * is passed on only for the top-level object.
  */
-static const uchar *scan_value(const uchar *p, const uchar *end, int depth,
-                               slot_t *out, slot_t *slots)
-{
+static const uchar *scan_value(const uchar *p, const uchar *end, int depth, slot_t *out,
+                               slot_t *slots) {
     const uchar *start = p;
     uint8_t kind;
     int flag = 0;
 
-    if (p >= end)
-        return NULL;
+    if (p >= end) return NULL;
     switch (*p) {
     case '"':
         start = p + 1;
         p = scan_string(p + 1, end, &flag);
-        if (p == NULL)
-            return NULL;
+        if (p == NULL) return NULL;
         if (out != NULL) {
             out->kind = K_STRING;
             out->esc = (uint8_t)flag;
@@ -531,14 +479,12 @@ static const uchar *scan_value(const uchar *p, const uchar *end, int depth,
         }
         return p;
     case '{':
-        if (depth >= FD_MAX_DEPTH)
-            return NULL;
+        if (depth >= FD_MAX_DEPTH) return NULL;
         p = scan_object(p, end, depth + 1, slots);
         kind = K_OBJECT;
         break;
     case '[':
-        if (depth >= FD_MAX_DEPTH)
-            return NULL;
+        if (depth >= FD_MAX_DEPTH) return NULL;
         p = scan_array(p, end, depth + 1);
         kind = K_ARRAY;
         break;
@@ -571,8 +517,7 @@ static const uchar *scan_value(const uchar *p, const uchar *end, int depth,
 /* ------------------------------------------------------ phase 2: check */
 
 /* Reads validated integer text. Returns -1 when outside int64. */
-static int read_i64(const char *s, size_t n, int64_t *out)
-{
+static int read_i64(const char *s, size_t n, int64_t *out) {
     size_t i = 0;
     int neg = 0;
     uint64_t v = 0;
@@ -586,30 +531,24 @@ static int read_i64(const char *s, size_t n, int64_t *out)
     }
     for (; i < n; i++) {
         unsigned d = (unsigned)(s[i] - '0');
-        if (v > (lim - d) / 10)
-            return -1;
+        if (v > (lim - d) / 10) return -1;
         v = v * 10 + d;
     }
-    if (neg)
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    else
-        *out = (int64_t)v;
+    if (neg) *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    else *out = (int64_t)v;
     return 0;
 }
 
 /* Code points of valid UTF-8: every byte that is not a continuation byte. */
-static size_t count_cp(const char *s, size_t n)
-{
+static size_t count_cp(const char *s, size_t n) {
     size_t cp = 0;
-    for (size_t i = 0; i < n; i++)
-        cp += ((uchar)s[i] & 0xC0) != 0x80;
+    for (size_t i = 0; i < n; i++) cp += ((uchar)s[i] & 0xC0) != 0x80;
     return cp;
 }
 
 /* Slot string as an fd_str_t: into the message, or decoded into scratch. */
-static fd_str_t slot_str(fd_parser_t *p, const slot_t *s)
-{
-    fd_str_t r = { s->p, s->n };
+static fd_str_t slot_str(fd_parser_t *p, const slot_t *s) {
+    fd_str_t r = {s->p, s->n};
     if (s->esc) {
         char *dst = p->scratch + p->used;
         size_t n = decode_string((const uchar *)s->p, s->n, dst, p->lim.max_message_bytes - p->used);
@@ -622,43 +561,33 @@ static fd_str_t slot_str(fd_parser_t *p, const slot_t *s)
     return r;
 }
 
-static int is_absent(const slot_t *s)
-{
-    return s->kind == K_ABSENT || s->kind == K_NULL;
-}
+static int is_absent(const slot_t *s) { return s->kind == K_ABSENT || s->kind == K_NULL; }
 
 /* A string field of min..max code points; optional ones may be absent. */
-static fd_reason_t want_str(fd_parser_t *p, const slot_t *s, int required,
-                            size_t min, size_t max, fd_str_t *out)
-{
+static fd_reason_t want_str(fd_parser_t *p, const slot_t *s, int required, size_t min, size_t max,
+                            fd_str_t *out) {
     if (is_absent(s)) {
         out->p = NULL;
         out->n = 0;
         return required ? FD_R_MISSING_FIELD : FD_OK;
     }
-    if (s->kind != K_STRING)
-        return FD_R_BAD_TYPE;
+    if (s->kind != K_STRING) return FD_R_BAD_TYPE;
     *out = slot_str(p, s);
     /* bytes >= code points >= bytes / 4: count only when it could matter */
     size_t n = out->n;
-    if (n < min || n > 4 * max)
-        return FD_R_BAD_VALUE;
+    if (n < min || n > 4 * max) return FD_R_BAD_VALUE;
     if (n > max) {
         size_t cp = count_cp(out->p, n);
-        if (cp > max)
-            return FD_R_BAD_VALUE;
+        if (cp > max) return FD_R_BAD_VALUE;
     }
-    if (n == 0)
-        out->p = NULL; /* an empty optional dimension is absent (decision) */
+    if (n == 0) out->p = NULL; /* an empty optional dimension is absent (decision) */
     return FD_OK;
 }
 
-static int digits(const char *s, int n, int *out)
-{
+static int digits(const char *s, int n, int *out) {
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
+        if (s[i] < '0' || s[i] > '9') return -1;
         v = v * 10 + (s[i] - '0');
     }
     *out = v;
@@ -666,8 +595,7 @@ static int digits(const char *s, int n, int *out)
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t days_from_civil(int y, int m, int d)
-{
+static int64_t days_from_civil(int y, int m, int d) {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
     int64_t yoe = y - era * 400;
@@ -677,39 +605,32 @@ static int64_t days_from_civil(int y, int m, int d)
 }
 
 /* RFC 3339 per docs/EVENTS.md into epoch ms. Returns -1 on any deviation. */
-static int parse_rfc3339(const char *s, size_t n, int64_t *out)
-{
-    static const uint8_t mdays[13] = { 0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+static int parse_rfc3339(const char *s, size_t n, int64_t *out) {
+    static const uint8_t mdays[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     int Y, M, D, h, mi, sec, oh = 0, om = 0, ms = 0;
 
-    if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-        s[13] != ':' || s[16] != ':')
+    if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+        s[16] != ':')
         return -1;
-    if (digits(s, 4, &Y) || digits(s + 5, 2, &M) || digits(s + 8, 2, &D) ||
-        digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &sec))
+    if (digits(s, 4, &Y) || digits(s + 5, 2, &M) || digits(s + 8, 2, &D) || digits(s + 11, 2, &h) ||
+        digits(s + 14, 2, &mi) || digits(s + 17, 2, &sec))
         return -1;
-    if (M < 1 || M > 12 || D < 1 || h > 23 || mi > 59 || sec > 59)
-        return -1;
+    if (M < 1 || M > 12 || D < 1 || h > 23 || mi > 59 || sec > 59) return -1;
     int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
-    if (D > mdays[M] + (M == 2 && leap))
-        return -1;
+    if (D > mdays[M] + (M == 2 && leap)) return -1;
 
     size_t i = 19;
     if (s[i] == '.') {
         size_t f0 = ++i;
         while (i < n && s[i] >= '0' && s[i] <= '9') {
-            if (i - f0 < 3)
-                ms = ms * 10 + (s[i] - '0');
+            if (i - f0 < 3) ms = ms * 10 + (s[i] - '0');
             i++;
         }
         size_t nf = i - f0;
-        if (nf < 1 || nf > 9)
-            return -1;
-        for (size_t k = nf; k < 3; k++)
-            ms *= 10;
+        if (nf < 1 || nf > 9) return -1;
+        for (size_t k = nf; k < 3; k++) ms *= 10;
     }
-    if (i >= n)
-        return -1;
+    if (i >= n) return -1;
     int sign = 0;
     if (s[i] == 'Z' || s[i] == 'z') {
         i++;
@@ -722,8 +643,7 @@ static int parse_rfc3339(const char *s, size_t n, int64_t *out)
     } else {
         return -1;
     }
-    if (i != n)
-        return -1;
+    if (i != n) return -1;
 
     int64_t secs = days_from_civil(Y, M, D) * 86400 + h * 3600 + mi * 60 + sec;
     secs -= (int64_t)sign * (oh * 3600 + om * 60); /* local = UTC + offset */
@@ -742,61 +662,50 @@ static int64_t sat_sub(int64_t a, int64_t b) /* b >= 0 */
 }
 
 /* Runs the field checks of docs/EVENTS.md in order. *fi = failing field. */
-static fd_reason_t check(fd_parser_t *p, fd_event_type_t topic_type, int64_t now_ms,
-                         fd_event_t *ev, int *fi)
-{
+static fd_reason_t check(fd_parser_t *p, fd_event_type_t topic_type, int64_t now_ms, fd_event_t *ev,
+                         int *fi) {
     const slot_t *sl = p->slot;
     fd_reason_t r;
     fd_str_t t;
 
-#define STR(F, REQ, MIN, MAX, DST)                                   \
-    do {                                                             \
-        *fi = (F);                                                   \
-        if ((r = want_str(p, &sl[F], (REQ), (MIN), (MAX), (DST))))   \
-            return r;                                                \
+#define STR(F, REQ, MIN, MAX, DST) \
+    do { \
+        *fi = (F); \
+        if ((r = want_str(p, &sl[F], (REQ), (MIN), (MAX), (DST)))) return r; \
     } while (0)
 
     STR(F_EVENT_ID, 1, 1, FD_MAX_STR, &ev->event_id);
 
     *fi = F_TYPE;
     if (is_absent(&sl[F_TYPE])) {
-        if (topic_type == FD_TYPE_NONE)
-            return FD_R_MISSING_FIELD;
+        if (topic_type == FD_TYPE_NONE) return FD_R_MISSING_FIELD;
         ev->type = topic_type;
     } else {
-        if (sl[F_TYPE].kind != K_STRING)
-            return FD_R_BAD_TYPE;
+        if (sl[F_TYPE].kind != K_STRING) return FD_R_BAD_TYPE;
         t = slot_str(p, &sl[F_TYPE]);
         ev->type = fd_event_type_from_name(t.p, t.n);
-        if (ev->type == FD_TYPE_NONE)
-            return FD_R_UNKNOWN_TYPE;
-        if (topic_type != FD_TYPE_NONE && ev->type != topic_type)
-            return FD_R_TYPE_TOPIC_MISMATCH;
+        if (ev->type == FD_TYPE_NONE) return FD_R_UNKNOWN_TYPE;
+        if (topic_type != FD_TYPE_NONE && ev->type != topic_type) return FD_R_TYPE_TOPIC_MISMATCH;
     }
 
     *fi = F_TS;
     switch (sl[F_TS].kind) {
     case K_ABSENT:
-    case K_NULL:
-        return FD_R_MISSING_FIELD;
+    case K_NULL: return FD_R_MISSING_FIELD;
     case K_INT:
-        if (read_i64(sl[F_TS].p, sl[F_TS].n, &ev->ts_ms))
-            return FD_R_BAD_VALUE;
+        if (read_i64(sl[F_TS].p, sl[F_TS].n, &ev->ts_ms)) return FD_R_BAD_VALUE;
         break;
     case K_STRING:
         t = slot_str(p, &sl[F_TS]);
-        if (parse_rfc3339(t.p, t.n, &ev->ts_ms))
-            return FD_R_BAD_VALUE;
+        if (parse_rfc3339(t.p, t.n, &ev->ts_ms)) return FD_R_BAD_VALUE;
         break;
-    default:
-        return FD_R_BAD_TYPE;
+    default: return FD_R_BAD_TYPE;
     }
 
     *fi = F_USER_ID;
     if (sl[F_USER_ID].kind == K_INT) {
         int64_t ignored;
-        if (read_i64(sl[F_USER_ID].p, sl[F_USER_ID].n, &ignored))
-            return FD_R_BAD_VALUE;
+        if (read_i64(sl[F_USER_ID].p, sl[F_USER_ID].n, &ignored)) return FD_R_BAD_VALUE;
         ev->user_id.p = sl[F_USER_ID].p; /* the digits as written */
         ev->user_id.n = sl[F_USER_ID].n;
     } else {
@@ -810,17 +719,14 @@ static fd_reason_t check(fd_parser_t *p, fd_event_type_t topic_type, int64_t now
     STR(F_CONTENT_ID, 0, 0, FD_MAX_STR, &ev->content_id);
     STR(F_COUPON_ID, 0, 0, FD_MAX_STR, &ev->coupon_id);
 
-    if (ev->type == FD_TYPE_INTERACTION)
-        STR(F_ACTION, 1, 1, FD_MAX_ACTION, &ev->action);
+    if (ev->type == FD_TYPE_INTERACTION) STR(F_ACTION, 1, 1, FD_MAX_ACTION, &ev->action);
 
     if (ev->type == FD_TYPE_PAYMENT) {
         STR(F_ORDER_ID, 1, 1, FD_MAX_STR, &ev->order_id);
 
         *fi = F_AMOUNT;
-        if (is_absent(&sl[F_AMOUNT]))
-            return FD_R_MISSING_FIELD;
-        if (sl[F_AMOUNT].kind != K_INT)
-            return FD_R_BAD_TYPE;
+        if (is_absent(&sl[F_AMOUNT])) return FD_R_MISSING_FIELD;
+        if (sl[F_AMOUNT].kind != K_INT) return FD_R_BAD_TYPE;
         if (read_i64(sl[F_AMOUNT].p, sl[F_AMOUNT].n, &ev->amount) || ev->amount < 0 ||
             ev->amount > FD_AMOUNT_MAX)
             return FD_R_BAD_VALUE;
@@ -828,14 +734,11 @@ static fd_reason_t check(fd_parser_t *p, fd_event_type_t topic_type, int64_t now
         *fi = F_CURRENCY;
         memcpy(ev->currency, "CNY", 4);
         if (!is_absent(&sl[F_CURRENCY])) {
-            if (sl[F_CURRENCY].kind != K_STRING)
-                return FD_R_BAD_TYPE;
+            if (sl[F_CURRENCY].kind != K_STRING) return FD_R_BAD_TYPE;
             t = slot_str(p, &sl[F_CURRENCY]);
-            if (t.n != 3)
-                return FD_R_BAD_VALUE;
+            if (t.n != 3) return FD_R_BAD_VALUE;
             for (int i = 0; i < 3; i++) {
-                if (t.p[i] < 'A' || t.p[i] > 'Z')
-                    return FD_R_BAD_VALUE;
+                if (t.p[i] < 'A' || t.p[i] > 'Z') return FD_R_BAD_VALUE;
                 ev->currency[i] = t.p[i];
             }
         }
@@ -843,41 +746,30 @@ static fd_reason_t check(fd_parser_t *p, fd_event_type_t topic_type, int64_t now
         *fi = F_STATUS;
         ev->status = FD_STATUS_PAID;
         if (!is_absent(&sl[F_STATUS])) {
-            if (sl[F_STATUS].kind != K_STRING)
-                return FD_R_BAD_TYPE;
+            if (sl[F_STATUS].kind != K_STRING) return FD_R_BAD_TYPE;
             t = slot_str(p, &sl[F_STATUS]);
-            if (t.n == 4 && memcmp(t.p, "paid", 4) == 0)
-                ev->status = FD_STATUS_PAID;
-            else if (t.n == 8 && memcmp(t.p, "refunded", 8) == 0)
-                ev->status = FD_STATUS_REFUNDED;
-            else
-                return FD_R_BAD_VALUE;
+            if (t.n == 4 && memcmp(t.p, "paid", 4) == 0) ev->status = FD_STATUS_PAID;
+            else if (t.n == 8 && memcmp(t.p, "refunded", 8) == 0) ev->status = FD_STATUS_REFUNDED;
+            else return FD_R_BAD_VALUE;
         }
     }
 #undef STR
 
     *fi = F_TS;
-    if (ev->ts_ms < sat_sub(now_ms, p->lim.max_age_ms))
-        return FD_R_TS_TOO_OLD;
-    if (ev->ts_ms > sat_add(now_ms, p->lim.max_future_ms))
-        return FD_R_TS_IN_FUTURE;
+    if (ev->ts_ms < sat_sub(now_ms, p->lim.max_age_ms)) return FD_R_TS_TOO_OLD;
+    if (ev->ts_ms > sat_add(now_ms, p->lim.max_future_ms)) return FD_R_TS_IN_FUTURE;
     return FD_OK;
 }
 
-fd_reason_t fd_event_parse(fd_parser_t *p, const char *buf, size_t len,
-                           fd_event_type_t topic_type, int64_t now_ms,
-                           fd_event_t *ev, const char **field)
-{
+fd_reason_t fd_event_parse(fd_parser_t *p, const char *buf, size_t len, fd_event_type_t topic_type,
+                           int64_t now_ms, fd_event_t *ev, const char **field) {
     const char *dummy;
-    if (field == NULL)
-        field = &dummy;
+    if (field == NULL) field = &dummy;
     *field = "-";
     memset(ev, 0, sizeof *ev);
 
-    if (len > p->lim.max_message_bytes)
-        return FD_R_TOO_LARGE;
-    if (buf == NULL || len == 0)
-        return FD_R_INVALID_JSON;
+    if (len > p->lim.max_message_bytes) return FD_R_TOO_LARGE;
+    if (buf == NULL || len == 0) return FD_R_INVALID_JSON;
 
     const uchar *s = (const uchar *)buf, *end = s + len;
     memset(p->slot, 0, sizeof p->slot);
@@ -886,14 +778,11 @@ fd_reason_t fd_event_parse(fd_parser_t *p, const char *buf, size_t len,
     s = skip_ws(s, end);
     int is_object = s < end && *s == '{';
     s = scan_value(s, end, 0, NULL, is_object ? p->slot : NULL);
-    if (s == NULL || skip_ws(s, end) != end)
-        return FD_R_INVALID_JSON;
-    if (!is_object)
-        return FD_R_NOT_OBJECT;
+    if (s == NULL || skip_ws(s, end) != end) return FD_R_INVALID_JSON;
+    if (!is_object) return FD_R_NOT_OBJECT;
 
     int fi = -1;
     fd_reason_t r = check(p, topic_type, now_ms, ev, &fi);
-    if (r != FD_OK)
-        *field = field_names[fi];
+    if (r != FD_OK) *field = field_names[fi];
     return r;
 }

@@ -43,7 +43,7 @@ typedef enum {
 
 typedef struct {
     const char *p; /* not NUL-terminated; NULL when absent */
-    uint32_t n;    /* length in bytes */
+    uint32_t n; /* length in bytes */
 } fd_str_t;
 
 typedef enum { FD_STATUS_PAID = 0, FD_STATUS_REFUNDED = 1 } fd_status_t;
@@ -58,17 +58,17 @@ typedef struct {
     int64_t ts_ms;
     fd_str_t event_id, user_id, product_id;
     fd_str_t community_id, channel, campaign_id, content_id, coupon_id; /* .p NULL if absent or "" */
-    fd_str_t action;   /* interaction only */
+    fd_str_t action; /* interaction only */
     fd_str_t order_id; /* payment only */
-    int64_t amount;    /* payment only, minor units */
-    char currency[4];  /* payment only, default "CNY" */
+    int64_t amount; /* payment only, minor units */
+    char currency[4]; /* payment only, default "CNY" */
     fd_status_t status;
 } fd_event_t;
 
 typedef struct {
     size_t max_message_bytes; /* too_large above this */
-    int64_t max_age_ms;       /* ts_too_old when ts < now - max_age_ms */
-    int64_t max_future_ms;    /* ts_in_future when ts > now + max_future_ms */
+    int64_t max_age_ms; /* ts_too_old when ts < now - max_age_ms */
+    int64_t max_future_ms; /* ts_in_future when ts > now + max_future_ms */
 } fd_event_limits_t;
 
 typedef struct fd_parser fd_parser_t;
@@ -80,11 +80,10 @@ void fd_parser_free(fd_parser_t *p);
  * is mapped to (FD_TYPE_NONE for a mixed topic). now_ms is the wall clock.
  * Returns FD_OK and fills *ev, or a reason; *field is then the offending
  * field name (a static string) or "-". */
-fd_reason_t fd_event_parse(fd_parser_t *p, const char *buf, size_t len,
-                           fd_event_type_t topic_type, int64_t now_ms,
-                           fd_event_t *ev, const char **field);
+fd_reason_t fd_event_parse(fd_parser_t *p, const char *buf, size_t len, fd_event_type_t topic_type,
+                           int64_t now_ms, fd_event_t *ev, const char **field);
 
-const char *fd_reason_name(fd_reason_t r);        /* "invalid_json", ... */
+const char *fd_reason_name(fd_reason_t r); /* "invalid_json", ... */
 const char *fd_event_type_name(fd_event_type_t t); /* "exposure", ... */
 /* Returns FD_TYPE_NONE for an unknown name. */
 fd_event_type_t fd_event_type_from_name(const char *s, size_t n);

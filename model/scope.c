@@ -57,25 +57,19 @@ static const struct {
     [FD_DIM_CONTENT] = {"content", 7},
 };
 
-const char *fd_dim_name(fd_dim_t d)
-{
-    if ((int)d < 0 || d >= FD_DIM__COUNT)
-        return "?";
+const char *fd_dim_name(fd_dim_t d) {
+    if ((int)d < 0 || d >= FD_DIM__COUNT) return "?";
     return dim_names[d].name;
 }
 
-int fd_dim_from_name(const char *s)
-{
-    if (s == NULL)
-        return -1;
+int fd_dim_from_name(const char *s) {
+    if (s == NULL) return -1;
     for (int d = 0; d < FD_DIM__COUNT; d++)
-        if (strcmp(s, dim_names[d].name) == 0)
-            return d;
+        if (strcmp(s, dim_names[d].name) == 0) return d;
     return -1;
 }
 
-static const fd_str_t *dim_value(const fd_event_t *ev, fd_dim_t d)
-{
+static const fd_str_t *dim_value(const fd_event_t *ev, fd_dim_t d) {
     switch (d) {
     case FD_DIM_PRODUCT: return &ev->product_id;
     case FD_DIM_CHANNEL: return &ev->channel;
@@ -89,26 +83,25 @@ static const fd_str_t *dim_value(const fd_event_t *ev, fd_dim_t d)
 /* ---- encoding ------------------------------------------------------------ */
 
 /* 1 for the bytes SPEC §3 percent-encodes: controls, 0x7F and ,=:{}% space. */
-#define C8(x) [x] = 1, [x + 1] = 1, [x + 2] = 1, [x + 3] = 1, \
-              [x + 4] = 1, [x + 5] = 1, [x + 6] = 1, [x + 7] = 1
+#define C8(x) \
+    [x] = 1, [x + 1] = 1, [x + 2] = 1, [x + 3] = 1, [x + 4] = 1, [x + 5] = 1, [x + 6] = 1, \
+    [x + 7] = 1
 static const unsigned char must_encode[256] = {
-    C8(0x00), C8(0x08), C8(0x10), C8(0x18), [0x7F] = 1,
-    [','] = 1, ['='] = 1, [':'] = 1, ['{'] = 1, ['}'] = 1, ['%'] = 1, [' '] = 1,
+    C8(0x00),  C8(0x08),  C8(0x10),  C8(0x18),  [0x7F] = 1, [','] = 1,
+    ['='] = 1, [':'] = 1, ['{'] = 1, ['}'] = 1, ['%'] = 1,  [' '] = 1,
 };
 #undef C8
 
 static const char hexdig[] = "0123456789ABCDEF";
 
-size_t fd_scope_encode(char *out, size_t cap, const char *s, size_t n)
-{
+size_t fd_scope_encode(char *out, size_t cap, const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     size_t total = 0, w = 0; /* w: bytes written; units are never split */
     size_t room = cap > 0 ? cap - 1 : 0;
 
     for (size_t i = 0; i < n;) {
         size_t j = i;
-        while (j < n && !must_encode[u[j]])
-            j++;
+        while (j < n && !must_encode[u[j]]) j++;
         if (j > i) { /* a run of bytes that pass through */
             size_t run = j - i;
             if (w == total && w < room) {
@@ -129,16 +122,13 @@ size_t fd_scope_encode(char *out, size_t cap, const char *s, size_t n)
         total += 3;
         i++;
     }
-    if (cap > 0)
-        out[w] = '\0';
+    if (cap > 0) out[w] = '\0';
     return total;
 }
 
-void fd_scope_decode(char *out, size_t cap, const char *s, size_t n)
-{
+void fd_scope_decode(char *out, size_t cap, const char *s, size_t n) {
     size_t o = 0;
-    if (cap == 0)
-        return;
+    if (cap == 0) return;
     for (size_t i = 0; i < n && o + 1 < cap; i++) {
         if (s[i] == '%' && i + 2 < n && fd_hexval(s[i + 1]) >= 0 && fd_hexval(s[i + 2]) >= 0) {
             out[o++] = (char)(fd_hexval(s[i + 1]) * 16 + fd_hexval(s[i + 2]));
@@ -150,19 +140,16 @@ void fd_scope_decode(char *out, size_t cap, const char *s, size_t n)
     out[o] = '\0';
 }
 
-size_t fd_scope_id(char *out, size_t cap, const fd_grouping_t *g, const fd_event_t *ev)
-{
+size_t fd_scope_id(char *out, size_t cap, const fd_grouping_t *g, const fd_event_t *ev) {
     if (g->ndims == 0) {
-        if (cap < 4)
-            goto too_small;
+        if (cap < 4) goto too_small;
         memcpy(out, "all", 4);
         return 3;
     }
     /* Check every dimension first so a skip never depends on cap. */
     for (int k = 0; k < g->ndims; k++) {
         const fd_str_t *v = dim_value(ev, g->dims[k]);
-        if (v == NULL || v->p == NULL || v->n == 0)
-            return 0;
+        if (v == NULL || v->p == NULL || v->n == 0) return 0;
     }
     size_t pos = 0;
     for (int k = 0; k < g->ndims; k++) {
@@ -171,29 +158,26 @@ size_t fd_scope_id(char *out, size_t cap, const fd_grouping_t *g, const fd_event
         size_t need = (k > 0) + nl + 1;
         if (cap - pos <= need) /* also keeps room for the NUL */
             goto too_small;
-        if (k > 0)
-            out[pos++] = ',';
+        if (k > 0) out[pos++] = ',';
         memcpy(out + pos, dim_names[g->dims[k]].name, nl);
         pos += nl;
         out[pos++] = '=';
         size_t el = fd_scope_encode(out + pos, cap - pos, v->p, v->n);
-        if (el >= cap - pos)
-            goto too_small;
+        if (el >= cap - pos) goto too_small;
         pos += el;
     }
     return pos;
 
 too_small:
-    if (cap > 0)
-        out[0] = '\0';
+    if (cap > 0) out[0] = '\0';
     return (size_t)-1;
 }
 
 /* ---- the capped set ------------------------------------------------------ */
 
 typedef struct {
-    uint32_t h;      /* low 32 bits of the key's hash */
-    uint32_t len;    /* key length in bytes */
+    uint32_t h; /* low 32 bits of the key's hash */
+    uint32_t len; /* key length in bytes */
     const char *key; /* NUL-terminated copy in the arena; NULL = empty slot */
 } slot_t;
 
@@ -231,8 +215,7 @@ struct fd_scopes {
 
 static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
 
-static uint64_t hash_bytes(uint64_t seed, const char *p, size_t n)
-{
+static uint64_t hash_bytes(uint64_t seed, const char *p, size_t n) {
     uint64_t h = seed + P3 + (uint64_t)n * P1;
     uint64_t w;
     while (n >= 8) {
@@ -254,20 +237,19 @@ static uint64_t hash_bytes(uint64_t seed, const char *p, size_t n)
     return h;
 }
 
-static uint64_t process_seed(void)
-{
+static uint64_t process_seed(void) {
     struct timespec ts;
     int local;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_sec * P1 ^ (uint64_t)ts.tv_nsec * P2 ^
-                 (uint64_t)getpid() * P4 ^ (uint64_t)(uintptr_t)&local;
+    uint64_t x = (uint64_t)ts.tv_sec * P1 ^ (uint64_t)ts.tv_nsec * P2 ^ (uint64_t)getpid() * P4 ^
+                 (uint64_t)(uintptr_t)&local;
     return hash_bytes(x, (const char *)&x, sizeof x);
 }
 
-fd_scopes_t *fd_scopes_new(int ngroupings, uint32_t cap, char *err, size_t errlen)
-{
+fd_scopes_t *fd_scopes_new(int ngroupings, uint32_t cap, char *err, size_t errlen) {
     if (ngroupings < 1 || ngroupings > FD_MAX_GROUPINGS) {
-        snprintf(err, errlen, "groupings: need 1..%d groupings, got %d", FD_MAX_GROUPINGS, ngroupings);
+        snprintf(err, errlen, "groupings: need 1..%d groupings, got %d", FD_MAX_GROUPINGS,
+                 ngroupings);
         return NULL;
     }
     if (cap < 1 || cap > MAX_CAP) {
@@ -275,15 +257,13 @@ fd_scopes_t *fd_scopes_new(int ngroupings, uint32_t cap, char *err, size_t errle
         return NULL;
     }
     fd_scopes_t *s = calloc(1, sizeof *s + (size_t)ngroupings * sizeof(group_t));
-    if (s == NULL)
-        goto fail;
+    if (s == NULL) goto fail;
     s->ngroupings = ngroupings;
     s->cap = cap;
     s->seed = process_seed();
     for (int i = 0; i < ngroupings; i++) {
         s->g[i].slots = calloc(MIN_SLOTS, sizeof(slot_t));
-        if (s->g[i].slots == NULL)
-            goto fail;
+        if (s->g[i].slots == NULL) goto fail;
         s->g[i].mask = MIN_SLOTS - 1;
     }
     return s;
@@ -293,10 +273,8 @@ fail:
     return NULL;
 }
 
-void fd_scopes_free(fd_scopes_t *s)
-{
-    if (s == NULL)
-        return;
+void fd_scopes_free(fd_scopes_t *s) {
+    if (s == NULL) return;
     for (int i = 0; i < s->ngroupings; i++) {
         group_t *g = &s->g[i];
         for (chunk_t *c = g->arena, *next; c != NULL; c = next) {
@@ -309,14 +287,12 @@ void fd_scopes_free(fd_scopes_t *s)
     free(s);
 }
 
-static char *arena_copy(group_t *g, const char *p, size_t n)
-{
+static char *arena_copy(group_t *g, const char *p, size_t n) {
     chunk_t *c = g->arena;
     if (c == NULL || c->size - c->used < n + 1) {
         size_t size = n + 1 > CHUNK_BYTES ? n + 1 : CHUNK_BYTES;
         c = malloc(sizeof *c + size);
-        if (c == NULL)
-            return NULL;
+        if (c == NULL) return NULL;
         c->size = size;
         c->used = 0;
         /* A key bigger than a chunk gets a private chunk behind the head, so
@@ -336,18 +312,14 @@ static char *arena_copy(group_t *g, const char *p, size_t n)
     return dst;
 }
 
-static int grow(group_t *g)
-{
+static int grow(group_t *g) {
     uint32_t nslots = (g->mask + 1) * 2, mask = nslots - 1;
     slot_t *ns = calloc(nslots, sizeof *ns);
-    if (ns == NULL)
-        return -1;
+    if (ns == NULL) return -1;
     for (uint32_t i = 0; i <= g->mask; i++) {
-        if (g->slots[i].key == NULL)
-            continue;
+        if (g->slots[i].key == NULL) continue;
         uint32_t j = g->slots[i].h & mask;
-        while (ns[j].key != NULL)
-            j = (j + 1) & mask;
+        while (ns[j].key != NULL) j = (j + 1) & mask;
         ns[j] = g->slots[i];
     }
     free(g->slots);
@@ -356,20 +328,17 @@ static int grow(group_t *g)
     return 0;
 }
 
-static const char *other_id(group_t *g, const fd_grouping_t *gr, size_t *outlen)
-{
+static const char *other_id(group_t *g, const fd_grouping_t *gr, size_t *outlen) {
     if (g->other == NULL) {
         static const char val[] = "=__other__";
         size_t len = 0;
         for (int k = 0; k < gr->ndims; k++)
             len += (k > 0) + dim_names[gr->dims[k]].len + sizeof val - 1;
         char *o = malloc(len + 1);
-        if (o == NULL)
-            return NULL;
+        if (o == NULL) return NULL;
         size_t pos = 0;
         for (int k = 0; k < gr->ndims; k++) {
-            if (k > 0)
-                o[pos++] = ',';
+            if (k > 0) o[pos++] = ',';
             memcpy(o + pos, dim_names[gr->dims[k]].name, dim_names[gr->dims[k]].len);
             pos += dim_names[gr->dims[k]].len;
             memcpy(o + pos, val, sizeof val - 1);
@@ -383,19 +352,16 @@ static const char *other_id(group_t *g, const fd_grouping_t *gr, size_t *outlen)
     return g->other;
 }
 
-const char *fd_scopes_admit(fd_scopes_t *s, int gi, const fd_grouping_t *gr,
-                            const char *id, size_t n, size_t *outlen)
-{
+const char *fd_scopes_admit(fd_scopes_t *s, int gi, const fd_grouping_t *gr, const char *id,
+                            size_t n, size_t *outlen) {
     *outlen = 0;
-    if (gi < 0 || gi >= s->ngroupings || n > UINT32_MAX)
-        return NULL;
+    if (gi < 0 || gi >= s->ngroupings || n > UINT32_MAX) return NULL;
     group_t *g = &s->g[gi];
     uint32_t h = (uint32_t)hash_bytes(s->seed, id, n);
     uint32_t i = h & g->mask;
     for (;;) {
         const slot_t *sl = &g->slots[i];
-        if (sl->key == NULL)
-            break;
+        if (sl->key == NULL) break;
         if (sl->h == h && sl->len == n && memcmp(sl->key, id, n) == 0) {
             *outlen = n;
             return sl->key;
@@ -408,25 +374,20 @@ const char *fd_scopes_admit(fd_scopes_t *s, int gi, const fd_grouping_t *gr,
         return other_id(g, gr, outlen);
     }
     if ((g->count + 1) * 2 > g->mask + 1) {
-        if (grow(g) != 0)
-            return NULL;
+        if (grow(g) != 0) return NULL;
         i = h & g->mask;
-        while (g->slots[i].key != NULL)
-            i = (i + 1) & g->mask;
+        while (g->slots[i].key != NULL) i = (i + 1) & g->mask;
     }
     char *key = arena_copy(g, id, n);
-    if (key == NULL)
-        return NULL;
+    if (key == NULL) return NULL;
     g->slots[i] = (slot_t){.h = h, .len = (uint32_t)n, .key = key};
     g->count++;
     *outlen = n;
     return key;
 }
 
-uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi)
-{
-    if (gi < 0 || gi >= s->ngroupings)
-        return 0;
+uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi) {
+    if (gi < 0 || gi >= s->ngroupings) return 0;
     return s->g[gi].overflow;
 }
 
@@ -434,39 +395,32 @@ uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi)
  * is not a well-formed id, 1 if a value is __other__ (skipped), else 0. */
 int fd_scope_parse(const char *id, unsigned *set, char vals[FD_DIM__COUNT][256]) {
     *set = 0;
-    if (strcmp(id, "all") == 0)
-        return 0;
+    if (strcmp(id, "all") == 0) return 0;
     int other = 0;
     const char *p = id;
     while (*p) {
         const char *comma = strchr(p, ',');
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
         const char *eq = memchr(p, '=', n);
-        if (!eq)
-            return -1;
+        if (!eq) return -1;
         char name[32];
         size_t nn = (size_t)(eq - p);
-        if (nn >= sizeof name)
-            return -1;
+        if (nn >= sizeof name) return -1;
         memcpy(name, p, nn);
         name[nn] = '\0';
         int d = fd_dim_from_name(name);
-        if (d < 0 || d >= FD_DIM__COUNT)
-            return -1;
+        if (d < 0 || d >= FD_DIM__COUNT) return -1;
         *set |= 1u << d;
         fd_scope_decode(vals[d], 256, eq + 1, n - nn - 1);
-        if (strcmp(vals[d], "__other__") == 0)
-            other = 1;
+        if (strcmp(vals[d], "__other__") == 0) other = 1;
         p += n;
-        if (*p == ',')
-            p++;
+        if (*p == ',') p++;
     }
     return other;
 }
 
 unsigned fd_grouping_mask(const fd_grouping_t *g) {
     unsigned s = 0;
-    for (int i = 0; i < g->ndims; i++)
-        s |= 1u << g->dims[i];
+    for (int i = 0; i < g->ndims; i++) s |= 1u << g->dims[i];
     return s;
 }

@@ -18,10 +18,10 @@
 
 typedef enum {
     FD_DIM_PRODUCT = 0, /* product_id */
-    FD_DIM_CHANNEL,     /* channel */
-    FD_DIM_COMMUNITY,   /* community_id */
-    FD_DIM_CAMPAIGN,    /* campaign_id */
-    FD_DIM_CONTENT,     /* content_id */
+    FD_DIM_CHANNEL, /* channel */
+    FD_DIM_COMMUNITY, /* community_id */
+    FD_DIM_CAMPAIGN, /* campaign_id */
+    FD_DIM_CONTENT, /* content_id */
     FD_DIM__COUNT
 } fd_dim_t;
 
@@ -33,7 +33,7 @@ typedef struct {
 } fd_grouping_t;
 
 const char *fd_dim_name(fd_dim_t d); /* "product", "channel", ... */
-int fd_dim_from_name(const char *s);  /* -1 if unknown */
+int fd_dim_from_name(const char *s); /* -1 if unknown */
 /* The grouping's dimensions as a bit set (1u << fd_dim_t): two groupings
  * with the same dimensions in another order have the same mask. */
 unsigned fd_grouping_mask(const fd_grouping_t *g);
@@ -64,8 +64,8 @@ void fd_scopes_free(fd_scopes_t *s);
  * is the set's own NUL-terminated copy, stable until fd_scopes_free (equal
  * ids give equal pointers). Returns NULL (and *outlen 0) only on allocation
  * failure or a bad gi: the caller then skips that scope. */
-const char *fd_scopes_admit(fd_scopes_t *s, int gi, const fd_grouping_t *g,
-                            const char *id, size_t n, size_t *outlen);
+const char *fd_scopes_admit(fd_scopes_t *s, int gi, const fd_grouping_t *g, const char *id,
+                            size_t n, size_t *outlen);
 uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi);
 
 /* Splits scope id ("all", or "name=value,name=value" in dimension order) into its dimensions

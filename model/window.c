@@ -57,41 +57,33 @@ static char current_tz[256];
 
 static const char *gran_names[FD_GRAN__COUNT] = {"m1", "h1", "d1"};
 
-const char *fd_gran_name(fd_gran_t g)
-{
-    if ((int)g < 0 || g >= FD_GRAN__COUNT)
-        return "?";
+const char *fd_gran_name(fd_gran_t g) {
+    if ((int)g < 0 || g >= FD_GRAN__COUNT) return "?";
     return gran_names[g];
 }
 
-int64_t fd_floor_div(int64_t a, int64_t b)
-{
+int64_t fd_floor_div(int64_t a, int64_t b) {
     int64_t q = a / b;
-    if (a % b != 0 && ((a < 0) != (b < 0)))
-        q--;
+    if (a % b != 0 && ((a < 0) != (b < 0))) q--;
     return q;
 }
 
 int64_t fd_bucket_m1(int64_t ts_ms) { return fd_floor_div(ts_ms, 60000) * 60; }
 int64_t fd_bucket_h1(int64_t ts_ms) { return fd_floor_div(ts_ms, 3600000) * 3600; }
 
-static void install_tz(const char *tzenv)
-{
-    if (strcmp(current_tz, tzenv) == 0)
-        return;
+static void install_tz(const char *tzenv) {
+    if (strcmp(current_tz, tzenv) == 0) return;
     setenv("TZ", tzenv, 1);
     tzset();
     snprintf(current_tz, sizeof current_tz, "%s", tzenv);
 }
 
-fd_daycal_t *fd_daycal_new(const char *tz, char *err, size_t errlen)
-{
+fd_daycal_t *fd_daycal_new(const char *tz, char *err, size_t errlen) {
     char path[160]; /* ZONEDIR + a name of at most 128 bytes */
     unsigned char magic[4];
     FILE *f = NULL;
 
-    if (tz == NULL || tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") != NULL ||
-        strlen(tz) > 128) {
+    if (tz == NULL || tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") != NULL || strlen(tz) > 128) {
         snprintf(err, errlen, "time_zone: \"%s\" is not an IANA zone name (e.g. Asia/Shanghai)",
                  tz ? tz : "");
         return NULL;
@@ -100,8 +92,7 @@ fd_daycal_t *fd_daycal_new(const char *tz, char *err, size_t errlen)
     f = fopen(path, "rb");
     if (f == NULL || fread(magic, 1, 4, f) != 4 || memcmp(magic, "TZif", 4) != 0) {
         snprintf(err, errlen, "time_zone: unknown zone \"%s\" (no zone file %s)", tz, path);
-        if (f != NULL)
-            fclose(f);
+        if (f != NULL) fclose(f);
         return NULL;
     }
     fclose(f);
@@ -118,23 +109,19 @@ fd_daycal_t *fd_daycal_new(const char *tz, char *err, size_t errlen)
 
 void fd_daycal_free(fd_daycal_t *d) { free(d); }
 
-static int32_t label_of(const struct tm *t)
-{
+static int32_t label_of(const struct tm *t) {
     return (int32_t)((t->tm_year + 1900) * 10000 + (t->tm_mon + 1) * 100 + t->tm_mday);
 }
 
 /* Label of the local day containing epoch second s, or -1. */
-static int32_t label_at(time_t s)
-{
+static int32_t label_at(time_t s) {
     struct tm t;
-    if (localtime_r(&s, &t) == NULL)
-        return -1;
+    if (localtime_r(&s, &t) == NULL) return -1;
     return label_of(&t);
 }
 
 /* Epoch second of local midnight starting day (y, mon, mday), normalised. */
-static time_t local_midnight(int year, int mon, int mday)
-{
+static time_t local_midnight(int year, int mon, int mday) {
     struct tm t = {0};
     t.tm_year = year;
     t.tm_mon = mon;
@@ -143,25 +130,21 @@ static time_t local_midnight(int year, int mon, int mday)
     return mktime(&t);
 }
 
-int32_t fd_daycal_label(fd_daycal_t *d, int64_t ts_ms)
-{
+int32_t fd_daycal_label(fd_daycal_t *d, int64_t ts_ms) {
     for (int i = 0; i < NCACHE; i++)
-        if (ts_ms >= d->cache[i].start_ms && ts_ms < d->cache[i].end_ms)
-            return d->cache[i].label;
+        if (ts_ms >= d->cache[i].start_ms && ts_ms < d->cache[i].end_ms) return d->cache[i].label;
 
     install_tz(d->tzenv);
     time_t s = (time_t)fd_floor_div(ts_ms, 1000);
     struct tm t;
-    if (localtime_r(&s, &t) == NULL)
-        return 0;
+    if (localtime_r(&s, &t) == NULL) return 0;
     int32_t label = label_of(&t);
 
     time_t start = local_midnight(t.tm_year, t.tm_mon, t.tm_mday);
     time_t end = local_midnight(t.tm_year, t.tm_mon, t.tm_mday + 1);
-    if (start == (time_t)-1 || end == (time_t)-1 || !(start <= s && s < end))
-        return label;
-    if (label_at(start) != label || label_at(start - 1) == label ||
-        label_at(end - 1) != label || label_at(end) == label)
+    if (start == (time_t)-1 || end == (time_t)-1 || !(start <= s && s < end)) return label;
+    if (label_at(start) != label || label_at(start - 1) == label || label_at(end - 1) != label ||
+        label_at(end) == label)
         return label;
     day_t *c = &d->cache[d->next];
     d->next = (d->next + 1) % NCACHE;
@@ -172,8 +155,7 @@ int32_t fd_daycal_label(fd_daycal_t *d, int64_t ts_ms)
 }
 
 /* Decimal text of v into buf (>= 21 bytes + NUL); returns its length. */
-static size_t put_i64(char *buf, int64_t v)
-{
+static size_t put_i64(char *buf, int64_t v) {
     char tmp[24];
     size_t n = 0, len = 0;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -181,16 +163,13 @@ static size_t put_i64(char *buf, int64_t v)
         tmp[n++] = (char)('0' + u % 10);
         u /= 10;
     } while (u != 0);
-    if (v < 0)
-        buf[len++] = '-';
-    while (n > 0)
-        buf[len++] = tmp[--n];
+    if (v < 0) buf[len++] = '-';
+    while (n > 0) buf[len++] = tmp[--n];
     buf[len] = '\0';
     return len;
 }
 
-size_t fd_bucket_label(fd_daycal_t *d, fd_gran_t g, int64_t ts_ms, char *buf)
-{
+size_t fd_bucket_label(fd_daycal_t *d, fd_gran_t g, int64_t ts_ms, char *buf) {
     switch (g) {
     case FD_GRAN_M1: return put_i64(buf, fd_bucket_m1(ts_ms));
     case FD_GRAN_H1: return put_i64(buf, fd_bucket_h1(ts_ms));
@@ -199,44 +178,35 @@ size_t fd_bucket_label(fd_daycal_t *d, fd_gran_t g, int64_t ts_ms, char *buf)
     }
 }
 
-int fd_watermark_observe(int64_t *max_ts, int64_t lateness_ms, int64_t ts_ms)
-{
+int fd_watermark_observe(int64_t *max_ts, int64_t lateness_ms, int64_t ts_ms) {
     int late = 0;
     if (*max_ts != INT64_MIN) {
         /* ts < max_ts - lateness, without overflowing near INT64_MIN */
-        if (lateness_ms < 0)
-            lateness_ms = 0;
-        if (*max_ts >= INT64_MIN + lateness_ms)
-            late = ts_ms < *max_ts - lateness_ms;
+        if (lateness_ms < 0) lateness_ms = 0;
+        if (*max_ts >= INT64_MIN + lateness_ms) late = ts_ms < *max_ts - lateness_ms;
     }
-    if (ts_ms > *max_ts)
-        *max_ts = ts_ms;
+    if (ts_ms > *max_ts) *max_ts = ts_ms;
     return late;
 }
 
-void fd_watermark_init(fd_watermark_t *w)
-{
+void fd_watermark_init(fd_watermark_t *w) {
     w->lo = INT64_MAX;
     w->hi = INT64_MIN;
     w->any = w->active = 0;
 }
 
-void fd_watermark_add(fd_watermark_t *w, int64_t ts_ms, int64_t seen_ms, int64_t now_ms, int64_t idle_ms)
-{
+void fd_watermark_add(fd_watermark_t *w, int64_t ts_ms, int64_t seen_ms, int64_t now_ms,
+                      int64_t idle_ms) {
     w->any = 1;
-    if (ts_ms > w->hi)
-        w->hi = ts_ms;
+    if (ts_ms > w->hi) w->hi = ts_ms;
     if (now_ms - seen_ms <= idle_ms) {
         w->active = 1;
-        if (ts_ms < w->lo)
-            w->lo = ts_ms;
+        if (ts_ms < w->lo) w->lo = ts_ms;
     }
 }
 
-int fd_watermark_global(const fd_watermark_t *w, int64_t lateness_ms, int64_t *wm_ms)
-{
-    if (!w->any)
-        return -1;
+int fd_watermark_global(const fd_watermark_t *w, int64_t lateness_ms, int64_t *wm_ms) {
+    if (!w->any) return -1;
     *wm_ms = (w->active ? w->lo : w->hi) - lateness_ms;
     return 0;
 }

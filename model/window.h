@@ -52,7 +52,8 @@ typedef struct {
 } fd_watermark_t;
 
 void fd_watermark_init(fd_watermark_t *w);
-void fd_watermark_add(fd_watermark_t *w, int64_t ts_ms, int64_t seen_ms, int64_t now_ms, int64_t idle_ms);
+void fd_watermark_add(fd_watermark_t *w, int64_t ts_ms, int64_t seen_ms, int64_t now_ms,
+                      int64_t idle_ms);
 /* 0 and *wm_ms, or -1 if no partition was added. */
 int fd_watermark_global(const fd_watermark_t *w, int64_t lateness_ms, int64_t *wm_ms);
 

@@ -25,7 +25,7 @@ struct fd_http {
     int ready;
     int64_t beat_ms; /* CLOCK_MONOTONIC ms of the loop's latest heartbeat, 0 none */
     pthread_mutex_t logmu; /* the library logs from its thread and from ours */
-    fd_log_t log;          /* the library's own budget of lines per second */
+    fd_log_t log; /* the library's own budget of lines per second */
 };
 
 int fd_http_alive(int64_t beat_ms, int64_t now_ms) {
@@ -78,10 +78,12 @@ static char *dupn(const char *s, size_t n) {
     return d;
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                              const char *version, const char *upload, size_t *upload_size, void **state) {
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **state) {
     fd_http_t *h = cls;
-    if (strcmp(method, "GET") != 0) return reply(c, 405, "text/plain", dupn("method not allowed\n", 19), 19);
+    if (strcmp(method, "GET") != 0)
+        return reply(c, 405, "text/plain", dupn("method not allowed\n", 19), 19);
     pthread_mutex_lock(&h->mu);
     int alive = fd_http_alive(h->beat_ms, fd_clock_mono_ms());
     int ready = alive && h->ready;
@@ -92,8 +94,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         n = h->n;
     }
     pthread_mutex_unlock(&h->mu);
-    if (strcmp(url, "/metrics") == 0)
-        return reply(c, 200, "text/plain; version=0.0.4", body, n);
+    if (strcmp(url, "/metrics") == 0) return reply(c, 200, "text/plain; version=0.0.4", body, n);
     free(body);
     if (strcmp(url, "/healthz") == 0)
         return alive ? reply(c, 200, "text/plain", dupn("ok\n", 3), 3)
@@ -109,7 +110,8 @@ fd_http_t *fd_http_new(const fd_conf_t *c, char *err, size_t errlen) {
     char host[64];
     int port = 0;
     const char *colon = strrchr(listen, ':');
-    if (!colon || (size_t)(colon - listen) >= sizeof host || (port = atoi(colon + 1)) <= 0 || port > 65535) {
+    if (!colon || (size_t)(colon - listen) >= sizeof host || (port = atoi(colon + 1)) <= 0 ||
+        port > 65535) {
         snprintf(err, errlen, "http.listen: want host:port, got \"%s\"", listen);
         return NULL;
     }
@@ -120,7 +122,8 @@ fd_http_t *fd_http_new(const fd_conf_t *c, char *err, size_t errlen) {
     sa.sin_family = AF_INET;
     sa.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        snprintf(err, errlen, "http.listen: host must be an IPv4 address or localhost, got \"%s\"", host);
+        snprintf(err, errlen, "http.listen: host must be an IPv4 address or localhost, got \"%s\"",
+                 host);
         return NULL;
     }
     fd_http_t *h = calloc(1, sizeof(*h));
@@ -133,18 +136,21 @@ fd_http_t *fd_http_new(const fd_conf_t *c, char *err, size_t errlen) {
     fd_log_init(&h->log, c->log_level, c->log_rate_per_s);
     h->beat_ms = fd_clock_mono_ms(); /* the loop starts turning right after this */
     struct rlimit rl;
-    int64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? (int64_t)rl.rlim_cur
-                                                                                         : INT64_MAX;
+    int64_t nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                         ? (int64_t)rl.rlim_cur
+                         : INT64_MAX;
     unsigned limit = fd_http_conn_limit(c->http_max_connections, nofile);
     /* epoll (or poll): select() cannot watch a descriptor above FD_SETSIZE,
      * and the library closed every such connection with a raw message */
-    unsigned flags = MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL_INTERNAL_THREAD
-                                                                             : MHD_USE_POLL_INTERNAL_THREAD;
-    h->d = MHD_start_daemon(flags | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handle, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, or early messages go raw */
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                            (unsigned)c->http_max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)c->http_timeout_s, MHD_OPTION_END);
+    unsigned flags = MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
+                         ? MHD_USE_EPOLL_INTERNAL_THREAD
+                         : MHD_USE_POLL_INTERNAL_THREAD;
+    h->d = MHD_start_daemon(
+        flags | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handle, h,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, or early messages go raw */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->http_max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->http_timeout_s, MHD_OPTION_END);
     if (!h->d) {
         snprintf(err, errlen, "http.listen: cannot listen on %s (in use?)", listen);
         fd_http_free(h);

@@ -18,11 +18,13 @@ size_t fd_metrics_render(const fd_metrics_t *m, const fd_conf_t *c, char *buf, s
     do { \
         if (n < cap) n += (size_t)snprintf(buf + n, cap - n, __VA_ARGS__); \
     } while (0)
-    OUT("# TYPE funneld_events_accepted_total counter\nfunneld_events_accepted_total %" PRIu64 "\n", m->accepted);
+    OUT("# TYPE funneld_events_accepted_total counter\nfunneld_events_accepted_total %" PRIu64 "\n",
+        m->accepted);
     OUT("# TYPE funneld_events_late_total counter\nfunneld_events_late_total %" PRIu64 "\n", m->late);
     OUT("# TYPE funneld_events_rejected_total counter\n");
     for (int r = 1; r < FD_R__COUNT; r++)
-        OUT("funneld_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n", fd_reason_name((fd_reason_t)r), m->rejects[r]);
+        OUT("funneld_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
+            fd_reason_name((fd_reason_t)r), m->rejects[r]);
     OUT("# TYPE funneld_flushes_total counter\nfunneld_flushes_total %" PRIu64 "\n", m->flushes);
     OUT("# TYPE funneld_resyncs_total counter\nfunneld_resyncs_total %" PRIu64 "\n", m->resyncs);
     OUT("# TYPE funneld_redis_state_lost_total counter\n"
@@ -42,25 +44,31 @@ size_t fd_metrics_render(const fd_metrics_t *m, const fd_conf_t *c, char *buf, s
         size_t k = 0;
         const fd_grouping_t *gr = &c->groupings[g];
         for (int d = 0; d < gr->ndims && k < sizeof name; d++)
-            k += (size_t)snprintf(name + k, sizeof name - k, "%s%s", d ? "," : "", fd_dim_name(gr->dims[d]));
+            k += (size_t)snprintf(name + k, sizeof name - k, "%s%s", d ? "," : "",
+                                  fd_dim_name(gr->dims[d]));
         OUT("funneld_scope_overflow_total{grouping=\"%s\"} %" PRIu64 "\n", gr->ndims ? name : "all",
             m->scope_overflow[g]);
     }
     if (m->have_alerts) {
         OUT("# TYPE funneld_alert_leader gauge\nfunneld_alert_leader %d\n", m->alert_leader);
-        OUT("# TYPE funneld_alert_evaluations_total counter\nfunneld_alert_evaluations_total %" PRIu64 "\n",
+        OUT("# TYPE funneld_alert_evaluations_total counter\nfunneld_alert_evaluations_total "
+            "%" PRIu64 "\n",
             m->alert_evaluations);
-        OUT("# TYPE funneld_alert_transitions_total counter\nfunneld_alert_transitions_total %" PRIu64 "\n",
+        OUT("# TYPE funneld_alert_transitions_total counter\nfunneld_alert_transitions_total "
+            "%" PRIu64 "\n",
             m->alert_transitions);
-        OUT("# TYPE funneld_alert_errors_total counter\nfunneld_alert_errors_total %" PRIu64 "\n", m->alert_errors);
+        OUT("# TYPE funneld_alert_errors_total counter\nfunneld_alert_errors_total %" PRIu64 "\n",
+            m->alert_errors);
         OUT("# TYPE funneld_alert_delivered_total counter\n");
         for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
-            OUT("funneld_alert_delivered_total{output=\"%s\"} %" PRIu64 "\n", fd_alert_out_name(o), m->delivered[o]);
+            OUT("funneld_alert_delivered_total{output=\"%s\"} %" PRIu64 "\n", fd_alert_out_name(o),
+                m->delivered[o]);
         OUT("# TYPE funneld_alert_delivery_failures_total counter\n");
         for (int o = 0; o < FD_ALERT_OUT__COUNT; o++)
-            OUT("funneld_alert_delivery_failures_total{output=\"%s\"} %" PRIu64 "\n", fd_alert_out_name(o),
-                m->delivery_failures[o]);
-        OUT("# TYPE funneld_alert_queue_overflow_total counter\nfunneld_alert_queue_overflow_total %" PRIu64 "\n",
+            OUT("funneld_alert_delivery_failures_total{output=\"%s\"} %" PRIu64 "\n",
+                fd_alert_out_name(o), m->delivery_failures[o]);
+        OUT("# TYPE funneld_alert_queue_overflow_total counter\nfunneld_alert_queue_overflow_total "
+            "%" PRIu64 "\n",
             m->queue_overflow);
     }
 #undef OUT

@@ -29,7 +29,7 @@ typedef struct {
     int input_paused;
     int dlq_outstanding;
     uint64_t scope_overflow[FD_MAX_GROUPINGS]; /* per configured grouping */
-    int have_alerts;                          /* the alert block only when alerts run */
+    int have_alerts; /* the alert block only when alerts run */
     int alert_leader;
     uint64_t alert_evaluations, alert_transitions, alert_errors;
     uint64_t delivered[FD_ALERT_OUT__COUNT], delivery_failures[FD_ALERT_OUT__COUNT];

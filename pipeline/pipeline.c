@@ -45,9 +45,9 @@ typedef struct {
     char field[280]; /* "topic:partition" */
     int assigned, syncing, reading, paused, state;
     uint32_t gen;
-    int64_t pos;         /* next offset to accept */
+    int64_t pos; /* next offset to accept */
     int64_t flushed_pos; /* pos covered by Redis */
-    int64_t stored;      /* offset stored in Redis, -1 none */
+    int64_t stored; /* offset stored in Redis, -1 none */
     int64_t max_ts;
     fd_batch_t *cur, *sealed;
     int64_t sealed_next, sealed_max_ts;
@@ -202,7 +202,8 @@ static void resync(fd_pipeline_t *p, part_t *x, const char *why) {
     p->resyncs++;
     char key[320];
     snprintf(key, sizeof key, "resync|%s|%s", x->field, why); /* a resync that repeats is a retry loop */
-    fd_log_repeat(p->log, FD_LOG_INFO, key, "partition resync", "partition=\"%s\" reason=%s", x->field, why);
+    fd_log_repeat(p->log, FD_LOG_INFO, key, "partition resync", "partition=\"%s\" reason=%s",
+                  x->field, why);
     /* the source is stopped: what this drops is not read again by this process */
     if (p->stopping && (x->state != ST_IDLE || x->pos != x->flushed_pos)) p->stop_dropped++;
     drop_state(x);
@@ -220,9 +221,11 @@ static void resync(fd_pipeline_t *p, part_t *x, const char *why) {
  * loses its data"). */
 static void state_lost(fd_pipeline_t *p, const part_t *x) {
     p->lost_offsets++;
-    fd_log(p->log, FD_LOG_ERROR, "redis state lost: stored offset vanished, re-consuming from the earliest retained offset",
-           "partition=\"%s\" lost_offset=%" PRId64 " key=\"%s:offsets:%s\" restart=earliest_retained",
-           x->field, x->stored, p->conf->prefix, p->conf->group);
+    fd_log(
+        p->log, FD_LOG_ERROR,
+        "redis state lost: stored offset vanished, re-consuming from the earliest retained offset",
+        "partition=\"%s\" lost_offset=%" PRId64 " key=\"%s:offsets:%s\" restart=earliest_retained",
+        x->field, x->stored, p->conf->prefix, p->conf->group);
 }
 
 static void offset_done(void *ud, int status, int64_t offset, int64_t max_ts) {
@@ -239,7 +242,8 @@ static void offset_done(void *ud, int status, int64_t offset, int64_t max_ts) {
     x->pos = x->flushed_pos = offset < 0 ? 0 : offset;
     x->max_ts = max_ts;
     x->syncing = 0;
-    fd_log(p->log, FD_LOG_DEBUG, "partition synced", "partition=\"%s\" offset=%" PRId64, x->field, offset);
+    fd_log(p->log, FD_LOG_DEBUG, "partition synced", "partition=\"%s\" offset=%" PRId64, x->field,
+           offset);
     reconcile_pause(p, x);
 }
 
@@ -268,8 +272,10 @@ static void flush_done(void *ud, int status) {
     } else if (status == FD_SINK_ESCRIPT && ++x->script_errors >= 2) {
         halt(p, x);
     } else {
-        resync(p, x, status == FD_SINK_EFENCED ? "fenced" : status == FD_SINK_ESCRIPT ? "script_error"
-                                                                                         : "redis_error");
+        resync(p, x,
+               status == FD_SINK_EFENCED   ? "fenced"
+               : status == FD_SINK_ESCRIPT ? "script_error"
+                                           : "redis_error");
     }
 }
 
@@ -281,16 +287,18 @@ static void halt(fd_pipeline_t *p, part_t *x) {
     x->halted = 1;
     x->syncing = x->reading = 0;
     reconcile_pause(p, x);
-    fd_log(p->log, FD_LOG_ERROR, "partition stopped: its flush script failed twice; "
-           "fix the cause and restart", "partition=\"%s\" offset=%" PRId64 " error=\"%s\"", x->field, x->stored,
+    fd_log(p->log, FD_LOG_ERROR,
+           "partition stopped: its flush script failed twice; "
+           "fix the cause and restart",
+           "partition=\"%s\" offset=%" PRId64 " error=\"%s\"", x->field, x->stored,
            p->sink_ops->last_error(p->sink));
     if (p->stopping) maybe_finish(p);
 }
 
 static void send_sealed(fd_pipeline_t *p, part_t *x) {
     void *c = ctx_new(p, make_token(part_index(p, x), x->gen, 0));
-    int rc = c ? p->sink_ops->flush(p->sink, x->field, x->stored, x->sealed_next, x->sealed_max_ts, x->sealed,
-                                    flush_done, c)
+    int rc = c ? p->sink_ops->flush(p->sink, x->field, x->stored, x->sealed_next, x->sealed_max_ts,
+                                    x->sealed, flush_done, c)
                : -ENOMEM;
     fd_batch_reset(x->sealed); /* serialized already, or dropped with the resync */
     if (rc < 0) {
@@ -340,8 +348,9 @@ static void dlq_pause_update(fd_pipeline_t *p) {
     if (full == p->dlq_full) return;
     p->dlq_full = full;
     if (full)
-        fd_log_repeat(p->log, FD_LOG_WARN, "pipeline|dlq_full", "dead-letter queue full: input paused until it drains",
-                      "waiting=%d", p->dlq_ops->backlog(p->dlq));
+        fd_log_repeat(p->log, FD_LOG_WARN, "pipeline|dlq_full",
+                      "dead-letter queue full: input paused until it drains", "waiting=%d",
+                      p->dlq_ops->backlog(p->dlq));
     for (int i = 0; i < p->nparts; i++) reconcile_pause(p, &p->parts[i]);
 }
 
@@ -351,15 +360,15 @@ static void reject(fd_pipeline_t *p, part_t *x, const void *payload, size_t len,
                    fd_reason_t r, const char *field) {
     p->rejects[r]++;
     fd_log_limited(p->log, FD_LOG_WARN, "message rejected",
-                   "reason=%s field=%s topic=\"%s\" partition=%d offset=%" PRId64, fd_reason_name(r),
-                   field, x->topic, (int)x->partition, offset);
+                   "reason=%s field=%s topic=\"%s\" partition=%d offset=%" PRId64,
+                   fd_reason_name(r), field, x->topic, (int)x->partition, offset);
     if (!p->dlq_ops) return;
     char detail[128];
     snprintf(detail, sizeof detail, "%s%s%s", fd_reason_name(r), strcmp(field, "-") ? " at " : "",
              strcmp(field, "-") ? field : "");
     uint64_t tok = make_token(part_index(p, x), x->gen, x->cur_seq);
-    if (p->dlq_ops->send(p->dlq, payload, len, fd_reason_name(r), field, detail, x->topic, x->partition, offset,
-                         tok) == 0) {
+    if (p->dlq_ops->send(p->dlq, payload, len, fd_reason_name(r), field, detail, x->topic,
+                         x->partition, offset, tok) == 0) {
         x->cur_dlq++;
         if (!p->dlq_full) dlq_pause_update(p);
     } else {
@@ -432,7 +441,8 @@ int fd_pipeline_assign(fd_pipeline_t *p, int n, const int *src_key, const int32_
         fields[i] = xs[i]->field;
     }
     char err[256];
-    known = p->sink_ops->read_offsets_sync(p->sink, fields, n, offsets, max_ts, 2000, err, sizeof err);
+    known =
+        p->sink_ops->read_offsets_sync(p->sink, fields, n, offsets, max_ts, 2000, err, sizeof err);
     if (known < 0)
         fd_log(p->log, FD_LOG_WARN, "offsets unknown at assignment, partitions wait for redis",
                "error=\"%s\"", err);
@@ -479,7 +489,9 @@ static void cb_message(void *p, int key, int32_t part, int64_t off, const void *
 static int cb_assign(void *p, int n, const int *key, const int32_t *part, int64_t *off) {
     return fd_pipeline_assign(p, n, key, part, off);
 }
-static void cb_revoke(void *p, int n, const int *key, const int32_t *part) { fd_pipeline_revoke(p, n, key, part); }
+static void cb_revoke(void *p, int n, const int *key, const int32_t *part) {
+    fd_pipeline_revoke(p, n, key, part);
+}
 
 const fd_source_cbs_t *fd_pipeline_source_cbs(void) {
     static const fd_source_cbs_t cbs = {cb_message, cb_assign, cb_revoke};
@@ -600,7 +612,8 @@ static void check_done(void *ud, int status, int schema_missing, const int *pres
 void fd_pipeline_check_state(fd_pipeline_t *p) {
     if (p->check_running || p->stopping || !sink_ready(p)) return;
     int n = 0;
-    for (int i = 0; i < p->nparts; i++) n += p->parts[i].assigned && !p->parts[i].syncing && p->parts[i].stored >= 0;
+    for (int i = 0; i < p->nparts; i++)
+        n += p->parts[i].assigned && !p->parts[i].syncing && p->parts[i].stored >= 0;
     checkctx_t *c = malloc(sizeof(*c) + (size_t)n * sizeof(uint64_t));
     const char **fields = malloc(((size_t)n + 1) * sizeof(char *));
     if (!c || !fields) goto fail;
@@ -624,7 +637,8 @@ fail:
 static int all_flushed(const fd_pipeline_t *p) {
     for (int i = 0; i < p->nparts; i++) {
         const part_t *x = &p->parts[i];
-        if (x->assigned && !x->syncing && !x->halted && (x->state != ST_IDLE || x->pos != x->flushed_pos))
+        if (x->assigned && !x->syncing && !x->halted &&
+            (x->state != ST_IDLE || x->pos != x->flushed_pos))
             return 0;
     }
     return !p->dlq_ops || p->dlq_ops->outstanding(p->dlq) == 0;
@@ -649,9 +663,10 @@ static int final_flush_report(fd_pipeline_t *p) {
     for (int i = 0; i < p->nparts; i++)
         if (p->parts[i].assigned && p->parts[i].syncing && !syncing++) first = p->parts[i].field;
     if (syncing == 0 && p->stop_dropped == 0) return 0;
-    fd_log(p->log, FD_LOG_ERROR, "final flush did not happen: input not written to redis; it is re-read from the stored offsets by the next run",
-           "partitions_not_synced=%d partitions_dropped=%d first=\"%s\" redis_up=%d", syncing, p->stop_dropped,
-           first, sink_ready(p));
+    fd_log(p->log,
+           FD_LOG_ERROR, "final flush did not happen: input not written to redis; it is re-read from the stored offsets by the next run",
+           "partitions_not_synced=%d partitions_dropped=%d first=\"%s\" redis_up=%d", syncing,
+           p->stop_dropped, first, sink_ready(p));
     return 1;
 }
 
@@ -666,7 +681,8 @@ static void maybe_finish(fd_pipeline_t *p) {
             if (p->parts[i].assigned && p->parts[i].syncing && sink_ready(p)) return;
         p->exit_code = final_flush_report(p);
         for (int i = 0; i < p->nparts; i++)
-            if (p->parts[i].assigned && p->parts[i].halted) p->exit_code = 1; /* its input is not all flushed */
+            if (p->parts[i].assigned && p->parts[i].halted)
+                p->exit_code = 1; /* its input is not all flushed */
         finish(p);
     }
 }
@@ -675,7 +691,8 @@ static void stop_tick(uv_timer_t *t) {
     fd_pipeline_t *p = t->data;
     maybe_finish(p);
     if (!p->stopped && fd_clock_wall_ms() > p->stop_deadline_ms) {
-        fd_log(p->log, FD_LOG_ERROR, "final flush incomplete at deadline; unflushed input will be re-read", NULL);
+        fd_log(p->log, FD_LOG_ERROR,
+               "final flush incomplete at deadline; unflushed input will be re-read", NULL);
         p->exit_code = 1;
         finish(p);
     }
@@ -692,8 +709,8 @@ void fd_pipeline_stop(fd_pipeline_t *p) {
     maybe_finish(p);
 }
 
-fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_parser_t *parser, fd_agg_t *agg,
-                               char *err, size_t errlen) {
+fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log,
+                               fd_parser_t *parser, fd_agg_t *agg, char *err, size_t errlen) {
     fd_pipeline_t *p = calloc(1, sizeof(*p));
     if (!p) {
         snprintf(err, errlen, "out of memory");
@@ -723,7 +740,8 @@ void fd_pipeline_set_dlq(fd_pipeline_t *p, const fd_dlq_ops_t *ops, void *dlq) {
     p->dlq = dlq;
 }
 
-void fd_pipeline_set_round_cb(fd_pipeline_t *p, void (*cb)(void *ud, const fd_pipeline_stats_t *st), void *ud) {
+void fd_pipeline_set_round_cb(fd_pipeline_t *p, void (*cb)(void *ud, const fd_pipeline_stats_t *st),
+                              void *ud) {
     p->round_cb = cb;
     p->round_ud = ud;
 }
@@ -747,12 +765,13 @@ void fd_pipeline_log_totals(const fd_pipeline_t *p) {
     for (int r = 1; r < FD_R__COUNT; r++) {
         total += p->rejects[r];
         if (p->rejects[r] && n < sizeof buf)
-            n += (size_t)snprintf(buf + n, sizeof buf - n, " rejected_%s=%" PRIu64, fd_reason_name((fd_reason_t)r),
-                                  p->rejects[r]);
+            n += (size_t)snprintf(buf + n, sizeof buf - n, " rejected_%s=%" PRIu64,
+                                  fd_reason_name((fd_reason_t)r), p->rejects[r]);
     }
     buf[n < sizeof buf ? n : sizeof buf - 1] = 0;
     fd_log(p->log, FD_LOG_INFO, "totals",
-           "accepted=%" PRIu64 " late=%" PRIu64 " rejected=%" PRIu64 " flushes=%" PRIu64 " resyncs=%" PRIu64 "%s",
+           "accepted=%" PRIu64 " late=%" PRIu64 " rejected=%" PRIu64 " flushes=%" PRIu64
+           " resyncs=%" PRIu64 "%s",
            p->accepted, p->late, total, p->flushes, p->resyncs, buf);
 }
 

@@ -40,22 +40,23 @@ typedef struct fd_pipeline fd_pipeline_t;
 typedef struct {
     uint64_t accepted, late, rejects[FD_R__COUNT], flushes, resyncs;
     uint64_t lost_offsets, lost_schema; /* Redis state found missing */
-    uint64_t pending;                   /* events in the batches being filled, as of the last tick */
-    int assigned, syncing, halted;      /* partitions */
-    int backpressure;                   /* input paused: pending over max_pending_events */
+    uint64_t pending; /* events in the batches being filled, as of the last tick */
+    int assigned, syncing, halted; /* partitions */
+    int backpressure; /* input paused: pending over max_pending_events */
 } fd_pipeline_stats_t;
 
 /* Borrows loop, c, log, parser and agg (the caller frees them after
  * fd_pipeline_free). Starts the flush timer. */
-fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_parser_t *parser, fd_agg_t *agg,
-                               char *err, size_t errlen);
+fd_pipeline_t *fd_pipeline_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log,
+                               fd_parser_t *parser, fd_agg_t *agg, char *err, size_t errlen);
 /* Where flushes go and offsets come from (required before any partition). */
 void fd_pipeline_set_sink(fd_pipeline_t *p, const fd_sink_ops_t *ops, void *sink);
 /* Where rejected messages go. Not called: they are only counted (replay). */
 void fd_pipeline_set_dlq(fd_pipeline_t *p, const fd_dlq_ops_t *ops, void *dlq);
 void fd_pipeline_set_source(fd_pipeline_t *p, const fd_source_ops_t *ops, void *src);
 /* Called once per flush interval (after the tick of slot 0), with the stats. */
-void fd_pipeline_set_round_cb(fd_pipeline_t *p, void (*cb)(void *ud, const fd_pipeline_stats_t *st), void *ud);
+void fd_pipeline_set_round_cb(fd_pipeline_t *p, void (*cb)(void *ud, const fd_pipeline_stats_t *st),
+                              void *ud);
 /* Called once when the pipeline has finished, just before uv_stop: stop the
  * timers that must not fire any more. */
 void fd_pipeline_set_finish_cb(fd_pipeline_t *p, void (*cb)(void *ud), void *ud);

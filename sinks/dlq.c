@@ -81,9 +81,10 @@ static int keep(fd_dlq_t *d, const void *payload, size_t len, rd_kafka_headers_t
     return 0;
 }
 
-static rd_kafka_resp_err_t produce(fd_dlq_t *d, const void *payload, size_t len, rd_kafka_headers_t *h,
-                                   uint64_t token) {
-    return rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(d->conf->dlq_topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+static rd_kafka_resp_err_t produce(fd_dlq_t *d, const void *payload, size_t len,
+                                   rd_kafka_headers_t *h, uint64_t token) {
+    return rd_kafka_producev(d->rk, RD_KAFKA_V_TOPIC(d->conf->dlq_topic),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                              RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_HEADERS(h),
                              RD_KAFKA_V_OPAQUE((void *)(uintptr_t)token), RD_KAFKA_V_END);
 }
@@ -136,15 +137,15 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     fd_dlq_t *d = opaque;
     uint64_t token = (uint64_t)(uintptr_t)m->_private;
     if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && d->done && resend_shorter(d, m) == 0) {
-        fd_log_repeat(d->log, FD_LOG_WARN, "dlq|too_large", "dead letter too large for the topic, sending it shorter",
-                      "bytes=%zu", m->len);
+        fd_log_repeat(d->log, FD_LOG_WARN, "dlq|too_large",
+                      "dead letter too large for the topic, sending it shorter", "bytes=%zu", m->len);
         return; /* still outstanding: `done` fires for the shorter copy */
     }
     if (!m->err) d->too_large_streak = 0;
     d->outstanding--;
     if (m->err)
-        fd_log_repeat(d->log, FD_LOG_ERROR, "dlq|write_failed", "dead-letter write failed", "error=\"%s\"",
-                      rd_kafka_err2str(m->err));
+        fd_log_repeat(d->log, FD_LOG_ERROR, "dlq|write_failed", "dead-letter write failed",
+                      "error=\"%s\"", rd_kafka_err2str(m->err));
     if (d->done) d->done(d->ud, token, m->err == 0 ? 0 : FD_DLQ_EFAILED);
 }
 
@@ -197,14 +198,23 @@ fd_dlq_t *fd_dlq_new(uv_loop_t *loop, const fd_conf_t *c, fd_log_t *log, fd_dlq_
      * 1000000, which is below what the consumer can receive */
     char mmb[24];
     snprintf(mmb, sizeof mmb, "%lld", (long long)(c->dlq_max_message_bytes + HEADER_ROOM));
-    const char *extra[] = {"enable.idempotence", "true", "message.timeout.ms", "0",
-                           "linger.ms", "5", "message.max.bytes", mmb, NULL};
-    rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_PRODUCER, c->brokers, c->kprops, c->nkprops, extra, err, errlen);
+    const char *extra[] = {"enable.idempotence",
+                           "true",
+                           "message.timeout.ms",
+                           "0",
+                           "linger.ms",
+                           "5",
+                           "message.max.bytes",
+                           mmb,
+                           NULL};
+    rd_kafka_conf_t *kc =
+        fd_kafka_conf(RD_KAFKA_PRODUCER, c->brokers, c->kprops, c->nkprops, extra, err, errlen);
     if (!kc) goto fail;
     char got[24];
     size_t gotlen = sizeof got;
     long long limit = c->dlq_max_message_bytes + HEADER_ROOM;
-    if (rd_kafka_conf_get(kc, "message.max.bytes", got, &gotlen) == RD_KAFKA_CONF_OK) limit = atoll(got);
+    if (rd_kafka_conf_get(kc, "message.max.bytes", got, &gotlen) == RD_KAFKA_CONF_OK)
+        limit = atoll(got);
     limit -= HEADER_ROOM; /* kafka.properties may have set it lower */
     if (limit > c->dlq_max_message_bytes) limit = c->dlq_max_message_bytes;
     d->max_value = limit < MIN_TRUNCATED ? MIN_TRUNCATED : (size_t)limit;
@@ -262,7 +272,8 @@ int fd_dlq_outstanding(const fd_dlq_t *d) { return d->outstanding; }
 int fd_dlq_backlog(const fd_dlq_t *d) { return d->backlog; }
 
 int fd_dlq_send(fd_dlq_t *d, const void *payload, size_t len, const char *reason, const char *field,
-                const char *detail, const char *topic, int32_t partition, int64_t offset, uint64_t token) {
+                const char *detail, const char *topic, int32_t partition, int64_t offset,
+                uint64_t token) {
     char sp[16], so[24];
     snprintf(sp, sizeof sp, "%d", (int)partition);
     snprintf(so, sizeof so, "%" PRId64, offset);
@@ -278,7 +289,8 @@ int fd_dlq_send(fd_dlq_t *d, const void *payload, size_t len, const char *reason
         len = d->max_value;
     }
     /* behind kept ones, so dead letters keep their order */
-    rd_kafka_resp_err_t e = d->head ? RD_KAFKA_RESP_ERR__QUEUE_FULL : produce(d, payload, len, h, token);
+    rd_kafka_resp_err_t e =
+        d->head ? RD_KAFKA_RESP_ERR__QUEUE_FULL : produce(d, payload, len, h, token);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         if (keep(d, payload, len, h, token, 0) < 0) {
             rd_kafka_headers_destroy(h);
@@ -286,8 +298,8 @@ int fd_dlq_send(fd_dlq_t *d, const void *payload, size_t len, const char *reason
         }
     } else if (e) {
         rd_kafka_headers_destroy(h); /* not taken over on failure */
-        fd_log_repeat(d->log, FD_LOG_ERROR, "dlq|produce_failed", "dead-letter produce failed", "error=\"%s\"",
-                      rd_kafka_err2str(e));
+        fd_log_repeat(d->log, FD_LOG_ERROR, "dlq|produce_failed", "dead-letter produce failed",
+                      "error=\"%s\"", rd_kafka_err2str(e));
         return -EIO;
     }
     d->outstanding++;
@@ -295,7 +307,8 @@ int fd_dlq_send(fd_dlq_t *d, const void *payload, size_t len, const char *reason
 }
 
 static int ops_send(void *d, const void *payload, size_t len, const char *reason, const char *field,
-                    const char *detail, const char *topic, int32_t partition, int64_t offset, uint64_t token) {
+                    const char *detail, const char *topic, int32_t partition, int64_t offset,
+                    uint64_t token) {
     return fd_dlq_send(d, payload, len, reason, field, detail, topic, partition, offset, token);
 }
 static int ops_outstanding(const void *d) { return fd_dlq_outstanding(d); }

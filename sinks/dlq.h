@@ -37,7 +37,8 @@ void fd_dlq_free(fd_dlq_t *d);
  * fd_dlq_backlog). A payload longer than kafka.dlq_max_message_bytes is
  * sent truncated, with headers `truncated=true` and `original.size`. */
 int fd_dlq_send(fd_dlq_t *d, const void *payload, size_t len, const char *reason, const char *field,
-                const char *detail, const char *topic, int32_t partition, int64_t offset, uint64_t token);
+                const char *detail, const char *topic, int32_t partition, int64_t offset,
+                uint64_t token);
 
 /* Messages accepted by fd_dlq_send and not yet acknowledged. */
 int fd_dlq_outstanding(const fd_dlq_t *d);

@@ -36,10 +36,10 @@ struct fd_redis_sink {
     void *ud;
     fd_redis_addr_t addr;
     redisAsyncContext *ac;
-    int ready;         /* setup done: scripts loaded */
+    int ready; /* setup done: scripts loaded */
     int setup_pending; /* setup replies still expected */
-    int notified_up;   /* last state reported to state_cb */
-    int inflight;      /* commands sent, reply not yet in */
+    int notified_up; /* last state reported to state_cb */
+    int inflight; /* commands sent, reply not yet in */
     int tick_running;
     int64_t snap_last_to, snap_last_tick_s; /* the previous snapshot tick */
     /* The tick in progress: its scopes (a ZREVRANGEBYSCORE reply, copied)
@@ -111,7 +111,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     fd_redis_sink_t *s = ac->data;
     if (!s) return;
     if (s->ac == ac) {
-        fd_log_repeat(s->log, FD_LOG_WARN, "redis|disconnected", "redis disconnected", "error=\"%s\"", ac->errstr);
+        fd_log_repeat(s->log, FD_LOG_WARN, "redis|disconnected", "redis disconnected",
+                      "error=\"%s\"", ac->errstr);
         s->ac = NULL;
         s->ready = 0;
         fd_set64_clear(&s->ttl_known);
@@ -134,8 +135,8 @@ static fd_redis_sink_t *reply_begin(req_t *r) {
     return s;
 }
 
-static int send_argv(fd_redis_sink_t *s, redisCallbackFn *fn, req_t *r, int argc,
-                     const char **argv, const size_t *lens) {
+static int send_argv(fd_redis_sink_t *s, redisCallbackFn *fn, req_t *r, int argc, const char **argv,
+                     const size_t *lens) {
     if (!r) return -ENOMEM;
     if (!s->ac) {
         free(r);
@@ -160,7 +161,8 @@ static int is_error(const redisReply *rep) { return !rep || rep->type == REDIS_R
 
 static void log_error_reply(fd_redis_sink_t *s, const char *what, const redisReply *rep) {
     if (rep && rep->type == REDIS_REPLY_ERROR)
-        fd_log(s->log, FD_LOG_ERROR, what, "error=\"%.*s\"", (int)(rep->len > 200 ? 200 : rep->len), rep->str);
+        fd_log(s->log, FD_LOG_ERROR, what, "error=\"%.*s\"", (int)(rep->len > 200 ? 200 : rep->len),
+               rep->str);
 }
 
 /* ---- connection setup ---------------------------------------------------- */
@@ -176,7 +178,9 @@ static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata) {
         }
     } else {
         if (r->sha_slot && rep->type == REDIS_REPLY_STRING && rep->len == 40) {
-            char *dst = r->sha_slot == 'f' ? s->sha_flush : r->sha_slot == 's' ? s->sha_snapshot : s->sha_lease;
+            char *dst = r->sha_slot == 'f'   ? s->sha_flush
+                        : r->sha_slot == 's' ? s->sha_snapshot
+                                             : s->sha_lease;
             memcpy(dst, rep->str, 40);
             dst[40] = 0;
         }
@@ -235,8 +239,8 @@ static void connect_start(fd_redis_sink_t *s) {
     redisAsyncContext *ac = s->addr.port ? redisAsyncConnect(s->addr.host, s->addr.port)
                                          : redisAsyncConnectUnix(s->addr.path);
     if (!ac || ac->err) {
-        fd_log_repeat(s->log, FD_LOG_WARN, "redis|connect_failed", "redis connect failed", "error=\"%s\"",
-                      ac ? ac->errstr : "oom");
+        fd_log_repeat(s->log, FD_LOG_WARN, "redis|connect_failed", "redis connect failed",
+                      "error=\"%s\"", ac ? ac->errstr : "oom");
         if (ac) redisAsyncFree(ac);
         schedule_reconnect(s);
         return;
@@ -314,8 +318,9 @@ const char *fd_redis_sink_last_error(const fd_redis_sink_t *s) { return s->last_
 /* Error replies of a server state that passes (the script did not run, or
  * was stopped before its first write): worth retrying as they are. */
 static int passing_error(const char *e) {
-    static const char *const codes[] = {"BUSY", "LOADING", "OOM", "MASTERDOWN", "READONLY",
-                                        "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN", "NOSCRIPT"};
+    static const char *const codes[] = {"BUSY",       "LOADING",     "OOM",
+                                        "MASTERDOWN", "READONLY",    "NOREPLICAS",
+                                        "TRYAGAIN",   "CLUSTERDOWN", "NOSCRIPT"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         size_t n = strlen(codes[i]);
         if (strncmp(e, codes[i], n) == 0 && (e[n] == ' ' || e[n] == 0)) return 1;
@@ -358,7 +363,7 @@ typedef struct {
     const char **argv;
     size_t *lens;
     int argc, cap; /* cap: entries allocated in argv, lens and nums */
-    int overflow;  /* an entry did not fit: the flush is not sent */
+    int overflow; /* an entry did not fit: the flush is not sent */
     char *nums; /* 24 bytes per numeric argument */
     int nnums;
     char *text; /* "interactions.{action}" field names */
@@ -422,7 +427,8 @@ static int send_hlls(fd_redis_sink_t *s, const fd_batch_t *b) {
         fd_batch_hll_t h;
         fd_batch_hll(b, i, &h);
         size_t kn = fd_key_users_prefix(key, FD_BATCH_KEY_MAX, s->conf->prefix);
-        size_t n = fd_batch_key(key + kn, FD_BATCH_KEY_MAX - (size_t)kn, h.scope, h.gran, h.bucket, (int)h.step);
+        size_t n = fd_batch_key(key + kn, FD_BATCH_KEY_MAX - (size_t)kn, h.scope, h.gran, h.bucket,
+                                (int)h.step);
         if (!n) continue;
         n += (size_t)kn;
         for (size_t j = 0; rc == 0 && j < h.nmembers; j += chunk) {
@@ -439,9 +445,10 @@ static int send_hlls(fd_redis_sink_t *s, const fd_batch_t *b) {
             rc = send_argv(s, ignore_reply, req_new(s), (int)(m + 2), argv, lens);
         }
         char ttl[24];
-        snprintf(ttl, sizeof ttl, "%" PRId64, h.gran == FD_GRAN_M1 ? s->conf->ttl_m1_s
-                                               : h.gran == FD_GRAN_H1 ? s->conf->ttl_h1_s
-                                                                      : s->conf->ttl_d1_s);
+        snprintf(ttl, sizeof ttl, "%" PRId64,
+                 h.gran == FD_GRAN_M1   ? s->conf->ttl_m1_s
+                 : h.gran == FD_GRAN_H1 ? s->conf->ttl_h1_s
+                                        : s->conf->ttl_d1_s);
         const char *ea[] = {"EXPIRE", key, ttl};
         size_t el[] = {6, n, strlen(ttl)};
         if (rc == 0 && !ttl_known(s, 'u', key + kn, n - (size_t)kn))
@@ -453,10 +460,8 @@ static int send_hlls(fd_redis_sink_t *s, const fd_batch_t *b) {
     return rc;
 }
 
-
-int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
-                        int64_t next_offset, int64_t max_ts, const fd_batch_t *b,
-                        fd_sink_flush_cb cb, void *ud) {
+int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected, int64_t next_offset,
+                        int64_t max_ts, const fd_batch_t *b, fd_sink_flush_cb cb, void *ud) {
     if (!s->ready || !s->ac) return -ENOTCONN;
     if (fd_clock_wall_ms() - s->ttl_epoch_ms > 3600 * 1000) {
         fd_set64_clear(&s->ttl_known); /* TTLs are refreshed at least hourly */
@@ -489,7 +494,8 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         fd_batch_counter_t c;
         fd_batch_counter(b, i, &c);
         keys[i].p = a.text + a.textused;
-        keys[i].n = (uint32_t)fd_batch_key(a.text + a.textused, c.scope.n + 48, c.scope, c.gran, c.bucket, -1);
+        keys[i].n = (uint32_t)fd_batch_key(a.text + a.textused, c.scope.n + 48, c.scope, c.gran,
+                                           c.bucket, -1);
         a.textused += keys[i].n;
     }
 
@@ -528,9 +534,18 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         nsent++;
         arg(&a, keys[i].p, keys[i].n);
         arg_num(&a, ttl_known(s, 'c', keys[i].p, keys[i].n) ? -nf : nf);
-        if (c.exposures) { arg_str(&a, "exposures"); arg_num(&a, c.exposures); }
-        if (c.interactions) { arg_str(&a, "interactions"); arg_num(&a, c.interactions); }
-        if (c.late) { arg_str(&a, "late"); arg_num(&a, c.late); }
+        if (c.exposures) {
+            arg_str(&a, "exposures");
+            arg_num(&a, c.exposures);
+        }
+        if (c.interactions) {
+            arg_str(&a, "interactions");
+            arg_num(&a, c.interactions);
+        }
+        if (c.late) {
+            arg_str(&a, "late");
+            arg_num(&a, c.late);
+        }
         arg_num(&a, (int64_t)c.nactions); /* capped in the script */
         for (size_t j = 0; j < c.nactions; j++) {
             char *p = a.text + a.textused;
@@ -556,7 +571,8 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         arg_str(&a, p->status == FD_STATUS_PAID ? "paid" : "refunded");
         arg_str(&a, p->late ? "1" : "0");
         arg_num(&a, (int64_t)p->nbuckets);
-        for (size_t j = 0; j < p->nbuckets; j++) arg(&a, keys[p->counters[j]].p, keys[p->counters[j]].n);
+        for (size_t j = 0; j < p->nbuckets; j++)
+            arg(&a, keys[p->counters[j]].p, keys[p->counters[j]].n);
     }
     arg_num(&a, (int64_t)ns);
     for (size_t i = 0; i < ns; i++) {
@@ -598,7 +614,8 @@ static void wm_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
     redisReply *rep = reply;
-    int st = (is_error(rep) || r->offset == INT64_MIN + 1 || s->closing) ? FD_SINK_EFAILED : FD_SINK_OK;
+    int st =
+        (is_error(rep) || r->offset == INT64_MIN + 1 || s->closing) ? FD_SINK_EFAILED : FD_SINK_OK;
     r->offset_cb(r->ud, st, r->offset, reply_int(rep, INT64_MIN));
     free(r);
 }
@@ -648,7 +665,8 @@ static void check_offsets_reply(redisAsyncContext *ac, void *reply, void *privda
     if (st == FD_SINK_OK && r->nfields > 0 &&
         (!present || rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)r->nfields))
         st = FD_SINK_EFAILED;
-    for (int i = 0; st == FD_SINK_OK && i < r->nfields; i++) present[i] = rep->element[i]->type != REDIS_REPLY_NIL;
+    for (int i = 0; st == FD_SINK_OK && i < r->nfields; i++)
+        present[i] = rep->element[i]->type != REDIS_REPLY_NIL;
     log_error_reply(s, "redis state check failed", rep);
     r->check_cb(r->ud, st, st == FD_SINK_OK && r->schema_missing == 1, present);
     free(present);
@@ -666,8 +684,8 @@ static void check_schema_reply(redisAsyncContext *ac, void *reply, void *privdat
     free(r);
 }
 
-int fd_redis_sink_check_state(fd_redis_sink_t *s, const char *const *fields, int n, fd_sink_check_cb cb,
-                              void *ud) {
+int fd_redis_sink_check_state(fd_redis_sink_t *s, const char *const *fields, int n,
+                              fd_sink_check_cb cb, void *ud) {
     if (!s->ready || !s->ac) return -ENOTCONN;
     char schema_key[512], offkey[512];
     fd_key_schema(schema_key, sizeof schema_key, s->conf->prefix);
@@ -725,7 +743,8 @@ static redisReply *copy_reply(const redisReply *rep) {
     if (rep->elements) {
         c->element = calloc(rep->elements, sizeof(redisReply *));
         c->elements = rep->elements;
-        for (size_t i = 0; c->element && i < rep->elements; i++) c->element[i] = copy_reply(rep->element[i]);
+        for (size_t i = 0; c->element && i < rep->elements; i++)
+            c->element[i] = copy_reply(rep->element[i]);
     }
     /* out of memory anywhere: no half copy */
     int whole = (!rep->str || c->str) && (!rep->elements || c->element);
@@ -778,7 +797,8 @@ static void snap_chunk_reply(redisAsyncContext *ac, void *reply, void *privdata)
     fd_redis_sink_t *s = reply_begin(r);
     free(r);
     redisReply *rep = reply;
-    if (is_error(rep) || rep->type != REDIS_REPLY_INTEGER || rep->integer != 1 || !s->ac || s->closing) {
+    if (is_error(rep) || rep->type != REDIS_REPLY_INTEGER || rep->integer != 1 || !s->ac ||
+        s->closing) {
         log_error_reply(s, "snapshot lease renewal failed", rep);
         if (rep && rep->type == REDIS_REPLY_INTEGER)
             fd_log(s->log, FD_LOG_WARN, "snapshot lease lost mid-tick; tick stopped", NULL);
@@ -805,10 +825,16 @@ static void snap_send(fd_redis_sink_t *s) {
         const char *argv[11 + 2 * FD_MAX_WINDOWS]; /* 10 fixed, the windows, the action cap */
         size_t lens[11 + 2 * FD_MAX_WINDOWS];
         int n = 0;
-        argv[n++] = "EVALSHA"; argv[n++] = s->sha_snapshot; argv[n++] = "0";
+        argv[n++] = "EVALSHA";
+        argv[n++] = s->sha_snapshot;
+        argv[n++] = "0";
         argv[n++] = c->prefix;
         argv[n++] = scopes->element[i]->str;
-        argv[n++] = sto; argv[n++] = swm; argv[n++] = snow; argv[n++] = sttl; argv[n++] = snw;
+        argv[n++] = sto;
+        argv[n++] = swm;
+        argv[n++] = snow;
+        argv[n++] = sttl;
+        argv[n++] = snw;
         for (int w = 0; w < c->nwindows; w++) {
             fd_duration_format(c->windows_s[w], names[w], sizeof names[w]);
             snprintf(secs[w], sizeof secs[w], "%" PRId64, c->windows_s[w]);
@@ -897,7 +923,8 @@ static void tick_seen_reply(redisAsyncContext *ac, void *reply, void *privdata) 
      * snapshot_max_scopes per tick, most recently updated first, so a
      * high-cardinality grouping cannot starve the flushes of Redis time. */
     int64_t now_s = r->now_ms / 1000;
-    int64_t since = r->to != s->snap_last_to ? now_s - longest_window(s->conf) - 60 : s->snap_last_tick_s - 1;
+    int64_t since =
+        r->to != s->snap_last_to ? now_s - longest_window(s->conf) - 60 : s->snap_last_tick_s - 1;
     s->snap_last_to = r->to;
     s->snap_last_tick_s = now_s;
     char key[512], min[32], lim[24];
@@ -921,7 +948,8 @@ static void tick_lease_reply(redisAsyncContext *ac, void *reply, void *privdata)
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
     redisReply *rep = reply;
-    if (is_error(rep) || rep->type != REDIS_REPLY_INTEGER || rep->integer != 1 || !s->ac || s->closing) {
+    if (is_error(rep) || rep->type != REDIS_REPLY_INTEGER || rep->integer != 1 || !s->ac ||
+        s->closing) {
         log_error_reply(s, "snapshot lease failed", rep);
         s->tick_running = 0;
         free(r);
@@ -1010,9 +1038,8 @@ fail:
     return NULL;
 }
 
-int fd_redis_read_offsets_sync(const fd_conf_t *c, const char *const *fields, int n,
-                               int64_t *offsets, int64_t *max_ts, int timeout_ms,
-                               char *err, size_t errlen) {
+int fd_redis_read_offsets_sync(const fd_conf_t *c, const char *const *fields, int n, int64_t *offsets,
+                               int64_t *max_ts, int timeout_ms, char *err, size_t errlen) {
     redisContext *rc = fd_redis_connect_sync(c, timeout_ms, err, errlen);
     if (!rc) return -EIO;
     int ret = -EIO;
@@ -1047,17 +1074,17 @@ out:
 /* ---- the sink ops (sinks/sink.h) ------------------------------------------ */
 
 static int ops_ready(const void *s) { return fd_redis_sink_ready(s); }
-static int ops_flush(void *s, const char *field, int64_t expected, int64_t next_offset, int64_t max_ts,
-                     const fd_batch_t *b, fd_sink_flush_cb cb, void *ud) {
+static int ops_flush(void *s, const char *field, int64_t expected, int64_t next_offset,
+                     int64_t max_ts, const fd_batch_t *b, fd_sink_flush_cb cb, void *ud) {
     return fd_redis_sink_flush(s, field, expected, next_offset, max_ts, b, cb, ud);
 }
 static int ops_read_offset(void *s, const char *field, fd_sink_offset_cb cb, void *ud) {
     return fd_redis_sink_read_offset(s, field, cb, ud);
 }
-static int ops_read_offsets_sync(void *s, const char *const *fields, int n, int64_t *offsets, int64_t *max_ts,
-                                 int timeout_ms, char *err, size_t errlen) {
-    return fd_redis_read_offsets_sync(((fd_redis_sink_t *)s)->conf, fields, n, offsets, max_ts, timeout_ms, err,
-                                      errlen);
+static int ops_read_offsets_sync(void *s, const char *const *fields, int n, int64_t *offsets,
+                                 int64_t *max_ts, int timeout_ms, char *err, size_t errlen) {
+    return fd_redis_read_offsets_sync(((fd_redis_sink_t *)s)->conf, fields, n, offsets, max_ts,
+                                      timeout_ms, err, errlen);
 }
 static int ops_check_state(void *s, const char *const *fields, int n, fd_sink_check_cb cb, void *ud) {
     return fd_redis_sink_check_state(s, fields, n, cb, ud);
@@ -1065,7 +1092,8 @@ static int ops_check_state(void *s, const char *const *fields, int n, fd_sink_ch
 static const char *ops_last_error(const void *s) { return fd_redis_sink_last_error(s); }
 
 const fd_sink_ops_t *fd_redis_sink_ops(void) {
-    static const fd_sink_ops_t ops = {ops_ready,       ops_flush,       ops_read_offset,
-                                      ops_read_offsets_sync, ops_check_state, ops_last_error};
+    static const fd_sink_ops_t ops = {ops_ready,       ops_flush,
+                                      ops_read_offset, ops_read_offsets_sync,
+                                      ops_check_state, ops_last_error};
     return &ops;
 }

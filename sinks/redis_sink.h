@@ -43,9 +43,8 @@ const char *fd_redis_sink_last_error(const fd_redis_sink_t *s);
  * partition's max event time (INT64_MIN: none). b may be freed or reset as
  * soon as this returns (the command is serialized at once).
  * Returns 0, or -ENOTCONN (no callback will fire). */
-int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
-                        int64_t next_offset, int64_t max_ts, const fd_batch_t *b,
-                        fd_sink_flush_cb cb, void *ud);
+int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected, int64_t next_offset,
+                        int64_t max_ts, const fd_batch_t *b, fd_sink_flush_cb cb, void *ud);
 
 /* Reads the stored offset and max event time of partition `field`. */
 int fd_redis_sink_read_offset(fd_redis_sink_t *s, const char *field, fd_sink_offset_cb cb, void *ud);
@@ -54,8 +53,8 @@ int fd_redis_sink_read_offset(fd_redis_sink_t *s, const char *field, fd_sink_off
  * `{prefix}:schema` if absent (reporting that it was) and reads the stored
  * offsets of the n partitions `fields`. Returns 0 (cb fires once) or
  * -ENOTCONN / -ENOMEM (it does not). */
-int fd_redis_sink_check_state(fd_redis_sink_t *s, const char *const *fields, int n, fd_sink_check_cb cb,
-                              void *ud);
+int fd_redis_sink_check_state(fd_redis_sink_t *s, const char *const *fields, int n,
+                              fd_sink_check_cb cb, void *ud);
 
 /* One snapshot tick: takes or renews the lease `{prefix}:lease:snapshot`
  * for instance `id`; if held, computes the global watermark from
@@ -68,13 +67,13 @@ int fd_redis_sink_snapshot(fd_redis_sink_t *s, const char *id, int64_t now_ms);
  * connect/command timeouts of timeout_ms. Returns NULL with err set (never
  * containing the password). Free with redisFree(). */
 struct redisContext;
-struct redisContext *fd_redis_connect_sync(const fd_conf_t *c, int64_t timeout_ms, char *err, size_t errlen);
+struct redisContext *fd_redis_connect_sync(const fd_conf_t *c, int64_t timeout_ms, char *err,
+                                           size_t errlen);
 
 /* Blocking read of several partitions' offsets (used inside the rebalance
  * callback, where the assignment needs them before it can be made).
  * Returns 0 or -EIO with err set (never containing the password). */
-int fd_redis_read_offsets_sync(const fd_conf_t *c, const char *const *fields, int n,
-                               int64_t *offsets, int64_t *max_ts, int timeout_ms,
-                               char *err, size_t errlen);
+int fd_redis_read_offsets_sync(const fd_conf_t *c, const char *const *fields, int n, int64_t *offsets,
+                               int64_t *max_ts, int timeout_ms, char *err, size_t errlen);
 
 #endif

@@ -53,13 +53,13 @@ typedef struct {
      * offset from `expected` (-1: none stored yet) to `next_offset`, with the
      * partition's max event time (INT64_MIN: none). b may be reset as soon as
      * this returns. 0, or < 0 and cb never fires. */
-    int (*flush)(void *sink, const char *field, int64_t expected, int64_t next_offset, int64_t max_ts,
-                 const fd_batch_t *b, fd_sink_flush_cb cb, void *ud);
+    int (*flush)(void *sink, const char *field, int64_t expected, int64_t next_offset,
+                 int64_t max_ts, const fd_batch_t *b, fd_sink_flush_cb cb, void *ud);
     int (*read_offset)(void *sink, const char *field, fd_sink_offset_cb cb, void *ud);
     /* Blocking read of several partitions' offsets (inside a rebalance, where
      * the assignment needs them first). 0, or < 0 with err set. */
-    int (*read_offsets_sync)(void *sink, const char *const *fields, int n, int64_t *offsets, int64_t *max_ts,
-                             int timeout_ms, char *err, size_t errlen);
+    int (*read_offsets_sync)(void *sink, const char *const *fields, int n, int64_t *offsets,
+                             int64_t *max_ts, int timeout_ms, char *err, size_t errlen);
     /* Is the state this process wrote still there (schema key, offsets)? */
     int (*check_state)(void *sink, const char *const *fields, int n, fd_sink_check_cb cb, void *ud);
     /* The last error reply of a flush script ("" if none), for logs. */
@@ -72,9 +72,10 @@ typedef void (*fd_dlq_done_cb)(void *ud, uint64_t token, int status);
 typedef struct {
     /* 0 (done fires later) or a negative errno (done never fires). */
     int (*send)(void *dlq, const void *payload, size_t len, const char *reason, const char *field,
-                const char *detail, const char *topic, int32_t partition, int64_t offset, uint64_t token);
+                const char *detail, const char *topic, int32_t partition, int64_t offset,
+                uint64_t token);
     int (*outstanding)(const void *dlq); /* sent, done not fired yet */
-    int (*backlog)(const void *dlq);     /* of those, waiting for room: pause input while > 0 */
+    int (*backlog)(const void *dlq); /* of those, waiting for room: pause input while > 0 */
 } fd_dlq_ops_t;
 
 #endif

@@ -98,15 +98,19 @@ typedef struct {
     const char *name;
     int weight;
     double interaction_rate; /* P(interaction | exposure) */
-    double payment_rate;     /* P(payment | interaction) */
-    int has_community;       /* group-like channels carry community_id */
+    double payment_rate; /* P(payment | interaction) */
+    int has_community; /* group-like channels carry community_id */
 } channel_t;
 
 static const channel_t channels[] = {
-    {"wechat_group", 30, 0.10, 0.08, 1}, {"wechat_moments", 20, 0.04, 0.05, 0},
-    {"wechat_official", 12, 0.06, 0.06, 0}, {"weibo", 10, 0.03, 0.03, 0},
-    {"zhihu", 8, 0.05, 0.06, 0},         {"douban", 4, 0.04, 0.04, 0},
-    {"qq_group", 6, 0.08, 0.06, 1},      {"live", 7, 0.18, 0.12, 1},
+    {"wechat_group", 30, 0.10, 0.08, 1},
+    {"wechat_moments", 20, 0.04, 0.05, 0},
+    {"wechat_official", 12, 0.06, 0.06, 0},
+    {"weibo", 10, 0.03, 0.03, 0},
+    {"zhihu", 8, 0.05, 0.06, 0},
+    {"douban", 4, 0.04, 0.04, 0},
+    {"qq_group", 6, 0.08, 0.06, 1},
+    {"live", 7, 0.18, 0.12, 1},
     {"other", 3, 0.02, 0.03, 0},
 };
 #define NCHANNELS ((int)(sizeof channels / sizeof channels[0]))
@@ -162,7 +166,8 @@ static uint32_t zipf_draw(const zipf_t *z, rng_t *r) { /* 1-based rank */
 /* ------------------------------------------------------------------ scenarios */
 
 enum { M_PRODUCT = 0, M_CHANNEL, M_COMMUNITY, M_CAMPAIGN, M__COUNT };
-static const char *const match_keys[M__COUNT] = {"product_id", "channel", "community_id", "campaign_id"};
+static const char *const match_keys[M__COUNT] = {"product_id", "channel", "community_id",
+                                                 "campaign_id"};
 
 typedef struct {
     int32_t want[M__COUNT]; /* -1 any; else the index the value names; -2 names nothing we generate */
@@ -175,7 +180,7 @@ typedef struct {
 typedef struct {
     int64_t ts;
     uint64_t order; /* payment: order number */
-    uint64_t tie;   /* heap tie-breaker: creation sequence */
+    uint64_t tie; /* heap tie-breaker: creation sequence */
     uint32_t user, product, community, campaign, content; /* 0 = absent (community, campaign) */
     int64_t amount;
     uint16_t coupon; /* 0 = none */
@@ -187,7 +192,9 @@ typedef struct {
     size_t n, cap;
 } heap_t;
 
-static int ev_before(const ev_t *a, const ev_t *b) { return a->ts < b->ts || (a->ts == b->ts && a->tie < b->tie); }
+static int ev_before(const ev_t *a, const ev_t *b) {
+    return a->ts < b->ts || (a->ts == b->ts && a->tie < b->tie);
+}
 
 static int heap_push(heap_t *h, const ev_t *e) {
     if (h->n == h->cap) {
@@ -348,11 +355,12 @@ static int load_scenarios(gen_t *g, const char *path) {
     const cJSON *list = root;
     if (cJSON_IsObject(root)) list = cJSON_GetObjectItemCaseSensitive(root, "scenarios");
     if (!cJSON_IsArray(list)) {
-        fprintf(stderr, "funneld-gen: %s: want a JSON list of scenarios (or {\"scenarios\": [...]})\n", path);
+        fprintf(stderr,
+                "funneld-gen: %s: want a JSON list of scenarios (or {\"scenarios\": [...]})\n", path);
         goto out;
     }
     const cJSON *it;
-    cJSON_ArrayForEach(it, list) {
+    cJSON_ArrayForEach (it, list) {
         if (g->nsc == MAX_SCENARIOS) {
             fprintf(stderr, "funneld-gen: %s: more than %d scenarios\n", path, MAX_SCENARIOS);
             goto out;
@@ -363,17 +371,19 @@ static int load_scenarios(gen_t *g, const char *path) {
         s->to_ms = INT64_MAX;
         s->interaction = s->payment = 1.0;
         const cJSON *f;
-        cJSON_ArrayForEach(f, it) {
+        cJSON_ArrayForEach (f, it) {
             const char *k = f->string;
             if (!strcmp(k, "match") || !strcmp(k, "scope")) {
                 const cJSON *m;
-                cJSON_ArrayForEach(m, f) {
+                cJSON_ArrayForEach (m, f) {
                     int mk = -1;
                     for (int j = 0; j < M__COUNT; j++)
                         if (!strcmp(m->string, match_keys[j])) mk = j;
                     if (mk < 0 || !cJSON_IsString(m)) {
-                        fprintf(stderr, "funneld-gen: %s: scenario %d: match key \"%s\" (want a string value for "
-                                        "product_id, channel, community_id or campaign_id)\n",
+                        fprintf(stderr,
+                                "funneld-gen: %s: scenario %d: match key \"%s\" (want a string "
+                                "value for "
+                                "product_id, channel, community_id or campaign_id)\n",
                                 path, g->nsc, m->string);
                         goto out;
                     }
@@ -386,28 +396,33 @@ static int load_scenarios(gen_t *g, const char *path) {
                         for (int c = 0; c < NCHANNELS; c++)
                             if (!strcmp(v, channels[c].name)) idx = c;
                     if (idx == -2)
-                        fprintf(stderr, "funneld-gen: warning: scenario %d: %s \"%s\" is never generated\n", g->nsc,
-                                match_keys[mk], v);
+                        fprintf(stderr,
+                                "funneld-gen: warning: scenario %d: %s \"%s\" is never generated\n",
+                                g->nsc, match_keys[mk], v);
                     s->want[mk] = idx;
                 }
             } else if (!strcmp(k, "from") || !strcmp(k, "to")) {
                 int64_t ms = parse_duration_ms(f);
                 if (ms < 0) {
-                    fprintf(stderr, "funneld-gen: %s: scenario %d: bad \"%s\" (seconds, or \"30m\", \"2h\")\n", path,
-                            g->nsc, k);
+                    fprintf(
+                        stderr,
+                        "funneld-gen: %s: scenario %d: bad \"%s\" (seconds, or \"30m\", \"2h\")\n",
+                        path, g->nsc, k);
                     goto out;
                 }
                 if (!strcmp(k, "from")) s->from_ms = ms;
                 else s->to_ms = ms;
             } else if (!strcmp(k, "interaction") || !strcmp(k, "payment")) {
                 if (!cJSON_IsNumber(f) || f->valuedouble < 0) {
-                    fprintf(stderr, "funneld-gen: %s: scenario %d: \"%s\" wants a number >= 0\n", path, g->nsc, k);
+                    fprintf(stderr, "funneld-gen: %s: scenario %d: \"%s\" wants a number >= 0\n",
+                            path, g->nsc, k);
                     goto out;
                 }
                 if (!strcmp(k, "interaction")) s->interaction = f->valuedouble;
                 else s->payment = f->valuedouble;
             } else if (strcmp(k, "name") != 0 && strcmp(k, "comment") != 0) {
-                fprintf(stderr, "funneld-gen: %s: scenario %d: unknown key \"%s\"\n", path, g->nsc, k);
+                fprintf(stderr, "funneld-gen: %s: scenario %d: unknown key \"%s\"\n", path, g->nsc,
+                        k);
                 goto out;
             }
         }
@@ -542,24 +557,37 @@ static int new_exposure(gen_t *g, int64_t t, ev_t *out) {
 }
 
 /* Defects, one per malformed message. */
-enum { D_NONE = 0, D_TRUNCATED, D_NO_USER, D_BAD_TYPE_PRODUCT, D_UNKNOWN_TYPE, D_BAD_TS, D_NEG_AMOUNT,
-       D_NOT_OBJECT, D_BAD_UTF8, D__COUNT };
+enum {
+    D_NONE = 0,
+    D_TRUNCATED,
+    D_NO_USER,
+    D_BAD_TYPE_PRODUCT,
+    D_UNKNOWN_TYPE,
+    D_BAD_TS,
+    D_NEG_AMOUNT,
+    D_NOT_OBJECT,
+    D_BAD_UTF8,
+    D__COUNT
+};
 
-#define PUT(...)                                                                   \
-    do {                                                                           \
-        int k_ = snprintf(b + n, cap - n, __VA_ARGS__);                            \
-        if (k_ < 0 || (size_t)k_ >= cap - n) return 0;                             \
-        n += (size_t)k_;                                                           \
+#define PUT(...) \
+    do { \
+        int k_ = snprintf(b + n, cap - n, __VA_ARGS__); \
+        if (k_ < 0 || (size_t)k_ >= cap - n) return 0; \
+        n += (size_t)k_; \
     } while (0)
 
 /* Writes message seq of event e (ts already final) into b; returns its length. */
-static size_t format_event(const gen_t *g, const ev_t *e, uint64_t seq, int defect, char *b, size_t cap) {
+static size_t format_event(const gen_t *g, const ev_t *e, uint64_t seq, int defect, char *b,
+                           size_t cap) {
     size_t n = 0;
-    static const char *const os[] = {"iOS 17.2", "Android 14", "Android 13", "iOS 16.7", "HarmonyOS 4.0"};
+    static const char *const os[] = {"iOS 17.2", "Android 14", "Android 13", "iOS 16.7",
+                                     "HarmonyOS 4.0"};
     static const char *const net[] = {"wifi", "5g", "4g"};
-    static const char *const page[] = {"/pages/course/detail", "/pages/live/room", "/pages/column/index",
-                                       "/pages/share/landing"};
-    static const char *const ref[] = {"share_card", "group_msg", "moments_feed", "qr_poster", "search"};
+    static const char *const page[] = {"/pages/course/detail", "/pages/live/room",
+                                       "/pages/column/index", "/pages/share/landing"};
+    static const char *const ref[] = {"share_card", "group_msg", "moments_feed", "qr_poster",
+                                      "search"};
     if (defect == D_NOT_OBJECT) PUT("[");
     PUT("{\"event_id\":\"ev-%" PRIx64 "-%010" PRIu64 "\"", g->o.seed & 0xFFFFFFFFu, seq);
     PUT(",\"type\":\"%s\"", defect == D_UNKNOWN_TYPE ? "purchase" : type_names[e->type]);
@@ -580,8 +608,9 @@ static size_t format_event(const gen_t *g, const ev_t *e, uint64_t seq, int defe
         if (e->coupon) PUT(",\"coupon_id\":\"cp%u\"", (unsigned)e->coupon);
     }
     if (!g->o.lean) /* what tracking SDKs send along; funneld ignores it */
-        PUT(",\"ctx\":{\"sdk\":\"wxmp/3.4.%u\",\"os\":\"%s\",\"net\":\"%s\",\"page\":\"%s\",\"ref\":\"%s\",\"sid\":\"%08" PRIx32
-            "\"}",
+        PUT(",\"ctx\":{\"sdk\":\"wxmp/"
+            "3.4.%u\",\"os\":\"%s\",\"net\":\"%s\",\"page\":\"%s\",\"ref\":\"%s\",\"sid\":\"%"
+            "08" PRIx32 "\"}",
             (unsigned)(e->user % 10), os[e->user % 5], net[(e->user >> 3) % 3], page[e->content % 4],
             ref[(e->content + e->channel) % 5], (uint32_t)(e->user * 2654435761u));
     if (defect == D_BAD_UTF8) PUT(",\"note\":\"\xC3\x28\"");
@@ -602,11 +631,22 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 static int open_kafka(gen_t *g) {
     char err[512];
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    const char *defaults[] = {"bootstrap.servers", g->o.brokers, "linger.ms", "20",
-                              "batch.num.messages", "10000", "queue.buffering.max.messages", "500000",
-                              "queue.buffering.max.kbytes", "1048576", "enable.idempotence", "true", NULL};
+    const char *defaults[] = {"bootstrap.servers",
+                              g->o.brokers,
+                              "linger.ms",
+                              "20",
+                              "batch.num.messages",
+                              "10000",
+                              "queue.buffering.max.messages",
+                              "500000",
+                              "queue.buffering.max.kbytes",
+                              "1048576",
+                              "enable.idempotence",
+                              "true",
+                              NULL};
     for (int i = 0; defaults[i]; i += 2)
-        if (rd_kafka_conf_set(kc, defaults[i], defaults[i + 1], err, sizeof err) != RD_KAFKA_CONF_OK) goto fail;
+        if (rd_kafka_conf_set(kc, defaults[i], defaults[i + 1], err, sizeof err) != RD_KAFKA_CONF_OK)
+            goto fail;
     for (int i = 0; i < g->o.nprops; i++) {
         char *eq = strchr(g->o.props[i], '=');
         if (!eq) {
@@ -633,7 +673,8 @@ static int open_kafka(gen_t *g) {
         }
         g->rkt[t] = rd_kafka_topic_new(g->rk, name, NULL);
         if (!g->rkt[t]) {
-            fprintf(stderr, "funneld-gen: topic %s: %s\n", name, rd_kafka_err2str(rd_kafka_last_error()));
+            fprintf(stderr, "funneld-gen: topic %s: %s\n", name,
+                    rd_kafka_err2str(rd_kafka_last_error()));
             return -1;
         }
     }
@@ -644,14 +685,15 @@ fail:
     return -1;
 }
 
-static int emit_bytes(gen_t *g, int type, const char *line, size_t len, const char *key, size_t keylen) {
+static int emit_bytes(gen_t *g, int type, const char *line, size_t len, const char *key,
+                      size_t keylen) {
     if (g->out) {
         fwrite(line, 1, len, g->out);
         fputc('\n', g->out);
     }
     if (g->rk) {
-        while (rd_kafka_produce(g->rkt[type], RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)line, len, key,
-                                keylen, NULL) != 0) {
+        while (rd_kafka_produce(g->rkt[type], RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                                (void *)line, len, key, keylen, NULL) != 0) {
             rd_kafka_resp_err_t e = rd_kafka_last_error();
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 fprintf(stderr, "funneld-gen: produce: %s\n", rd_kafka_err2str(e));
@@ -743,12 +785,14 @@ static int emit_probe(gen_t *g) {
     char line[256];
     int64_t now = wall_ms();
     int n = snprintf(line, sizeof line,
-                     "{\"event_id\":\"probe-%" PRIu64 "-%" PRId64 "\",\"type\":\"exposure\",\"ts\":%" PRId64
+                     "{\"event_id\":\"probe-%" PRIu64 "-%" PRId64
+                     "\",\"type\":\"exposure\",\"ts\":%" PRId64
                      ",\"user_id\":\"probe\",\"product_id\":\"__probe__\",\"channel\":\"other\"}",
                      g->probes, now, now);
     if (emit_bytes(g, T_EXPOSURE, line, (size_t)n, "probe", 5) < 0) return -1;
     if (g->probe_log) {
-        fprintf(g->probe_log, "%" PRIu64 " %" PRId64 " %" PRId64 "\n", g->probes, now, (now / 60000) * 60);
+        fprintf(g->probe_log, "%" PRIu64 " %" PRId64 " %" PRId64 "\n", g->probes, now,
+                (now / 60000) * 60);
         fflush(g->probe_log);
     }
     g->probes++;
@@ -757,7 +801,8 @@ static int emit_probe(gen_t *g) {
 
 static void progress(gen_t *g, double t0, int final) {
     double el = mono_s() - t0;
-    fprintf(stderr, "\r  %12" PRIu64 " events  %10.0f/s  %6.1fs", g->emitted, el > 0 ? (double)g->emitted / el : 0, el);
+    fprintf(stderr, "\r  %12" PRIu64 " events  %10.0f/s  %6.1fs", g->emitted,
+            el > 0 ? (double)g->emitted / el : 0, el);
     if (g->o.events) fprintf(stderr, "  %5.1f%%", 100.0 * (double)g->emitted / (double)g->o.events);
     if (final) fputc('\n', stderr);
     fflush(stderr);
@@ -780,17 +825,29 @@ static int run(gen_t *g) {
             }
         }
         if (g->o.probe_ms && wall_ms() >= next_probe) {
-            if (emit_probe(g) < 0) { rc = -1; break; }
+            if (emit_probe(g) < 0) {
+                rc = -1;
+                break;
+            }
             next_probe += g->o.probe_ms;
         }
         int d = emit_due_dup(g);
-        if (d < 0) { rc = -1; break; }
+        if (d < 0) {
+            rc = -1;
+            break;
+        }
         if (d == 0) {
             int64_t clock = g->o.live ? wall_ms() : clock_at(g, g->emitted);
             ev_t e;
             if (g->heap.n && g->heap.v[0].ts <= clock) heap_pop(&g->heap, &e);
-            else if (new_exposure(g, clock, &e) < 0) { rc = -1; break; }
-            if (emit_event(g, &e) < 0) { rc = -1; break; }
+            else if (new_exposure(g, clock, &e) < 0) {
+                rc = -1;
+                break;
+            }
+            if (emit_event(g, &e) < 0) {
+                rc = -1;
+                break;
+            }
         }
         if (tty && (g->emitted & 1023) == 0 && mono_s() >= next_progress) {
             progress(g, t0, 0);
@@ -804,52 +861,58 @@ static int run(gen_t *g) {
     if (tty) progress(g, t0, 1);
     if (!g->o.quiet)
         fprintf(stderr,
-                "funneld-gen: %" PRIu64 " messages in %.2fs: exposures=%" PRIu64 " interactions=%" PRIu64
-                " payments=%" PRIu64 " (refunds=%" PRIu64 ") duplicates=%" PRIu64 " malformed=%" PRIu64
-                " out_of_order=%" PRIu64 " late=%" PRIu64 " probes=%" PRIu64 " failed=%" PRIu64 "\n",
-                g->emitted, mono_s() - t0, g->by_type[0], g->by_type[1], g->by_type[2], g->refunds, g->dup_sent,
-                g->malformed, g->ooo, g->late, g->probes, g->failed);
+                "funneld-gen: %" PRIu64 " messages in %.2fs: exposures=%" PRIu64
+                " interactions=%" PRIu64 " payments=%" PRIu64 " (refunds=%" PRIu64
+                ") duplicates=%" PRIu64 " malformed=%" PRIu64 " out_of_order=%" PRIu64
+                " late=%" PRIu64 " probes=%" PRIu64 " failed=%" PRIu64 "\n",
+                g->emitted, mono_s() - t0, g->by_type[0], g->by_type[1], g->by_type[2], g->refunds,
+                g->dup_sent, g->malformed, g->ooo, g->late, g->probes, g->failed);
     return rc < 0 || g->failed ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------ main */
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: funneld-gen [options]   (--out FILE|- and/or --brokers LIST)\n"
-            "\n"
-            "  --seed N             PRNG seed (default 1); same options + seed = same bytes\n"
-            "  --events N           messages to emit (default 100000; 0 = endless, --live only)\n"
-            "  --start-ms MS        event time of the start (default: now - span - 1 min)\n"
-            "  --hours H            event-time span (default 1)\n"
-            "  --live               event time = wall clock at send (with --rate: a live feed)\n"
-            "  --rate N             messages per second (default: flat out)\n"
-            "  --out FILE|-         JSON Lines output\n"
-            "  --brokers LIST       Kafka bootstrap servers\n"
-            "  --topics E,I,P       topics per type (default funnel.exposure,funnel.interaction,funnel.payment)\n"
-            "  --mixed TOPIC        one topic for every type instead\n"
-            "  -X NAME=VALUE        librdkafka producer property\n"
-            "  --users N            distinct users (default 100000)\n"
-            "  --user-skew S        user id = users * u^S; 1 = uniform (default 2); 0 = every exposure\n"
-            "                       a new user until all --users are used\n"
-            "  --products N         products p1..pN (default 50)\n"
-            "  --communities N      communities c1..cN (default 500)\n"
-            "  --campaigns N        campaigns cmp1..cmpN (default 40)\n"
-            "  --contents N         content ids (default 2000)\n"
-            "  --zipf S             popularity exponent (default 1.1)\n"
-            "  --ooo F              fraction out of order, within lateness (default 0.02)\n"
-            "  --late F             fraction late, 3-30 min back (default 0.002)\n"
-            "  --dup F              fraction of payments re-sent as exact copies (default 0.02)\n"
-            "  --malformed F        fraction malformed (default 0.001)\n"
-            "  --refunds F          fraction of paid orders refunded later (default 0.03)\n"
-            "  --no-campaign F      fraction of exposures without campaign_id (default 0.25)\n"
-            "  --lean               leave out the SDK context object (events ~180 instead of ~300 bytes)\n"
-            "  --scenario FILE      rate multipliers: [{\"match\": {\"product_id\": \"p1\"}, \"from\": \"20m\",\n"
-            "                       \"to\": \"40m\", \"interaction\": 1.0, \"payment\": 0.2}, ...]\n"
-            "                       (from/to: event-time offsets from the start; seconds or 30s/20m/2h/1d)\n"
-            "  --probe-ms MS        latency probes (product __probe__) every MS of wall time\n"
-            "  --probe-log FILE     where probes are logged: SEQ WALL_MS M1_BUCKET\n"
-            "  --quiet              no progress, no summary\n");
+    fprintf(
+        f, "usage: funneld-gen [options]   (--out FILE|- and/or --brokers LIST)\n"
+           "\n"
+           "  --seed N             PRNG seed (default 1); same options + seed = same bytes\n"
+           "  --events N           messages to emit (default 100000; 0 = endless, --live only)\n"
+           "  --start-ms MS        event time of the start (default: now - span - 1 min)\n"
+           "  --hours H            event-time span (default 1)\n"
+           "  --live               event time = wall clock at send (with --rate: a live feed)\n"
+           "  --rate N             messages per second (default: flat out)\n"
+           "  --out FILE|-         JSON Lines output\n"
+           "  --brokers LIST       Kafka bootstrap servers\n"
+           "  --topics E,I,P       topics per type (default "
+           "funnel.exposure,funnel.interaction,funnel.payment)\n"
+           "  --mixed TOPIC        one topic for every type instead\n"
+           "  -X NAME=VALUE        librdkafka producer property\n"
+           "  --users N            distinct users (default 100000)\n"
+           "  --user-skew S        user id = users * u^S; 1 = uniform (default 2); 0 = every "
+           "exposure\n"
+           "                       a new user until all --users are used\n"
+           "  --products N         products p1..pN (default 50)\n"
+           "  --communities N      communities c1..cN (default 500)\n"
+           "  --campaigns N        campaigns cmp1..cmpN (default 40)\n"
+           "  --contents N         content ids (default 2000)\n"
+           "  --zipf S             popularity exponent (default 1.1)\n"
+           "  --ooo F              fraction out of order, within lateness (default 0.02)\n"
+           "  --late F             fraction late, 3-30 min back (default 0.002)\n"
+           "  --dup F              fraction of payments re-sent as exact copies (default 0.02)\n"
+           "  --malformed F        fraction malformed (default 0.001)\n"
+           "  --refunds F          fraction of paid orders refunded later (default 0.03)\n"
+           "  --no-campaign F      fraction of exposures without campaign_id (default 0.25)\n"
+           "  --lean               leave out the SDK context object (events ~180 instead of ~300 "
+           "bytes)\n"
+           "  --scenario FILE      rate multipliers: [{\"match\": {\"product_id\": \"p1\"}, "
+           "\"from\": \"20m\",\n"
+           "                       \"to\": \"40m\", \"interaction\": 1.0, \"payment\": 0.2}, ...]\n"
+           "                       (from/to: event-time offsets from the start; seconds or "
+           "30s/20m/2h/1d)\n"
+           "  --probe-ms MS        latency probes (product __probe__) every MS of wall time\n"
+           "  --probe-log FILE     where probes are logged: SEQ WALL_MS M1_BUCKET\n"
+           "  --quiet              no progress, no summary\n");
 }
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *out) {
@@ -865,19 +928,67 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, doubl
 }
 
 static int parse_opts(int argc, char **argv, opts_t *o) {
-    enum { O_SEED = 256, O_EVENTS, O_START, O_HOURS, O_LIVE, O_RATE, O_OUT, O_BROKERS, O_TOPICS, O_MIXED,
-           O_USERS, O_SKEW, O_PRODUCTS, O_COMMUNITIES, O_CAMPAIGNS, O_CONTENTS, O_ZIPF, O_OOO, O_LATE, O_DUP,
-           O_MALFORMED, O_REFUNDS, O_NOCAMP, O_LEAN, O_SCENARIO, O_PROBE, O_PROBELOG, O_QUIET, O_HELP };
-    static const struct option lo[] = {
-        {"seed", 1, 0, O_SEED}, {"events", 1, 0, O_EVENTS}, {"start-ms", 1, 0, O_START},
-        {"hours", 1, 0, O_HOURS}, {"live", 0, 0, O_LIVE}, {"rate", 1, 0, O_RATE}, {"out", 1, 0, O_OUT},
-        {"brokers", 1, 0, O_BROKERS}, {"topics", 1, 0, O_TOPICS}, {"mixed", 1, 0, O_MIXED},
-        {"users", 1, 0, O_USERS}, {"user-skew", 1, 0, O_SKEW}, {"products", 1, 0, O_PRODUCTS},
-        {"communities", 1, 0, O_COMMUNITIES}, {"campaigns", 1, 0, O_CAMPAIGNS}, {"contents", 1, 0, O_CONTENTS},
-        {"zipf", 1, 0, O_ZIPF}, {"ooo", 1, 0, O_OOO}, {"late", 1, 0, O_LATE}, {"dup", 1, 0, O_DUP},
-        {"malformed", 1, 0, O_MALFORMED}, {"refunds", 1, 0, O_REFUNDS}, {"no-campaign", 1, 0, O_NOCAMP},
-        {"lean", 0, 0, O_LEAN}, {"scenario", 1, 0, O_SCENARIO}, {"probe-ms", 1, 0, O_PROBE},
-        {"probe-log", 1, 0, O_PROBELOG}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    enum {
+        O_SEED = 256,
+        O_EVENTS,
+        O_START,
+        O_HOURS,
+        O_LIVE,
+        O_RATE,
+        O_OUT,
+        O_BROKERS,
+        O_TOPICS,
+        O_MIXED,
+        O_USERS,
+        O_SKEW,
+        O_PRODUCTS,
+        O_COMMUNITIES,
+        O_CAMPAIGNS,
+        O_CONTENTS,
+        O_ZIPF,
+        O_OOO,
+        O_LATE,
+        O_DUP,
+        O_MALFORMED,
+        O_REFUNDS,
+        O_NOCAMP,
+        O_LEAN,
+        O_SCENARIO,
+        O_PROBE,
+        O_PROBELOG,
+        O_QUIET,
+        O_HELP
+    };
+    static const struct option lo[] = {{"seed", 1, 0, O_SEED},
+                                       {"events", 1, 0, O_EVENTS},
+                                       {"start-ms", 1, 0, O_START},
+                                       {"hours", 1, 0, O_HOURS},
+                                       {"live", 0, 0, O_LIVE},
+                                       {"rate", 1, 0, O_RATE},
+                                       {"out", 1, 0, O_OUT},
+                                       {"brokers", 1, 0, O_BROKERS},
+                                       {"topics", 1, 0, O_TOPICS},
+                                       {"mixed", 1, 0, O_MIXED},
+                                       {"users", 1, 0, O_USERS},
+                                       {"user-skew", 1, 0, O_SKEW},
+                                       {"products", 1, 0, O_PRODUCTS},
+                                       {"communities", 1, 0, O_COMMUNITIES},
+                                       {"campaigns", 1, 0, O_CAMPAIGNS},
+                                       {"contents", 1, 0, O_CONTENTS},
+                                       {"zipf", 1, 0, O_ZIPF},
+                                       {"ooo", 1, 0, O_OOO},
+                                       {"late", 1, 0, O_LATE},
+                                       {"dup", 1, 0, O_DUP},
+                                       {"malformed", 1, 0, O_MALFORMED},
+                                       {"refunds", 1, 0, O_REFUNDS},
+                                       {"no-campaign", 1, 0, O_NOCAMP},
+                                       {"lean", 0, 0, O_LEAN},
+                                       {"scenario", 1, 0, O_SCENARIO},
+                                       {"probe-ms", 1, 0, O_PROBE},
+                                       {"probe-log", 1, 0, O_PROBELOG},
+                                       {"quiet", 0, 0, O_QUIET},
+                                       {"help", 0, 0, O_HELP},
+                                       {0, 0, 0, 0}};
     static char topics_buf[1024];
     double v;
     int c;
@@ -901,8 +1012,12 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
             else o->start_ms = x, o->have_start = 1;
             break;
         }
-        case O_HOURS: if (parse_num("--hours", optarg, 0.001, 24 * 400, &o->hours)) return -1; break;
-        case O_RATE: if (parse_num("--rate", optarg, 0, 1e9, &o->rate)) return -1; break;
+        case O_HOURS:
+            if (parse_num("--hours", optarg, 0.001, 24 * 400, &o->hours)) return -1;
+            break;
+        case O_RATE:
+            if (parse_num("--rate", optarg, 0, 1e9, &o->rate)) return -1;
+            break;
         case O_LIVE: o->live = 1; break;
         case O_OUT: o->out = optarg; break;
         case O_BROKERS: o->brokers = optarg; break;
@@ -919,28 +1034,52 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
             }
             break;
         }
-        case O_USERS: case O_PRODUCTS: case O_COMMUNITIES: case O_CAMPAIGNS: case O_CONTENTS:
+        case O_USERS:
+        case O_PRODUCTS:
+        case O_COMMUNITIES:
+        case O_CAMPAIGNS:
+        case O_CONTENTS:
             if (parse_num(name, optarg, 1, 4e9, &v)) return -1;
-            *(c == O_USERS ? &o->users : c == O_PRODUCTS ? &o->products : c == O_COMMUNITIES ? &o->communities
-              : c == O_CAMPAIGNS ? &o->campaigns : &o->contents) = (uint32_t)v;
+            *(c == O_USERS         ? &o->users
+              : c == O_PRODUCTS    ? &o->products
+              : c == O_COMMUNITIES ? &o->communities
+              : c == O_CAMPAIGNS   ? &o->campaigns
+                                   : &o->contents) = (uint32_t)v;
             break;
-        case O_SKEW: if (parse_num("--user-skew", optarg, 0, 100, &o->user_skew)) return -1; break;
-        case O_ZIPF: if (parse_num("--zipf", optarg, 0, 10, &o->zipf)) return -1; break;
-        case O_OOO: case O_LATE: case O_DUP: case O_MALFORMED: case O_REFUNDS: case O_NOCAMP:
+        case O_SKEW:
+            if (parse_num("--user-skew", optarg, 0, 100, &o->user_skew)) return -1;
+            break;
+        case O_ZIPF:
+            if (parse_num("--zipf", optarg, 0, 10, &o->zipf)) return -1;
+            break;
+        case O_OOO:
+        case O_LATE:
+        case O_DUP:
+        case O_MALFORMED:
+        case O_REFUNDS:
+        case O_NOCAMP:
             if (parse_num(name, optarg, 0, 1, &v)) return -1;
-            *(c == O_OOO ? &o->ooo : c == O_LATE ? &o->late : c == O_DUP ? &o->dup : c == O_MALFORMED
-              ? &o->malformed : c == O_REFUNDS ? &o->refunds : &o->no_campaign) = v;
+            *(c == O_OOO         ? &o->ooo
+              : c == O_LATE      ? &o->late
+              : c == O_DUP       ? &o->dup
+              : c == O_MALFORMED ? &o->malformed
+              : c == O_REFUNDS   ? &o->refunds
+                                 : &o->no_campaign) = v;
             break;
         case O_LEAN: o->lean = 1; break;
         case O_SCENARIO: o->scenario_path = optarg; break;
-        case O_PROBE: if (parse_num("--probe-ms", optarg, 1, 3.6e6, &v)) return -1; o->probe_ms = (int64_t)v; break;
+        case O_PROBE:
+            if (parse_num("--probe-ms", optarg, 1, 3.6e6, &v)) return -1;
+            o->probe_ms = (int64_t)v;
+            break;
         case O_PROBELOG: o->probe_log = optarg; break;
         case O_QUIET: o->quiet = 1; break;
         case 'X':
             if (o->nprops == 64) return -1;
             o->props[o->nprops++] = optarg;
             break;
-        case O_HELP: case 'h': usage(stdout); exit(0);
+        case O_HELP:
+        case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
     }

@@ -29,8 +29,7 @@ static double fabs_(double x) { return x < 0 ? -x : x; }
 
 /* ---- statistics ----------------------------------------------------------------- */
 
-static void test_z_two_prop(void **state)
-{
+static void test_z_two_prop(void **state) {
     (void)state;
     /* x1=30/1000 (3%) vs x0=500/10000 (5%): pooled p = 530/11000 = 0.0481818;
      * se = sqrt(0.0481818 * 0.9518182 * (1/1000 + 1/10000)) = 0.0071025;
@@ -48,8 +47,7 @@ static void test_z_two_prop(void **state)
     assert_true(fd_alert_z_two_prop(0, 100, 0, 100) == 0);
 }
 
-static void test_z_counts_and_p(void **state)
-{
+static void test_z_counts_and_p(void **state) {
     (void)state;
     /* 50 in 300 s vs 1000 in 3000 s: n = 1050, q = 300/3300 = 0.090909;
      * n q = 95.4545, sd = sqrt(95.4545 * 0.909091) = 9.31541;
@@ -74,8 +72,8 @@ typedef struct {
     double value, drop; /* checked when drop >= 0 */
 } eval_row_t;
 
-#define DROP_RATE                                                                          \
-    "{\"name\":\"d\",\"kind\":\"drop_vs_baseline\",\"metric\":\"conversion_rate\","     \
+#define DROP_RATE \
+    "{\"name\":\"d\",\"kind\":\"drop_vs_baseline\",\"metric\":\"conversion_rate\"," \
     "\"min_samples\":1000,\"min_drop\":0.3,\"confidence\":0.99}"
 
 static const eval_row_t eval_rows[] = {
@@ -94,42 +92,81 @@ static const eval_row_t eval_rows[] = {
     /* 2/100 vs 5%: 60% drop but z = 1.376 (p = .084 > .01) → no (min_samples 0 rule) */
     {"{\"name\":\"d\",\"kind\":\"drop_vs_baseline\",\"metric\":\"conversion_rate\","
      "\"min_samples\":50}",
-     {2, 100, 5000, 100000}, 0, 1, 0.02, 0.6},
+     {2, 100, 5000, 100000},
+     0,
+     1,
+     0.02,
+     0.6},
     /* a rise never fires */
     {DROP_RATE, {300, 3000, 5000, 100000}, 0, 1, 0.1, -1},
     /* count drop: payments 2 in 15 m (900 s) vs 3600 in 24 h: baseline rate 1/24 per s,
      * expected 37.5; drop 1 - (2/900)/(3600/86400) = 0.9467 → fires */
     {"{\"name\":\"c\",\"kind\":\"drop_vs_baseline\",\"metric\":\"payments\",\"window\":\"15m\","
      "\"baseline\":\"24h\",\"min_samples\":100}",
-     {2, 0, 3600, 0}, 1, 1, 2.0 / 900, 0.946667},
+     {2, 0, 3600, 0},
+     1,
+     1,
+     2.0 / 900,
+     0.946667},
     /* count drop of 20% (30 vs 37.5 expected): below min_drop → no */
     {"{\"name\":\"c\",\"kind\":\"drop_vs_baseline\",\"metric\":\"payments\",\"window\":\"15m\","
      "\"baseline\":\"24h\",\"min_samples\":100}",
-     {30, 0, 3600, 0}, 0, 1, 30.0 / 900, 0.2},
+     {30, 0, 3600, 0},
+     0,
+     1,
+     30.0 / 900,
+     0.2},
     /* below_threshold on a rate, with its guard */
     {"{\"name\":\"b\",\"kind\":\"below_threshold\",\"metric\":\"conversion_rate\","
      "\"threshold\":0.02,\"min_samples\":1000}",
-     {15, 1500, 0, 0}, 1, 1, 0.01, -1},
+     {15, 1500, 0, 0},
+     1,
+     1,
+     0.01,
+     -1},
     {"{\"name\":\"b\",\"kind\":\"below_threshold\",\"metric\":\"conversion_rate\","
      "\"threshold\":0.02,\"min_samples\":1000}",
-     {5, 500, 0, 0}, 0, 0, 0.01, -1},
+     {5, 500, 0, 0},
+     0,
+     0,
+     0.01,
+     -1},
     {"{\"name\":\"b\",\"kind\":\"below_threshold\",\"metric\":\"conversion_rate\","
      "\"threshold\":0.02,\"min_samples\":1000}",
-     {30, 1500, 0, 0}, 0, 1, 0.02, -1}, /* equal is not below */
+     {30, 1500, 0, 0},
+     0,
+     1,
+     0.02,
+     -1}, /* equal is not below */
     /* below_threshold on a count: no guard */
     {"{\"name\":\"b\",\"kind\":\"below_threshold\",\"metric\":\"exposures\",\"threshold\":10}",
-     {3, 0, 0, 0}, 1, 1, 3, -1},
+     {3, 0, 0, 0},
+     1,
+     1,
+     3,
+     -1},
     /* absent: no payments while >= min_samples exposures */
     {"{\"name\":\"a\",\"kind\":\"absent\",\"metric\":\"payments\",\"min_samples\":500}",
-     {0, 600, 0, 0}, 1, 1, 0, -1},
+     {0, 600, 0, 0},
+     1,
+     1,
+     0,
+     -1},
     {"{\"name\":\"a\",\"kind\":\"absent\",\"metric\":\"payments\",\"min_samples\":500}",
-     {0, 400, 0, 0}, 0, 0, 0, -1},
+     {0, 400, 0, 0},
+     0,
+     0,
+     0,
+     -1},
     {"{\"name\":\"a\",\"kind\":\"absent\",\"metric\":\"payments\",\"min_samples\":500}",
-     {1, 600, 0, 0}, 0, 1, 1, -1},
+     {1, 600, 0, 0},
+     0,
+     1,
+     1,
+     -1},
 };
 
-static void test_eval_rows(void **state)
-{
+static void test_eval_rows(void **state) {
     (void)state;
     int failures = 0;
     for (size_t i = 0; i < sizeof eval_rows / sizeof eval_rows[0]; i++) {
@@ -143,12 +180,12 @@ static void test_eval_rows(void **state)
         cJSON_Delete(j);
         fd_alert_eval_t ev;
         fd_alert_rule_eval(&r, &row->in, &ev);
-        if (ev.cond != row->cond || ev.enough != row->enough ||
-            fabs_(ev.value - row->value) > 1e-6 || (row->drop >= 0 && fabs_(ev.drop - row->drop) > 1e-4)) {
+        if (ev.cond != row->cond || ev.enough != row->enough || fabs_(ev.value - row->value) > 1e-6 ||
+            (row->drop >= 0 && fabs_(ev.drop - row->drop) > 1e-4)) {
             print_error("row %zu: cond %d (want %d) enough %d (want %d) value %g (want %g) "
                         "drop %g (want %g) z %g p %g\n",
-                        i, ev.cond, row->cond, ev.enough, row->enough, ev.value, row->value, ev.drop,
-                        row->drop, ev.z, ev.p_value);
+                        i, ev.cond, row->cond, ev.enough, row->enough, ev.value, row->value,
+                        ev.drop, row->drop, ev.z, ev.p_value);
             failures++;
         }
         fd_alert_rule_release(&r);
@@ -164,37 +201,35 @@ typedef struct {
 
 #define NO (-1)
 
-static void run_table(const step_t *steps, size_t n, int64_t for_s, int64_t keep_s)
-{
+static void run_table(const step_t *steps, size_t n, int64_t for_s, int64_t keep_s) {
     fd_alert_status_t s = {0};
     for (size_t i = 0; i < n; i++) {
         int got = fd_alert_step(&s, steps[i].cond, (int64_t)steps[i].minute * 60000, for_s * 1000,
                                 keep_s * 1000);
         if (got != steps[i].want)
-            fail_msg("step %zu (t=%dm cond=%d): got %d, want %d", i, steps[i].minute,
-                     steps[i].cond, got, steps[i].want);
+            fail_msg("step %zu (t=%dm cond=%d): got %d, want %d", i, steps[i].minute, steps[i].cond,
+                     got, steps[i].want);
     }
 }
 
-static void test_state_for_and_keep(void **state)
-{
+static void test_state_for_and_keep(void **state) {
     (void)state;
     /* for = 2m, keep_firing_for = 1m (Prometheus: keep firing until the condition has
      * been false for keep_firing_for, counted from the first false evaluation) */
     static const step_t t[] = {
         {1, 0, NO},
-        {2, 1, FD_AS_PENDING},  /* active since 2 */
-        {3, 1, NO},             /* 1m < for */
-        {4, 1, FD_AS_FIRING},   /* 2m >= for */
-        {5, 0, NO},             /* keep firing, false since 5 */
-        {6, 1, NO},             /* true again: the keep clock resets */
-        {7, 0, NO},             /* false since 7 */
+        {2, 1, FD_AS_PENDING}, /* active since 2 */
+        {3, 1, NO}, /* 1m < for */
+        {4, 1, FD_AS_FIRING}, /* 2m >= for */
+        {5, 0, NO}, /* keep firing, false since 5 */
+        {6, 1, NO}, /* true again: the keep clock resets */
+        {7, 0, NO}, /* false since 7 */
         {8, 0, FD_AS_RESOLVED}, /* 8 - 7 >= 1m */
         {9, 0, NO},
         {10, 1, FD_AS_PENDING}, /* a new episode */
         {11, 0, FD_AS_INACTIVE},
-        {11, 1, NO},            /* the same step again: ignored */
-        {10, 1, NO},            /* an older step: ignored */
+        {11, 1, NO}, /* the same step again: ignored */
+        {10, 1, NO}, /* an older step: ignored */
         {12, 1, FD_AS_PENDING},
         {13, 1, NO},
         {14, 1, FD_AS_FIRING},
@@ -202,19 +237,17 @@ static void test_state_for_and_keep(void **state)
     run_table(t, sizeof t / sizeof t[0], 120, 60);
 }
 
-static void test_state_immediate(void **state)
-{
+static void test_state_immediate(void **state) {
     (void)state;
     /* for = 0: fires on the first true step; keep = 0: resolves on the first false */
     static const step_t t[] = {
-        {1, 1, FD_AS_FIRING}, {2, 1, NO}, {3, 0, FD_AS_RESOLVED}, {4, 0, NO},
-        {5, 1, FD_AS_FIRING}, {6, 0, FD_AS_RESOLVED},
+        {1, 1, FD_AS_FIRING}, {2, 1, NO},           {3, 0, FD_AS_RESOLVED},
+        {4, 0, NO},           {5, 1, FD_AS_FIRING}, {6, 0, FD_AS_RESOLVED},
     };
     run_table(t, sizeof t / sizeof t[0], 0, 0);
 }
 
-static void test_state_fields(void **state)
-{
+static void test_state_fields(void **state) {
     (void)state;
     fd_alert_status_t s = {0};
     assert_int_equal(fd_alert_step(&s, 1, 120000, 60000, 0), FD_AS_PENDING);
@@ -275,12 +308,12 @@ static const parse_row_t parse_rows[] = {
      "rule.labels[\"a\"]: must be a string"},
     {"{\"name\":\"x\",\"kind\":\"absent\",\"metric\":\"payments\",\"sinks\":[\"pager\"]}",
      "rule.sinks"},
-    {"{\"name\":\"x\",\"kind\":\"drop_vs_baseline\",\"metric\":\"payments\",\"while\":\"exposures\"}",
+    {"{\"name\":\"x\",\"kind\":\"drop_vs_baseline\",\"metric\":\"payments\",\"while\":"
+     "\"exposures\"}",
      "rule.while: only for kind absent"},
 };
 
-static void test_parse_rows(void **state)
-{
+static void test_parse_rows(void **state) {
     (void)state;
     int failures = 0;
     for (size_t i = 0; i < sizeof parse_rows / sizeof parse_rows[0]; i++) {
@@ -293,8 +326,7 @@ static void test_parse_rows(void **state)
         if (parse_rows[i].err == NULL && rc != 0) {
             print_error("row %zu: expected ok, got %s\n", i, err);
             failures++;
-        } else if (parse_rows[i].err != NULL &&
-                   (rc == 0 || strstr(err, parse_rows[i].err) == NULL)) {
+        } else if (parse_rows[i].err != NULL && (rc == 0 || strstr(err, parse_rows[i].err) == NULL)) {
             print_error("row %zu: expected error containing \"%s\", got rc %d \"%s\"\n", i,
                         parse_rows[i].err, rc, err);
             failures++;
@@ -318,8 +350,7 @@ static void test_parse_rows(void **state)
     assert_int_equal(failures, 0);
 }
 
-static void test_parse_values(void **state)
-{
+static void test_parse_values(void **state) {
     (void)state;
     char err[256];
     fd_alert_rule_t r;
@@ -338,7 +369,8 @@ static void test_parse_values(void **state)
     NEAR(r.min_drop, 0.3, 1e-12); /* defaults of SPEC §6's example */
     NEAR(r.confidence, 0.99, 1e-12);
     assert_int_equal(r.min_samples, 100);
-    assert_int_equal(r.sinks, FD_ALERT_OUT_BIT(FD_ALERT_OUT_WEBHOOK) | FD_ALERT_OUT_BIT(FD_ALERT_OUT_STDOUT));
+    assert_int_equal(r.sinks, FD_ALERT_OUT_BIT(FD_ALERT_OUT_WEBHOOK) |
+                                  FD_ALERT_OUT_BIT(FD_ALERT_OUT_STDOUT));
     assert_int_equal(r.nlabels, 1);
     assert_string_equal(r.labels[0].key, "severity");
     assert_string_equal(r.annotations[0].value, "x");
@@ -348,8 +380,7 @@ static void test_parse_values(void **state)
 
 /* ---- fingerprint -------------------------------------------------------------------------- */
 
-static void test_fingerprint(void **state)
-{
+static void test_fingerprint(void **state) {
     (void)state;
     char a[17], b[17], c[17];
     const char *k1[] = {"severity", "product"}, *v1[] = {"page", "A"};
@@ -368,8 +399,7 @@ static void test_fingerprint(void **state)
 
 /* ---- output helpers ----------------------------------------------------------------------- */
 
-static void test_webhook_signature(void **state)
-{
+static void test_webhook_signature(void **state) {
     (void)state;
     /* the Standard Webhooks reference vector */
     char sig[128];
@@ -387,15 +417,15 @@ static void test_webhook_signature(void **state)
     assert_int_equal(fd_alert_webhook_sign("whsec_%%%", "id", 1, "x", 1, sig2, sizeof sig2), -1);
 }
 
-static void test_am_body(void **state)
-{
+static void test_am_body(void **state) {
     (void)state;
     char ts[40];
     fd_alert_rfc3339(1718092800123LL, ts, sizeof ts);
     assert_string_equal(ts, "2024-06-11T08:00:00.123Z");
-    cJSON *f = cJSON_Parse("{\"state\":\"firing\",\"scope\":\"product=a b\",\"starts_at\":1718092800000,"
-                           "\"ends_at\":null,\"labels\":{\"alertname\":\"X\",\"product\":\"a b\"},"
-                           "\"annotations\":{\"summary\":\"s\"}}");
+    cJSON *f =
+        cJSON_Parse("{\"state\":\"firing\",\"scope\":\"product=a b\",\"starts_at\":1718092800000,"
+                    "\"ends_at\":null,\"labels\":{\"alertname\":\"X\",\"product\":\"a b\"},"
+                    "\"annotations\":{\"summary\":\"s\"}}");
     cJSON *r = cJSON_Parse("{\"state\":\"resolved\",\"scope\":\"all\",\"starts_at\":1718092800000,"
                            "\"ends_at\":1718093400000,\"labels\":{\"alertname\":\"X\"}}");
     void *ts2[2] = {f, r};
@@ -403,11 +433,12 @@ static void test_am_body(void **state)
     cJSON *b = cJSON_Parse(body);
     assert_int_equal(cJSON_GetArraySize(b), 2);
     cJSON *a0 = cJSON_GetArrayItem(b, 0), *a1 = cJSON_GetArrayItem(b, 1);
-    assert_string_equal(cJSON_GetObjectItem(a0, "startsAt")->valuestring, "2024-06-11T08:00:00.000Z");
+    assert_string_equal(cJSON_GetObjectItem(a0, "startsAt")->valuestring,
+                        "2024-06-11T08:00:00.000Z");
     /* firing: endsAt = now + 240 s */
     assert_string_equal(cJSON_GetObjectItem(a0, "endsAt")->valuestring, "2024-06-11T09:04:00.000Z");
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(a0, "labels"), "product")->valuestring,
-                        "a b");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(a0, "labels"), "product")->valuestring, "a b");
     assert_string_equal(cJSON_GetObjectItem(a0, "generatorURL")->valuestring,
                         "funneld:alerts?scope=product%3Da%20b");
     /* resolved: endsAt = the resolve time */
@@ -425,19 +456,13 @@ static void test_am_body(void **state)
     cJSON_Delete(r);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_z_two_prop),
-        cmocka_unit_test(test_z_counts_and_p),
-        cmocka_unit_test(test_eval_rows),
-        cmocka_unit_test(test_state_for_and_keep),
-        cmocka_unit_test(test_state_immediate),
-        cmocka_unit_test(test_state_fields),
-        cmocka_unit_test(test_parse_rows),
-        cmocka_unit_test(test_parse_values),
-        cmocka_unit_test(test_fingerprint),
-        cmocka_unit_test(test_webhook_signature),
+        cmocka_unit_test(test_z_two_prop),      cmocka_unit_test(test_z_counts_and_p),
+        cmocka_unit_test(test_eval_rows),       cmocka_unit_test(test_state_for_and_keep),
+        cmocka_unit_test(test_state_immediate), cmocka_unit_test(test_state_fields),
+        cmocka_unit_test(test_parse_rows),      cmocka_unit_test(test_parse_values),
+        cmocka_unit_test(test_fingerprint),     cmocka_unit_test(test_webhook_signature),
         cmocka_unit_test(test_am_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -136,7 +136,12 @@ static void test_few_actions(void **state) {
 static void test_key_layout(void **state) {
     (void)state;
     char buf[FD_BATCH_KEY_MAX];
-    static const struct { fd_gran_t g; int64_t bucket; int step; const char *want; } rows[] = {
+    static const struct {
+        fd_gran_t g;
+        int64_t bucket;
+        int step;
+        const char *want;
+    } rows[] = {
         {FD_GRAN_M1, 1700000040, -1, "sc:m1:1700000040"},
         {FD_GRAN_H1, 1699999200, -1, "sc:h1:1699999200"},
         {FD_GRAN_D1, 20241105, -1, "sc:d1:20241105"},
@@ -153,10 +158,11 @@ static void test_key_layout(void **state) {
     /* a scope that leaves no room for the suffix: 0, nothing promised */
     static char big[FD_BATCH_KEY_MAX];
     memset(big, 'x', sizeof big);
-    assert_int_equal(fd_batch_key(buf, sizeof buf, (fd_str_t){big, FD_BATCH_KEY_MAX - 47}, FD_GRAN_M1, 60, 0), 0);
+    assert_int_equal(
+        fd_batch_key(buf, sizeof buf, (fd_str_t){big, FD_BATCH_KEY_MAX - 47}, FD_GRAN_M1, 60, 0), 0);
     /* the longest scope that fits */
-    size_t n = fd_batch_key(buf, sizeof buf, (fd_str_t){big, FD_BATCH_KEY_MAX - 48}, FD_GRAN_D1, 20241105,
-                            FD_STEP_INTERACTED);
+    size_t n = fd_batch_key(buf, sizeof buf, (fd_str_t){big, FD_BATCH_KEY_MAX - 48}, FD_GRAN_D1,
+                            20241105, FD_STEP_INTERACTED);
     assert_int_equal(n, FD_BATCH_KEY_MAX - 48 + strlen(":d1:20241105:interacted"));
 }
 
@@ -202,8 +208,13 @@ static void test_users_members_payments_scopes(void **state) {
     assert_int_equal(paid, 1);
 
     uint32_t counters[1] = {ci};
-    fd_batch_payment_t p = {.dedup = str("o1:paid"), .user = u2, .amount = 500, .status = 0, .late = 0,
-                            .nbuckets = 1, .counters = counters};
+    fd_batch_payment_t p = {.dedup = str("o1:paid"),
+                            .user = u2,
+                            .amount = 500,
+                            .status = 0,
+                            .late = 0,
+                            .nbuckets = 1,
+                            .counters = counters};
     assert_int_equal(fd_batch_payment(b, &p), 0);
     assert_int_equal(fd_batch_npayments(b), 1);
     const fd_batch_payment_t *pp = fd_batch_payment_at(b, 0);

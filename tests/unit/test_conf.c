@@ -23,8 +23,7 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static char *write_temp(const char *text)
-{
+static char *write_temp(const char *text) {
     char *path = strdup("/tmp/fd_test_conf_XXXXXX");
     assert_non_null(path);
     int fd = mkstemp(path);
@@ -37,21 +36,18 @@ static char *write_temp(const char *text)
 
 /* Loads text over the defaults, then finalizes. Returns the rc of the first
  * failing step (0 if both pass); err holds its message. */
-static int load_text(fd_conf_t *c, const char *text, char *err, size_t errlen)
-{
+static int load_text(fd_conf_t *c, const char *text, char *err, size_t errlen) {
     char *path = write_temp(text);
     fd_conf_defaults(c);
     err[0] = '\0';
     int rc = fd_conf_load_file(c, path, err, errlen);
-    if (rc == 0)
-        rc = fd_conf_finalize(c, err, errlen);
+    if (rc == 0) rc = fd_conf_finalize(c, err, errlen);
     unlink(path);
     free(path);
     return rc;
 }
 
-static char *print_conf(const fd_conf_t *c)
-{
+static char *print_conf(const fd_conf_t *c) {
     char *buf = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&buf, &n);
@@ -61,32 +57,27 @@ static char *print_conf(const fd_conf_t *c)
     return buf;
 }
 
-static char *read_all(const char *path)
-{
+static char *read_all(const char *path) {
     FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
+    if (f == NULL) return NULL;
     char *buf = NULL;
     size_t n = 0;
     FILE *m = open_memstream(&buf, &n);
     assert_non_null(m);
     char chunk[4096];
     size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, r, m);
+    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) fwrite(chunk, 1, r, m);
     fclose(f);
     fclose(m);
     return buf;
 }
 
-static const char *source_dir(void)
-{
+static const char *source_dir(void) {
     const char *d = getenv("FD_SOURCE_DIR");
     return d && d[0] ? d : "..";
 }
 
-static int setup_env(void **state)
-{
+static int setup_env(void **state) {
     (void)state;
     setenv("FD_TEST_GROUP", "grp", 1);
     setenv("FD_TEST_PW", "env-Pa55word", 1);
@@ -97,8 +88,7 @@ static int setup_env(void **state)
 
 /* ---- defaults ----------------------------------------------------------- */
 
-static void test_defaults(void **state)
-{
+static void test_defaults(void **state) {
     (void)state;
     fd_conf_t c;
     char err[512];
@@ -190,8 +180,7 @@ static const row_t rows[] = {
     {"{\"time_zone\": \"UTC\"}", NULL},
     {"{\"http\": {\"listen\": \"\"}}", NULL},
     {"{\"dedup_ttl_s\": 173100}", NULL}, /* exactly ttl.m1_s + max_future_s */
-    {"{\"ttl\": {\"m1_s\": 86400, \"h1_s\": 86400, \"d1_s\": 86400}, \"dedup_ttl_s\": 86700}",
-     NULL},
+    {"{\"ttl\": {\"m1_s\": 86400, \"h1_s\": 86400, \"d1_s\": 86400}, \"dedup_ttl_s\": 86700}", NULL},
     /* unknown keys */
     {"{\"kafka\": {\"brokerz\": \"x\"}}", "unknown key \"kafka.brokerz\""},
     {"{\"flush_intervall_ms\": 5}", "unknown key \"flush_intervall_ms\""},
@@ -219,7 +208,8 @@ static const row_t rows[] = {
     {"{\"late_policy\": \"drop\"}", "late_policy: must be one of count, dlq, got \"drop\""},
     {"{\"log\": {\"level\": \"verbose\"}}", "log.level: must be one of debug, info, warn, error"},
     /* groupings */
-    {"{\"groupings\": [[\"product\", \"channal\"]]}", "groupings[0]: unknown dimension \"channal\""},
+    {"{\"groupings\": [[\"product\", \"channal\"]]}",
+     "groupings[0]: unknown dimension \"channal\""},
     {"{\"groupings\": [" G17 "]}", "groupings: at most 16 groupings"},
     {"{\"groupings\": []}", "groupings: at least one grouping"},
     {"{\"groupings\": [[\"product\", \"product\"]]}", "dimension \"product\" appears twice"},
@@ -298,7 +288,8 @@ static const row_t rows[] = {
     {"{\"alerts\": {\"rules\": [{\"name\": \"d\", \"kind\": \"absent\", \"metric\": "
      "\"payments\"}, {\"name\": \"d\", \"kind\": \"absent\", \"metric\": \"exposures\"}]}}",
      "alerts.rules[1].name: \"d\" is also the name of alerts.rules[0]"},
-    {"{\"ttl\": {\"m1_s\": 86400}, \"windows\": [\"5m\"], \"alerts\": {\"rules\": [{\"name\": \"d\", "
+    {"{\"ttl\": {\"m1_s\": 86400}, \"windows\": [\"5m\"], \"alerts\": {\"rules\": [{\"name\": "
+     "\"d\", "
      "\"kind\": \"absent\", \"metric\": \"payments\", \"window\": \"2d\"}]}}",
      "alerts.rules[0]: window (+ baseline_offset) 172800 s must be <= ttl.m1_s"},
     {"{\"alerts\": {\"http\": {\"backoff_min_ms\": 5000, \"backoff_max_ms\": 1000}}}",
@@ -307,8 +298,7 @@ static const row_t rows[] = {
      "alerts.kafka.topic: \"funnel.dlq\" is also an input or dead-letter topic"},
 };
 
-static void test_rows(void **state)
-{
+static void test_rows(void **state) {
     (void)state;
     int failures = 0;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -329,8 +319,7 @@ static void test_rows(void **state)
     assert_int_equal(failures, 0);
 }
 
-static void test_file_errors_name_path(void **state)
-{
+static void test_file_errors_name_path(void **state) {
     (void)state;
     fd_conf_t c;
     char err[512];
@@ -355,8 +344,7 @@ static void test_file_errors_name_path(void **state)
 }
 
 /* Values land in the right fields, env expanded, the rest stay defaults. */
-static void test_loaded_values(void **state)
-{
+static void test_loaded_values(void **state) {
     (void)state;
     fd_conf_t c;
     char err[512];
@@ -437,8 +425,7 @@ static const set_row_t set_rows[] = {
     {"http.listen", "", NULL},
 };
 
-static void test_set_rows(void **state)
-{
+static void test_set_rows(void **state) {
     (void)state;
     fd_conf_t c;
     fd_conf_defaults(&c);
@@ -446,10 +433,9 @@ static void test_set_rows(void **state)
     for (size_t i = 0; i < sizeof set_rows / sizeof set_rows[0]; i++) {
         char err[512] = "";
         int rc = fd_conf_set(&c, set_rows[i].key, set_rows[i].value, err, sizeof err);
-        if (set_rows[i].err == NULL ? rc != 0
-                                    : rc == 0 || strstr(err, set_rows[i].err) == NULL) {
-            print_error("set row %zu: %s=%s: rc %d: %s\n", i, set_rows[i].key,
-                        set_rows[i].value, rc, err);
+        if (set_rows[i].err == NULL ? rc != 0 : rc == 0 || strstr(err, set_rows[i].err) == NULL) {
+            print_error("set row %zu: %s=%s: rc %d: %s\n", i, set_rows[i].key, set_rows[i].value,
+                        rc, err);
             failures++;
         }
     }
@@ -468,8 +454,7 @@ static void test_set_rows(void **state)
     fd_conf_release(&c);
 }
 
-static void test_add_kprop(void **state)
-{
+static void test_add_kprop(void **state) {
     (void)state;
     fd_conf_t c;
     char err[512];
@@ -525,8 +510,7 @@ static const url_row_t url_rows[] = {
     {"", "must not be empty", 0, 0, 0, 0, 0, 0, NULL},
 };
 
-static void test_redis_url(void **state)
-{
+static void test_redis_url(void **state) {
     (void)state;
     int failures = 0;
     for (size_t i = 0; i < sizeof url_rows / sizeof url_rows[0]; i++) {
@@ -538,14 +522,14 @@ static void test_redis_url(void **state)
             if (rc != 0 || strcmp(a.host, r->host) != 0 || a.port != r->port ||
                 strcmp(a.path, r->path) != 0 || strcmp(a.user, r->user) != 0 ||
                 strcmp(a.password, r->password) != 0 || a.db != r->db) {
-                print_error("url row %zu %s: rc %d host=%s port=%d path=%s user=%s db=%d: %s\n",
-                            i, r->url, rc, a.host, a.port, a.path, a.user, a.db, err);
+                print_error("url row %zu %s: rc %d host=%s port=%d path=%s user=%s db=%d: %s\n", i,
+                            r->url, rc, a.host, a.port, a.path, a.user, a.db, err);
                 failures++;
             }
         } else if (rc == 0 || strstr(err, r->err) == NULL || strstr(err, "redis.url") == NULL ||
                    (r->secret != NULL && strstr(err, r->secret) != NULL)) {
-            print_error("url row %zu %s: want error \"%s\", got rc %d: %s\n", i, r->url, r->err,
-                        rc, err);
+            print_error("url row %zu %s: want error \"%s\", got rc %d: %s\n", i, r->url, r->err, rc,
+                        err);
             failures++;
         }
     }
@@ -554,8 +538,7 @@ static void test_redis_url(void **state)
 
 /* ---- secrets and printing ----------------------------------------------- */
 
-static void test_is_secret(void **state)
-{
+static void test_is_secret(void **state) {
     (void)state;
     assert_true(fd_conf_is_secret("sasl.password"));
     assert_true(fd_conf_is_secret("ssl.key.password"));
@@ -569,18 +552,16 @@ static void test_is_secret(void **state)
     assert_false(fd_conf_is_secret("bootstrap.servers"));
 }
 
-static void test_print_masks_secrets(void **state)
-{
+static void test_print_masks_secrets(void **state) {
     (void)state;
     fd_conf_t c;
     char err[512];
-    assert_int_equal(
-        load_text(&c,
-                  "{\"redis\": {\"url\": \"redis://admin:${FD_TEST_PW}@h:6380/1\"},"
-                  " \"kafka\": {\"properties\": {\"ssl.key.pem\": \"PEMBODYxyz\","
-                  " \"client.id\": \"visible-client\"}}}",
-                  err, sizeof err),
-        0);
+    assert_int_equal(load_text(&c,
+                               "{\"redis\": {\"url\": \"redis://admin:${FD_TEST_PW}@h:6380/1\"},"
+                               " \"kafka\": {\"properties\": {\"ssl.key.pem\": \"PEMBODYxyz\","
+                               " \"client.id\": \"visible-client\"}}}",
+                               err, sizeof err),
+                     0);
     assert_int_equal(fd_conf_add_kprop(&c, "sasl.password=S3cretKafka", err, sizeof err), 0);
     char *out = print_conf(&c);
     assert_null(strstr(out, "env-Pa55word"));
@@ -590,16 +571,15 @@ static void test_print_masks_secrets(void **state)
 
     cJSON *root = cJSON_Parse(out);
     assert_non_null(root);
-    const cJSON *url = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(root, "redis"), "url");
+    const cJSON *url =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "redis"), "url");
     assert_true(cJSON_IsString(url));
     assert_string_equal(url->valuestring, "redis://admin:***@h:6380/1");
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(root, "kafka"), "properties");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(props, "sasl.password")->valuestring,
                         "***");
-    assert_string_equal(cJSON_GetObjectItemCaseSensitive(props, "ssl.key.pem")->valuestring,
-                        "***");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(props, "ssl.key.pem")->valuestring, "***");
     assert_string_equal(cJSON_GetObjectItemCaseSensitive(props, "client.id")->valuestring,
                         "visible-client");
     cJSON_Delete(root);
@@ -609,8 +589,7 @@ static void test_print_masks_secrets(void **state)
 
 /* check-config output is itself a valid config that loads back to the same. */
 /* the webhook secret is a secret (masked, ${ENV} expanded). */
-static void test_alert_secret_masked(void **state)
-{
+static void test_alert_secret_masked(void **state) {
     (void)state;
     fd_conf_t c;
     char err[512];
@@ -632,8 +611,7 @@ static void test_alert_secret_masked(void **state)
     fd_conf_release(&c);
 }
 
-static void test_print_roundtrip(void **state)
-{
+static void test_print_roundtrip(void **state) {
     (void)state;
     fd_conf_t a, b;
     char err[512];
@@ -657,8 +635,7 @@ static void test_print_roundtrip(void **state)
     fd_conf_release(&b);
 }
 
-static void test_window_name(void **state)
-{
+static void test_window_name(void **state) {
     (void)state;
     char buf[32];
     assert_int_equal(fd_duration_format(300, buf, sizeof buf), 2);
@@ -679,8 +656,7 @@ static void test_window_name(void **state)
 
 /* ---- files in the repository --------------------------------------------- */
 
-static void test_doc_matches_file(void **state)
-{
+static void test_doc_matches_file(void **state) {
     (void)state;
     char path[4096];
     snprintf(path, sizeof path, "%s/docs/CONFIG.md", source_dir());
@@ -691,16 +667,14 @@ static void test_doc_matches_file(void **state)
     fd_conf_print_doc(f);
     fclose(f);
     char *have = read_all(path);
-    if (have == NULL)
-        fail_msg("%s is missing: regenerate it from fd_conf_print_doc()", path);
+    if (have == NULL) fail_msg("%s is missing: regenerate it from fd_conf_print_doc()", path);
     if (strcmp(have, want) != 0)
         fail_msg("%s differs from fd_conf_print_doc(): regenerate it", path);
     free(have);
     free(want);
 }
 
-static void test_example_is_defaults(void **state)
-{
+static void test_example_is_defaults(void **state) {
     (void)state;
     char path[4096];
     char err[512];
@@ -708,8 +682,7 @@ static void test_example_is_defaults(void **state)
     snprintf(path, sizeof path, "%s/deploy/funneld.example.json", source_dir());
     fd_conf_defaults(&d);
     fd_conf_defaults(&e);
-    if (fd_conf_load_file(&e, path, err, sizeof err) != 0)
-        fail_msg("%s", err);
+    if (fd_conf_load_file(&e, path, err, sizeof err) != 0) fail_msg("%s", err);
     char *pd = print_conf(&d), *pe = print_conf(&e);
     assert_string_equal(pd, pe);
     /* and it is complete: every key of the printed defaults is in the file */
@@ -719,11 +692,9 @@ static void test_example_is_defaults(void **state)
     assert_non_null(ex);
     assert_non_null(df);
     const cJSON *m;
-    cJSON_ArrayForEach(m, df)
-    {
+    cJSON_ArrayForEach (m, df) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(ex, m->string);
-        if (x == NULL)
-            fail_msg("example lacks \"%s\"", m->string);
+        if (x == NULL) fail_msg("example lacks \"%s\"", m->string);
         if (cJSON_IsObject(m) && cJSON_GetArraySize(x) != cJSON_GetArraySize(m))
             fail_msg("example \"%s\" lacks keys", m->string);
     }
@@ -736,8 +707,7 @@ static void test_example_is_defaults(void **state)
     fd_conf_release(&e);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_rows),

@@ -29,25 +29,24 @@ static const struct {
     int64_t beat_ms, now_ms;
     int alive;
 } alive_rows[] = {
-    {0, 5, 0},                                  /* no heartbeat yet */
-    {1000, 1000, 1},                            /* just now */
-    {1000, 1000 + FD_HTTP_STALL_MS, 1},         /* exactly at the limit */
-    {1000, 1000 + FD_HTTP_STALL_MS + 1, 0},     /* just past it */
-    {1000, 1000 + 30000, 0},                    /* a flush interval of 30 s plays no part */
-    {50000, 50000 + FD_HTTP_BEAT_MS * 3, 1},    /* a few missed beats on a loaded machine */
+    {0, 5, 0}, /* no heartbeat yet */
+    {1000, 1000, 1}, /* just now */
+    {1000, 1000 + FD_HTTP_STALL_MS, 1}, /* exactly at the limit */
+    {1000, 1000 + FD_HTTP_STALL_MS + 1, 0}, /* just past it */
+    {1000, 1000 + 30000, 0}, /* a flush interval of 30 s plays no part */
+    {50000, 50000 + FD_HTTP_BEAT_MS * 3, 1}, /* a few missed beats on a loaded machine */
 };
 
-static void test_alive_rule(void **state)
-{
+static void test_alive_rule(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof alive_rows / sizeof alive_rows[0]; i++)
         if (fd_http_alive(alive_rows[i].beat_ms, alive_rows[i].now_ms) != alive_rows[i].alive)
-            fail_msg("row %zu: beat %lld now %lld: want alive=%d", i, (long long)alive_rows[i].beat_ms,
-                     (long long)alive_rows[i].now_ms, alive_rows[i].alive);
+            fail_msg("row %zu: beat %lld now %lld: want alive=%d", i,
+                     (long long)alive_rows[i].beat_ms, (long long)alive_rows[i].now_ms,
+                     alive_rows[i].alive);
 }
 
-static void test_conn_limit(void **state)
-{
+static void test_conn_limit(void **state) {
     (void)state;
     assert_int_equal(fd_http_conn_limit(512, 20000), 512);
     assert_int_equal(fd_http_conn_limit(512, 600), 600 - FD_HTTP_FD_RESERVE);
@@ -57,22 +56,19 @@ static void test_conn_limit(void **state)
     assert_int_equal(fd_http_conn_limit(1, INT64_MAX), 1);
 }
 
-static double scale(void)
-{
+static double scale(void) {
     const char *s = getenv("FD_TIMEOUT_SCALE");
     double v = s ? atof(s) : 1;
     return v > 0 ? v : 1;
 }
 
-static double mono_s(void)
-{
+static double mono_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int free_port(void)
-{
+static int free_port(void) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t n = sizeof sa;
@@ -84,10 +80,10 @@ static int free_port(void)
 }
 
 /* GET path on a fresh connection; the status code, the body in body. */
-static int get(int port, const char *path, char *body, size_t cap)
-{
+static int get(int port, const char *path, char *body, size_t cap) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     char req[128], buf[4096];
     size_t n = 0;
@@ -106,8 +102,7 @@ static int get(int port, const char *path, char *body, size_t cap)
     return code;
 }
 
-static void test_stalled_loop_is_503(void **state)
-{
+static void test_stalled_loop_is_503(void **state) {
     (void)state;
     fd_conf_t c;
     char err[256], listen[32], body[256];
@@ -140,8 +135,7 @@ static void test_stalled_loop_is_503(void **state)
     fd_conf_release(&c);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alive_rule),
         cmocka_unit_test(test_conn_limit),

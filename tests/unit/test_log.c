@@ -111,7 +111,8 @@ static void test_kafka_properties_split_by_client(void **state) {
     assert_int_equal(fd_conf_add_kprop(&c, "queue.buffering.max.messages=20", err, sizeof err), 0);
     assert_int_equal(fd_conf_add_kprop(&c, "socket.timeout.ms=7000", err, sizeof err), 0);
 
-    rd_kafka_conf_t *p = fd_kafka_conf(RD_KAFKA_PRODUCER, c.brokers, c.kprops, c.nkprops, NULL, err, sizeof err);
+    rd_kafka_conf_t *p =
+        fd_kafka_conf(RD_KAFKA_PRODUCER, c.brokers, c.kprops, c.nkprops, NULL, err, sizeof err);
     assert_non_null(p);
     conf_value(p, "session.timeout.ms", v, sizeof v);
     assert_string_equal(v, "45000"); /* librdkafka's default: not applied */
@@ -122,7 +123,8 @@ static void test_kafka_properties_split_by_client(void **state) {
     rd_kafka_conf_destroy(p);
 
     const char *extra[] = {"topic.metadata.refresh.interval.ms", "30000", NULL};
-    rd_kafka_conf_t *k = fd_kafka_conf(RD_KAFKA_CONSUMER, c.brokers, c.kprops, c.nkprops, extra, err, sizeof err);
+    rd_kafka_conf_t *k =
+        fd_kafka_conf(RD_KAFKA_CONSUMER, c.brokers, c.kprops, c.nkprops, extra, err, sizeof err);
     assert_non_null(k);
     conf_value(k, "session.timeout.ms", v, sizeof v);
     assert_string_equal(v, "6000");

@@ -27,24 +27,34 @@
 
 /* ---- fake sink ------------------------------------------------------------ */
 typedef struct {
-    int64_t stored;          /* offset in "Redis", -1 none */
-    uint64_t applied;        /* events applied by flushes */
+    int64_t stored; /* offset in "Redis", -1 none */
+    uint64_t applied; /* events applied by flushes */
     int64_t max_ts;
 } fake_part_t;
 
-typedef struct { fd_sink_flush_cb cb; void *ud; int64_t expected, next; uint64_t events; int n; } held_flush_t;
-typedef struct { fd_sink_offset_cb cb; void *ud; int idx; } held_read_t;
+typedef struct {
+    fd_sink_flush_cb cb;
+    void *ud;
+    int64_t expected, next;
+    uint64_t events;
+    int n;
+} held_flush_t;
+typedef struct {
+    fd_sink_offset_cb cb;
+    void *ud;
+    int idx;
+} held_read_t;
 
 typedef struct {
     int ready;
-    fake_part_t part[4];     /* field "t:N" → part[N] */
+    fake_part_t part[4]; /* field "t:N" → part[N] */
     /* held completions */
     held_flush_t flush[8];
     int nflush;
     held_read_t read[8];
     int nread;
-    int flush_rc;            /* what flush() returns: 0 or -ENOTCONN */
-    int sync_rc;             /* what read_offsets_sync() returns: 0 or -EIO */
+    int flush_rc; /* what flush() returns: 0 or -ENOTCONN */
+    int sync_rc; /* what read_offsets_sync() returns: 0 or -EIO */
     fd_sink_check_cb check_cb; /* a held state check */
     void *check_ud;
     int check_n, check_idx[8];
@@ -55,8 +65,9 @@ static int s_ready(const void *s) { return ((const fake_sink_t *)s)->ready; }
 static int s_flush(void *sv, const char *field, int64_t expected, int64_t next, int64_t max_ts,
                    const fd_batch_t *b, fd_sink_flush_cb cb, void *ud) {
     fake_sink_t *s = sv;
-    if (s->flush_rc) return s->flush_rc;                  /* callback never fires */
-    s->flush[s->nflush++] = (held_flush_t){cb, ud, expected, next, fd_batch_events(b), part_of(field)};
+    if (s->flush_rc) return s->flush_rc; /* callback never fires */
+    s->flush[s->nflush++] =
+        (held_flush_t){cb, ud, expected, next, fd_batch_events(b), part_of(field)};
     return 0;
 }
 static int s_read(void *sv, const char *field, fd_sink_offset_cb cb, void *ud) {
@@ -68,8 +79,14 @@ static int s_read_sync(void *sv, const char *const *fields, int n, int64_t *off,
                        int timeout_ms, char *err, size_t errlen) {
     fake_sink_t *s = sv;
     (void)timeout_ms;
-    if (s->sync_rc) { snprintf(err, errlen, "fake: down"); return s->sync_rc; }
-    for (int i = 0; i < n; i++) { off[i] = s->part[part_of(fields[i])].stored; max_ts[i] = INT64_MIN; }
+    if (s->sync_rc) {
+        snprintf(err, errlen, "fake: down");
+        return s->sync_rc;
+    }
+    for (int i = 0; i < n; i++) {
+        off[i] = s->part[part_of(fields[i])].stored;
+        max_ts[i] = INT64_MIN;
+    }
     return 0;
 }
 static int s_check(void *sv, const char *const *fields, int n, fd_sink_check_cb cb, void *ud) {
@@ -80,8 +97,12 @@ static int s_check(void *sv, const char *const *fields, int n, fd_sink_check_cb 
     for (int i = 0; i < n; i++) s->check_idx[i] = part_of(fields[i]);
     return 0;
 }
-static const char *s_last_error(const void *s) { (void)s; return "fake: refused"; }
-static const fd_sink_ops_t fake_sink_ops = {s_ready, s_flush, s_read, s_read_sync, s_check, s_last_error};
+static const char *s_last_error(const void *s) {
+    (void)s;
+    return "fake: refused";
+}
+static const fd_sink_ops_t fake_sink_ops = {s_ready,     s_flush, s_read,
+                                            s_read_sync, s_check, s_last_error};
 
 /* Answers the held state check from what the fake Redis holds now. */
 static void complete_check(fake_sink_t *s) {
@@ -97,8 +118,12 @@ static void complete_flush(fake_sink_t *s, int status) {
     held_flush_t f = s->flush[0];
     memmove(&s->flush[0], &s->flush[1], (size_t)--s->nflush * sizeof f);
     fake_part_t *p = &s->part[f.n];
-    if (status == FD_SINK_OK && f.expected != p->stored) status = FD_SINK_EFENCED;  /* the Lua fence */
-    if (status == FD_SINK_OK) { p->stored = f.next; p->applied += f.events; }
+    if (status == FD_SINK_OK && f.expected != p->stored)
+        status = FD_SINK_EFENCED; /* the Lua fence */
+    if (status == FD_SINK_OK) {
+        p->stored = f.next;
+        p->applied += f.events;
+    }
     f.cb(f.ud, status);
 }
 static void complete_read(fake_sink_t *s, int status) {
@@ -108,13 +133,27 @@ static void complete_read(fake_sink_t *s, int status) {
 }
 
 /* ---- fake DLQ and source -------------------------------------------------- */
-typedef struct { uint64_t tok[16]; int n; int send_rc; int out; int backlog; } fake_dlq_t;
-static int d_send(void *dv, const void *pl, size_t len, const char *reason, const char *field, const char *detail,
-                  const char *topic, int32_t part, int64_t off, uint64_t tok) {
+typedef struct {
+    uint64_t tok[16];
+    int n;
+    int send_rc;
+    int out;
+    int backlog;
+} fake_dlq_t;
+static int d_send(void *dv, const void *pl, size_t len, const char *reason, const char *field,
+                  const char *detail, const char *topic, int32_t part, int64_t off, uint64_t tok) {
     fake_dlq_t *d = dv;
-    (void)pl; (void)len; (void)reason; (void)field; (void)detail; (void)topic; (void)part; (void)off;
+    (void)pl;
+    (void)len;
+    (void)reason;
+    (void)field;
+    (void)detail;
+    (void)topic;
+    (void)part;
+    (void)off;
     if (d->send_rc) return d->send_rc;
-    d->tok[d->n++] = tok; d->out++;
+    d->tok[d->n++] = tok;
+    d->out++;
     return 0;
 }
 static int d_outstanding(const void *d) { return ((const fake_dlq_t *)d)->out; }
@@ -126,35 +165,62 @@ static void ack_dlq(fd_pipeline_t *p, fake_dlq_t *d, int i, int status) {
     fd_pipeline_dlq_done(p, tok, status);
 }
 
-typedef struct { int paused[4], seeks, committed_n; int64_t seek_to[4], committed[4]; int stopped; } fake_src_t;
+typedef struct {
+    int paused[4], seeks, committed_n;
+    int64_t seek_to[4], committed[4];
+    int stopped;
+} fake_src_t;
 /* a call the pipeline made: one more of its kind, the value it gave for the partition */
-static int note(int *n, int64_t *at, int32_t p, int64_t v) { (*n)++; at[p] = v; return 0; }
-static int f_pause(void *s, int k, int32_t p, int pause) { ((fake_src_t *)s)->paused[p] = pause; return 0; }
-static int f_seek(void *s, int k, int32_t p, int64_t o) { fake_src_t *f = s; return note(&f->seeks, f->seek_to, p, o); }
-static void f_commit(void *s, int k, int32_t p, int64_t o) { note(&((fake_src_t *)s)->committed_n, ((fake_src_t *)s)->committed, p, o); }
+static int note(int *n, int64_t *at, int32_t p, int64_t v) {
+    (*n)++;
+    at[p] = v;
+    return 0;
+}
+static int f_pause(void *s, int k, int32_t p, int pause) {
+    ((fake_src_t *)s)->paused[p] = pause;
+    return 0;
+}
+static int f_seek(void *s, int k, int32_t p, int64_t o) {
+    fake_src_t *f = s;
+    return note(&f->seeks, f->seek_to, p, o);
+}
+static void f_commit(void *s, int k, int32_t p, int64_t o) {
+    note(&((fake_src_t *)s)->committed_n, ((fake_src_t *)s)->committed, p, o);
+}
 static void f_stop(void *s) { ((fake_src_t *)s)->stopped = 1; }
 static const fd_source_ops_t fake_src_ops = {f_pause, f_seek, f_commit, f_stop, NULL};
 
 /* ---- fixture -------------------------------------------------------------- */
 typedef struct {
-    uv_loop_t loop; fd_conf_t conf; fd_log_t log; fd_parser_t *parser; fd_agg_t *agg;
-    fd_pipeline_t *p; fake_sink_t sink; fake_dlq_t dlq; fake_src_t src;
-    uint64_t accepted_below[4][64];     /* accepted events per partition, by offset (for the invariant) */
+    uv_loop_t loop;
+    fd_conf_t conf;
+    fd_log_t log;
+    fd_parser_t *parser;
+    fd_agg_t *agg;
+    fd_pipeline_t *p;
+    fake_sink_t sink;
+    fake_dlq_t dlq;
+    fake_src_t src;
+    uint64_t accepted_below[4][64]; /* accepted events per partition, by offset (for the invariant) */
 } fx_t;
 
-#define GOOD "{\"event_id\":\"e%d\",\"type\":\"exposure\",\"ts\":%lld,\"user_id\":\"u1\",\"product_id\":\"p1\"}"
-#define BAD  "{not json"
+#define GOOD \
+    "{\"event_id\":\"e%d\",\"type\":\"exposure\",\"ts\":%lld,\"user_id\":\"u1\",\"product_id\":" \
+    "\"p1\"}"
+#define BAD "{not json"
 
 static int setup(void **state) {
     fx_t *f = calloc(1, sizeof *f);
     char err[256];
     uv_loop_init(&f->loop);
     fd_conf_defaults(&f->conf);
-    assert_int_equal(fd_conf_set(&f->conf, "kafka.topics", "{\"t\":\"exposure\"}", err, sizeof err), 0);
+    assert_int_equal(fd_conf_set(&f->conf, "kafka.topics", "{\"t\":\"exposure\"}", err, sizeof err),
+                     0);
     assert_int_equal(fd_conf_set(&f->conf, "flush_max_events", "1000", err, sizeof err), 0);
     assert_int_equal(fd_conf_finalize(&f->conf, err, sizeof err), 0);
     fd_log_init(&f->log, "error", 0);
-    fd_event_limits_t lim = {.max_message_bytes = 1 << 20, .max_age_ms = INT64_MAX / 4, .max_future_ms = INT64_MAX / 4};
+    fd_event_limits_t lim = {
+        .max_message_bytes = 1 << 20, .max_age_ms = INT64_MAX / 4, .max_future_ms = INT64_MAX / 4};
     f->parser = fd_parser_new(&lim, err, sizeof err);
     f->agg = fd_agg_new(&f->conf, err, sizeof err);
     f->sink.ready = 1;
@@ -173,25 +239,33 @@ static int teardown(void **state) {
     while (f->sink.nflush) complete_flush(&f->sink, FD_SINK_EFAILED);
     while (f->sink.nread) complete_read(&f->sink, FD_SINK_EFAILED);
     if (f->sink.check_cb) complete_check(&f->sink);
-    fd_pipeline_free(f->p); fd_agg_free(f->agg); fd_parser_free(f->parser);
+    fd_pipeline_free(f->p);
+    fd_agg_free(f->agg);
+    fd_parser_free(f->parser);
     uv_run(&f->loop, UV_RUN_DEFAULT); /* returns at once if the pipeline called uv_stop */
     uv_run(&f->loop, UV_RUN_DEFAULT); /* lets the closing timers finish */
-    uv_loop_close(&f->loop); fd_conf_release(&f->conf); free(f);
+    uv_loop_close(&f->loop);
+    fd_conf_release(&f->conf);
+    free(f);
     return 0;
 }
 
-static void assign(fx_t *f, int part) {               /* Kafka-style: offsets read synchronously */
-    int key = 0; int32_t pa = part; int64_t off;
+static void assign(fx_t *f, int part) { /* Kafka-style: offsets read synchronously */
+    int key = 0;
+    int32_t pa = part;
+    int64_t off;
     assert_int_equal(fd_pipeline_assign(f->p, 1, &key, &pa, &off), 0);
 }
 static void msg(fx_t *f, int part, int64_t off, int good) {
     char buf[256];
-    long long ts = (long long)fd_clock_wall_ms() - 60000 + off;   /* recent: not too old, not late */
+    long long ts = (long long)fd_clock_wall_ms() - 60000 + off; /* recent: not too old, not late */
     int n = good ? snprintf(buf, sizeof buf, GOOD, (int)off, ts) : snprintf(buf, sizeof buf, BAD);
     fd_pipeline_message(f->p, 0, part, off, buf, (size_t)n);
     if (good) f->accepted_below[part][off] = 1;
 }
-static void round_(fx_t *f) { for (int i = 0; i < 8; i++) fd_pipeline_tick(f->p); }   /* every slot once */
+static void round_(fx_t *f) {
+    for (int i = 0; i < 8; i++) fd_pipeline_tick(f->p);
+} /* every slot once */
 
 /* Partition 0 assigned (nothing stored), one message at offset 0 (good:
  * its flush is held; rejected: its dead letter is), then a round. */
@@ -214,7 +288,8 @@ static void assert_resyncs(fx_t *f, uint64_t n) {
 static void invariant(fx_t *f) {
     for (int p = 0; p < 4; p++) {
         uint64_t want = 0;
-        for (int64_t o = 0; o < f->sink.part[p].stored && o < 64; o++) want += f->accepted_below[p][o];
+        for (int64_t o = 0; o < f->sink.part[p].stored && o < 64; o++)
+            want += f->accepted_below[p][o];
         assert_int_equal(f->sink.part[p].applied, want);
     }
 }
@@ -231,27 +306,32 @@ static void test_flush_ok(void **state) {
     complete_flush(&f->sink, FD_SINK_OK);
     assert_int_equal(f->src.committed[0], 3);
     round_(f);
-    assert_int_equal(f->sink.nflush, 0);              /* nothing new: no empty flush */
-    fd_pipeline_stats_t st; fd_pipeline_stats(f->p, &st);
-    assert_int_equal(st.flushes, 1); assert_int_equal(st.accepted, 3); assert_int_equal(st.resyncs, 0);
+    assert_int_equal(f->sink.nflush, 0); /* nothing new: no empty flush */
+    fd_pipeline_stats_t st;
+    fd_pipeline_stats(f->p, &st);
+    assert_int_equal(st.flushes, 1);
+    assert_int_equal(st.accepted, 3);
+    assert_int_equal(st.resyncs, 0);
     invariant(f);
 }
 
 static void test_fenced_resyncs_and_rereads(void **state) {
     fx_t *f = *state;
     assign(f, 0);
-    msg(f, 0, 0, 1); msg(f, 0, 1, 1);
+    msg(f, 0, 0, 1);
+    msg(f, 0, 1, 1);
     round_(f);
-    f->sink.part[0].stored = 1;                       /* another instance moved the offset meanwhile */
+    f->sink.part[0].stored = 1; /* another instance moved the offset meanwhile */
     f->sink.part[0].applied = f->accepted_below[0][0];
-    complete_flush(&f->sink, FD_SINK_OK);             /* fence turns it into FD_SINK_EFENCED */
-    assert_int_equal(f->src.paused[0], 1);            /* syncing: paused */
+    complete_flush(&f->sink, FD_SINK_OK); /* fence turns it into FD_SINK_EFENCED */
+    assert_int_equal(f->src.paused[0], 1); /* syncing: paused */
     assert_int_equal(f->sink.nread, 1);
     complete_read(&f->sink, FD_SINK_OK);
     assert_int_equal(f->src.seek_to[0], 1);
     assert_int_equal(f->src.paused[0], 0);
-    msg(f, 0, 0, 1);                                  /* stale (before the seek): ignored */
-    msg(f, 0, 1, 1); msg(f, 0, 2, 1);
+    msg(f, 0, 0, 1); /* stale (before the seek): ignored */
+    msg(f, 0, 1, 1);
+    msg(f, 0, 2, 1);
     round_(f);
     assert_int_equal(f->sink.flush[0].expected, 1);
     assert_int_equal(f->sink.flush[0].events, 2);
@@ -262,11 +342,11 @@ static void test_fenced_resyncs_and_rereads(void **state) {
 static void test_error_resyncs_without_commit(void **state) {
     fx_t *f = *state;
     one_sealed(f, 1);
-    complete_flush(&f->sink, FD_SINK_EFAILED);        /* unknown whether applied */
+    complete_flush(&f->sink, FD_SINK_EFAILED); /* unknown whether applied */
     assert_int_equal(f->src.committed_n, 0);
-    assert_int_equal(f->sink.nread, 1);               /* offset re-read from "Redis" */
+    assert_int_equal(f->sink.nread, 1); /* offset re-read from "Redis" */
     complete_read(&f->sink, FD_SINK_OK);
-    assert_int_equal(f->src.seek_to[0], -1);          /* nothing stored: seek to the beginning, pos 0 */
+    assert_int_equal(f->src.seek_to[0], -1); /* nothing stored: seek to the beginning, pos 0 */
     invariant(f);
 }
 
@@ -281,19 +361,23 @@ static void test_flush_not_sent(void **state) {
 
 static void test_redis_down_and_up(void **state) {
     fx_t *f = *state;
-    assign(f, 0); assign(f, 1);
-    msg(f, 0, 0, 1); msg(f, 1, 0, 1);
-    round_(f);                                        /* two flushes in flight */
+    assign(f, 0);
+    assign(f, 1);
+    msg(f, 0, 0, 1);
+    msg(f, 1, 0, 1);
+    round_(f); /* two flushes in flight */
     f->sink.ready = 0;
-    fd_pipeline_sink_state(f->p, 0);                  /* both resync; nothing read while down */
+    fd_pipeline_sink_state(f->p, 0); /* both resync; nothing read while down */
     assert_int_equal(f->sink.nread, 0);
-    complete_flush(&f->sink, FD_SINK_OK);             /* stale generation: applied in "Redis", ignored by the pipeline */
+    complete_flush(&f->sink,
+                   FD_SINK_OK); /* stale generation: applied in "Redis", ignored by the pipeline */
     assert_int_equal(f->src.committed_n, 0);
     f->sink.ready = 1;
     fd_pipeline_sink_state(f->p, 1);
     assert_int_equal(f->sink.nread, 2);
-    complete_read(&f->sink, FD_SINK_OK); complete_read(&f->sink, FD_SINK_OK);
-    assert_int_equal(f->src.seek_to[0], 1);           /* the applied flush is not re-applied */
+    complete_read(&f->sink, FD_SINK_OK);
+    complete_read(&f->sink, FD_SINK_OK);
+    assert_int_equal(f->src.seek_to[0], 1); /* the applied flush is not re-applied */
     complete_flush(&f->sink, FD_SINK_EFAILED);
     invariant(f);
 }
@@ -301,16 +385,18 @@ static void test_redis_down_and_up(void **state) {
 static void test_seal_waits_for_dlq(void **state) {
     fx_t *f = *state;
     assign(f, 0);
-    msg(f, 0, 0, 1); msg(f, 0, 1, 0 /* rejected → DLQ */); msg(f, 0, 2, 1);
+    msg(f, 0, 0, 1);
+    msg(f, 0, 1, 0 /* rejected → DLQ */);
+    msg(f, 0, 2, 1);
     assert_int_equal(f->dlq.n, 1);
-    round_(f);                                        /* sealed, waiting for the DLQ ack */
+    round_(f); /* sealed, waiting for the DLQ ack */
     assert_int_equal(f->sink.nflush, 0);
-    msg(f, 0, 3, 0);                                  /* a reject in the next batch */
-    ack_dlq(f->p, &f->dlq, 1, 0);                     /* ack of the *next* batch's write: no flush yet */
+    msg(f, 0, 3, 0); /* a reject in the next batch */
+    ack_dlq(f->p, &f->dlq, 1, 0); /* ack of the *next* batch's write: no flush yet */
     assert_int_equal(f->sink.nflush, 0);
-    ack_dlq(f->p, &f->dlq, 0, 0);                     /* the sealed batch's write acked → flush */
+    ack_dlq(f->p, &f->dlq, 0, 0); /* the sealed batch's write acked → flush */
     assert_int_equal(f->sink.nflush, 1);
-    assert_int_equal(f->sink.flush[0].next, 3);       /* offsets up to the seal only */
+    assert_int_equal(f->sink.flush[0].next, 3); /* offsets up to the seal only */
     complete_flush(&f->sink, FD_SINK_OK);
     invariant(f);
 }
@@ -320,8 +406,8 @@ static void test_dlq_failure_resyncs(void **state) {
     one_sealed(f, 0);
     ack_dlq(f->p, &f->dlq, 0, FD_DLQ_EFAILED);
     assert_int_equal(f->sink.nflush, 0);
-    assert_int_equal(f->sink.nread, 1);               /* re-read, the message is delivered again */
-    f->dlq.send_rc = -ENOBUFS;                        /* a send that fails at once also resyncs */
+    assert_int_equal(f->sink.nread, 1); /* re-read, the message is delivered again */
+    f->dlq.send_rc = -ENOBUFS; /* a send that fails at once also resyncs */
     complete_read(&f->sink, FD_SINK_OK);
     msg(f, 0, 0, 0);
     assert_resyncs(f, 2);
@@ -331,21 +417,24 @@ static void test_dlq_failure_resyncs(void **state) {
 static void test_stale_dlq_ack_after_resync(void **state) {
     fx_t *f = *state;
     one_sealed(f, 0);
-    fd_pipeline_sink_state(f->p, 0);                  /* resync: generation moves on */
-    ack_dlq(f->p, &f->dlq, 0, 0);                     /* old token: ignored */
+    fd_pipeline_sink_state(f->p, 0); /* resync: generation moves on */
+    ack_dlq(f->p, &f->dlq, 0, 0); /* old token: ignored */
     assert_int_equal(f->sink.nflush, 0);
     invariant(f);
 }
 
 static void test_full_batch_pauses_while_inflight(void **state) {
     fx_t *f = *state;
-    f->conf.flush_max_events = 2;    /* below the table's minimum (100): set the field; the pipeline reads it live */
+    f->conf.flush_max_events =
+        2; /* below the table's minimum (100): set the field; the pipeline reads it live */
     assign(f, 0);
-    msg(f, 0, 0, 1); msg(f, 0, 1, 1);                 /* full → sealed and sent at once */
+    msg(f, 0, 0, 1);
+    msg(f, 0, 1, 1); /* full → sealed and sent at once */
     assert_int_equal(f->sink.nflush, 1);
-    msg(f, 0, 2, 1); msg(f, 0, 3, 1);                 /* next batch full while one is in flight */
+    msg(f, 0, 2, 1);
+    msg(f, 0, 3, 1); /* next batch full while one is in flight */
     assert_int_equal(f->src.paused[0], 1);
-    complete_flush(&f->sink, FD_SINK_OK);             /* flushes the full one, resumes */
+    complete_flush(&f->sink, FD_SINK_OK); /* flushes the full one, resumes */
     assert_int_equal(f->sink.nflush, 1);
     complete_flush(&f->sink, FD_SINK_OK);
     assert_int_equal(f->src.paused[0], 0);
@@ -355,7 +444,7 @@ static void test_full_batch_pauses_while_inflight(void **state) {
 static void test_stop_waits_for_final_flush(void **state) {
     fx_t *f = *state;
     one_message(f, 1);
-    fd_pipeline_stop(f->p);                           /* seals and sends the final flush */
+    fd_pipeline_stop(f->p); /* seals and sends the final flush */
     assert_int_equal(f->src.stopped, 1);
     assert_int_equal(f->sink.nflush, 1);
     assert_int_equal(fd_pipeline_exit_code(f->p), 1); /* not done yet */
@@ -371,18 +460,19 @@ static void test_stop_waits_for_final_flush(void **state) {
 static void test_script_error_twice_halts(void **state) {
     fx_t *f = *state;
     one_sealed(f, 1);
-    complete_flush(&f->sink, FD_SINK_ESCRIPT);        /* first: resync and retry */
+    complete_flush(&f->sink, FD_SINK_ESCRIPT); /* first: resync and retry */
     assert_int_equal(f->sink.nread, 1);
     complete_read(&f->sink, FD_SINK_OK);
     msg(f, 0, 0, 1);
     round_(f);
     assert_int_equal(f->sink.nflush, 1);
-    complete_flush(&f->sink, FD_SINK_ESCRIPT);        /* second: halted */
-    fd_pipeline_stats_t st; fd_pipeline_stats(f->p, &st);
+    complete_flush(&f->sink, FD_SINK_ESCRIPT); /* second: halted */
+    fd_pipeline_stats_t st;
+    fd_pipeline_stats(f->p, &st);
     assert_int_equal(st.halted, 1);
     assert_int_equal(f->src.paused[0], 1);
-    assert_int_equal(f->sink.nread, 0);               /* no resync: a retry cannot fix it */
-    msg(f, 0, 1, 1);                                  /* ignored while halted */
+    assert_int_equal(f->sink.nread, 0); /* no resync: a retry cannot fix it */
+    msg(f, 0, 1, 1); /* ignored while halted */
     f->accepted_below[0][1] = 0;
     round_(f);
     assert_int_equal(f->sink.nflush, 0);
@@ -395,7 +485,8 @@ static void test_script_error_twice_halts(void **state) {
  * partition (back-pressure, not a resync) until the backlog drains. */
 static void test_dlq_backlog_pauses_every_partition(void **state) {
     fx_t *f = *state;
-    assign(f, 0); assign(f, 1);
+    assign(f, 0);
+    assign(f, 1);
     f->dlq.backlog = 1;
     msg(f, 0, 0, 0);
     assert_int_equal(f->src.paused[0], 1);
@@ -414,7 +505,7 @@ static void test_offset_vanished_resyncs(void **state) {
     fx_t *f = *state;
     one_sealed(f, 1);
     complete_flush(&f->sink, FD_SINK_OK);
-    f->sink.part[0].stored = -1;                      /* FLUSHALL */
+    f->sink.part[0].stored = -1; /* FLUSHALL */
     f->sink.part[0].applied = 0;
     fd_pipeline_check_state(f->p);
     assert_int_equal(f->sink.check_n, 1);
@@ -422,7 +513,8 @@ static void test_offset_vanished_resyncs(void **state) {
     assert_int_equal(f->sink.nread, 1);
     complete_read(&f->sink, FD_SINK_OK);
     assert_int_equal(f->src.seek_to[0], -1);
-    fd_pipeline_stats_t st; fd_pipeline_stats(f->p, &st);
+    fd_pipeline_stats_t st;
+    fd_pipeline_stats(f->p, &st);
     assert_int_equal(st.lost_offsets, 1);
     invariant(f);
 }
@@ -432,9 +524,11 @@ static void test_offset_vanished_resyncs(void **state) {
 static void test_assign_without_offsets(void **state) {
     fx_t *f = *state;
     f->sink.sync_rc = -EIO;
-    int key = 0; int32_t pa = 0; int64_t off;
+    int key = 0;
+    int32_t pa = 0;
+    int64_t off;
     assert_true(fd_pipeline_assign(f->p, 1, &key, &pa, &off) < 0);
-    msg(f, 0, 0, 1);                                  /* syncing: dropped, delivered again after the seek */
+    msg(f, 0, 0, 1); /* syncing: dropped, delivered again after the seek */
     f->accepted_below[0][0] = 0;
     round_(f);
     assert_int_equal(f->sink.nread, 1);

@@ -16,16 +16,14 @@
 
 /* ---- dimension names ---- */
 
-static void test_dim_names(void **state)
-{
+static void test_dim_names(void **state) {
     (void)state;
     static const struct {
         fd_dim_t d;
         const char *name;
     } rows[] = {
-        {FD_DIM_PRODUCT, "product"},   {FD_DIM_CHANNEL, "channel"},
-        {FD_DIM_COMMUNITY, "community"}, {FD_DIM_CAMPAIGN, "campaign"},
-        {FD_DIM_CONTENT, "content"},
+        {FD_DIM_PRODUCT, "product"},   {FD_DIM_CHANNEL, "channel"}, {FD_DIM_COMMUNITY, "community"},
+        {FD_DIM_CAMPAIGN, "campaign"}, {FD_DIM_CONTENT, "content"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         assert_string_equal(fd_dim_name(rows[i].d), rows[i].name);
@@ -56,17 +54,16 @@ static const struct {
     {S("a\tb\nc"), "a%09b%0Ac"},
     {S("\x1f"), "%1F"},
     {S("\x7f"), "%7F"},
-    {S("a\0b"), "a%00b"},              /* an embedded NUL is a control byte */
-    {S("\x80\xff"), "\x80\xff"},       /* other high bytes pass through */
+    {S("a\0b"), "a%00b"}, /* an embedded NUL is a control byte */
+    {S("\x80\xff"), "\x80\xff"}, /* other high bytes pass through */
     {S("Python入门课"), "Python入门课"}, /* UTF-8 passes through */
     {S("训练营 第1期"), "训练营%20第1期"},
-    {S("%41"), "%2541"},               /* already-encoded text is encoded again */
+    {S("%41"), "%2541"}, /* already-encoded text is encoded again */
     {S(""), ""},
     {S(",=:{}% "), "%2C%3D%3A%7B%7D%25%20"},
 };
 
-static void test_encode_rows(void **state)
-{
+static void test_encode_rows(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof enc_rows / sizeof enc_rows[0]; i++) {
         char out[128];
@@ -79,12 +76,10 @@ static void test_encode_rows(void **state)
 
 /* fd_scope_decode undoes fd_scope_encode (inputs without a NUL byte, which
  * a C string cannot hold), passes a malformed % through, and cuts at cap. */
-static void test_decode(void **state)
-{
+static void test_decode(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof enc_rows / sizeof enc_rows[0]; i++) {
-        if (memchr(enc_rows[i].in, '\0', enc_rows[i].n) != NULL)
-            continue;
+        if (memchr(enc_rows[i].in, '\0', enc_rows[i].n) != NULL) continue;
         char out[128];
         memset(out, 'X', sizeof out);
         fd_scope_decode(out, sizeof out, enc_rows[i].out, strlen(enc_rows[i].out));
@@ -105,8 +100,7 @@ static void test_decode(void **state)
     assert_int_equal(out[0], 'X'); /* cap 0: nothing written */
 }
 
-static void test_encode_cut(void **state)
-{
+static void test_encode_cut(void **state) {
     (void)state;
     char out[8];
     /* "a,b" encodes to "a%2Cb" (5); with cap 3 only "a" fits: an escape is
@@ -134,8 +128,7 @@ static void test_encode_cut(void **state)
 static fd_str_t str(const char *s) { return (fd_str_t){.p = s, .n = (uint32_t)strlen(s)}; }
 static const fd_str_t absent = {NULL, 0};
 
-static fd_event_t full_event(void)
-{
+static fd_event_t full_event(void) {
     fd_event_t ev;
     memset(&ev, 0, sizeof ev);
     ev.type = FD_TYPE_EXPOSURE;
@@ -158,8 +151,7 @@ static const fd_grouping_t g_campaign = {1, {FD_DIM_CAMPAIGN}};
 static const fd_grouping_t g_content = {1, {FD_DIM_CONTENT}};
 static const fd_grouping_t g_chan_prod = {2, {FD_DIM_CHANNEL, FD_DIM_PRODUCT}};
 
-static void test_scope_id_default_groupings(void **state)
-{
+static void test_scope_id_default_groupings(void **state) {
     (void)state;
     fd_event_t ev = full_event();
     static const struct {
@@ -178,8 +170,7 @@ static void test_scope_id_default_groupings(void **state)
         char out[256];
         size_t n = fd_scope_id(out, sizeof out, rows[i].g, &ev);
         if (rows[i].want == NULL) {
-            if (n != 0)
-                fail_msg("row %zu: want skip, got %zu \"%s\"", i, n, out);
+            if (n != 0) fail_msg("row %zu: want skip, got %zu \"%s\"", i, n, out);
         } else if (n != strlen(rows[i].want) || strcmp(out, rows[i].want) != 0) {
             fail_msg("row %zu: got %zu \"%s\", want \"%s\"", i, n, n == (size_t)-1 ? "" : out,
                      rows[i].want);
@@ -187,8 +178,7 @@ static void test_scope_id_default_groupings(void **state)
     }
 }
 
-static void test_scope_id_missing_dims(void **state)
-{
+static void test_scope_id_missing_dims(void **state) {
     (void)state;
     char out[256];
     fd_event_t ev = full_event();
@@ -216,8 +206,7 @@ static void test_scope_id_missing_dims(void **state)
     assert_int_equal(fd_scope_id(out, 2, &g_prod_chan, &ev), 0);
 }
 
-static void test_scope_id_buffer_too_small(void **state)
-{
+static void test_scope_id_buffer_too_small(void **state) {
     (void)state;
     fd_event_t ev = full_event();
     const char *want = "product=course-py,channel=wechat_group"; /* 38 bytes */
@@ -242,8 +231,7 @@ static void test_scope_id_buffer_too_small(void **state)
 
 /* ---- the capped set ---- */
 
-static const char *admit(fd_scopes_t *s, int gi, const fd_grouping_t *g, const char *id)
-{
+static const char *admit(fd_scopes_t *s, int gi, const fd_grouping_t *g, const char *id) {
     size_t n = 0;
     const char *r = fd_scopes_admit(s, gi, g, id, strlen(id), &n);
     assert_non_null(r);
@@ -251,8 +239,7 @@ static const char *admit(fd_scopes_t *s, int gi, const fd_grouping_t *g, const c
     return r;
 }
 
-static void test_scopes_new_errors(void **state)
-{
+static void test_scopes_new_errors(void **state) {
     (void)state;
     char err[128] = "";
     assert_null(fd_scopes_new(5, 0, err, sizeof err));
@@ -264,8 +251,7 @@ static void test_scopes_new_errors(void **state)
     fd_scopes_free(NULL); /* safe */
 }
 
-static void test_scopes_cap(void **state)
-{
+static void test_scopes_cap(void **state) {
     (void)state;
     char err[128];
     fd_scopes_t *s = fd_scopes_new(3, 3, err, sizeof err);
@@ -283,7 +269,7 @@ static void test_scopes_cap(void **state)
         {"product=d", "product=__other__", 1}, /* 4th distinct: overflow */
         {"product=d", "product=__other__", 2}, /* counted per admission */
         {"product=e", "product=__other__", 3},
-        {"product=b", "product=b", 3},         /* known values keep their id */
+        {"product=b", "product=b", 3}, /* known values keep their id */
         {"product=c", "product=c", 3},
         {"product=__other__", "product=__other__", 4},
     };
@@ -298,9 +284,12 @@ static void test_scopes_cap(void **state)
     }
 
     /* a separate grouping has its own cap and its own __other__ */
-    assert_string_equal(admit(s, G_PROD_CHAN, &g_prod_chan, "product=a,channel=x"), "product=a,channel=x");
-    assert_string_equal(admit(s, G_PROD_CHAN, &g_prod_chan, "product=a,channel=y"), "product=a,channel=y");
-    assert_string_equal(admit(s, G_PROD_CHAN, &g_prod_chan, "product=d,channel=x"), "product=d,channel=x");
+    assert_string_equal(admit(s, G_PROD_CHAN, &g_prod_chan, "product=a,channel=x"),
+                        "product=a,channel=x");
+    assert_string_equal(admit(s, G_PROD_CHAN, &g_prod_chan, "product=a,channel=y"),
+                        "product=a,channel=y");
+    assert_string_equal(admit(s, G_PROD_CHAN, &g_prod_chan, "product=d,channel=x"),
+                        "product=d,channel=x");
     assert_int_equal(fd_scopes_overflow(s, G_PROD_CHAN), 0);
     assert_string_equal(admit(s, G_PROD_CHAN, &g_prod_chan, "product=e,channel=x"),
                         "product=__other__,channel=__other__");
@@ -308,15 +297,13 @@ static void test_scopes_cap(void **state)
     assert_int_equal(fd_scopes_overflow(s, G_PRODUCT), 4);
 
     /* the global grouping never overflows */
-    for (int i = 0; i < 10; i++)
-        assert_string_equal(admit(s, G_ALL, &g_all, "all"), "all");
+    for (int i = 0; i < 10; i++) assert_string_equal(admit(s, G_ALL, &g_all, "all"), "all");
     assert_int_equal(fd_scopes_overflow(s, G_ALL), 0);
 
     fd_scopes_free(s);
 }
 
-static void test_scopes_copies_and_stable_pointers(void **state)
-{
+static void test_scopes_copies_and_stable_pointers(void **state) {
     (void)state;
     char err[128];
     fd_scopes_t *s = fd_scopes_new(1, 10, err, sizeof err);
@@ -341,8 +328,7 @@ static void test_scopes_copies_and_stable_pointers(void **state)
 }
 
 /* Many distinct ids force several table growths; all must survive them. */
-static void test_scopes_growth(void **state)
-{
+static void test_scopes_growth(void **state) {
     (void)state;
     enum { CAP = 5000 };
     char err[128], id[64];
@@ -365,8 +351,7 @@ static void test_scopes_growth(void **state)
 }
 
 /* End to end: an event's ids go through the set like the aggregator does. */
-static void test_scope_id_then_admit(void **state)
-{
+static void test_scope_id_then_admit(void **state) {
     (void)state;
     static const fd_grouping_t gs[] = {{0, {0}},
                                        {1, {FD_DIM_PRODUCT}},
@@ -391,8 +376,7 @@ static void test_scope_id_then_admit(void **state)
             assert_true(n > 0 && n != (size_t)-1);
             const char *r = fd_scopes_admit(s, gi, &gs[gi], id, n, &m);
             assert_non_null(r);
-            if (gi == 1)
-                assert_string_equal(r, want_product[e]);
+            if (gi == 1) assert_string_equal(r, want_product[e]);
         }
     }
     assert_int_equal(fd_scopes_overflow(s, 0), 0);
@@ -403,8 +387,7 @@ static void test_scope_id_then_admit(void **state)
     fd_scopes_free(s);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dim_names),
         cmocka_unit_test(test_encode_rows),

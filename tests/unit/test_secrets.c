@@ -21,11 +21,12 @@ static const struct {
     {"redis.url", "redis://u:pw@h:6379/1", "redis://u:**@h:6379/1"},
     {"redis.url", "redis://:hunter2@h", "redis://:*******@h"},
     {"redis.url", "redis://h:6379", "redis://h:6379"},
-    {"redis.url", "redis://tok@h", "redis://***@h"},          /* a lone user part may be a token */
-    {"redis.url", "redis://a:b@c@h", "redis://a:***@h"},       /* the last '@' ends it, as in the parser */
+    {"redis.url", "redis://tok@h", "redis://***@h"}, /* a lone user part may be a token */
+    {"redis.url", "redis://a:b@c@h", "redis://a:***@h"}, /* the last '@' ends it, as in the parser */
     {"redis.url", "unix:///run/r.sock", "unix:///run/r.sock"},
     {"alerts.webhook.url", "https://h/p?key=K&x=1", "https://h/p?key=*&x=1"},
-    {"alerts.webhook.url", "https://h/p?a=1&Access_Token=TT;sig=S#secret=Z", "https://h/p?a=1&Access_Token=**;sig=*#secret=*"},
+    {"alerts.webhook.url", "https://h/p?a=1&Access_Token=TT;sig=S#secret=Z",
+     "https://h/p?a=1&Access_Token=**;sig=*#secret=*"},
     {"alerts.webhook.url", "https://h/p?key=&token", "https://h/p?key=&token"}, /* nothing to hide */
     {"alerts.alertmanager.url", "http://admin:pw@am:9093/x", "http://admin:**@am:9093/x"},
     {"alerts.generator_url", "https://dash/d?api_key=abc", "https://dash/d?api_key=***"},
@@ -40,8 +41,7 @@ static const struct {
     {NULL, "no-equals", "no-equals"},
 };
 
-static void test_scrub_rows(void **state)
-{
+static void test_scrub_rows(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char buf[256];
@@ -53,8 +53,7 @@ static void test_scrub_rows(void **state)
     }
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scrub_rows),
     };

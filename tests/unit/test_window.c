@@ -18,8 +18,7 @@
 
 #include "model/window.h"
 
-static void test_gran_names(void **state)
-{
+static void test_gran_names(void **state) {
     (void)state;
     assert_string_equal(fd_gran_name(FD_GRAN_M1), "m1");
     assert_string_equal(fd_gran_name(FD_GRAN_H1), "h1");
@@ -45,8 +44,7 @@ static const struct {
     {-3600001, -3660, -7200, "1969-12-31T22:59:59.999Z"},
 };
 
-static void test_m1_h1(void **state)
-{
+static void test_m1_h1(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof mh_rows / sizeof mh_rows[0]; i++) {
         if (fd_bucket_m1(mh_rows[i].ts_ms) != mh_rows[i].m1)
@@ -64,12 +62,10 @@ typedef struct {
     const char *when;
 } day_row_t;
 
-static void check_days(const char *tz, const day_row_t *rows, size_t n)
-{
+static void check_days(const char *tz, const day_row_t *rows, size_t n) {
     char err[256] = "";
     fd_daycal_t *d = fd_daycal_new(tz, err, sizeof err);
-    if (d == NULL)
-        fail_msg("%s: %s", tz, err);
+    if (d == NULL) fail_msg("%s: %s", tz, err);
     /* Twice: the second pass runs mostly from the cache. */
     for (int pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < n; i++) {
@@ -82,8 +78,7 @@ static void check_days(const char *tz, const day_row_t *rows, size_t n)
 }
 
 /* Asia/Shanghai is UTC+8 all year (no DST since 1991). */
-static void test_d1_shanghai(void **state)
-{
+static void test_d1_shanghai(void **state) {
     (void)state;
     static const day_row_t rows[] = {
         {1709999999999, 20240309, "2024-03-09T15:59:59.999Z"},
@@ -114,8 +109,7 @@ static void test_d1_shanghai(void **state)
  * 2024-11-03 (25 h): 2024-11-03T00:00Z = 1704067200 + 307 * 86400 = 1730592000,
  *   starts 04:00Z = 1730606400, 01:00-02:00 happens twice,
  *   ends 2024-11-04 05:00Z = 1730592000 + 86400 + 18000 = 1730696400. */
-static void test_d1_new_york_dst(void **state)
-{
+static void test_d1_new_york_dst(void **state) {
     (void)state;
     static const day_row_t rows[] = {
         {1710046799999, 20240309, "2024-03-10T04:59:59.999Z = 23:59:59.999 EST"},
@@ -147,8 +141,7 @@ static void test_d1_new_york_dst(void **state)
  *   does not exist. 2024-09-08T00:00Z = 1704067200 + 251 * 86400 =
  *   1725753600; Sep 8 begins at 04:00Z = 1725768000 and ends at Sep 9 00:00
  *   -03 = 03:00Z = 1725850800 (a 23 h day). */
-static void test_d1_santiago_midnight_switch(void **state)
-{
+static void test_d1_santiago_midnight_switch(void **state) {
     (void)state;
     static const day_row_t rows[] = {
         {1712458799999, 20240406, "2024-04-07T02:59:59.999Z = Apr 6 23:59:59.999 -03"},
@@ -164,16 +157,14 @@ static void test_d1_santiago_midnight_switch(void **state)
     check_days("America/Santiago", rows, sizeof rows / sizeof rows[0]);
 }
 
-static void test_d1_unknown_zone(void **state)
-{
+static void test_d1_unknown_zone(void **state) {
     (void)state;
-    static const char *bad[] = {"Mars/Olympus_Mons", "", "../../etc/passwd",
+    static const char *bad[] = {"Mars/Olympus_Mons",       "",         "../../etc/passwd",
                                 "/usr/share/zoneinfo/UTC", "zone.tab", "Asia"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "";
         fd_daycal_t *d = fd_daycal_new(bad[i], err, sizeof err);
-        if (d != NULL)
-            fail_msg("zone \"%s\" accepted", bad[i]);
+        if (d != NULL) fail_msg("zone \"%s\" accepted", bad[i]);
         if (strstr(err, "time_zone") == NULL)
             fail_msg("zone \"%s\": error does not name time_zone: %s", bad[i], err);
     }
@@ -184,19 +175,18 @@ static void test_d1_unknown_zone(void **state)
 /* More distinct days than the cache holds, visited back and forth: every
  * label must still be that ts's day. Days start at 1709136000 + k * 86400
  * (Shanghai midnight of 2024-02-29 + k). */
-static void test_d1_cache_not_stale(void **state)
-{
+static void test_d1_cache_not_stale(void **state) {
     (void)state;
     static const struct {
-        int k;       /* day offset from 2024-02-29 */
+        int k; /* day offset from 2024-02-29 */
         int64_t off; /* ms into that Shanghai day */
         int32_t label;
     } rows[] = {
-        {0, 0, 20240229},        {1, 0, 20240301},       {0, 86399999, 20240229},
-        {2, 5, 20240302},        {3, 0, 20240303},       {4, 0, 20240304},
-        {5, 43200000, 20240305}, {0, 1, 20240229},       {1, 86399999, 20240301},
-        {-1, 86399999, 20240228}, {0, 0, 20240229},      {6, 0, 20240306},
-        {-1, 0, 20240228},       {5, 86399999, 20240305}, {6, -1, 20240305},
+        {0, 0, 20240229},         {1, 0, 20240301},        {0, 86399999, 20240229},
+        {2, 5, 20240302},         {3, 0, 20240303},        {4, 0, 20240304},
+        {5, 43200000, 20240305},  {0, 1, 20240229},        {1, 86399999, 20240301},
+        {-1, 86399999, 20240228}, {0, 0, 20240229},        {6, 0, 20240306},
+        {-1, 0, 20240228},        {5, 86399999, 20240305}, {6, -1, 20240305},
     };
     char err[256];
     fd_daycal_t *d = fd_daycal_new("Asia/Shanghai", err, sizeof err);
@@ -214,37 +204,32 @@ static void test_d1_cache_not_stale(void **state)
 
 /* Property: over pseudo-random jumps across 2023-2025 in a DST zone, the
  * cached label always equals a direct localtime_r() of the same instant. */
-static void test_d1_cache_matches_libc(void **state)
-{
+static void test_d1_cache_matches_libc(void **state) {
     (void)state;
     char err[256];
     fd_daycal_t *d = fd_daycal_new("America/New_York", err, sizeof err);
     assert_non_null(d);
     uint64_t x = 88172645463325252ULL; /* xorshift64 */
-    int64_t lo = 1672531200000LL;      /* 2023-01-01T00:00:00Z */
+    int64_t lo = 1672531200000LL; /* 2023-01-01T00:00:00Z */
     int64_t span = 3LL * 365 * 86400000LL;
     int64_t ts = lo;
     for (int i = 0; i < 200000; i++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if (x % 8 == 0)
-            ts = lo + (int64_t)(x >> 8) % span; /* a far jump */
-        else
-            ts += (int64_t)(x >> 8) % 7200000 - 3600000; /* within +-1 h */
+        if (x % 8 == 0) ts = lo + (int64_t)(x >> 8) % span; /* a far jump */
+        else ts += (int64_t)(x >> 8) % 7200000 - 3600000; /* within +-1 h */
         time_t s = (time_t)(ts >= 0 ? ts / 1000 : -((-ts + 999) / 1000));
         struct tm t;
         assert_non_null(localtime_r(&s, &t));
         int32_t want = (t.tm_year + 1900) * 10000 + (t.tm_mon + 1) * 100 + t.tm_mday;
         int32_t got = fd_daycal_label(d, ts);
-        if (got != want)
-            fail_msg("ts %lld: got %d want %d", (long long)ts, got, want);
+        if (got != want) fail_msg("ts %lld: got %d want %d", (long long)ts, got, want);
     }
     fd_daycal_free(d);
 }
 
-static void test_bucket_label(void **state)
-{
+static void test_bucket_label(void **state) {
     (void)state;
     char err[256], buf[24];
     fd_daycal_t *d = fd_daycal_new("Asia/Shanghai", err, sizeof err);
@@ -256,9 +241,9 @@ static void test_bucket_label(void **state)
     } rows[] = {
         {FD_GRAN_M1, 1710000059999, "1710000000"}, /* 2024-03-09T16:00:59.999Z */
         {FD_GRAN_H1, 1710003599999, "1710000000"}, /* 2024-03-09T16:59:59.999Z */
-        {FD_GRAN_D1, 1710000000000, "20240310"},   /* 2024-03-09T16:00:00.000Z */
-        {FD_GRAN_D1, 1709999999999, "20240309"},   /* 2024-03-09T15:59:59.999Z */
-        {FD_GRAN_M1, -1, "-60"},                   /* 1969-12-31T23:59:59.999Z */
+        {FD_GRAN_D1, 1710000000000, "20240310"}, /* 2024-03-09T16:00:00.000Z */
+        {FD_GRAN_D1, 1709999999999, "20240309"}, /* 2024-03-09T15:59:59.999Z */
+        {FD_GRAN_M1, -1, "-60"}, /* 1969-12-31T23:59:59.999Z */
         {FD_GRAN_H1, 0, "0"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -271,8 +256,7 @@ static void test_bucket_label(void **state)
 }
 
 /* One partition's events in order; lateness 120 s. */
-static void test_watermark(void **state)
-{
+static void test_watermark(void **state) {
     (void)state;
     static const struct {
         int64_t ts, late, max_after;
@@ -315,8 +299,7 @@ static void test_watermark(void **state)
     assert_int_equal(max, 100);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gran_names),
         cmocka_unit_test(test_m1_h1),
