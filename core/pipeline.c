@@ -61,6 +61,7 @@ typedef struct {
     int cur_dlq, sealed_dlq;
     int script_errors; /* flush script errors since the last success */
     int halted;
+    int stop_dropped; /* counted once in p->stop_dropped */
 } part_t;
 
 struct fd_pipeline {
@@ -212,7 +213,10 @@ static void resync(fd_pipeline_t *p, part_t *x, const char *why) {
     snprintf(key, sizeof key, "resync|%s|%s", x->field, why); /* a resync that repeats is a retry loop */
     fd_log_repeat(p->log, FD_LOG_INFO, key, "partition resync", "partition=\"%s\" reason=%s", x->field, why);
     /* the source is stopped: what this drops is not read again by this process */
-    if (p->stopping && (x->state != ST_IDLE || x->pos != x->flushed_pos)) p->stop_dropped++;
+    if (p->stopping && !x->stop_dropped && (x->state != ST_IDLE || x->pos != x->flushed_pos)) {
+        x->stop_dropped = 1;
+        p->stop_dropped++;
+    }
     drop_state(x);
     x->syncing = 1;
     x->reading = 0;
@@ -292,7 +296,10 @@ static void halt(fd_pipeline_t *p, part_t *x) {
     fd_log(p->log, FD_LOG_ERROR, "partition stopped: its flush script failed twice; "
            "fix the cause and restart", "partition=\"%s\" offset=%" PRId64 " error=\"%s\"", x->field, x->stored,
            fd_redis_sink_last_error(p->sink));
-    if (p->stopping) maybe_finish(p);
+    /* a finite input (replay) can never be read to its end now: stop, so the
+     * other partitions get their final flush and the run exits 1 */
+    if (p->src && p->src->exhausted && !p->stopping) fd_pipeline_stop(p);
+    else if (p->stopping) maybe_finish(p);
 }
 
 static void send_sealed(fd_pipeline_t *p, part_t *x) {
@@ -497,6 +504,15 @@ static void sink_state(void *ud, int ready) {
     }
 }
 
+/* /readyz: Redis is up and every assigned partition is neither re-reading
+ * its offset nor stopped by a failing flush script. */
+static int is_ready(const fd_pipeline_t *p) {
+    if (!fd_redis_sink_ready(p->sink)) return 0;
+    for (int i = 0; i < p->nparts; i++)
+        if (p->parts[i].assigned && (p->parts[i].syncing || p->parts[i].halted)) return 0;
+    return 1;
+}
+
 /* Renders the Prometheus text for /metrics (loop thread only). */
 static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
     char buf[8192];
@@ -562,7 +578,7 @@ static void publish_metrics(fd_pipeline_t *p, uint64_t pending) {
     }
 #undef OUT
     if (n >= sizeof buf) n = sizeof buf - 1;
-    fd_http_publish(p->http, buf, n, fd_redis_sink_ready(p->sink) && syncing == 0 && halted == 0);
+    fd_http_publish(p->http, buf, n, is_ready(p));
 }
 
 /* Flushes are staggered: the flush timer ticks FLUSH_SLOTS times per
@@ -612,9 +628,7 @@ static void flush_tick(uv_timer_t *t) {
  * staleness must not depend on flush_interval_ms, which may be minutes. */
 static void beat_tick(uv_timer_t *t) {
     fd_pipeline_t *p = t->data;
-    int syncing = 0;
-    for (int i = 0; i < p->nparts; i++) syncing += p->parts[i].assigned && p->parts[i].syncing;
-    fd_http_beat(p->http, fd_redis_sink_ready(p->sink) && syncing == 0);
+    fd_http_beat(p->http, is_ready(p));
 }
 
 /* What a state check asked about: partition index and generation of each

@@ -102,7 +102,7 @@ static const char FD_LUA_FLUSH[] =
     "    if not s then return 0 end\n"
     "    if #s <= 15 and (s == '0' or string.find(s, '^%-?[1-9]%d*$')) then return tonumber(s) end\n"
     "    local v = big(s)\n"
-    "    if not v then return nil, 'NOTINT ' .. k .. ' field ' .. f .. ' is not an integer' end\n"
+    "    if not v or not i64(v) then return nil, 'NOTINT ' .. k .. ' field ' .. f .. ' is not an integer' end\n"
     "    return v\n"
     "  end\n"
     "  local function load(k, fs)\n"

@@ -191,7 +191,12 @@ def sid_key(sid):
 
 def test_drop_scenario(aenv, drop_data):
     d = drop_data
-    am, wh = Alertmanager(aenv.dir).start(), Receiver().start()
+    am = Alertmanager(aenv.dir).start()
+    try:
+        wh = Receiver().start()
+    except BaseException:
+        am.stop()
+        raise
     try:
         cfg = aenv.config([DROP_RULE], stdout=True, kafka={"enabled": True},
                           alertmanager={"url": am.url, "resend_interval_ms": 3600000},
@@ -379,7 +384,12 @@ def test_dead_receiver_does_not_slow_consumer(aenv):
 
 def test_restart_while_firing(aenv, drop_data):
     d = drop_data
-    am, wh = Alertmanager(aenv.dir).start(), Receiver().start()
+    am = Alertmanager(aenv.dir).start()
+    try:
+        wh = Receiver().start()
+    except BaseException:
+        am.stop()
+        raise
     try:
         cfg = aenv.config([DROP_RULE], max_catchup_s=8 * 3600,
                           alertmanager={"url": am.url, "resend_interval_ms": 500},

@@ -148,6 +148,33 @@ def test_replay_final_flush_failed(stack, tmp_path):
         r.cmd("ACL", "DELUSER", user)
 
 
+def test_replay_stops_when_a_partition_stops(stack, tmp_path):
+    """A partition stopped by a failing flush script is paused, so a finite
+    input is never read to its end: replay must stop (exit 1), not hang."""
+    tag = uuid.uuid4().hex[:8]
+    user, password, prefix = "fd-noscript2-" + tag, "pw" + tag, "ex" + tag
+    r = stack.redis()
+    r.cmd("ACL", "SETUSER", user, "on", ">" + password, "~*", "&*", "+@all",
+          "-evalsha", "-eval", "-evalsha_ro", "-eval_ro", "-fcall", "-fcall_ro")
+    try:
+        now_ms = int(time.time() * 1000)
+        path = tmp_path / "in.jsonl"
+        with open(path, "w") as f:
+            for i in range(30000):  # many flushes' worth (flush_max_events 1000)
+                f.write('{"event_id":"e%d","type":"exposure","ts":%d,"user_id":"u%d",'
+                        '"product_id":"p1"}\n' % (i, now_ms, i))
+        url = "redis://%s:%s@127.0.0.1:%d" % (user, password, stack.redis_port)
+        p = subprocess.run([str(funneld_bin()), "replay", "--redis", url, "--prefix", prefix,
+                            "--group", "g-" + tag, "--set", "flush_max_events=1000", str(path)],
+                           capture_output=True, timeout=scaled(60))
+        text = (p.stdout + p.stderr).decode(errors="replace")
+        assert "partition stopped" in text, text[-3000:]
+        assert p.returncode == 1, "exit %d\n%s" % (p.returncode, text[-3000:])
+        assert r.cmd("HGET", prefix + ":offsets:g-" + tag, "replay:0") is None
+    finally:
+        r.cmd("ACL", "DELUSER", user)
+
+
 def test_sigterm_while_redis_down(ctx, stack, stream, main_topics):
     name = "es-" + ctx.prefix
     out = stack.script("redis-up", stack.dir, name).stdout.decode().split()
