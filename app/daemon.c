@@ -66,6 +66,13 @@ typedef struct {
     char instance_id[64];
 } daemon_t;
 
+/* /readyz: Redis is up and every assigned partition is neither re-reading
+ * its offset nor stopped by a failing flush script. One rule for the
+ * heartbeat and the metrics publisher, so neither says ready for the other. */
+static int is_ready(const daemon_t *d, const fd_pipeline_stats_t *st) {
+    return fd_redis_sink_ready(d->sink) && st->syncing == 0 && st->halted == 0;
+}
+
 /* Renders /metrics from every object's numbers (loop thread, once per
  * flush interval). */
 static void publish_metrics(void *ud, const fd_pipeline_stats_t *st) {
@@ -104,7 +111,7 @@ static void publish_metrics(void *ud, const fd_pipeline_stats_t *st) {
     }
     char buf[8192];
     size_t n = fd_metrics_render(&m, d->conf, buf, sizeof buf);
-    fd_http_publish(d->http, buf, n, m.redis_up && st->syncing == 0 && st->halted == 0);
+    fd_http_publish(d->http, buf, n, is_ready(d, st));
 }
 
 /* The loop's heartbeat for /healthz and /readyz, on its own short timer:
@@ -113,7 +120,7 @@ static void beat_tick(uv_timer_t *t) {
     daemon_t *d = t->data;
     fd_pipeline_stats_t st;
     fd_pipeline_stats(d->p, &st);
-    fd_http_beat(d->http, fd_redis_sink_ready(d->sink) && st.syncing == 0);
+    fd_http_beat(d->http, is_ready(d, &st));
 }
 
 static void snapshot_tick(uv_timer_t *t) {

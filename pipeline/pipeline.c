@@ -55,6 +55,7 @@ typedef struct {
     int cur_dlq, sealed_dlq;
     int script_errors; /* flush script errors since the last success */
     int halted;
+    int stop_dropped; /* counted once in p->stop_dropped */
 } part_t;
 
 struct fd_pipeline {
@@ -205,7 +206,10 @@ static void resync(fd_pipeline_t *p, part_t *x, const char *why) {
     fd_log_repeat(p->log, FD_LOG_INFO, key, "partition resync", "partition=\"%s\" reason=%s",
                   x->field, why);
     /* the source is stopped: what this drops is not read again by this process */
-    if (p->stopping && (x->state != ST_IDLE || x->pos != x->flushed_pos)) p->stop_dropped++;
+    if (p->stopping && !x->stop_dropped && (x->state != ST_IDLE || x->pos != x->flushed_pos)) {
+        x->stop_dropped = 1;
+        p->stop_dropped++;
+    }
     drop_state(x);
     x->syncing = 1;
     x->reading = 0;
@@ -292,7 +296,10 @@ static void halt(fd_pipeline_t *p, part_t *x) {
            "fix the cause and restart",
            "partition=\"%s\" offset=%" PRId64 " error=\"%s\"", x->field, x->stored,
            p->sink_ops->last_error(p->sink));
-    if (p->stopping) maybe_finish(p);
+    /* a finite input (replay) can never be read to its end now: stop, so the
+     * other partitions get their final flush and the run exits 1 */
+    if (p->src && p->src->exhausted && !p->stopping) fd_pipeline_stop(p);
+    else if (p->stopping) maybe_finish(p);
 }
 
 static void send_sealed(fd_pipeline_t *p, part_t *x) {

@@ -318,9 +318,9 @@ const char *fd_redis_sink_last_error(const fd_redis_sink_t *s) { return s->last_
 /* Error replies of a server state that passes (the script did not run, or
  * was stopped before its first write): worth retrying as they are. */
 static int passing_error(const char *e) {
-    static const char *const codes[] = {"BUSY",       "LOADING",     "OOM",
-                                        "MASTERDOWN", "READONLY",    "NOREPLICAS",
-                                        "TRYAGAIN",   "CLUSTERDOWN", "NOSCRIPT"};
+    static const char *const codes[] = {"BUSY",     "LOADING",    "OOM",      "MASTERDOWN",
+                                        "READONLY", "NOREPLICAS", "TRYAGAIN", "CLUSTERDOWN",
+                                        "NOSCRIPT", "MISCONF"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         size_t n = strlen(codes[i]);
         if (strncmp(e, codes[i], n) == 0 && (e[n] == ' ' || e[n] == 0)) return 1;
@@ -338,7 +338,7 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     if (!rep) {
         st = FD_SINK_EFAILED;
     } else if (rep->type == REDIS_REPLY_ERROR) {
-        if (strstr(rep->str, "FENCED")) {
+        if (strncmp(rep->str, "FENCED ", 7) == 0) { /* not "REFUSED ... FENCED" in a key name */
             st = FD_SINK_EFENCED;
         } else {
             st = passing_error(rep->str) ? FD_SINK_EFAILED : FD_SINK_ESCRIPT;

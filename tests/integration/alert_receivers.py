@@ -232,6 +232,7 @@ class Alertmanager:
                     pass
                 time.sleep(0.1)
             self._kill()
+        self.hook.stop()
         pytest.fail("Alertmanager did not become ready:\n%s" % self.tail(), pytrace=False)
 
     def _kill(self):

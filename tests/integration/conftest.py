@@ -836,8 +836,10 @@ class Ctx:
         kill_all(self.procs)
 
 
-@pytest.fixture
-def ctx(request, stack, stream, hll_ref, tmp_path):
+def make_ctx(request, stack, stream, tmp_path):
+    """The body of a Ctx fixture: a Ctx named after the test (its own group,
+    prefix and DLQ topic), cleaned up after it, with the processes' log
+    tails printed when the test failed. stream None: a crafted stream."""
     funneld_bin()
     c = Ctx(stack, stream, tmp_path, request.node.name.replace("test_", "")[:24])
     yield c
@@ -845,6 +847,20 @@ def ctx(request, stack, stream, hll_ref, tmp_path):
     c.cleanup()
     if failed is not None and failed.failed:
         print(c.tails())
+
+
+@pytest.fixture
+def ctx(request, stack, stream, hll_ref, tmp_path):
+    yield from make_ctx(request, stack, stream, tmp_path)
+
+
+def pid_alive(pid):
+    """True while pid runs (a zombie counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

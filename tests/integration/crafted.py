@@ -14,19 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ORACLE_PREFIX, Ctx, create_topics, produce_lines, run_oracle, scaled
+from conftest import ORACLE_PREFIX, create_topics, make_ctx, produce_lines, run_oracle, scaled
 
 
 @pytest.fixture
 def lctx(request, stack, tmp_path):
     """A Ctx (own group, prefix, DLQ topic; processes killed at teardown)
     for a crafted stream."""
-    c = Ctx(stack, None, tmp_path, request.node.name.replace("test_", "")[:24])
-    yield c
-    rep = getattr(request.node, "rep_call", None)
-    c.cleanup()
-    if rep is not None and rep.failed:
-        print(c.tails())
+    yield from make_ctx(request, stack, None, tmp_path)
 
 
 def event(**kw):

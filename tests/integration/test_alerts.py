@@ -187,11 +187,22 @@ def sid_key(sid):
     return int(ms), int(seq or 0)
 
 
+def start_receivers(aenv):
+    """A real Alertmanager and a webhook receiver; neither is left running
+    when the other fails to start."""
+    am = Alertmanager(aenv.dir).start()
+    try:
+        return am, Receiver().start()
+    except BaseException:
+        am.stop()
+        raise
+
+
 # =================================================================== tests
 
 def test_drop_scenario(aenv, drop_data):
     d = drop_data
-    am, wh = Alertmanager(aenv.dir).start(), Receiver().start()
+    am, wh = start_receivers(aenv)
     try:
         cfg = aenv.config([DROP_RULE], stdout=True, kafka={"enabled": True},
                           alertmanager={"url": am.url, "resend_interval_ms": 3600000},
@@ -379,7 +390,7 @@ def test_dead_receiver_does_not_slow_consumer(aenv):
 
 def test_restart_while_firing(aenv, drop_data):
     d = drop_data
-    am, wh = Alertmanager(aenv.dir).start(), Receiver().start()
+    am, wh = start_receivers(aenv)
     try:
         cfg = aenv.config([DROP_RULE], max_catchup_s=8 * 3600,
                           alertmanager={"url": am.url, "resend_interval_ms": 500},

@@ -15,6 +15,7 @@ Claims checked:
   shut down mid-stream).
 """
 
+import contextlib
 import resource
 import subprocess
 import threading
@@ -120,32 +121,60 @@ def test_validate_unreadable_input(tmp_path):
     assert "validate" in err and "fail" in err, err
 
 
-def test_replay_final_flush_failed(stack, tmp_path):
-    """The final flush fails, Redis stays up: before the fix the partition
-    re-read its offset, counted as flushed, and replay exited 0."""
+@contextlib.contextmanager
+def noscript_user(stack):
+    """A Redis user that may do anything but run scripts (so every flush is
+    refused with NOPERM while Redis stays up); yields (url, password, prefix,
+    group)."""
     tag = uuid.uuid4().hex[:8]
-    user, password, prefix = "fd-noscript-" + tag, "pw" + tag, "ex" + tag
+    user, password = "fd-noscript-" + tag, "pw" + tag
     r = stack.redis()
     r.cmd("ACL", "SETUSER", user, "on", ">" + password, "~*", "&*", "+@all",
           "-evalsha", "-eval", "-evalsha_ro", "-eval_ro", "-fcall", "-fcall_ro")
     try:
+        yield ("redis://%s:%s@127.0.0.1:%d" % (user, password, stack.redis_port), password,
+               "ex" + tag, "g-" + tag)
+    finally:
+        r.cmd("ACL", "DELUSER", user)
+
+
+def test_replay_final_flush_failed(stack, tmp_path):
+    """The final flush fails, Redis stays up: before the fix the partition
+    re-read its offset, counted as flushed, and replay exited 0."""
+    with noscript_user(stack) as (url, password, prefix, group):
         now_ms = int(time.time() * 1000)
         lines = ['{"event_id":"e%d","type":"exposure","ts":%d,"user_id":"u%d",'
                  '"product_id":"p1"}' % (i, now_ms, i) for i in range(5)]
         path = tmp_path / "in.jsonl"
         path.write_text("\n".join(lines) + "\n")
-        url = "redis://%s:%s@127.0.0.1:%d" % (user, password, stack.redis_port)
         p = subprocess.run([str(funneld_bin()), "replay", "--redis", url, "--prefix", prefix,
-                            "--group", "g-" + tag, "--set", "redis.timeout_ms=2000", str(path)],
+                            "--group", group, "--set", "redis.timeout_ms=2000", str(path)],
                            capture_output=True, timeout=scaled(60))
         text = (p.stdout + p.stderr).decode(errors="replace")
         assert "NOPERM" in text, "the flush was not refused:\n" + text[-3000:]
         assert p.returncode == 1, "final flush failed, exit %d\n%s" % (p.returncode, text[-3000:])
         assert "level=error" in text and "final flush did not happen" in text, text[-3000:]
         assert password not in text, "the password is in the log"
-        assert r.cmd("HGET", prefix + ":offsets:g-" + tag, "replay:0") is None
-    finally:
-        r.cmd("ACL", "DELUSER", user)
+        assert stack.redis().cmd("HGET", prefix + ":offsets:" + group, "replay:0") is None
+
+
+def test_replay_stops_when_a_partition_stops(stack, tmp_path):
+    """A partition stopped by a failing flush script is paused, so a finite
+    input is never read to its end: replay must stop (exit 1), not hang."""
+    with noscript_user(stack) as (url, password, prefix, group):
+        now_ms = int(time.time() * 1000)
+        path = tmp_path / "in.jsonl"
+        with open(path, "w") as f:
+            for i in range(30000):  # many flushes' worth (flush_max_events 1000)
+                f.write('{"event_id":"e%d","type":"exposure","ts":%d,"user_id":"u%d",'
+                        '"product_id":"p1"}\n' % (i, now_ms, i))
+        p = subprocess.run([str(funneld_bin()), "replay", "--redis", url, "--prefix", prefix,
+                            "--group", group, "--set", "flush_max_events=1000", str(path)],
+                           capture_output=True, timeout=scaled(60))
+        text = (p.stdout + p.stderr).decode(errors="replace")
+        assert "partition stopped" in text, text[-3000:]
+        assert p.returncode == 1, "exit %d\n%s" % (p.returncode, text[-3000:])
+        assert stack.redis().cmd("HGET", prefix + ":offsets:" + group, "replay:0") is None
 
 
 def test_sigterm_while_redis_down(ctx, stack, stream, main_topics):

@@ -22,13 +22,14 @@ Claims checked:
 """
 
 import time
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 
 from alert_receivers import free_port
-from conftest import (REPO, assert_counters, dec, read_counters, read_hash, read_topic, scaled,
+from conftest import (REPO, Redis, assert_counters, produce_lines, dec, read_counters, read_hash, read_topic, scaled,
                       wait_drained)
 from crafted import (event, http_get, lctx, metric, oracle_counters,  # noqa: F401 (lctx)
                      produce_crafted, wait_log, wait_until)
@@ -77,6 +78,12 @@ def halted_state(fd, port, prefix, group, r):
     line = wait_log(fd, r"partition stopped", timeout=60)
     # /readyz and /metrics are published once per flush interval
     code = wait_until("/readyz 503", lambda: http_get(port, "/readyz")[0] == 503 and 503, 10, fd)
+    # and it stays 503: neither the heartbeat nor /metrics publishing says ready again
+    held = []
+    for _ in range(25):
+        held.append(http_get(port, "/readyz")[0])
+        time.sleep(0.1)
+    assert set(held) == {503}, "/readyz of a stopped partition over 2.5 s: %s" % held
     halted = metric(http_get(port, "/metrics")[1], "funneld_partitions_halted")
     return line, code, halted, read_hash(r, "%s:offsets:%s" % (prefix, group))
 
@@ -161,6 +168,108 @@ def test_action_field_near_int64_max_refused_whole(lctx, stack, tmp_path, field)
     assert "OVERFLOW" in line and field in line, line
     assert code == 503 and halted == 1, (code, halted)
     assert fd.stop() == 1, fd.tail()
+
+
+def test_stored_value_past_int64_refused_whole(lctx, stack, tmp_path):
+    """A field holding a number past int64 (planted) is no integer for
+    HINCRBY even when the batch's refund would bring the sum back inside:
+    the check refuses the batch before writing anything."""
+    now = int(time.time() * 1000)
+    ts = now - 10 * MIN_MS
+    bucket = "%s:c:all:m1:%d" % (lctx.prefix, minute(ts))
+    r = stack.redis()
+    r.cmd("HSET", bucket, "revenue", str(INT64_MAX + 1))
+    topic = "guard-big-" + uuid.uuid4().hex[:8]
+    lines = exposures(200, ts) + [payment(1, ts, 100, status="refunded")]
+    produce_crafted(stack, tmp_path / "s", topic, "mixed", [lines], now)
+    port = free_port()
+    fd = lctx.start(lctx.config({topic: "mixed"}, http={"listen": "127.0.0.1:%d" % port}))
+    line, code, halted, offsets = halted_state(fd, port, lctx.prefix, lctx.group, r)
+    h = read_hash(r, bucket)
+    off = int(offsets.get("%s:0" % topic, 0))
+    assert int(h.get("exposures", 0)) == off and off <= 200, (off, h)
+    assert h["revenue"] == str(INT64_MAX + 1) and int(h.get("refunds", 0)) == 0, h
+    assert r.cmd("EXISTS", "%s:dedup:o1:refunded" % lctx.prefix) == 0, "dedup mark set by a refused batch"
+    assert "NOTINT" in line and "revenue" in line, line
+    assert fd.stop() == 1, fd.tail()
+
+
+def test_refusal_naming_fenced_scope_still_stops(lctx, stack, tmp_path):
+    """A refusal's text names the key, whose scope value is user input: a
+    product called FENCED must not make the refusal look like fencing (a
+    silent resync loop instead of a stopped partition)."""
+    now = int(time.time() * 1000)
+    ts = now - 10 * MIN_MS
+    bucket = "%s:c:product=FENCED:m1:%d" % (lctx.prefix, minute(ts))
+    r = stack.redis()
+    r.cmd("HSET", bucket, "exposures", INT64_MAX)
+    topic = "guard-fenced-" + uuid.uuid4().hex[:8]
+    lines = exposures(100, ts, product="FENCED")
+    produce_crafted(stack, tmp_path / "s", topic, "mixed", [lines], now)
+    port = free_port()
+    fd = lctx.start(lctx.config({topic: "mixed"}, http={"listen": "127.0.0.1:%d" % port}))
+    line, code, halted, offsets = halted_state(fd, port, lctx.prefix, lctx.group, r)
+    assert "OVERFLOW" in line and "FENCED" in line, line
+    assert code == 503 and halted == 1 and offsets == {}, (code, halted, offsets)
+    assert int(read_hash(r, bucket)["exposures"]) == INT64_MAX
+    assert fd.stop() == 1, fd.tail()
+
+
+def test_misconf_is_retried_not_stopped(lctx, stack, tmp_path):
+    """MISCONF (a failed background save with stop-writes-on-bgsave-error)
+    refuses a script at its first write: nothing written, and it passes once
+    the disk is fixed, so it is retried like BUSY or LOADING, never a reason
+    to stop the partition."""
+    port = free_port()
+    home = tmp_path / "redis"
+    gone = tmp_path / "gone"
+    home.mkdir()
+    gone.mkdir()
+    # a private redis-server with a save point (MISCONF needs one) that lets
+    # the test move its dir (a protected config)
+    srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                            "--dir", str(home), "--save", "3600 1", "--appendonly", "no",
+                            "--enable-protected-configs", "yes",
+                            "--stop-writes-on-bgsave-error", "yes"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        r = Redis("127.0.0.1", port)
+        wait_until("redis-server up", lambda: _pings(r), 30)
+        now = int(time.time() * 1000)
+        topic = "guard-misconf-" + uuid.uuid4().hex[:8]
+        first, second = exposures(100, now - 10 * MIN_MS), exposures(200, now - 9 * MIN_MS, start=100)
+        produce_crafted(stack, tmp_path / "s", topic, "exposure", [first], now)
+        fd = lctx.start(lctx.config({topic: "exposure"},
+                                    redis_url="redis://127.0.0.1:%d" % port))
+        wait_drained(r, lctx.prefix, lctx.group, {"%s:0" % topic: len(first)}, [fd], timeout=60)
+        r.cmd("CONFIG", "SET", "dir", str(gone))
+        gone.rmdir()  # the background save cannot create its file
+        r.cmd("BGSAVE")
+        wait_until("the background save to fail",
+                   lambda: b"rdb_last_bgsave_status:err" in r.cmd("INFO", "persistence"), 30)
+        produce_lines(stack.bootstrap, [(topic, 0, second, len(first))])
+        (tmp_path / "s" / ("%s.0.jsonl" % topic)).write_bytes(b"".join(l + b"\n" for l in first + second))
+        want, _ = oracle_counters(tmp_path / "s", now, lctx.prefix)
+        wait_log(fd, r"flush script failed.*MISCONF", timeout=60)
+        time.sleep(3)  # several flush intervals of refusals
+        assert "partition stopped" not in Path(fd.log_path).read_text(errors="replace"), fd.tail()
+        r.cmd("CONFIG", "SET", "dir", str(home))
+        r.cmd("BGSAVE")
+        wait_drained(r, lctx.prefix, lctx.group, {"%s:0" % topic: len(first) + len(second)}, [fd],
+                     timeout=60)
+        assert_counters(want, read_counters(r, lctx.prefix), lctx.prefix)
+        assert fd.stop() == 0, fd.tail()
+    finally:
+        srv.kill()  # SIGKILL: a shutdown would try to save into the vanished dir
+        srv.wait(timeout=scaled(30))
+
+
+def _pings(r):
+    try:
+        r.connect()
+        return r.cmd("PING") in ("PONG", b"PONG")
+    except OSError:
+        return False
 
 
 def test_acl_without_zadd_writes_nothing_and_stops(lctx, stack, tmp_path):

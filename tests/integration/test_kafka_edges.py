@@ -22,28 +22,15 @@ broker and redis-server of the session stack, with small crafted streams
 import collections
 import json
 import re
-import socket
 import time
 
-import pytest
-
-from conftest import (Ctx, create_topics, funneld_bin, produce_lines, read_counters,
+from alert_receivers import free_port
+from crafted import lctx  # noqa: F401 (fixture)
+from conftest import (create_topics, produce_lines, read_counters,
                       read_topic, scaled, wait_drained, _kafka)
 
 LOG_REPEAT_S = 10  # FD_LOG_REPEAT_MS in base/log.h
 LINE = re.compile(r'^ts=(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z level=(debug|info|warn|error) msg="[^"]*"')
-
-
-@pytest.fixture
-def kctx(request, stack, tmp_path):
-    """Ctx without the session stream: own group, prefix and DLQ topic."""
-    funneld_bin()
-    c = Ctx(stack, None, tmp_path, request.node.name.replace("test_", "")[:24])
-    yield c
-    failed = getattr(request.node, "rep_call", None)
-    c.cleanup()
-    if failed is not None and failed.failed:
-        print(c.tails())
 
 
 def exposure(i, now_ms, product="p1"):
@@ -86,9 +73,9 @@ def dlq_by_source(bootstrap, dlq):
     return got
 
 
-def test_dlq_queue_full_backpressure(kctx, stack):
+def test_dlq_queue_full_backpressure(lctx, stack):
     """3,000 rejects against a 20-message producer queue: pause, not resync."""
-    topic = "ke.bp." + kctx.group
+    topic = "ke.bp." + lctx.group
     create_topics(stack.bootstrap, {topic: 2})
     now = int(time.time() * 1000)
     # rejects alternate with valid events so that every flushed batch also
@@ -105,10 +92,10 @@ def test_dlq_queue_full_backpressure(kctx, stack):
                 v = exposure(p * 10000 + i, now)
             lines[p].append(v)
     produce_lines(stack.bootstrap, [(topic, p, lines[p], 0) for p in range(2)])
-    fd = kctx.start(kctx.config({topic: "exposure"},
+    fd = lctx.start(lctx.config({topic: "exposure"},
                                 props={"queue.buffering.max.messages": "20"}))
     r = stack.redis()
-    wait_drained(r, kctx.prefix, kctx.group, {"%s:%d" % (topic, p): 3000 for p in range(2)},
+    wait_drained(r, lctx.prefix, lctx.group, {"%s:%d" % (topic, p): 3000 for p in range(2)},
                  [fd], timeout=90)
     rc = fd.stop()
     assert rc == 0, "exit %s\n%s" % (rc, fd.tail())
@@ -117,8 +104,8 @@ def test_dlq_queue_full_backpressure(kctx, stack):
     assert "accepted=3000 " in totals and "rejected=3000 " in totals and "resyncs=0" in totals, totals
     # the queue did fill: otherwise this test proves nothing
     assert any('msg="dead-letter queue full' in l for l in log_lines(fd)), fd.tail()
-    assert_exposures(r, kctx.prefix, 2, 3000)
-    got = dlq_by_source(stack.bootstrap, kctx.dlq)
+    assert_exposures(r, lctx.prefix, 2, 3000)
+    got = dlq_by_source(stack.bootstrap, lctx.dlq)
     assert set(got) == set(rejects), "DLQ sources: %d, expected %d; missing %s, extra %s" % (
         len(got), len(rejects), sorted(set(rejects) - set(got))[:5], sorted(set(got) - set(rejects))[:5])
     twice = {k: len(v) for k, v in got.items() if len(v) != 1}
@@ -146,48 +133,48 @@ def big_payload(n):
     return bytes((i * 7 + i // 251) & 0xFF for i in range(n))
 
 
-def run_big(kctx, stack, topic, values):
+def run_big(lctx, stack, topic, values):
     now = int(time.time() * 1000)
     values = [exposure(0, now)] + values + [exposure(1, now)]
     produce_big(stack.bootstrap, topic, values)
-    fd = kctx.start(kctx.config({topic: "exposure"}))
+    fd = lctx.start(lctx.config({topic: "exposure"}))
     r = stack.redis()
-    wait_drained(r, kctx.prefix, kctx.group, {"%s:0" % topic: len(values)}, [fd], timeout=60)
+    wait_drained(r, lctx.prefix, lctx.group, {"%s:0" % topic: len(values)}, [fd], timeout=60)
     rc = fd.stop()
     assert rc == 0, "exit %s\n%s" % (rc, fd.tail())
     check_log_clean(fd)
-    assert_exposures(r, kctx.prefix, 2, 2)
-    got = dlq_by_source(stack.bootstrap, kctx.dlq)
+    assert_exposures(r, lctx.prefix, 2, 2)
+    got = dlq_by_source(stack.bootstrap, lctx.dlq)
     assert sorted(got) == [(topic, 0, i + 1) for i in range(len(values) - 2)], sorted(got)
     assert all(len(v) == 1 for v in got.values()), {k: len(v) for k, v in got.items()}
     return {k[2]: v[0] for k, v in got.items()}
 
 
-def test_dlq_truncates_message_too_large_for_producer(kctx, stack):
+def test_dlq_truncates_message_too_large_for_producer(lctx, stack):
     """A 1,040,000-byte message goes to the DLQ as its first 1,000,000 bytes."""
-    topic = "ke.big." + kctx.group
+    topic = "ke.big." + lctx.group
     create_topics(stack.bootstrap, {topic: 1})
     big = big_payload(1040000)
-    got = run_big(kctx, stack, topic, [big])
+    got = run_big(lctx, stack, topic, [big])
     value, hdr = got[1]
     assert hdr.get("reason") == "too_large", hdr
     assert hdr.get("truncated") == "true" and hdr.get("original.size") == "1040000", hdr
     assert len(value) == 1000000 and value == big[:1000000]
 
 
-def test_dlq_truncates_for_small_dlq_topic(kctx, stack):
+def test_dlq_truncates_for_small_dlq_topic(lctx, stack):
     """The DLQ topic takes at most 100,000 bytes: a 200,000-byte reject goes
     shorter until the broker accepts it; a small reject batched with it
     arrives whole; each exactly once, no resync."""
     from confluent_kafka.admin import AdminClient, NewTopic
-    topic = "ke.small." + kctx.group
-    kctx.dlq = "dlq.small." + kctx.group
+    topic = "ke.small." + lctx.group
+    lctx.dlq = "dlq.small." + lctx.group
     a = AdminClient({"bootstrap.servers": stack.bootstrap})
-    for f in a.create_topics([NewTopic(kctx.dlq, 1, 1, config={"max.message.bytes": "100000"})]).values():
+    for f in a.create_topics([NewTopic(lctx.dlq, 1, 1, config={"max.message.bytes": "100000"})]).values():
         f.result(timeout=scaled(60))
-    create_topics(stack.bootstrap, {topic: 1, kctx.dlq: 1})
+    create_topics(stack.bootstrap, {topic: 1, lctx.dlq: 1})
     big = big_payload(200000)
-    got = run_big(kctx, stack, topic, [big, b"{bad"])
+    got = run_big(lctx, stack, topic, [big, b"{bad"])
     value, hdr = got[1]
     assert hdr.get("truncated") == "true" and hdr.get("original.size") == "200000", hdr
     assert 1024 <= len(value) <= 100000 and value == big[:len(value)], len(value)
@@ -195,16 +182,16 @@ def test_dlq_truncates_for_small_dlq_topic(kctx, stack):
     assert value == b"{bad" and hdr.get("reason") == "invalid_json" and "truncated" not in hdr, hdr
 
 
-def test_new_partition_consumed_within_refresh_interval(kctx, stack):
+def test_new_partition_consumed_within_refresh_interval(lctx, stack):
     """A partition added mid-stream is consumed within 30 s (not 300 s)."""
     from confluent_kafka.admin import AdminClient, NewPartitions
-    topic = "ke.grow." + kctx.group
+    topic = "ke.grow." + lctx.group
     create_topics(stack.bootstrap, {topic: 1})
     now = int(time.time() * 1000)
     produce_lines(stack.bootstrap, [(topic, 0, [exposure(i, now) for i in range(10)], 0)])
-    fd = kctx.start(kctx.config({topic: "exposure"}))
+    fd = lctx.start(lctx.config({topic: "exposure"}))
     r = stack.redis()
-    wait_drained(r, kctx.prefix, kctx.group, {"%s:0" % topic: 10}, [fd], timeout=60)
+    wait_drained(r, lctx.prefix, lctx.group, {"%s:0" % topic: 10}, [fd], timeout=60)
 
     a = AdminClient({"bootstrap.servers": stack.bootstrap})
     t0 = time.monotonic()
@@ -213,22 +200,14 @@ def test_new_partition_consumed_within_refresh_interval(kctx, stack):
     create_topics(stack.bootstrap, {topic: 2})  # waits for the new leader
     produce_lines(stack.bootstrap, [(topic, 1, [exposure(100 + i, now) for i in range(10)], 0)])
     # 30 s refresh + a rebalance and a flush; librdkafka's default would be 300 s
-    wait_drained(r, kctx.prefix, kctx.group, {"%s:0" % topic: 10, "%s:1" % topic: 10},
+    wait_drained(r, lctx.prefix, lctx.group, {"%s:0" % topic: 10, "%s:1" % topic: 10},
                  [fd], timeout=45)
     took = time.monotonic() - t0
     print("new partition consumed %.1f s after it was created" % took)
     rc = fd.stop()
     assert rc == 0, "exit %s\n%s" % (rc, fd.tail())
     check_log_clean(fd)
-    assert_exposures(r, kctx.prefix, 2, 20)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    assert_exposures(r, lctx.prefix, 2, 20)
 
 
 def stamps(lines):
@@ -249,20 +228,20 @@ def assert_rate_limited(what, lines):
         what, LOG_REPEAT_S, "\n".join(lines[:6]))
 
 
-def test_log_one_line_per_problem(kctx, stack):
+def test_log_one_line_per_problem(lctx, stack):
     """Unreachable brokers and Redis, fast retries, for 15 s: each problem is
     one logfmt line, repeated at most once per 10 s; no CONFWARN although the
     properties hold consumer-only and producer-only names."""
     dead = [free_port(), free_port()]
     redis_dead = free_port()
-    cfg = kctx.config({"ke.none." + kctx.group: "exposure"},
+    cfg = lctx.config({"ke.none." + lctx.group: "exposure"},
                       redis_url="redis://127.0.0.1:%d" % redis_dead,
                       props={"reconnect.backoff.ms": "50", "reconnect.backoff.max.ms": "100",
                              "queue.buffering.max.messages": "1000"})
     data = json.loads(cfg.read_text())
     data["kafka"]["brokers"] = ",".join("127.0.0.1:%d" % p for p in dead)
     cfg.write_text(json.dumps(data))
-    fd = kctx.start(cfg)
+    fd = lctx.start(cfg)
     deadline = time.monotonic() + 15  # the observation window, not a wait for a result
     while time.monotonic() < deadline:
         assert fd.alive(), fd.tail()

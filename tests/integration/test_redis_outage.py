@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import (STACK_SH, TopicSet, Redis, check_redis_equals_oracle, rng_for,
+from conftest import (STACK_SH, pid_alive, TopicSet, Redis, check_redis_equals_oracle, rng_for,
                       redis_server_cmd, scaled, total_progress, wait_drained,
                       wait_ping)
 
@@ -54,7 +54,7 @@ def test_redis_outage(ctx, stack, stream):
         r.close()
         t_down = time.monotonic()
         deadline = t_down + scaled(20)
-        while _alive(pid):
+        while pid_alive(pid):
             assert time.monotonic() < deadline, "redis did not shut down"
             time.sleep(0.05)
 
@@ -84,11 +84,3 @@ def test_redis_outage(ctx, stack, stream):
             restarted.kill()
         if restarted is not None:
             restarted.wait(timeout=30)
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False

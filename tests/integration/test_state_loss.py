@@ -23,7 +23,7 @@ import time
 import pytest
 
 from alert_receivers import free_port
-from conftest import (STACK_SH, check_redis_equals_oracle, dec, redis_server_cmd,
+from conftest import (STACK_SH, pid_alive, check_redis_equals_oracle, dec, redis_server_cmd,
                       scaled, wait_drained, wait_ping)
 from test_metrics import get, metrics
 
@@ -91,7 +91,7 @@ def test_state_loss(ctx, stack, stream, main_topics):
             pass
         r.close()
         deadline = time.monotonic() + scaled(20)
-        while _alive(pid):
+        while pid_alive(pid):
             assert time.monotonic() < deadline, "redis did not shut down"
             time.sleep(0.05)
         logf = open(rdir / "restart.out", "wb")
@@ -112,11 +112,3 @@ def test_state_loss(ctx, stack, stream, main_topics):
             if restarted.poll() is None:
                 restarted.kill()
             restarted.wait(timeout=30)
-
-
-def _alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
