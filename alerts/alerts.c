@@ -100,18 +100,31 @@ static void on_ack(void *ud, int out, uint64_t tag) {
 
 static void tick(uv_timer_t *t);
 
+/* Frees what the handle owns, leaving it safe to call again: a round that
+ * finishes while the handle closes reaches both after_work and
+ * on_timer_close, and whichever runs last frees the handle itself. */
+static void release(fd_alerts_t *a) {
+    for (size_t i = 0; i < a->nentries; i++) free(a->entries[i].json);
+    free(a->entries);
+    a->entries = NULL;
+    a->nentries = 0;
+    free(a->resend);
+    a->resend = NULL;
+    fd_alert_cache_drop(a);
+    free(a->alerts);
+    a->alerts = NULL;
+    fd_alert_scopes_free(a);
+    fd_alert_trans_free(a);
+    free(a->trans);
+    a->trans = NULL;
+    fd_alert_store_disconnect(a);
+}
+
 static void after_work(uv_work_t *w, int status) {
     fd_alerts_t *a = w->data;
     a->work_running = 0;
     if (a->closing) {
-        for (size_t i = 0; i < a->nentries; i++) free(a->entries[i].json);
-        free(a->entries);
-        free(a->resend);
-        fd_alert_cache_drop(a);
-        free(a->alerts);
-        fd_alert_scopes_free(a);
-        free(a->trans);
-        fd_alert_store_disconnect(a);
+        release(a);
         if (a->timer_closed) free(a);
         return;
     }
@@ -224,13 +237,7 @@ static void on_timer_close(uv_handle_t *h) {
     fd_alerts_t *a = h->data;
     a->timer_closed = 1;
     if (!a->work_running) {
-        fd_alert_cache_drop(a);
-        free(a->alerts);
-        fd_alert_scopes_free(a);
-        free(a->trans);
-        free(a->entries);
-        free(a->resend);
-        fd_alert_store_disconnect(a);
+        release(a);
         free(a);
     }
 }
