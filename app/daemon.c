@@ -20,8 +20,9 @@
  * Teardown order (must not change: the sink and the DLQ fire callbacks into
  * the pipeline while they are freed): after uv_run returns the source is
  * freed first (Kafka: leaves the group, serving the final revoke), the
- * totals are logged, the daemon's handles are closed; then alerts, HTTP,
- * DLQ, sink; then the pipeline, the aggregator and the parser; then the
+ * totals are logged, the daemon's timers are closed; then alerts, HTTP,
+ * DLQ, sink; then the signal handles (a second SIGTERM during those frees
+ * is caught, not fatal); then the pipeline, the aggregator and the parser; then the
  * loop runs once more so closing handles finish. A run or replay whose
  * final flush did not happen exits 1.
  */
@@ -199,14 +200,19 @@ static void teardown(daemon_t *d) {
     if (d->handles) {
         uv_close((uv_handle_t *)&d->snapshot_timer, on_handle_close);
         uv_close((uv_handle_t *)&d->beat_timer, on_handle_close);
+    }
+    fd_alerts_free(d->alerts);
+    fd_http_free(d->http);
+    fd_dlq_free(d->dlq); /* may wait up to 10 s for dead-letter acks */
+    fd_redis_sink_free(d->sink);
+    /* the signal handles close last: closing the last one for a signal puts
+     * back its default action, and a second SIGTERM during the frees above
+     * must not kill the process */
+    if (d->handles) {
         uv_close((uv_handle_t *)&d->sigterm, on_handle_close);
         uv_close((uv_handle_t *)&d->sigint, on_handle_close);
         d->handles = 0;
     }
-    fd_alerts_free(d->alerts);
-    fd_http_free(d->http);
-    fd_dlq_free(d->dlq);
-    fd_redis_sink_free(d->sink);
     fd_pipeline_free(d->p);
     fd_agg_free(d->agg);
     fd_parser_free(d->parser);
