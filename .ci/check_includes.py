@@ -60,13 +60,20 @@ PUBLIC = {
 
 SKIP_DIRS = {".git", "build", "node_modules", "peers"}  # bench/peers: Java
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+# <dir/x.h> reaches a project header too (the repository root is on the
+# include path), so the form is refused for project folders: it would pass
+# by the floor checks.
+ANGLE_RE = re.compile(r'^\s*#\s*include\s+<([^/>]+)/[^>]*>')
 
 
 def c_files(root):
     for dirpath, dirnames, filenames in os.walk(root):
+        at_top = os.path.normpath(dirpath) == os.path.normpath(root)
+        # build trees live at the top level only; a floor's own "builders/"
+        # folder is checked like any other
         dirnames[:] = sorted(d for d in dirnames
                              if d not in SKIP_DIRS and not d.startswith(".")
-                             and not d.startswith("build"))
+                             and not (at_top and d.startswith("build")))
         for f in sorted(filenames):
             if f.endswith((".c", ".h")):
                 yield os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/")
@@ -90,6 +97,12 @@ def check(root, out=sys.stdout):
         edges = graph.setdefault(f, [])
         with open(os.path.join(root, f), encoding="utf-8", errors="replace") as fh:
             for ln, line in enumerate(fh, 1):
+                a = ANGLE_RE.match(line)
+                if a and (a.group(1) in floor_of or a.group(1) in OUTSIDE):
+                    problems.append('%s:%d: includes <%s/...> with angle brackets; project headers '
+                                    'are included with quotes (so these checks see them)'
+                                    % (f, ln, a.group(1)))
+                    continue
                 m = INCLUDE_RE.match(line)
                 if not m:
                     continue
@@ -239,7 +252,7 @@ def write_tree(root, tree):
         with open(full, "w") as fh:
             fh.write("/* fixture */\n#include <stdint.h>\n")
             for inc in incs:
-                fh.write('#include "%s"\n' % inc)
+                fh.write('#include %s\n' % (inc if inc.startswith("<") else '"%s"' % inc))
 
 
 def self_test():
@@ -260,6 +273,9 @@ def self_test():
          'includes "core/conf.h", which does not exist'),
         ("cycle", {"model/scope.h": ["model/event.h", "model/alert_rule.h"]}, "include cycle:"),
         ("include of tests", {"base/err.c": ["tests/unit/test_duration.c"]}, "which is not a floor"),
+        ("angle brackets", {"base/log.c": ["base/log.h", "<pipeline/pipeline.h>"]},
+         "includes <pipeline/...> with angle brackets"),
+        ("system header with a slash", {"base/log.c": ["base/log.h", "<sys/types.h>"]}, None),
     ]
     failed = 0
     for name, change, expect in cases:
