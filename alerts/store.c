@@ -444,7 +444,7 @@ int fd_alert_store_commit(fd_alerts_t *a, int64_t cursor) {
 #undef STRA
     for (size_t i = 0; i < k; i++) lens[i] = strlen(argv[i]);
     redisReply *r = cmd_argv(a, (int)k, argv, lens);
-    if (r && r->type == REDIS_REPLY_ERROR && strstr(r->str, "FENCED")) {
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "FENCED ", 7) == 0) {
         rc = FD_ALERTS_EFENCED;
     } else if (r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING)) {
         rc = 0;

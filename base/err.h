@@ -27,8 +27,4 @@
 /* Formats into err (nothing if err is NULL or errlen 0); returns -1. */
 int fd_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* A name for a result code, for logs: "OK", "ENOTCONN", "FD_SINK_EFENCED";
- * "E?" for an unknown one. Never NULL. */
-const char *fd_err_name(int rc);
-
 #endif
