@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 
 from alert_receivers import free_port
-from conftest import (REPO, Redis, assert_counters, produce_lines, dec, read_counters, read_hash, read_topic, scaled,
-                      wait_drained)
+from conftest import (REPO, assert_counters, produce_lines, read_counters, read_hash, read_topic,
+                      redis_server_cmd, scaled, wait_drained, wait_ping)
 from crafted import (event, http_get, lctx, metric, oracle_counters,  # noqa: F401 (lctx)
                      produce_crafted, wait_log, wait_until)
 
@@ -227,14 +227,13 @@ def test_misconf_is_retried_not_stopped(lctx, stack, tmp_path):
     gone.mkdir()
     # a private redis-server with a save point (MISCONF needs one) that lets
     # the test move its dir (a protected config)
-    srv = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                            "--dir", str(home), "--save", "3600 1", "--appendonly", "no",
-                            "--enable-protected-configs", "yes",
-                            "--stop-writes-on-bgsave-error", "yes"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = subprocess.Popen(redis_server_cmd(port, home, "--save", "3600 1",
+                                            "--enable-protected-configs", "yes",
+                                            "--stop-writes-on-bgsave-error", "yes"),
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     try:
-        r = Redis("127.0.0.1", port)
-        wait_until("redis-server up", lambda: _pings(r), 30)
+        r = wait_ping(port)
         now = int(time.time() * 1000)
         topic = "guard-misconf-" + uuid.uuid4().hex[:8]
         first, second = exposures(100, now - 10 * MIN_MS), exposures(200, now - 9 * MIN_MS, start=100)
@@ -262,14 +261,6 @@ def test_misconf_is_retried_not_stopped(lctx, stack, tmp_path):
     finally:
         srv.kill()  # SIGKILL: a shutdown would try to save into the vanished dir
         srv.wait(timeout=scaled(30))
-
-
-def _pings(r):
-    try:
-        r.connect()
-        return r.cmd("PING") in ("PONG", b"PONG")
-    except OSError:
-        return False
 
 
 def test_acl_without_zadd_writes_nothing_and_stops(lctx, stack, tmp_path):
