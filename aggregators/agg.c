@@ -52,9 +52,10 @@ void fd_agg_free(fd_agg_t *a) {
 
 uint64_t fd_agg_overflow(const fd_agg_t *a, int gi) { return fd_scopes_overflow(a->scopes, gi); }
 
-/* Every event carrying a coupon_id, of any type (repeated payments and
- * refunds included), puts its user in the bucket's coupon_touched HLL: the
- * coupon group of docs/METRICS.md, "Coupons". */
+/* An exposure or interaction carrying a coupon_id puts its user in the
+ * bucket's coupon_touched HLL (the coupon group of docs/METRICS.md,
+ * "Coupons"); a payment does so in the flush script, only when it is new,
+ * so a repeated payment changes nothing. */
 static int coupon_member(fd_batch_t *b, const fd_event_t *ev, uint32_t ci, uint32_t user) {
     if (!ev->coupon_id.p || ev->coupon_id.n == 0) return 0;
     return fd_batch_member(b, ci, FD_STEP_COUPON, user);
@@ -99,7 +100,6 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
                 rc = fd_batch_count(b, scope, (fd_gran_t)g, buckets[g], 0, 0, 0, NULL,
                                     &pay_counters[npay++]);
                 if (rc < 0) return rc;
-                if ((rc = coupon_member(b, ev, pay_counters[npay - 1], user)) < 0) return rc;
                 continue;
             default: return -EINVAL;
             }

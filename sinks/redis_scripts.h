@@ -91,8 +91,8 @@
  * revenue_coupon, and in coupon.{id}.payments / coupon.{id}.revenue, capped
  * per hash at coupon_cap named coupons exactly like the action cap (a
  * coupon is named iff it was among the first coupon_cap to reach the hash;
- * the rest, and the id "__other__", go to coupon.__other__.*); a paid one
- * adds its user to the bucket's coupon_paid HLL. coupon_cap is the script's
+ * the rest, and the id "__other__", go to coupon.__other__.*); it adds its
+ * user to the bucket's coupon_touched HLL, and a paid one to coupon_paid. coupon_cap is the script's
  * last argument. The named coupons of a hash are read once per script
  * (HKEYS) and kept in cpn. coupon_check() runs in check(): both the named
  * and the __other__ field are checked, as for actions. */
@@ -131,6 +131,9 @@
     "  else\n" \
     "    redis.call('HINCRBY', k, 'refunds_coupon', 1)\n" \
     "  end\n" \
+    "  local tk = prefix .. ':u:' .. b .. ':coupon_touched'\n" \
+    "  redis.call('PFADD', tk, user)\n" \
+    "  redis.call('EXPIRE', tk, t)\n" \
     "  redis.call('HINCRBY', k, 'revenue_coupon', delta)\n" \
     "  redis.call('HINCRBY', k, f .. '.revenue', delta)\n" \
     "end\n"
@@ -228,12 +231,17 @@ static const char FD_LUA_FLUSH[] =
     "incr(k, "
     "cp_other .. '.revenue', delta)\n"
     "  end\n"
-    "  local function coupon_hll_check(uk)\n"
-    "    local ck = string.sub(uk, 1, -6) .. ':coupon_paid'\n"
-    "    if hlls[ck] then return nil end\n"
-    "    hlls[ck] = true\n"
-    "    local r = redis.pcall('PFCOUNT', ck)\n"
-    "    if type(r) == 'table' and r.err then return 'WRONGTYPE ' .. ck .. ': ' .. r.err end\n"
+    "  local function coupon_hll_check(u)\n"
+    "    for _, ck in ipairs({u .. ':coupon_paid', u .. ':coupon_touched'}) do\n"
+    "      if not hlls[ck] then\n"
+    "        hlls[ck] = true\n"
+    "        local e = may('u', 'PFADD', ck, 'x') or may('u', 'EXPIRE', ck, '1') or may('u', "
+    "'PFCOUNT', ck)\n"
+    "        if e then return e end\n"
+    "        local r = redis.pcall('PFCOUNT', ck)\n"
+    "        if type(r) == 'table' and r.err then return 'WRONGTYPE ' .. ck .. ': ' .. r.err end\n"
+    "      end\n"
+    "    end\n"
     "  end\n"
     "  local function hash_ok(kind, k)\n"
     "    local e = may(kind, 'HSET', k, field, '1') or may(kind, 'HGET', k, field)\n"
@@ -301,8 +309,10 @@ static const char FD_LUA_FLUSH[] =
     "            if type(r) == 'table' and r.err then return 'WRONGTYPE ' .. uk .. ': ' .. r.err "
     "end\n"
     "          end\n"
-    "          if cp ~= '' then e = coupon_hll_check(uk); if e then return e end end\n"
     "        end\n"
+    "        if cp ~= '' then e = coupon_hll_check(prefix .. ':u:' .. ARGV[j]); if e then return e "
+    "end "
+    "end\n"
     "      end\n"
     "    end\n"
     "    i = i + nb\n"
