@@ -2,8 +2,8 @@
  * incentive_scripts.h — the snapshot tick's coupon read and leaderboard
  * scripts (docs/METRICS.md, "Coupons" and "Leaderboards").
  *
- * COUPON_READ runs once per snapshot chunk, just before the chunk's
- * SNAPSHOT scripts, and only reads: for each scope and rolling window it
+ * COUPON_READ runs once per scope, just before its chunk's SNAPSHOT
+ * scripts, and only reads: for the scope and each rolling window it
  * returns five distinct-user counts over the window's buckets (the
  * bucket list of FD_LUA_WINDOW_BUCKETS): |T|, |P ∪ T|, |E ∪ P ∪ T|, |P|,
  * |CP| with T = coupon_touched, P = paid, E = exposed, CP = coupon_paid.
@@ -25,7 +25,7 @@
 #include "sinks/redis_scripts.h"
 
 /* ARGV: prefix, to (epoch s), nwindows, then name, seconds per window,
- * then the scope ids. Reply: 5 integers per (scope, window), scopes outer. */
+ * then the scope id. Reply: 5 integers per window. */
 static const char FD_LUA_COUPON_READ[] =
     "local prefix, to, nw = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n" FD_LUA_WINDOW_BUCKETS
     "local out = {}\n"
@@ -51,7 +51,8 @@ static const char FD_LUA_COUPON_READ[] =
 /* ARGV: prefix, grouping ("product,channel"), window name, since (epoch s),
  * size, min potential users, ttl s, lease key, lease id. Returns the number
  * of scopes read, or -1 when the lease is not ours (nothing written).
- * Order: score descending, ties by scope id ascending; the top `size` kept.
+ * Order: ZREVRANGE's, score descending and ties by scope id descending
+ * (bytewise); the first `size` in that order are kept.
  * revenue and uv_paid boards list scopes whose value is > 0; the
  * conversion_rate board those with a rate and uv_exposed >= min. */
 static const char FD_LUA_BOARDS[] =
@@ -75,7 +76,7 @@ static const char FD_LUA_BOARDS[] =
     "    end\n"
     "  end\n"
     "end\n"
-    "local function before(a, b) return a[1] > b[1] or (a[1] == b[1] and a[2] < b[2]) end\n"
+    "local function before(a, b) return a[1] > b[1] or (a[1] == b[1] and a[2] > b[2]) end\n"
     "for _, m in ipairs({'revenue', 'uv_paid', 'conversion_rate'}) do\n"
     "  local r = rows[m]\n"
     "  table.sort(r, before)\n"

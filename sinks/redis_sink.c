@@ -48,7 +48,12 @@ struct fd_redis_sink {
      * and the next one to send; see snap_send. */
     redisReply *snap_scopes;
     size_t snap_next;
-    redisReply *snap_coupons; /* the chunk's COUPON_READ reply, copied; NULL: not read yet */
+    /* The chunk's coupon figures (COUPON_READ, one script per scope): 5 per
+     * (scope, window); ready once the chunk's replies are all in. seq tells
+     * a late reply of an aborted chunk from the current one. */
+    int64_t snap_cp[16 * FD_MAX_WINDOWS * 5]; /* 16 = SNAP_CHUNK */
+    int snap_cp_ready, snap_cp_pending, snap_cp_failed;
+    int64_t snap_cp_seq;
     int64_t snap_wm, snap_to, snap_now_ms;
     char snap_id[64]; /* the instance id the snapshot lease is held for */
     int closing;
@@ -784,6 +789,7 @@ static int64_t longest_window(const fd_conf_t *c) {
  * of the whole tick (up to snapshot_max_scopes scripts; bench/latency.sh
  * measured the difference), and a tick that outlives its lease stops. */
 #define SNAP_CHUNK 16
+_Static_assert(SNAP_CHUNK <= 16, "snap_cp holds 16 scopes");
 
 static void snap_send(fd_redis_sink_t *s);
 static int send_lease(fd_redis_sink_t *s, redisCallbackFn *fn, req_t *r);
@@ -797,8 +803,8 @@ static int send_boards(fd_redis_sink_t *s);
 static void snap_abort(fd_redis_sink_t *s) {
     if (s->snap_scopes) freeReplyObject(s->snap_scopes);
     s->snap_scopes = NULL;
-    if (s->snap_coupons) freeReplyObject(s->snap_coupons);
-    s->snap_coupons = NULL;
+    s->snap_cp_ready = 0;
+    s->snap_cp_seq++; /* replies still in flight are ignored */
     s->snap_last_to = INT64_MIN;
     s->tick_running = 0;
 }
@@ -822,7 +828,7 @@ static void snap_chunk_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static void snap_send(fd_redis_sink_t *s) {
     const fd_conf_t *c = s->conf;
     const redisReply *scopes = s->snap_scopes;
-    if (!s->snap_coupons) { /* the chunk's coupon figures first; snap_send again on the reply */
+    if (!s->snap_cp_ready) { /* the chunk's coupon figures first; snap_send again on the replies */
         if (snap_read_coupons(s) < 0) snap_abort(s);
         return;
     }
@@ -881,8 +887,7 @@ static void snap_send(fd_redis_sink_t *s) {
         }
     }
     s->snap_next = end;
-    freeReplyObject(s->snap_coupons);
-    s->snap_coupons = NULL;
+    s->snap_cp_ready = 0;
     if (end < scopes->elements) {
         /* more to come: renew the lease, and send the next chunk on its answer */
         if (send_lease(s, snap_chunk_reply, req_new(s)) < 0) snap_abort(s);
@@ -1140,24 +1145,41 @@ const fd_sink_ops_t *fd_redis_sink_ops(void) {
 static void snap_coupons_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
+    int64_t seq = r->wm, j = r->offset;
     free(r);
     redisReply *rep = reply;
-    if (is_error(rep) || rep->type != REDIS_REPLY_ARRAY || !s->ac || s->closing ||
-        !s->snap_scopes || !(s->snap_coupons = copy_reply(rep))) {
+    if (seq != s->snap_cp_seq) return; /* a chunk that was aborted */
+    int nw = s->conf->nwindows;
+    if (is_error(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)nw * 5) {
         log_error_reply(s, "snapshot coupon read failed", rep);
+        s->snap_cp_failed = 1;
+    } else {
+        for (size_t k = 0; k < rep->elements; k++)
+            s->snap_cp[j * nw * 5 + (int64_t)k] =
+                rep->element[k]->type == REDIS_REPLY_INTEGER ? rep->element[k]->integer : 0;
+    }
+    if (--s->snap_cp_pending > 0) return;
+    if (s->snap_cp_failed || !s->ac || s->closing || !s->snap_scopes) {
         snap_abort(s);
         return;
     }
+    s->snap_cp_ready = 1;
     snap_send(s);
 }
 
-/* Sends COUPON_READ for the scopes of the chunk that starts at snap_next. */
+/* Sends COUPON_READ for each scope of the chunk that starts at snap_next:
+ * one short script per scope, like SNAPSHOT, so none holds Redis long. */
 static int snap_read_coupons(fd_redis_sink_t *s) {
     const fd_conf_t *c = s->conf;
     const redisReply *scopes = s->snap_scopes;
     size_t end = s->snap_next + SNAP_CHUNK;
     if (end > scopes->elements) end = scopes->elements;
-    const char *argv[6 + 2 * FD_MAX_WINDOWS + SNAP_CHUNK];
+    if (end == s->snap_next) { /* nothing to read */
+        s->snap_cp_ready = 1;
+        snap_send(s);
+        return 0;
+    }
+    const char *argv[7 + 2 * FD_MAX_WINDOWS];
     size_t lens[sizeof argv / sizeof argv[0]];
     char sto[24], snw[8], names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
     snprintf(sto, sizeof sto, "%" PRId64, s->snap_to);
@@ -1176,29 +1198,31 @@ static int snap_read_coupons(fd_redis_sink_t *s) {
         argv[n++] = secs[w];
     }
     for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
+    s->snap_cp_seq++;
+    s->snap_cp_failed = 0;
+    s->snap_cp_pending = (int)(end - s->snap_next);
     for (size_t i = s->snap_next; i < end; i++) {
         argv[n] = scopes->element[i]->str;
-        lens[n++] = scopes->element[i]->len;
+        lens[n] = scopes->element[i]->len;
+        req_t *r = req_new(s);
+        if (r) {
+            r->wm = s->snap_cp_seq;
+            r->offset = (int64_t)(i - s->snap_next);
+        }
+        if (send_argv(s, snap_coupons_reply, r, n + 1, argv, lens) < 0) {
+            s->snap_cp_seq++; /* the replies already asked for are ignored */
+            return -1;
+        }
     }
-    return send_argv(s, snap_coupons_reply, req_new(s), n, argv, lens);
+    return 0;
 }
 
-/* The coupon fields of the chunk's j-th scope, window w; 0 if the read did
- * not cover it (then the snapshot goes without them). */
+/* The coupon fields of the chunk's j-th scope, window w. */
 static int snap_coupon_fields(fd_redis_sink_t *s, size_t j, int w, const char **names,
                               char (*vals)[32]) {
-    const redisReply *r = s->snap_coupons;
-    size_t at = (j * (size_t)s->conf->nwindows + (size_t)w) * 5;
-    if (!r || at + 5 > r->elements) return 0;
-    for (size_t k = 0; k < 5; k++)
-        if (r->element[at + k]->type != REDIS_REPLY_INTEGER) return 0;
+    const int64_t *v = &s->snap_cp[(j * (size_t)s->conf->nwindows + (size_t)w) * 5];
     fd_coupon_counts_t in = {
-        .touched = r->element[at]->integer,
-        .paid_or_touched = r->element[at + 1]->integer,
-        .any = r->element[at + 2]->integer,
-        .paid = r->element[at + 3]->integer,
-        .coupon_paid = r->element[at + 4]->integer,
-    };
+        .touched = v[0], .paid_or_touched = v[1], .any = v[2], .paid = v[3], .coupon_paid = v[4]};
     fd_coupon_stats_t st;
     fd_coupon_stats(&in, &st);
     return fd_coupon_fields(&in, &st, names, vals);

@@ -134,8 +134,15 @@ def read_board(r, key):
     return [(dec(m), float(s)) for m, s in zip(raw[::2], raw[1::2])]
 
 
+def last_flush_ms(r, prefix, group):
+    """Wall-clock ms of the latest flush that carried events."""
+    return max(int(v) for v in r.cmd("HVALS", "%s:seen:%s" % (prefix, group)))
+
+
 def snapshot_after(r, prefix, scope, t_ms, timeout=60):
-    """The scope's snapshots once a tick that started after t_ms wrote them."""
+    """The scope's snapshots once a tick that started after t_ms wrote them
+    (t_ms the last flush: a tick rewrites the scopes updated since the tick
+    before it, so such a tick comes)."""
     def ready():
         hs = {w: read_hash(r, "%s:r:%s:%s" % (prefix, scope, w)) for w in WINDOWS}
         return hs if all(int(h.get("updated_at", 0)) > t_ms for h in hs.values()) else None
@@ -166,7 +173,9 @@ def test_incentives(stack, tmp_path):
 
         topic = "inc." + ctx.group
         create_topics(stack.bootstrap, {topic: 2})
-        cfg = ctx.config({topic: "mixed"}, flush_max_events=100,
+        # idle_timeout_s: the drained partitions stay in the watermark, so
+        # the windows stop moving once the input is drained
+        cfg = ctx.config({topic: "mixed"}, flush_max_events=100, idle_timeout_s=3600,
                          leaderboards={"size": LB_SIZE, "min_potential_users": MIN_POTENTIAL})
         r = stack.redis()
         halves = [len(p) // 2 for p in parts]
@@ -185,7 +194,7 @@ def test_incentives(stack, tmp_path):
         p2 = ctx.start(cfg)
         ends = {"%s:%d" % (topic, i): len(p) for i, p in enumerate(parts)}
         wait_drained(r, ctx.prefix, ctx.group, ends, [p2], timeout=90)
-        drained_ms = int(time.time() * 1000)
+        drained_ms = last_flush_ms(r, ctx.prefix, ctx.group)
 
         check_counters(r, ctx.prefix, res, "HLLs after SIGKILL and restart")
 
@@ -265,7 +274,8 @@ def test_incentives(stack, tmp_path):
         assert max(v for _, v in conv) < 0.5, "the tiny community (1 of 2) would top it"
 
         # ---- a reader never sees a half-written board: the input is
-        # drained, so every write of a board rewrites the same content
+        # drained and the windows stand still, so every tick rewrites each
+        # board (DEL + ZADD) with the same content
         stop = threading.Event()
         bad, reads = [], [0]
 
@@ -280,9 +290,17 @@ def test_incentives(stack, tmp_path):
         th = threading.Thread(target=reader)
         readers.append((th, stop))
         th.start()
-        t_start = int(time.time() * 1000)
-        # at least three more ticks rewrite every board while it reads
-        snapshot_after(r, ctx.prefix, "all", t_start + 2500, 60)
+        # at least three more ticks rewrite every board while it reads (each
+        # write sets the board's TTL afresh)
+        key0, seen = next(iter(boards)), {"last": None, "writes": 0}
+
+        def rewritten():
+            t = r.cmd("PTTL", key0)
+            if seen["last"] is not None and t > seen["last"]:
+                seen["writes"] += 1
+            seen["last"] = t
+            return seen["writes"] >= 3
+        wait_until("three board rewrites", rewritten, 60, p2)
         stop.set()
         th.join()
         assert not bad, bad[:3]
@@ -337,7 +355,7 @@ def test_coupon_cap(stack, tmp_path):
         r = stack.redis()
         p = ctx.start(cfg)
         wait_drained(r, ctx.prefix, ctx.group, {"%s:0" % topic: len(lines)}, [p], timeout=60)
-        drained_ms = int(time.time() * 1000)
+        drained_ms = last_flush_ms(r, ctx.prefix, ctx.group)
         got = read_counters(r, ctx.prefix)
         assert_counters(res["counters"], got, ctx.prefix)
         named = {k: {f for f in h if f.startswith("coupon.") and "__other__" not in f}

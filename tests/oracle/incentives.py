@@ -23,8 +23,8 @@ two-proportion z with the coupon users' rate as the alternative's larger
 one, p = P(Z >= z) = erfc(z / sqrt 2) / 2.
 
 Leaderboards: per grouping ending in channel or community and window, the
-scopes of the grouping ordered by score descending then scope id
-ascending, the first `size`; revenue and uv_paid list scopes with a value
+scopes of the grouping in ZREVRANGE's order (score descending, then scope
+id descending bytewise), the first `size`; revenue and uv_paid list scopes with a value
 > 0, conversion_rate those with uv_exposed >= min_potential_users.
 """
 
@@ -163,7 +163,8 @@ def board(rows, metric, size, min_potential):
         elif not v[metric] > 0:
             continue
         picked.append((s, v[metric]))
-    picked.sort(key=lambda x: (-x[1], x[0]))
+    # ZREVRANGE's order: score, then scope id (bytewise), both descending
+    picked.sort(key=lambda x: (x[1], x[0].encode()), reverse=True)
     return picked[:size]
 
 
