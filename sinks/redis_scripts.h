@@ -391,7 +391,11 @@ static const char FD_LUA_FLUSH[] =
     "return 'OK'\n";
 
 /* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
- * ttl s, nwindows, then name, seconds per window, then the action cap.
+ * ttl s, nwindows, then name, seconds per window, then the action cap, then
+ * (optional) the coupon cap and per window a count and that many
+ * field/value pairs written as given (the coupon groups and test,
+ * docs/METRICS.md). Coupon fields fold past the coupon cap like actions,
+ * ranked by their window's coupon.{id}.payments.
  * Windows are summed over buckets(from, to) of FD_LUA_WINDOW_BUCKETS, exactly
  * (FD_LUA_BIGINT: a revenue past 2^53 keeps its last digit). A bucket field
  * that is not an integer stops it with an error reply naming it (windows

@@ -363,7 +363,9 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 
 /* A flush's argv: EVALSHA, sha, numkeys, then ARGV[1..14] of FD_LUA_FLUSH
  * (prefix .. action cap), then three sections (counters, payments, scopes),
- * each a count followed by its entries. */
+ * each a count followed by its entries (a payment: dedup, user, signed
+ * amount, status, late, coupon_id or "", number of buckets, the buckets),
+ * then the coupon cap. */
 #define FLUSH_FIXED_ARGS 17
 #define FLUSH_SECTIONS 3
 
