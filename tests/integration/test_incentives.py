@@ -41,7 +41,7 @@ import time
 from conftest import (REPO, Ctx, assert_counters, assert_distinct, create_topics, dec,
                       funneld_bin, hll_tolerance, produce_lines, read_counters, read_distinct, read_hash,
                       scaled, wait_drained)
-from crafted import wait_until
+from crafted import lctx, wait_until  # noqa: F401 (lctx)
 
 sys.path.insert(0, str(REPO / "tests" / "oracle"))
 import incentives  # noqa: E402
@@ -368,3 +368,65 @@ def test_coupon_cap(stack, tmp_path):
         assert cf == {f: v for f, v in want.items() if f.startswith("coupon.")}, (cf, want)
     finally:
         ctx.cleanup()
+
+
+# (what is planted in the all/m1 bucket of the payment, the cause and the
+#  field or key the refusal names)
+GUARDS = [
+    ("revenue_coupon", "OVERFLOW", "revenue_coupon"),
+    ("coupon.__other__.revenue", "OVERFLOW", "coupon.__other__.revenue"),
+    ("coupon.cpA.payments=abc", "NOTINT", "coupon.cpA.payments"),
+    ("u:coupon_paid", "WRONGTYPE", ":coupon_paid"),
+    ("u:coupon_touched", "WRONGTYPE", ":coupon_touched"),
+]
+
+
+def test_coupon_writes_checked_before_the_first_write(lctx, stack, tmp_path):
+    """Every coupon field and HLL a payment would write is checked before the
+    flush script writes anything: a planted value that one of them could not
+    take refuses the batch whole (no exposure of it, no dedup mark) and the
+    partition stops. One funneld per planted fault, all on one stream of
+    their own buckets."""
+    from alert_receivers import free_port
+    from crafted import event, produce_crafted
+    from test_flush_guards import INT64_MAX, halted_state, minute
+
+    now = int(time.time() * 1000)
+    r = stack.redis()
+    for n, (plant, cause, names) in enumerate(GUARDS):
+        prefix = "%s%d" % (lctx.prefix, n)
+        ts = now - (10 + n) * 60000
+        bucket = "%s:c:all:m1:%d" % (prefix, minute(ts))
+        if plant.startswith("u:"):
+            r.cmd("SET", "%s:u:all:m1:%d:%s" % (prefix, minute(ts), plant[2:]), "not an hll")
+        elif "=" in plant:
+            f, v = plant.split("=")
+            r.cmd("HSET", bucket, f, v)
+        else:
+            # coupons.cap 1: cpZ holds the one name, so cpA lands on __other__
+            r.cmd("HSET", bucket, plant, INT64_MAX - 10, "coupon.cpZ.payments", 1)
+        topic = "cguard-%d-%s" % (n, lctx.group)
+        pay_at = 200
+        lines = [event(event_id="x%d" % i, type="exposure", ts=ts, user_id="u%d" % i,
+                       product_id="p1") for i in range(pay_at)]
+        lines.append(event(event_id="p1", type="payment", ts=ts, user_id="buyer", product_id="p1",
+                           order_id="o1", amount=100, coupon_id="cpA"))
+        produce_crafted(stack, tmp_path / ("s%d" % n), topic, "mixed", [lines], now)
+        port = free_port()
+        cfg = lctx.config({topic: "mixed"}, http={"listen": "127.0.0.1:%d" % port},
+                          coupons={"cap": 1})
+        cfg_j = json.loads(cfg.read_text())
+        cfg_j["redis"]["prefix"] = prefix
+        cfg_j["kafka"]["group"] = "%s-%d" % (lctx.group, n)
+        cfg.write_text(json.dumps(cfg_j))
+        fd = lctx.start(cfg)
+        line, code, halted, offsets = halted_state(fd, port, prefix, cfg_j["kafka"]["group"], r)
+        off = int(offsets.get("%s:0" % topic, 0))
+        assert off <= pay_at, (plant, "offset %d moved past the payment" % off)
+        h = read_hash(r, bucket)
+        assert int(h.get("exposures", 0)) == off, (plant, off, h)
+        assert int(h.get("payments", 0)) == 0 and "payments_coupon" not in h, (plant, h)
+        assert r.cmd("EXISTS", "%s:dedup:o1:paid" % prefix) == 0, plant
+        assert cause in line and names in line, (plant, line)
+        assert code == 503 and halted == 1, (plant, code, halted)
+        assert fd.stop() == 1, fd.tail()
