@@ -1152,9 +1152,14 @@ static void snap_coupons_reply(redisAsyncContext *ac, void *reply, void *privdat
     redisReply *rep = reply;
     if (seq != s->snap_cp_seq) return; /* a chunk that was aborted */
     int nw = s->conf->nwindows;
-    if (is_error(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)nw * 5) {
-        log_error_reply(s, "snapshot coupon read failed", rep);
-        s->snap_cp_failed = 1;
+    if (!rep) {
+        s->snap_cp_failed = 1; /* the connection went: the tick stops */
+    } else if (is_error(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)nw * 5) {
+        /* the snapshot still goes, without the coupon figures (-1: none) */
+        if (rep->type == REDIS_REPLY_ERROR) /* once per scope and tick: rate-limited */
+            fd_log_repeat(s->log, FD_LOG_ERROR, "redis|coupon_read", "snapshot coupon read failed",
+                          "error=\"%.*s\"", (int)(rep->len > 200 ? 200 : rep->len), rep->str);
+        for (int k = 0; k < nw * 5; k++) s->snap_cp[j * nw * 5 + k] = -1;
     } else {
         for (size_t k = 0; k < rep->elements; k++)
             s->snap_cp[j * nw * 5 + (int64_t)k] =
@@ -1223,6 +1228,7 @@ static int snap_read_coupons(fd_redis_sink_t *s) {
 static int snap_coupon_fields(fd_redis_sink_t *s, size_t j, int w, const char **names,
                               char (*vals)[32]) {
     const int64_t *v = &s->snap_cp[(j * (size_t)s->conf->nwindows + (size_t)w) * 5];
+    if (v[0] < 0) return 0; /* the read failed: no coupon fields this time */
     fd_coupon_counts_t in = {
         .touched = v[0], .paid_or_touched = v[1], .any = v[2], .paid = v[3], .coupon_paid = v[4]};
     fd_coupon_stats_t st;
