@@ -29,6 +29,8 @@
 #ifndef FD_REDIS_SCRIPTS_H
 #define FD_REDIS_SCRIPTS_H
 
+#include "sinks/redis_users_lua.h"
+
 /* Lua shared by the snapshot and alert scripts. buckets(from, to) lists the
  * bucket keys whose sum is the window [from, to) (epoch seconds,
  * minute-aligned): m1 buckets at the edges, h1 buckets for the whole hours
@@ -107,8 +109,8 @@ static const char FD_LUA_FLUSH[] =
     "local ttl = {m1 = ARGV[10], h1 = ARGV[11], d1 = ARGV[12]}\n"
     "local dedup_ttl, action_cap = ARGV[13], tonumber(ARGV[14])\n"
     "local function ttl_c(b) return ttl[string.match(b, ':(%a%d):[^:]*$')] end\n"
-    "local other_f = 'interactions.__other__'\n" FD_LUA_BIGINT "local L = 9007199254740992\n"
-    "local function check()\n"
+    "local other_f = 'interactions.__other__'\n" FD_LUA_BIGINT
+    "local L = 9007199254740992\n" FD_LUA_USERS "local function check()\n"
     "  local acl, vals, hlls, dup = {}, {}, {}, {}\n"
     "  local function may(kind, cmd, k, ...)\n"
     "    if acl[kind .. cmd] then return nil end\n"
@@ -247,6 +249,7 @@ static const char FD_LUA_FLUSH[] =
     "  end\n"
     "end\n"
     "local why = check()\n"
+    "if not why then why = users_check() end\n"
     "if why then return redis.error_reply('REFUSED ' .. why .. '; nothing written') end\n"
     "local i = 15\n"
     "local n = tonumber(ARGV[i]); i = i + 1\n"
@@ -303,6 +306,7 @@ static const char FD_LUA_FLUSH[] =
     "end\n"
     "n = tonumber(ARGV[i]); i = i + 1\n"
     "for j = i, i + n - 1 do redis.call('ZADD', prefix .. ':scopes', nows, ARGV[j]) end\n"
+    "users_write()\n"
     "redis.call('HSET', offkey, field, newoff)\n"
     "if maxts ~= '' then redis.call('HSET', prefix .. ':wm:' .. group, field, maxts) end\n"
     "if events > 0 then redis.call('HSET', prefix .. ':seen:' .. group, field, nowms) end\n"

@@ -399,6 +399,38 @@ static void ignore_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     free(r);
 }
 
+/* The per-user section (sinks/redis_users_lua.h): its size in arguments,
+ * then the arguments; the last argument is the ARGV index where the
+ * section starts, so the script finds it after all the others. */
+static size_t users_args_size(const fd_conf_t *c, const fd_users_t *u) {
+    return 10 + (size_t)c->nret_days + (size_t)c->nret_dims + FD_USERS_FIELDS * fd_users_count(u);
+}
+
+static void users_args(args_t *a, const fd_conf_t *c, const fd_users_t *u) {
+    int start = a->argc - 2; /* argv[3] is ARGV[1] */
+    size_t n = c->mkt_enabled ? fd_users_count(u) : 0;
+    arg_num(a, (int64_t)n);
+    arg_num(a, c->ret_horizon_s);
+    arg_num(a, c->funnel_window_s * 1000);
+    arg_str(a, c->ret_mode ? "unbounded" : "day_n");
+    static const char *const types[8] = {
+        "",        "exposure",         "interaction",         "exposure,interaction",
+        "payment", "exposure,payment", "interaction,payment", "exposure,interaction,payment"};
+    arg_str(a, types[c->ret_start_mask & 7]);
+    arg_str(a, types[c->ret_active_mask & 7]);
+    arg_num(a, c->mkt_user_cap);
+    arg_num(a, c->nret_days);
+    for (int i = 0; i < c->nret_days; i++) arg_num(a, c->ret_days[i]);
+    arg_num(a, c->nret_dims);
+    for (int i = 0; i < c->nret_dims; i++) arg_str(a, c->ret_dims[i]);
+    for (size_t i = 0; i < n; i++) {
+        fd_str_t f[FD_USERS_FIELDS];
+        fd_users_record(u, i, f);
+        for (int j = 0; j < FD_USERS_FIELDS; j++) arg(a, f[j].p ? f[j].p : "", f[j].n);
+    }
+    arg_num(a, start);
+}
+
 /* 1 if this process set the TTL of `kind` + key recently (skip the
  * EXPIRE), else remembers that it is about to. */
 static int ttl_known(fd_redis_sink_t *s, char kind, const char *key, size_t n) {
@@ -481,6 +513,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     }
     for (size_t i = 0; i < np; i++) total += 6 + fd_batch_payment_at(b, i)->nbuckets;
     total += ns;
+    total += users_args_size(s->conf, fd_batch_users(b));
 
     args_t a = {.cap = (int)total};
     fd_str_t *keys = malloc((nc + 1) * sizeof(fd_str_t));
@@ -579,6 +612,8 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         fd_str_t sc = fd_batch_scope_at(b, i);
         arg(&a, sc.p, sc.n);
     }
+
+    users_args(&a, s->conf, fd_batch_users(b));
 
     if (a.overflow) {
         fd_log(s->log, FD_LOG_ERROR, "flush arguments over their computed size; flush not sent",
