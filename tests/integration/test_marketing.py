@@ -1,0 +1,185 @@
+"""
+test_marketing.py — the marketing metrics (docs/METRICS.md) on one
+deterministic 36-day stream of 200,000 events (tests/oracle/gen_marketing.py:
+returning users, payments days after the exposure, coupons, refunds,
+re-delivered payments, events arriving hours and days late), through a real
+Kafka broker into a real redis-server:
+
+  * SIGKILLed at six seeded-random moments and restarted, funneld leaves
+    every retention (`{prefix}:ret:`) and attributed-funnel
+    (`{prefix}:attr:`) counter equal to the oracle's
+    (tests/oracle/marketing.py), which computes them from the whole event
+    set at once — so the result does not depend on the order in which the
+    partitions' flushes reached Redis, nor on the replays after each kill;
+  * two instances in one group, one SIGKILLed mid-stream: the same.
+
+Event time spans 36 days, beyond the default m1 TTL (48 h, which is also the
+`ts_too_old` bound): the test configures `ttl.m1_s` (and the TTLs that must
+be at least it) to 40 days (docs/METRICS.md, "Testing with old events"), and
+one grouping (`all`) to keep Redis small. The stream, its oracle answer and
+its topics are made once per session (fixture `mk`); the coupon and
+leaderboard metrics can add their assertions on the same stream.
+"""
+
+import importlib.util
+import json
+import sys
+import time
+
+import pytest
+
+from conftest import (ORACLE_PREFIX, REPO, Stream, TopicSet, _run, dec, read_lines,
+                      rng_for, scaled, scan_keys, batched, total_progress, wait_drained)
+from crafted import lctx  # noqa: F401  (fixture)
+
+GEN = REPO / "tests" / "oracle" / "gen_marketing.py"
+DAYS = 36
+TTL_S = 40 * 86400
+MKT_SEED = 20241111
+MKT_EVENTS = 200000
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "oracle" / (name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def mk(stack, tmp_path_factory):
+    """The stream, the oracle's marketing keys (ORACLE_PREFIX) and its
+    topics, produced once."""
+    d = tmp_path_factory.mktemp("marketing")
+    now_ms = int(time.time()) * 1000
+    t0 = time.monotonic()
+    _run([sys.executable, GEN, "--seed", MKT_SEED, "--events", MKT_EVENTS, "--out", d,
+          "--now-ms", now_ms, "--days", DAYS], scaled(300), "gen_marketing.py")
+    oracle = _load("oracle")
+    marketing = _load("marketing")
+    manifest, parts = oracle.load_manifest(str(d))
+    o = oracle.Oracle(now_ms, prefix=ORACLE_PREFIX, groupings=[[]],
+                      limits=oracle.Limits(ttl_m1_s=TTL_S))
+    o.marketing = marketing.Marketing(o.cal, oracle.scope_encode, marketing.Config())
+    lines = {}
+    for topic, p, ttype in parts:
+        name = "%s.%d.jsonl" % (topic, p)
+        lines[(topic, p)] = read_lines(d / name)
+        o.run_partition(name, topic, p, ttype, lines[(topic, p)])
+    expected = {"rejects": o.rejects, "marketing": o.marketing.result(ORACLE_PREFIX)}
+    s = Stream(d, now_ms, manifest, lines, expected)
+    assert s.total >= MKT_EVENTS
+    intended = json.loads((d / "intended_rejects.json").read_text())
+    assert sorted((r["topic"], r["partition"], r["offset"]) for r in o.rejects) == \
+        sorted((r["topic"], r["partition"], r["offset"]) for r in intended), \
+        "the oracle rejects other lines than the generator made malformed"
+    topics = TopicSet(stack, s, "").create().produce(1.0)
+    print("marketing stream: %d lines, %d oracle keys (%.1fs)" % (
+        s.total, len(expected["marketing"]), time.monotonic() - t0))
+    return s, topics
+
+
+def config(c, topics):
+    return c.config(topics, groupings=[[]],
+                    ttl={"m1_s": TTL_S, "h1_s": TTL_S, "d1_s": TTL_S},
+                    dedup_ttl_s=TTL_S + 3600, marketing={"enabled": True})
+
+
+def read_marketing(r, prefix):
+    """{key: {field: int}} of the ret: and attr: hashes, 0 fields left out
+    (a counter corrected back to 0 stays as a 0 field; absent = 0)."""
+    out = {}
+    for pat in (":ret:*", ":attr:*"):
+        keys = scan_keys(r, prefix + pat)
+        for chunk in batched(keys):
+            for k, rep in zip(chunk, r.pipeline([("HGETALL", k) for k in chunk])):
+                h = {dec(f): int(v) for f, v in zip(rep[::2], rep[1::2]) if int(v) != 0}
+                if h:
+                    out[dec(k)] = h
+    return out
+
+
+def check_exact(r, s, prefix):
+    n = len(ORACLE_PREFIX)
+    want = {prefix + k[n:]: v for k, v in s.expected["marketing"].items()}
+    got = read_marketing(r, prefix)
+    diffs = ["%s: %s vs %s" % (k, want.get(k), got.get(k))
+             for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)]
+    assert not diffs, "%d of %d marketing keys differ (expected vs actual), first 10:\n  %s" % (
+        len(diffs), len(want), "\n  ".join(diffs[:10]))
+    # the per-user state and the counters carry the horizon as TTL
+    some = scan_keys(r, prefix + ":us:*")
+    assert some, "no per-user state keys"
+    for k in some[:20] + sorted(got)[:20]:
+        ttl = r.cmd("TTL", k)
+        assert 0 < ttl <= 400 * 86400, (k, ttl)
+    return len(want)
+
+
+def drive(c, cfg, r, ends, progress_goals, rng, procs_at_once=1):
+    """Starts funneld, SIGKILLs it once stored progress passes each goal
+    (plus a random 0-0.5 s), restarting after each kill; returns the kills."""
+    total = sum(ends.values())
+    kills = []
+    for g in progress_goals:
+        fd = c.start(cfg)
+        at_start = total_progress(r, c.prefix, c.group, ends)
+        goal = max(int(g * total), at_start + 1)
+        deadline = time.monotonic() + scaled(120)
+        while True:
+            p = total_progress(r, c.prefix, c.group, ends)
+            if p >= goal and p > at_start:
+                break
+            if not fd.alive():
+                pytest.fail("funneld died by itself at %d/%d\n%s" % (p, total, c.tails()),
+                            pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail("no progress to %d/%d (at %d)\n%s" % (goal, total, p, c.tails()),
+                            pytrace=False)
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.5))  # kill at a random point of the next flush
+        fd.kill()
+        kills.append(total_progress(r, c.prefix, c.group, ends))
+    return kills
+
+
+def test_marketing_exact_through_kills(lctx, stack, mk):
+    s, topics = mk
+    r = stack.redis()
+    ends = topics.end_offsets()
+    total = sum(ends.values())
+    cfg = config(lctx, topics)
+    rng = rng_for("marketing-kills")
+    goals = sorted(rng.uniform(0.05, 0.85) for _ in range(6))
+    kills = drive(lctx, cfg, r, ends, goals, rng)
+    print("kills at stored progress", kills, "of", total)
+    assert len([k for k in kills if k < total]) >= 5, kills
+    fd = lctx.start(cfg)
+    wait_drained(r, lctx.prefix, lctx.group, ends, [fd], timeout=300)
+    assert fd.stop() == 0, fd.tail()
+    n = check_exact(r, s, lctx.prefix)
+    print("%d marketing keys exact after %d kills" % (n, len(kills)))
+
+
+def test_marketing_two_instances_one_killed(lctx, stack, mk):
+    s, topics = mk
+    r = stack.redis()
+    ends = topics.end_offsets()
+    total = sum(ends.values())
+    cfg = config(lctx, topics)
+    a = lctx.start(cfg)
+    b = lctx.start(cfg)
+    deadline = time.monotonic() + scaled(120)
+    while total_progress(r, lctx.prefix, lctx.group, ends) < 0.4 * total:
+        if not (a.alive() and b.alive()):
+            pytest.fail("an instance died by itself\n" + lctx.tails(), pytrace=False)
+        if time.monotonic() > deadline:
+            pytest.fail("no progress to 40%\n" + lctx.tails(), pytrace=False)
+        time.sleep(0.05)
+    a.kill()
+    at_kill = total_progress(r, lctx.prefix, lctx.group, ends)
+    assert at_kill < total, "the kill came after the drain"
+    wait_drained(r, lctx.prefix, lctx.group, ends, [b], timeout=300)
+    assert b.stop() == 0, b.tail()
+    check_exact(r, s, lctx.prefix)
