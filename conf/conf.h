@@ -113,6 +113,7 @@ typedef struct {
 #define FD_MKT_EXPOSURE 1u
 #define FD_MKT_INTERACTION 2u
 #define FD_MKT_PAYMENT 4u
+#define FD_MKT_MAX_FLUSH_EVENTS 5000 /* flush_max_events bound with marketing.enabled */
 /* Parses and checks the marketing keys (conf/marketing.c); called by
  * fd_conf_finalize. */
 int fd_conf_finalize_marketing(fd_conf_t *c, char *err, size_t errlen);

@@ -95,6 +95,12 @@ int fd_conf_finalize_marketing(fd_conf_t *c, char *err, size_t errlen) {
                        "retention.groupings: must list channel, community and/or campaign, got "
                        "\"%.100s\"",
                        c->ret_dims_s ? c->ret_dims_s : "");
+    if (c->mkt_enabled && c->flush_max_events > FD_MKT_MAX_FLUSH_EVENTS)
+        return fd_fail(err, errlen,
+                       "flush_max_events (%" PRId64 ") must be <= %d with marketing.enabled: the "
+                       "flush script merges every event into its user's state, so a larger "
+                       "batch holds Redis for seconds (docs/METRICS.md, \"Cost\")",
+                       c->flush_max_events, FD_MKT_MAX_FLUSH_EVENTS);
     if (c->funnel_window_s > c->ret_horizon_s)
         return fd_fail(err, errlen,
                        "funnel.window_s (%" PRId64 ") must be <= retention.horizon_s (%" PRId64

@@ -81,8 +81,7 @@
     "  z = z + 719468\n" \
     "  local era = math.floor(z / 146097)\n" \
     "  local doe = z - era * 146097\n" \
-    "  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - " \
-    "math.floor(doe / 146096)) / 365)\n" \
+    "  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)\n" \
     "  local y = yoe + era * 400\n" \
     "  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))\n" \
     "  local mp = math.floor((5 * doy + 2) / 153)\n" \
@@ -109,7 +108,7 @@
     "  local function bump(k, f, v)\n" \
     "    local h = acc[k]\n" \
     "    if not h then h = {}; acc[k] = h; keys[#keys + 1] = k end\n" \
-    "    h[f] = add(h[f] or {0, 0}, v)\n" \
+    "    h[f] = (h[f] or 0) + v\n" \
     "  end\n" \
     "  local function scopes(P, t)\n" \
     "    local out = {'product=' .. P}\n" \
@@ -119,9 +118,8 @@
     "    end\n" \
     "    return out\n" \
     "  end\n" \
-    "  local one, mone = {0, 1}, {-1, B - 1}\n" \
     "  local function contrib(P, st, neg)\n" \
-    "    local unit = neg and mone or one\n" \
+    "    local unit = neg and -1 or 1\n" \
     "    local f = st.f\n" \
     "    if f then\n" \
     "      local lab = label(f[2])\n" \
@@ -136,8 +134,7 @@
     "        for _, kk in ipairs(ks) do\n" \
     "          local hit = false\n" \
     "          for _, a in ipairs(st.a) do\n" \
-    "            if a[1] == f[2] + kk or (mode == 'unbounded' and a[1] > f[2] + kk) then hit = " \
-    "true; break end\n" \
+    "            if a[1] == f[2] + kk or (mode == 'unbounded' and a[1] > f[2] + kk) then hit = true; break end\n" \
     "          end\n" \
     "          if hit then bump(k, 'retained_d' .. kk, unit) end\n" \
     "        end\n" \
@@ -151,7 +148,7 @@
     "    for _, t in ipairs(st.i) do\n" \
     "      if t[1] >= e0[1] and t[1] <= e_end then t1 = t[1]; break end\n" \
     "    end\n" \
-    "    local rev = {0, 0}\n" \
+    "    local rev = 0\n" \
     "    if t1 then\n" \
     "      reached, upto = 2, t1\n" \
     "      local refund = {}\n" \
@@ -160,8 +157,7 @@
     "        if o[2] >= t1 and o[2] <= e_end then\n" \
     "          if not t2 then t2 = o[2]; reached = 3; upto = t2 end\n" \
     "          local net = o[3] - (refund[o[1]] or 0)\n" \
-    "          if net ~= 0 then rev = add(rev, big(string.format('%.0f', neg and -net or net))) " \
-    "end\n" \
+    "          rev = rev + (neg and -net or net)\n" \
     "        end\n" \
     "      end\n" \
     "    end\n" \
@@ -184,23 +180,20 @@
     "    local r = i + 10 * j\n" \
     "    local uk = prefix .. ':us:' .. ARGV[r] .. ':' .. ARGV[r + 1]\n" \
     "    local u = users[uk]\n" \
-    "    if not u then u = {P = ARGV[r], recs = {}}; users[uk] = u; uorder[#uorder + 1] = uk " \
-    "end\n" \
+    "    if not u then u = {P = ARGV[r], recs = {}}; users[uk] = u; uorder[#uorder + 1] = uk end\n" \
     "    u.recs[#u.recs + 1] = r\n" \
     "  end\n" \
     "  local uk0 = uorder[1]\n" \
     "  for _, c in ipairs({{'GET', uk0}, {'SET', uk0, 'v', 'EX', '1'}}) do\n" \
     "    if not redis.acl_check_cmd(unpack(c)) then\n" \
-    "      return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. uk0 .. ' " \
-    "(docs/REDIS.md lists the ACL funneld needs)'\n" \
+    "      return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. uk0 .. ' (docs/REDIS.md lists the ACL funneld needs)'\n" \
     "    end\n" \
     "  end\n" \
-    "  local packed = {}\n" \
+    "  local packed, changed = {}, {}\n" \
     "  for _, uk in ipairs(uorder) do\n" \
     "    local u = users[uk]\n" \
     "    local raw = redis.pcall('GET', uk)\n" \
-    "    if type(raw) == 'table' and raw.err then return 'WRONGTYPE ' .. uk .. ': ' .. raw.err " \
-    "end\n" \
+    "    if type(raw) == 'table' and raw.err then return 'WRONGTYPE ' .. uk .. ': ' .. raw.err end\n" \
     "    local st\n" \
     "    if raw then\n" \
     "      local ok, v = pcall(cmsgpack.unpack, raw)\n" \
@@ -209,7 +202,6 @@
     "        return 'CORRUPT ' .. uk .. ' is not a funneld user state'\n" \
     "      end\n" \
     "      st = v\n" \
-    "      contrib(u.P, st, true)\n" \
     "    else\n" \
     "      st = {x = {}, i = {}, o = {}, r = {}, a = {}}\n" \
     "    end\n" \
@@ -218,11 +210,9 @@
     "      local t = {ts, day, ARGV[r + 5], ARGV[r + 6], ARGV[r + 7]}\n" \
     "      if kind == 'e' then keep(st.x, t, cap)\n" \
     "      elseif kind == 'i' then keep(st.i, {ts}, cap)\n" \
-    "      elseif kind == 'p' then keep_order(st.o, {ARGV[r + 8], ts, tonumber(ARGV[r + 9])}, " \
-    "cap)\n" \
+    "      elseif kind == 'p' then keep_order(st.o, {ARGV[r + 8], ts, tonumber(ARGV[r + 9])}, cap)\n" \
     "      else keep_order(st.r, {ARGV[r + 8], ts, tonumber(ARGV[r + 9])}, cap) end\n" \
-    "      local tk = kind == 'r' and '' or kind == 'p' and 'payment' or kind == 'e' and " \
-    "'exposure' or 'interaction'\n" \
+    "      local tk = kind == 'r' and '' or kind == 'p' and 'payment' or kind == 'e' and 'exposure' or 'interaction'\n" \
     "      if tk ~= '' and string.find(',' .. starts .. ',', ',' .. tk .. ',', 1, true) then\n" \
     "        if not st.f or tlt(t, st.f) then st.f = t end\n" \
     "      end\n" \
@@ -230,8 +220,14 @@
     "        keep(st.a, {day}, 512)\n" \
     "      end\n" \
     "    end\n" \
-    "    contrib(u.P, st, false)\n" \
-    "    packed[uk] = cmsgpack.pack(st)\n" \
+    "    local p = cmsgpack.pack(st)\n" \
+    "    -- a state the batch left as it was contributes what it did: skip it\n" \
+    "    if p ~= raw then\n" \
+    "      if raw then contrib(u.P, cmsgpack.unpack(raw), true) end\n" \
+    "      contrib(u.P, st, false)\n" \
+    "      packed[uk] = p\n" \
+    "      changed[#changed + 1] = uk\n" \
+    "    end\n" \
     "  end\n" \
     "  local kinds = {}\n" \
     "  local writes = {}\n" \
@@ -239,16 +235,14 @@
     "    local kind = string.match(k, ':(%a+):[^:]*', #prefix)\n" \
     "    local fs, ds = {}, {}\n" \
     "    for f, d in pairs(acc[k]) do\n" \
-    "      if d[1] ~= 0 or d[2] ~= 0 then fs[#fs + 1] = f; ds[#ds + 1] = d end\n" \
+    "      if d ~= 0 then fs[#fs + 1] = f; ds[#ds + 1] = d end\n" \
     "    end\n" \
     "    if #fs > 0 then\n" \
     "      if not kinds[kind] then\n" \
     "        kinds[kind] = true\n" \
-    "        for _, c in ipairs({{'HMGET', k, fs[1]}, {'HINCRBY', k, fs[1], '1'}, {'EXPIRE', k, " \
-    "'1'}}) do\n" \
+    "        for _, c in ipairs({{'HMGET', k, fs[1]}, {'HINCRBY', k, fs[1], '1'}, {'EXPIRE', k, '1'}}) do\n" \
     "          if not redis.acl_check_cmd(unpack(c)) then\n" \
-    "            return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k .. ' " \
-    "(docs/REDIS.md lists the ACL funneld needs)'\n" \
+    "            return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k .. ' (docs/REDIS.md lists the ACL funneld needs)'\n" \
     "          end\n" \
     "        end\n" \
     "      end\n" \
@@ -256,24 +250,25 @@
     "      if cur.err then return 'WRONGTYPE ' .. k .. ': ' .. cur.err end\n" \
     "      for j, f in ipairs(fs) do\n" \
     "        local v = cur[j] and big(cur[j]) or {0, 0}\n" \
-    "        if not v or not i64(v) then return 'NOTINT ' .. k .. ' field ' .. f .. ' is not an " \
-    "integer' end\n" \
-    "        local nv = add(v, ds[j])\n" \
-    "        if not i64(nv) then\n" \
-    "          return 'OVERFLOW ' .. k .. ' field ' .. f .. ': ' .. text(v) .. ' + ' .. " \
-    "text(ds[j]) .. ' leaves int64'\n" \
+    "        if not v or not i64(v) then return 'NOTINT ' .. k .. ' field ' .. f .. ' is not an integer' end\n" \
+    "        local dt = string.format('%.0f', ds[j])\n" \
+    "        -- deltas are summed as Lua numbers: exact below 2^53 (far above what a batch can move)\n" \
+    "        if ds[j] >= L or ds[j] <= -L then\n" \
+    "          return 'OVERFLOW ' .. k .. ' field ' .. f .. ': a batch delta of ' .. dt .. ' is past 2^53'\n" \
     "        end\n" \
-    "        ds[j] = text(ds[j])\n" \
+    "        if not i64(add(v, big(dt))) then\n" \
+    "          return 'OVERFLOW ' .. k .. ' field ' .. f .. ': ' .. text(v) .. ' + ' .. dt .. ' leaves int64'\n" \
+    "        end\n" \
+    "        ds[j] = dt\n" \
     "      end\n" \
     "      writes[#writes + 1] = {k, fs, ds}\n" \
     "    end\n" \
     "  end\n" \
-    "  U = {horizon = horizon, uorder = uorder, packed = packed, writes = writes}\n" \
+    "  U = {horizon = horizon, uorder = changed, packed = packed, writes = writes}\n" \
     "end\n" \
     "local function users_write()\n" \
     "  if not U then return end\n" \
-    "  for _, uk in ipairs(U.uorder) do redis.call('SET', uk, U.packed[uk], 'EX', U.horizon) " \
-    "end\n" \
+    "  for _, uk in ipairs(U.uorder) do redis.call('SET', uk, U.packed[uk], 'EX', U.horizon) end\n" \
     "  for _, w in ipairs(U.writes) do\n" \
     "    for j, f in ipairs(w[2]) do redis.call('HINCRBY', w[1], f, w[3][j]) end\n" \
     "    redis.call('EXPIRE', w[1], U.horizon)\n" \
