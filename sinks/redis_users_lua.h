@@ -220,6 +220,15 @@
     "        keep(st.a, {day}, 512)\n" \
     "      end\n" \
     "    end\n" \
+    "    -- nothing after the first exposure's window can count again (e0 only\n" \
+    "    -- moves earlier): drop it, which keeps a returning user's state small\n" \
+    "    if #st.x > 0 then\n" \
+    "      local e_end = st.x[1][1] + window\n" \
+    "      for _, l in ipairs({st.x, st.i}) do\n" \
+    "        while #l > 0 and l[#l][1] > e_end do l[#l] = nil end\n" \
+    "      end\n" \
+    "      while #st.o > 0 and st.o[#st.o][2] > e_end do st.o[#st.o] = nil end\n" \
+    "    end\n" \
     "    local p = cmsgpack.pack(st)\n" \
     "    -- a state the batch left as it was contributes what it did: skip it\n" \
     "    if p ~= raw then\n" \
