@@ -385,7 +385,7 @@ static const char FD_LUA_SNAPSHOT[] =
     "  f[#f + 1] = 'to'; f[#f + 1] = num(to)\n"
     "  f[#f + 1] = 'watermark'; f[#f + 1] = wm\n"
     "  f[#f + 1] = 'updated_at'; f[#f + 1] = now\n"
-    "  f[#f + 1] = 'rev'; f[#f + 1] = num(rev)\n"
+    "  f[#f + 1] = 'rev'; f[#f + 1] = num(rev)\n" FD_LUA_SNAPSHOT_RETENTION
     "  redis.call('DEL', rk)\n"
     "  redis.call('HSET', rk, unpack(f))\n"
     "  redis.call('EXPIRE', rk, ttl)\n"

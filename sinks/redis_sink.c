@@ -24,6 +24,7 @@
 #include "base/clock.h"
 #include "base/duration.h"
 #include "model/window.h"
+#include "model/cohort.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -843,6 +844,24 @@ static void snap_chunk_reply(redisAsyncContext *ac, void *reply, void *privdata)
     snap_send(s);
 }
 
+/* The cohort each retention day k of a product snapshot shows
+ * (docs/METRICS.md): the latest cohort day d whose day d + k is complete by
+ * the watermark, i.e. d = (local day of wm) - k - 1. Fills k and d's label
+ * per retention day; 0 without marketing.enabled or a zone. */
+static int snapshot_cohorts(const fd_conf_t *c, int64_t wm_ms, char k[][16], char lab[][16]) {
+    if (!c->mkt_enabled) return 0;
+    char err[256];
+    fd_daycal_t *d = fd_daycal_new(c->time_zone, err, sizeof err);
+    if (!d) return 0;
+    int32_t today = fd_cohort_daynum(fd_daycal_label(d, wm_ms));
+    fd_daycal_free(d);
+    for (int i = 0; i < c->nret_days; i++) {
+        snprintf(k[i], 16, "%d", (int)c->ret_days[i]);
+        snprintf(lab[i], 16, "%d", (int)fd_cohort_label(today - c->ret_days[i] - 1));
+    }
+    return c->nret_days;
+}
+
 static void snap_send(fd_redis_sink_t *s) {
     const fd_conf_t *c = s->conf;
     const redisReply *scopes = s->snap_scopes;
@@ -854,11 +873,15 @@ static void snap_send(fd_redis_sink_t *s) {
     snprintf(sttl, sizeof sttl, "%" PRId64, c->ttl_m1_s);
     snprintf(snw, sizeof snw, "%d", c->nwindows);
     snprintf(scap, sizeof scap, "%" PRId64, c->action_cap);
+    char retk[FD_MAX_RET_DAYS][16], retl[FD_MAX_RET_DAYS][16], snret[16];
+    int nret = snapshot_cohorts(c, s->snap_wm, retk, retl);
+    snprintf(snret, sizeof snret, "%d", nret);
     size_t end = s->snap_next + SNAP_CHUNK;
     if (end > scopes->elements) end = scopes->elements;
     for (size_t i = s->snap_next; i < end; i++) {
-        const char *argv[11 + 2 * FD_MAX_WINDOWS]; /* 10 fixed, the windows, the action cap */
-        size_t lens[11 + 2 * FD_MAX_WINDOWS];
+        /* 10 fixed, the windows, the action cap, the retention days */
+        const char *argv[12 + 2 * FD_MAX_WINDOWS + 2 * FD_MAX_RET_DAYS];
+        size_t lens[12 + 2 * FD_MAX_WINDOWS + 2 * FD_MAX_RET_DAYS];
         int n = 0;
         argv[n++] = "EVALSHA";
         argv[n++] = s->sha_snapshot;
@@ -877,6 +900,11 @@ static void snap_send(fd_redis_sink_t *s) {
             argv[n++] = secs[w];
         }
         argv[n++] = scap;
+        argv[n++] = snret;
+        for (int k = 0; k < nret; k++) {
+            argv[n++] = retk[k];
+            argv[n++] = retl[k];
+        }
         for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
         lens[4] = scopes->element[i]->len;
         if (send_argv(s, ignore_reply, req_new(s), n, argv, lens) < 0) {

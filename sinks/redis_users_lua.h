@@ -81,7 +81,8 @@
     "  z = z + 719468\n" \
     "  local era = math.floor(z / 146097)\n" \
     "  local doe = z - era * 146097\n" \
-    "  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)\n" \
+    "  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - " \
+    "math.floor(doe / 146096)) / 365)\n" \
     "  local y = yoe + era * 400\n" \
     "  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))\n" \
     "  local mp = math.floor((5 * doy + 2) / 153)\n" \
@@ -134,7 +135,8 @@
     "        for _, kk in ipairs(ks) do\n" \
     "          local hit = false\n" \
     "          for _, a in ipairs(st.a) do\n" \
-    "            if a[1] == f[2] + kk or (mode == 'unbounded' and a[1] > f[2] + kk) then hit = true; break end\n" \
+    "            if a[1] == f[2] + kk or (mode == 'unbounded' and a[1] > f[2] + kk) then hit = " \
+    "true; break end\n" \
     "          end\n" \
     "          if hit then bump(k, 'retained_d' .. kk, unit) end\n" \
     "        end\n" \
@@ -180,20 +182,23 @@
     "    local r = i + 10 * j\n" \
     "    local uk = prefix .. ':us:' .. ARGV[r] .. ':' .. ARGV[r + 1]\n" \
     "    local u = users[uk]\n" \
-    "    if not u then u = {P = ARGV[r], recs = {}}; users[uk] = u; uorder[#uorder + 1] = uk end\n" \
+    "    if not u then u = {P = ARGV[r], recs = {}}; users[uk] = u; uorder[#uorder + 1] = uk " \
+    "end\n" \
     "    u.recs[#u.recs + 1] = r\n" \
     "  end\n" \
     "  local uk0 = uorder[1]\n" \
     "  for _, c in ipairs({{'GET', uk0}, {'SET', uk0, 'v', 'EX', '1'}}) do\n" \
     "    if not redis.acl_check_cmd(unpack(c)) then\n" \
-    "      return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. uk0 .. ' (docs/REDIS.md lists the ACL funneld needs)'\n" \
+    "      return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. uk0 .. ' " \
+    "(docs/REDIS.md lists the ACL funneld needs)'\n" \
     "    end\n" \
     "  end\n" \
     "  local packed, changed = {}, {}\n" \
     "  for _, uk in ipairs(uorder) do\n" \
     "    local u = users[uk]\n" \
     "    local raw = redis.pcall('GET', uk)\n" \
-    "    if type(raw) == 'table' and raw.err then return 'WRONGTYPE ' .. uk .. ': ' .. raw.err end\n" \
+    "    if type(raw) == 'table' and raw.err then return 'WRONGTYPE ' .. uk .. ': ' .. raw.err " \
+    "end\n" \
     "    local st\n" \
     "    if raw then\n" \
     "      local ok, v = pcall(cmsgpack.unpack, raw)\n" \
@@ -210,9 +215,11 @@
     "      local t = {ts, day, ARGV[r + 5], ARGV[r + 6], ARGV[r + 7]}\n" \
     "      if kind == 'e' then keep(st.x, t, cap)\n" \
     "      elseif kind == 'i' then keep(st.i, {ts}, cap)\n" \
-    "      elseif kind == 'p' then keep_order(st.o, {ARGV[r + 8], ts, tonumber(ARGV[r + 9])}, cap)\n" \
+    "      elseif kind == 'p' then keep_order(st.o, {ARGV[r + 8], ts, tonumber(ARGV[r + 9])}, " \
+    "cap)\n" \
     "      else keep_order(st.r, {ARGV[r + 8], ts, tonumber(ARGV[r + 9])}, cap) end\n" \
-    "      local tk = kind == 'r' and '' or kind == 'p' and 'payment' or kind == 'e' and 'exposure' or 'interaction'\n" \
+    "      local tk = kind == 'r' and '' or kind == 'p' and 'payment' or kind == 'e' and " \
+    "'exposure' or 'interaction'\n" \
     "      if tk ~= '' and string.find(',' .. starts .. ',', ',' .. tk .. ',', 1, true) then\n" \
     "        if not st.f or tlt(t, st.f) then st.f = t end\n" \
     "      end\n" \
@@ -249,9 +256,11 @@
     "    if #fs > 0 then\n" \
     "      if not kinds[kind] then\n" \
     "        kinds[kind] = true\n" \
-    "        for _, c in ipairs({{'HMGET', k, fs[1]}, {'HINCRBY', k, fs[1], '1'}, {'EXPIRE', k, '1'}}) do\n" \
+    "        for _, c in ipairs({{'HMGET', k, fs[1]}, {'HINCRBY', k, fs[1], '1'}, {'EXPIRE', k, " \
+    "'1'}}) do\n" \
     "          if not redis.acl_check_cmd(unpack(c)) then\n" \
-    "            return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k .. ' (docs/REDIS.md lists the ACL funneld needs)'\n" \
+    "            return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k .. ' " \
+    "(docs/REDIS.md lists the ACL funneld needs)'\n" \
     "          end\n" \
     "        end\n" \
     "      end\n" \
@@ -259,14 +268,18 @@
     "      if cur.err then return 'WRONGTYPE ' .. k .. ': ' .. cur.err end\n" \
     "      for j, f in ipairs(fs) do\n" \
     "        local v = cur[j] and big(cur[j]) or {0, 0}\n" \
-    "        if not v or not i64(v) then return 'NOTINT ' .. k .. ' field ' .. f .. ' is not an integer' end\n" \
+    "        if not v or not i64(v) then return 'NOTINT ' .. k .. ' field ' .. f .. ' is not an " \
+    "integer' end\n" \
     "        local dt = string.format('%.0f', ds[j])\n" \
-    "        -- deltas are summed as Lua numbers: exact below 2^53 (far above what a batch can move)\n" \
+    "        -- deltas are summed as Lua numbers: exact below 2^53 (far above what a batch can " \
+    "move)\n" \
     "        if ds[j] >= L or ds[j] <= -L then\n" \
-    "          return 'OVERFLOW ' .. k .. ' field ' .. f .. ': a batch delta of ' .. dt .. ' is past 2^53'\n" \
+    "          return 'OVERFLOW ' .. k .. ' field ' .. f .. ': a batch delta of ' .. dt .. ' is " \
+    "past 2^53'\n" \
     "        end\n" \
     "        if not i64(add(v, big(dt))) then\n" \
-    "          return 'OVERFLOW ' .. k .. ' field ' .. f .. ': ' .. text(v) .. ' + ' .. dt .. ' leaves int64'\n" \
+    "          return 'OVERFLOW ' .. k .. ' field ' .. f .. ': ' .. text(v) .. ' + ' .. dt .. ' " \
+    "leaves int64'\n" \
     "        end\n" \
     "        ds[j] = dt\n" \
     "      end\n" \
@@ -277,12 +290,37 @@
     "end\n" \
     "local function users_write()\n" \
     "  if not U then return end\n" \
-    "  for _, uk in ipairs(U.uorder) do redis.call('SET', uk, U.packed[uk], 'EX', U.horizon) end\n" \
+    "  for _, uk in ipairs(U.uorder) do redis.call('SET', uk, U.packed[uk], 'EX', U.horizon) " \
+    "end\n" \
     "  for _, w in ipairs(U.writes) do\n" \
     "    for j, f in ipairs(w[2]) do redis.call('HINCRBY', w[1], f, w[3][j]) end\n" \
     "    redis.call('EXPIRE', w[1], U.horizon)\n" \
     "  end\n" \
     "end\n" \
     ""
+
+/* Pasted into FD_LUA_SNAPSHOT before the snapshot hash is written: after
+ * the action cap, ARGV holds the number of retention days, then per day k
+ * and the label of the cohort day it shows (sinks/redis_sink.c
+ * snapshot_cohorts). A product-level scope (`product=...` alone) gets, per
+ * k, `cohort_day_d{k}`, `cohort_size_d{k}`, `retained_d{k}` and
+ * `retention_d{k}` (retained / size, 6 decimals, "" when the size is 0)
+ * from {prefix}:ret:{scope}:{day} (docs/METRICS.md). */
+#define FD_LUA_SNAPSHOT_RETENTION \
+    "  local ri = 9 + 2 * nw\n" \
+    "  local rn = tonumber(ARGV[ri] or '0') or 0\n" \
+    "  if rn > 0 and string.find(scope, '^product=[^,]*$') then\n" \
+    "    for j = 1, rn do\n" \
+    "      local k, lab = ARGV[ri + 2 * j - 1], ARGV[ri + 2 * j]\n" \
+    "      local h = redis.call('HMGET', prefix .. ':ret:' .. scope .. ':' .. lab, " \
+    "'cohort_size', 'retained_d' .. k)\n" \
+    "      local cs, rt = tonumber(h[1] or '0') or 0, tonumber(h[2] or '0') or 0\n" \
+    "      f[#f + 1] = 'cohort_day_d' .. k; f[#f + 1] = lab\n" \
+    "      f[#f + 1] = 'cohort_size_d' .. k; f[#f + 1] = string.format('%d', cs)\n" \
+    "      f[#f + 1] = 'retained_d' .. k; f[#f + 1] = string.format('%d', rt)\n" \
+    "      f[#f + 1] = 'retention_d' .. k; f[#f + 1] = cs > 0 and string.format('%.6f', rt / cs) " \
+    "or ''\n" \
+    "    end\n" \
+    "  end\n"
 
 #endif
