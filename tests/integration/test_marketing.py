@@ -80,8 +80,8 @@ def mk(stack, tmp_path_factory):
     return s, topics
 
 
-def config(c, topics):
-    return c.config(topics, groupings=[[]],
+def config(c, topics, groupings=([],)):
+    return c.config(topics, groupings=list(groupings),
                     ttl={"m1_s": TTL_S, "h1_s": TTL_S, "d1_s": TTL_S},
                     dedup_ttl_s=TTL_S + 3600, marketing={"enabled": True},
                     flush_max_events=2000)
@@ -170,7 +170,7 @@ def test_marketing_two_instances_one_killed(lctx, stack, mk):
     r = stack.redis()
     ends = topics.end_offsets()
     total = sum(ends.values())
-    cfg = config(lctx, topics)
+    cfg = config(lctx, topics, groupings=([], ["product"]))
     a = lctx.start(cfg)
     b = lctx.start(cfg)
     deadline = time.monotonic() + scaled(120)
@@ -184,5 +184,49 @@ def test_marketing_two_instances_one_killed(lctx, stack, mk):
     at_kill = total_progress(r, lctx.prefix, lctx.group, ends)
     assert at_kill < total, "the kill came after the drain"
     wait_drained(r, lctx.prefix, lctx.group, ends, [b], timeout=300)
-    assert b.stop() == 0, b.tail()
     check_exact(r, s, lctx.prefix)
+    check_snapshots(r, s, lctx.prefix, b)
+    assert b.stop() == 0, b.tail()
+
+
+def check_snapshots(r, s, prefix, proc):
+    """Each product's rolling snapshot shows, per retention day k, the
+    cohort of local day (watermark day - k - 1) with the oracle's counts
+    (docs/METRICS.md). Waits for a tick after the drain."""
+    n = len(ORACLE_PREFIX)
+    want = {prefix + k[n:]: v for k, v in s.expected["marketing"].items()}
+    marketing = sys.modules["marketing"]
+    oracle = sys.modules["oracle"]
+    cal = oracle.DayCal("Asia/Shanghai")
+    products = sorted({k.split(":ret:")[1].split(":")[0] for k in want
+                       if ":ret:product=" in k and "," not in k.split(":ret:")[1]})
+    assert products
+
+    def snapshot_ok(product):
+        h = {dec(f): dec(v) for f, v in zip(*[iter(r.cmd("HGETALL", "%s:r:%s:24h" % (
+            prefix, product)) or [])] * 2)}
+        if "watermark" not in h or "cohort_day_d1" not in h:
+            return None
+        today = marketing.daynum(cal.label(int(h["watermark"])))
+        bad = []
+        for k in (1, 7, 30):
+            day = marketing.day_label(today - k - 1)
+            exp = want.get("%s:ret:%s:%s" % (prefix, product, day), {})
+            size, kept = exp.get("cohort_size", 0), exp.get("retained_d%d" % k, 0)
+            got = (h.get("cohort_day_d%d" % k), h.get("cohort_size_d%d" % k),
+                   h.get("retained_d%d" % k), h.get("retention_d%d" % k))
+            rate = "%.6f" % (kept / size) if size else ""
+            if got != (day, str(size), str(kept), rate):
+                bad.append((k, got, (day, size, kept, rate)))
+        return bad
+
+    deadline = time.monotonic() + scaled(30)
+    for product in products:
+        while True:
+            bad = snapshot_ok(product)
+            if bad == []:
+                break
+            if time.monotonic() > deadline:
+                pytest.fail("snapshot retention fields of %s: %s\n%s" % (
+                    product, bad, proc.tail()), pytrace=False)
+            time.sleep(0.2)
