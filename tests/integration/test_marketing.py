@@ -25,10 +25,12 @@ import importlib.util
 import json
 import sys
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
-from conftest import (ORACLE_PREFIX, REPO, Stream, TopicSet, _run, dec, read_lines,
+from conftest import (ORACLE_PREFIX, REPO, Stream, TopicSet, _run, dec, read_hash, read_lines,
                       rng_for, scaled, scan_keys, batched, total_progress, wait_drained)
 from crafted import lctx  # noqa: F401  (fixture)
 
@@ -230,3 +232,47 @@ def check_snapshots(r, s, prefix, proc):
                 pytest.fail("snapshot retention fields of %s: %s\n%s" % (
                     product, bad, proc.tail()), pytrace=False)
             time.sleep(0.2)
+
+
+# ---- the per-user section refuses before its first write (docs/REDIS.md)
+
+@pytest.mark.parametrize("plant", ["overflow", "wrongtype"])
+def test_marketing_refusal_writes_nothing(lctx, stack, tmp_path, plant):
+    """A cohort counter planted at INT64_MAX (the batch's new users would
+    push cohort_size past it) or a user state key of the wrong type: the
+    flush is refused whole — no counter, no state, no offset — twice, then
+    the partition stops with an error line naming the cause."""
+    from crafted import event, produce_crafted, wait_log
+    oracle = _load("oracle")
+    now = int(time.time() * 1000)
+    ts = now - 10 * 60_000
+    day = oracle.DayCal("Asia/Shanghai").label(ts)
+    r = stack.redis()
+    planted = "%s:ret:product=course-a:%s" % (lctx.prefix, day)
+    if plant == "overflow":
+        r.cmd("HSET", planted, "cohort_size", (1 << 63) - 1)
+    else:
+        planted = "%s:us:course-a:u5" % lctx.prefix
+        r.cmd("RPUSH", planted, "not a state")
+    topic = "mkguard-" + uuid.uuid4().hex[:8]
+    lines = [event(event_id="x%d" % i, type="exposure", ts=ts, user_id="u%d" % (i % 50),
+                   product_id="course-a", channel="wechat_group") for i in range(300)]
+    produce_crafted(stack, tmp_path / "s", topic, "mixed", [lines], now)
+    fd = lctx.start(lctx.config({topic: "mixed"}, marketing={"enabled": True},
+                                flush_max_events=2000))
+    line = wait_log(fd, r"partition stopped", timeout=60)
+    want = "OVERFLOW " + planted if plant == "overflow" else "WRONGTYPE " + planted
+    assert want in line, line
+    assert Path(fd.log_path).read_text(errors="replace").count('msg="flush script failed"') == 2
+    assert not read_hash(r, "%s:offsets:%s" % (lctx.prefix, lctx.group)), "offset moved"
+    # (the HLL PFADDs go before the script and are idempotent: not checked)
+    for pat in (":c:*", ":attr:*", ":dedup:*", ":scopes"):
+        assert scan_keys(r, lctx.prefix + pat) == [], "%s written by a refused flush" % pat
+    if plant == "overflow":
+        assert scan_keys(r, lctx.prefix + ":us:*") == []
+        assert scan_keys(r, lctx.prefix + ":ret:*") == [planted.encode()]
+        assert read_hash(r, planted) == {"cohort_size": str((1 << 63) - 1)}
+    else:
+        assert scan_keys(r, lctx.prefix + ":us:*") == [planted.encode()]
+        assert scan_keys(r, lctx.prefix + ":ret:*") == []
+    assert fd.stop() == 1, fd.tail()
