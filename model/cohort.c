@@ -43,13 +43,14 @@ int fd_cohort_retained(int32_t cohort, const int32_t *days, size_t n, int32_t k,
 }
 
 /* Exposure order: time, then dims bytewise. */
-static int touch_lt(const fd_touch_t *a, const fd_touch_t *b) {
+static int touch_lt(const fd_cohort_touch_t *a, const fd_cohort_touch_t *b) {
     if (a->ts != b->ts) return a->ts < b->ts;
     return strcmp(a->dims, b->dims) < 0;
 }
 
-void fd_funnel_eval(const fd_touch_t *x, size_t nx, const int64_t *it, size_t ni,
-                    const fd_order_t *o, size_t no, int64_t window_ms, fd_funnel_t *out) {
+void fd_cohort_funnel(const fd_cohort_touch_t *x, size_t nx, const int64_t *it, size_t ni,
+                      const fd_cohort_order_t *o, size_t no, int64_t window_ms,
+                      fd_cohort_funnel_t *out) {
     memset(out, 0, sizeof *out);
     if (nx == 0) return;
     size_t f = 0;

@@ -34,20 +34,20 @@ int fd_cohort_retained(int32_t cohort, const int32_t *days, size_t n, int32_t k,
 typedef struct {
     int64_t ts;
     const char *dims;
-} fd_touch_t;
+} fd_cohort_touch_t;
 
 /* One paid order of a user: its paid time and amount, and the amount of
  * its refund (0 if none). */
 typedef struct {
     int64_t ts, amount, refunded;
-} fd_order_t;
+} fd_cohort_order_t;
 
 typedef struct {
     int reached; /* 0 no exposure; 1 exposed; 2 interacted; 3 paid */
     size_t first, last; /* indexes into the exposures: first and last touch */
     int64_t t_interact, t_pay; /* times of the steps (when reached) */
     int64_t revenue; /* attributed revenue (reached >= 2), net of refunds */
-} fd_funnel_t;
+} fd_cohort_funnel_t;
 
 /* The ordered funnel of one user over the conversion window window_ms:
  * e0 = the earliest exposure; interacted = an interaction at t1 with
@@ -56,7 +56,8 @@ typedef struct {
  * last touch = the latest exposure at or before the furthest step's time
  * (t2, else t1, else the window's end). Revenue: every order paid within
  * [t1, e0.ts + window], minus its refund. */
-void fd_funnel_eval(const fd_touch_t *x, size_t nx, const int64_t *it, size_t ni,
-                    const fd_order_t *o, size_t no, int64_t window_ms, fd_funnel_t *out);
+void fd_cohort_funnel(const fd_cohort_touch_t *x, size_t nx, const int64_t *it, size_t ni,
+                      const fd_cohort_order_t *o, size_t no, int64_t window_ms,
+                      fd_cohort_funnel_t *out);
 
 #endif

@@ -77,30 +77,30 @@ static void test_day_n_vs_unbounded(void **state) {
 
 static void test_window_expiry(void **state) {
     (void)state;
-    fd_touch_t x[] = {{1000, "ch=a"}};
-    fd_funnel_t f;
+    fd_cohort_touch_t x[] = {{1000, "ch=a"}};
+    fd_cohort_funnel_t f;
     int64_t it_in[] = {1000 + W}; /* the window's last ms is inside */
-    fd_order_t pay_edge[] = {{1000 + W, 500, 0}};
-    fd_funnel_eval(x, 1, it_in, 1, pay_edge, 1, W, &f);
+    fd_cohort_order_t pay_edge[] = {{1000 + W, 500, 0}};
+    fd_cohort_funnel(x, 1, it_in, 1, pay_edge, 1, W, &f);
     assert_int_equal(f.reached, 3);
     assert_int_equal(f.revenue, 500);
     int64_t it_out[] = {1000 + W + 1};
-    fd_funnel_eval(x, 1, it_out, 1, pay_edge, 1, W, &f);
+    fd_cohort_funnel(x, 1, it_out, 1, pay_edge, 1, W, &f);
     assert_int_equal(f.reached, 1); /* interaction one ms too late */
     assert_int_equal(f.revenue, 0);
     int64_t it_ok[] = {2000};
-    fd_order_t pay_late[] = {{1000 + W + 1, 500, 0}};
-    fd_funnel_eval(x, 1, it_ok, 1, pay_late, 1, W, &f);
+    fd_cohort_order_t pay_late[] = {{1000 + W + 1, 500, 0}};
+    fd_cohort_funnel(x, 1, it_ok, 1, pay_late, 1, W, &f);
     assert_int_equal(f.reached, 2); /* payment past the window */
     assert_int_equal(f.revenue, 0);
     /* out of order: a payment before the interaction does not complete it */
     int64_t it_after[] = {5000};
-    fd_order_t pay_before[] = {{4000, 500, 0}};
-    fd_funnel_eval(x, 1, it_after, 1, pay_before, 1, W, &f);
+    fd_cohort_order_t pay_before[] = {{4000, 500, 0}};
+    fd_cohort_funnel(x, 1, it_after, 1, pay_before, 1, W, &f);
     assert_int_equal(f.reached, 2);
     /* an interaction before the first exposure does not count */
     int64_t it_before[] = {999};
-    fd_funnel_eval(x, 1, it_before, 1, NULL, 0, W, &f);
+    fd_cohort_funnel(x, 1, it_before, 1, NULL, 0, W, &f);
     assert_int_equal(f.reached, 1);
 }
 
@@ -108,31 +108,31 @@ static void test_first_vs_last_touch(void **state) {
     (void)state;
     /* exposures on days 0, 2, 5, 9 (given out of order); interaction day 3;
      * payment day 6; refund of 100 of it */
-    fd_touch_t x[] = {{5 * D, "ch=c"}, {0, "ch=a"}, {9 * D, "ch=d"}, {2 * D, "ch=b"}};
+    fd_cohort_touch_t x[] = {{5 * D, "ch=c"}, {0, "ch=a"}, {9 * D, "ch=d"}, {2 * D, "ch=b"}};
     int64_t it[] = {3 * D};
-    fd_order_t o[] = {{6 * D, 990, 100}};
-    fd_funnel_t f;
-    fd_funnel_eval(x, 4, it, 1, o, 1, W, &f);
+    fd_cohort_order_t o[] = {{6 * D, 990, 100}};
+    fd_cohort_funnel_t f;
+    fd_cohort_funnel(x, 4, it, 1, o, 1, W, &f);
     assert_int_equal(f.reached, 3);
     assert_string_equal(x[f.first].dims, "ch=a");
     assert_string_equal(x[f.last].dims, "ch=c"); /* last exposure before the payment */
     assert_int_equal(f.revenue, 890);
     /* without the payment, last touch is the last exposure before the interaction */
-    fd_funnel_eval(x, 4, it, 1, NULL, 0, W, &f);
+    fd_cohort_funnel(x, 4, it, 1, NULL, 0, W, &f);
     assert_int_equal(f.reached, 2);
     assert_string_equal(x[f.last].dims, "ch=b");
     /* exposed only: the last exposure within the window (day 9 is outside) */
-    fd_funnel_eval(x, 4, NULL, 0, NULL, 0, W, &f);
+    fd_cohort_funnel(x, 4, NULL, 0, NULL, 0, W, &f);
     assert_int_equal(f.reached, 1);
     assert_string_equal(x[f.last].dims, "ch=c");
     /* a tie in time: the bytewise smaller dims is first, the larger last */
-    fd_touch_t tie[] = {{0, "ch=b"}, {0, "ch=a"}};
-    fd_funnel_eval(tie, 2, NULL, 0, NULL, 0, W, &f);
+    fd_cohort_touch_t tie[] = {{0, "ch=b"}, {0, "ch=a"}};
+    fd_cohort_funnel(tie, 2, NULL, 0, NULL, 0, W, &f);
     assert_string_equal(tie[f.first].dims, "ch=a");
     assert_string_equal(tie[f.last].dims, "ch=b");
     /* a late earlier exposure moves the first touch and the window */
-    fd_touch_t late[] = {{5 * D, "ch=c"}, {-3 * D, "ch=z"}};
-    fd_funnel_eval(late, 2, it, 1, o, 1, W, &f);
+    fd_cohort_touch_t late[] = {{5 * D, "ch=c"}, {-3 * D, "ch=z"}};
+    fd_cohort_funnel(late, 2, it, 1, o, 1, W, &f);
     assert_string_equal(late[f.first].dims, "ch=z");
     assert_int_equal(f.reached, 2); /* the payment at day 6 is past day -3 + 7 */
     assert_string_equal(late[f.last].dims, "ch=z");
