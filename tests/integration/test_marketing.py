@@ -30,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (ORACLE_PREFIX, REPO, Stream, TopicSet, _run, dec, read_hash, read_lines,
+from conftest import (ORACLE_PREFIX, REPO, Stream, TopicSet, _run, dec, funneld_bin, read_hash,
+                      read_lines,
                       rng_for, scaled, scan_keys, batched, total_progress, wait_drained)
 from crafted import lctx  # noqa: F401  (fixture)
 
@@ -189,6 +190,39 @@ def test_marketing_two_instances_one_killed(lctx, stack, mk):
     check_exact(r, s, lctx.prefix)
     check_snapshots(r, s, lctx.prefix, b)
     assert b.stop() == 0, b.tail()
+    check_query(s, lctx.prefix, cfg)
+
+
+def check_query(s, prefix, cfg):
+    """`funneld query product=...` prints the product's cohorts (with L)
+    and first/last-touch funnel days: exactly the oracle's hashes."""
+    n = len(ORACLE_PREFIX)
+    want = {prefix + k[n:]: v for k, v in s.expected["marketing"].items()}
+    product = sorted(k.split(":ret:")[1].split(":")[0] for k in want
+                     if ":ret:product=" in k and "," not in k.split(":ret:")[1])[0]
+    p = _run([funneld_bin(), "query", "-c", cfg, product], scaled(60), "funneld query")
+    out = json.loads(p.stdout)
+    got = {}
+    for row in out["retention"]:
+        h = {f: int(v) for f, v in row.items() if f.startswith(("cohort_size", "retained_d"))}
+        size = h.get("cohort_size", 0)
+        for k in (1, 7, 30):
+            kept = h.get("retained_d%d" % k, 0)
+            assert row["retention_d%d" % k] == ("%.6f" % (kept / size) if size else ""), row
+        got["%s:ret:%s:%s" % (prefix, product, row["cohort_day"])] = h
+    for touch in ("first", "last"):
+        for row in out["attribution"][touch]:
+            got["%s:attr:%s:%s:%s" % (prefix, touch, product, row["day"])] = {
+                f: int(v) for f, v in row.items() if f != "day"}
+    got = {k: {f: v for f, v in h.items() if v} for k, h in got.items()}
+    got = {k: h for k, h in got.items() if h}
+    exp = {k: v for k, v in want.items()
+           if k.startswith(("%s:ret:%s:" % (prefix, product),
+                            "%s:attr:first:%s:" % (prefix, product),
+                            "%s:attr:last:%s:" % (prefix, product)))}
+    diffs = [(k, exp.get(k), got.get(k)) for k in sorted(set(exp) | set(got))
+             if exp.get(k) != got.get(k)]
+    assert exp and not diffs, "funneld query vs oracle (key, expected, printed): %s" % diffs[:10]
 
 
 def check_snapshots(r, s, prefix, proc):
