@@ -17,6 +17,7 @@
 
 #include "model/scope.h"
 #include "model/window.h"
+#include "model/cohort.h"
 
 #define FD_KEY_MAX 16384
 
@@ -127,6 +128,9 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
         };
         if ((rc = fd_batch_payment(b, &p)) < 0) return rc;
     }
+    if (a->conf->mkt_enabled &&
+        (rc = fd_users_add(fd_batch_users(b), ev, fd_cohort_daynum((int32_t)buckets[FD_GRAN_D1]))) < 0)
+        return rc;
     fd_batch_add_events(b, 1);
     return 0;
 }

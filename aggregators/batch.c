@@ -273,6 +273,7 @@ struct fd_batch {
     fd_str_t *scopes;
     size_t nscopes, capscopes;
     uint64_t events;
+    fd_users_t *urecs; /* marketing per-user records (users.h) */
 };
 
 const char *fd_step_name(fd_step_t s) {
@@ -282,7 +283,16 @@ const char *fd_step_name(fd_step_t s) {
                                      : "paid";
 }
 
-fd_batch_t *fd_batch_new(void) { return calloc(1, sizeof(fd_batch_t)); }
+fd_batch_t *fd_batch_new(void) {
+    fd_batch_t *b = calloc(1, sizeof(fd_batch_t));
+    if (b && !(b->urecs = fd_users_new())) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+fd_users_t *fd_batch_users(const fd_batch_t *b) { return b->urecs; }
 
 void fd_batch_reset(fd_batch_t *b) {
     if (!b) return;
@@ -295,6 +305,7 @@ void fd_batch_reset(fd_batch_t *b) {
     strtab_clear(&b->user_idx);
     acttab_clear(&b->action_idx);
     arena_reset(&b->arena, 1);
+    fd_users_reset(b->urecs);
 }
 
 void fd_batch_free(fd_batch_t *b) {
@@ -312,6 +323,7 @@ void fd_batch_free(fd_batch_t *b) {
     free(b->users);
     free(b->payments);
     free(b->scopes);
+    fd_users_free(b->urecs);
     free(b);
 }
 

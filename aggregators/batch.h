@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include "model/window.h"
 #include "model/event.h"
+#include "aggregators/users.h"
 
 typedef struct fd_batch fd_batch_t;
 
@@ -102,6 +103,11 @@ size_t fd_batch_npayments(const fd_batch_t *b);
 const fd_batch_payment_t *fd_batch_payment_at(const fd_batch_t *b, size_t i);
 size_t fd_batch_nscopes(const fd_batch_t *b);
 fd_str_t fd_batch_scope_at(const fd_batch_t *b, size_t i);
+
+/* The batch's per-user event records (marketing metrics): created with the
+ * batch, emptied by its reset; NULL only if the batch could not get memory
+ * for it (then fd_batch_new failed). */
+fd_users_t *fd_batch_users(const fd_batch_t *b);
 
 #define FD_BATCH_KEY_MAX 16384 /* longer than any key fd_batch_key can write */
 

@@ -25,6 +25,8 @@
 #include "model/event.h"
 #include "base/clock.h"
 #include "base/duration.h"
+#include "model/cohort.h"
+#include "model/window.h"
 
 /* ---- validate ---------------------------------------------------------- */
 
@@ -170,6 +172,64 @@ static int query_board(const fd_conf_t *c, const char *what) {
     return found ? 0 : 1;
 }
 
+/* The marketing hashes of one scope (docs/METRICS.md): per local day from
+ * today back over the horizon, newest first, `{prefix}:ret:{scope}:{day}`
+ * (with L = retained_d{k} / cohort_size as retention_d{k}) and
+ * `{prefix}:attr:{first|last}:{scope}:{day}`. Pipelined HGETALLs (no SCAN:
+ * the minimal ACL has none). Returns the number of hashes found. */
+static int query_marketing(redisContext *rc, const fd_conf_t *c, const char *scope, cJSON *out) {
+    char err[256];
+    fd_daycal_t *cal = fd_daycal_new(c->time_zone, err, sizeof err);
+    if (!cal) return 0;
+    int32_t today = fd_cohort_daynum(fd_daycal_label(cal, fd_clock_wall_ms()));
+    fd_daycal_free(cal);
+    int ndays = (int)(c->ret_horizon_s / 86400) + 1;
+    static const char *const kinds[3] = {"ret", "attr:first", "attr:last"};
+    for (int d = 0; d < ndays; d++)
+        for (int k = 0; k < 3; k++)
+            redisAppendCommand(rc, "HGETALL %s:%s:%s:%d", c->prefix, kinds[k], scope,
+                               (int)fd_cohort_label(today - d));
+    cJSON *ret = cJSON_CreateArray(), *attr = cJSON_CreateObject();
+    cJSON *touch[2] = {cJSON_CreateArray(), cJSON_CreateArray()};
+    int found = 0;
+    for (int d = 0; d < ndays; d++) {
+        for (int k = 0; k < 3; k++) {
+            redisReply *r = NULL;
+            if (redisGetReply(rc, (void **)&r) != REDIS_OK) goto done;
+            if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+                cJSON *o = cJSON_CreateObject();
+                char day[16];
+                snprintf(day, sizeof day, "%d", (int)fd_cohort_label(today - d));
+                cJSON_AddStringToObject(o, k == 0 ? "cohort_day" : "day", day);
+                long long size = 0;
+                for (size_t i = 0; i + 1 < r->elements; i += 2) {
+                    cJSON_AddStringToObject(o, r->element[i]->str, r->element[i + 1]->str);
+                    if (!strcmp(r->element[i]->str, "cohort_size"))
+                        size = strtoll(r->element[i + 1]->str, NULL, 10);
+                }
+                for (int j = 0; k == 0 && j < c->nret_days; j++) {
+                    char f[32], v[32] = "";
+                    snprintf(f, sizeof f, "retained_d%d", (int)c->ret_days[j]);
+                    const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, f);
+                    long long kept = n ? strtoll(n->valuestring, NULL, 10) : 0;
+                    if (size > 0) snprintf(v, sizeof v, "%.6f", (double)kept / (double)size);
+                    snprintf(f, sizeof f, "retention_d%d", (int)c->ret_days[j]);
+                    cJSON_AddStringToObject(o, f, v);
+                }
+                cJSON_AddItemToArray(k == 0 ? ret : touch[k - 1], o);
+                found++;
+            }
+            if (r) freeReplyObject(r);
+        }
+    }
+done:
+    cJSON_AddItemToObject(attr, "first", touch[0]);
+    cJSON_AddItemToObject(attr, "last", touch[1]);
+    cJSON_AddItemToObject(out, "retention", ret);
+    cJSON_AddItemToObject(out, "attribution", attr);
+    return found;
+}
+
 int fd_app_query(const fd_conf_t *c, const args_t *a) {
     if (a->nfiles != 1) {
         fprintf(stderr, "funneld: query needs one SCOPE (e.g. all) or lb:GROUPING:WINDOW:METRIC\n");
@@ -196,6 +256,7 @@ int fd_app_query(const fd_conf_t *c, const args_t *a) {
         if (r) freeReplyObject(r);
         cJSON_AddItemToObject(out, name, win);
     }
+    if (query_marketing(rc, c, a->files[0], out) > 0) found = 1;
     redisFree(rc);
     char *s = cJSON_Print(out);
     printf("%s\n", s);

@@ -73,3 +73,41 @@ printf '|%s|%s|%s|%s|%s|%s|\n' "------------------------------" "------------" "
 while IFS='|' read -r name n scopes users rss secs; do
   printf '| %-28s | %10s | %14s | %16s | %9s MB | %9s |\n' "$name" "$n" "$scopes" "$users" "$rss" "$secs"
 done <"$OUT"
+
+# ---- per-user marketing state (docs/METRICS.md, docs/REDIS.md "Marketing keys")
+# Redis memory of {prefix}:us:{product}:{user} for MEM_STATE_USERS users (default
+# 1,000,000; tiny 10,000), each active on 30 days: built in the layout the
+# flush script writes (MessagePack map f/a/x/i/o/r; a 30-day user keeps its
+# 30 active days, and of its exposures only those in its first exposure's
+# 7-day window: 7 here, one a day, plus 5 interactions and one paid order),
+# with the script's own cmsgpack, in a real redis-server; measured as the
+# growth of INFO used_memory. The ret:/attr: counter hashes grow with
+# scopes x days, not users, and are not in this figure.
+if [ "$TINY" = 1 ]; then NU=${MEM_STATE_USERS:-10000}; else NU=${MEM_STATE_USERS:-1000000}; fi
+say "memory: per-user state for $NU users x 30 days..."
+used() { rcli INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
+before=$(used)
+CHUNK=10000
+for ((s = 0; s < NU; s += CHUNK)); do
+  rcli EVAL "
+    local s, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+    local d0, t0 = 20000, 1728000000000
+    for u = s, s + n - 1 do
+      local a, x, it = {}, {}, {}
+      for k = 0, 29 do a[#a + 1] = {d0 + k} end
+      for k = 0, 6 do x[#x + 1] = {t0 + k * 86400000, d0 + k, 'wechat_group', 'grp-07', 'cmp-2024-11'} end
+      for k = 0, 4 do it[#it + 1] = {t0 + k * 86400000 + 60000} end
+      local st = {f = x[1], a = a, x = x, i = it, o = {{'ord-' .. u, t0 + 5 * 86400000, 9900}}, r = {}}
+      redis.call('SET', 'memstate:us:course-py:' .. (100000 + u), cmsgpack.pack(st), 'EX', 34560000)
+    end
+    return n" 0 "$s" "$(( NU - s < CHUNK ? NU - s : CHUNK ))" >/dev/null
+done
+after=$(used)
+sample=$(rcli STRLEN "memstate:us:course-py:100000")
+echo
+echo "memory: per-user marketing state in Redis ($(redis-server --version | awk '{print $3}'))"
+echo
+printf '| %-34s | %10s | %14s | %16s |\n' "users x active days" "state bytes" "used_memory +" "bytes per user"
+printf '|%s|%s|%s|%s|\n' "------------------------------------" "------------" "----------------" "------------------"
+printf '| %-34s | %10s | %11s MB | %16s |\n' "$NU x 30 (7 exposures in window)" "$sample" "$(( (after - before) / 1048576 ))" "$(( (after - before) / NU ))"
+rcli --scan --pattern "memstate:*" | xargs -r -n 500 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" UNLINK >/dev/null

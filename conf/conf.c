@@ -254,6 +254,34 @@ static const conf_key_t keys[] = {
     INT("leaderboards.min_potential_users", 0, 100000000, "30", lb_min_potential,
         "A scope is listed on a `conversion_rate` leaderboard only if its window has at least "
         "this many potential users (`uv_exposed`), so a 1-of-2 community never tops it."),
+    /* marketing metrics: conf/marketing.c, docs/METRICS.md */
+    BOOL("marketing.enabled", "false", mkt_enabled,
+         "Keep per-user state in Redis (`{prefix}:us:{product}:{user}`) and write the retention "
+         "cohorts `{prefix}:ret:` and the attributed funnel `{prefix}:attr:` in the flush script "
+         "(docs/METRICS.md). Costs one state read and write per distinct user per flush."),
+    INT("marketing.user_cap", 4, 1000, "32", mkt_user_cap,
+        "Per user and product, the state keeps at most this many exposures, interactions, paid "
+        "orders and refunds each: the earliest (docs/METRICS.md, \"Bounds\")."),
+    STR("retention.days", 1, 200, "1,7,30", ret_days_s,
+        "Retention days k, comma-separated integers 1..400 (at most 16): `retained_d{k}` per "
+        "cohort."),
+    ENUM("retention.mode", K_ENUM, "day_n|unbounded", "day_n", ret_mode,
+         "`day_n`: retained on day k = active on exactly cohort day + k (Amplitude's day-N); "
+         "`unbounded`: active on cohort day + k or later."),
+    STR("retention.start_types", 1, 100, "exposure,interaction,payment", ret_start_s,
+        "Event types whose first occurrence sets a user's cohort day (comma-separated; "
+        "`payment` means paid payments)."),
+    STR("retention.active_types", 1, 100, "exposure,interaction,payment", ret_active_s,
+        "Event types that make a user active on their day."),
+    INT("retention.horizon_s", 86400, TTL_MAX_S, "34560000", ret_horizon_s,
+        "Life of the per-user state and of the retention and funnel counters: TTL refreshed on "
+        "every write (400 days by default)."),
+    STR("retention.groupings", 0, 100, "channel", ret_dims_s,
+        "Retention breakdowns besides `product`: comma-separated dimensions among `channel`, "
+        "`community`, `campaign`, each taken from the user's first touch (`product,{dim}`)."),
+    INT("funnel.window_s", 60, TTL_MAX_S, "604800", funnel_window_s,
+        "Conversion window of the ordered funnel, from the user's first exposure (7 days by "
+        "default)."),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -274,6 +302,9 @@ static const char *const finalize_rules[] = {
     "`alerts.webhook.url` set needs `alerts.webhook.secret`.",
     "`alerts.http.backoff_min_ms` <= `alerts.http.backoff_max_ms`.",
     "`alerts.kafka.topic` is a valid topic name and not an input or dead-letter topic.",
+    ("`retention.days`, `retention.start_types`, `retention.active_types` and "
+     "`retention.groupings` parse; `funnel.window_s` <= `retention.horizon_s`; with "
+     "`marketing.enabled`, `flush_max_events` <= 5000."),
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -1160,7 +1191,8 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
         if (strcmp(kk, "group.id") == 0)
             return fd_fail(err, errlen, "kafka.properties: set group.id with kafka.group");
     }
-    return finalize_alerts(c, err, errlen);
+    if (finalize_alerts(c, err, errlen) != 0) return -1;
+    return fd_conf_finalize_marketing(c, err, errlen);
 }
 
 int fd_conf_is_secret(const char *key) {

@@ -21,6 +21,8 @@
 #define FD_MAX_TOPICS 16
 #define FD_MAX_KPROPS 64
 #define FD_MAX_WINDOWS 8
+#define FD_MAX_RET_DAYS 16
+#define FD_MAX_RET_DIMS 3
 
 typedef struct {
     char *name;
@@ -94,7 +96,31 @@ typedef struct {
     int64_t coupon_cap; /* coupons.cap, default 64 named coupons per counter hash */
     int64_t lb_size; /* leaderboards.size, default 100 members per board */
     int64_t lb_min_potential; /* leaderboards.min_potential_users, default 30 */
+    /* marketing metrics: retention cohorts and the attributed funnel
+     * (conf/marketing.c, docs/METRICS.md); the *_s texts are parsed by
+     * fd_conf_finalize into the fields after them */
+    int mkt_enabled; /* marketing.enabled, default false */
+    int64_t mkt_user_cap; /* marketing.user_cap, default 32 */
+    char *ret_days_s; /* retention.days, default "1,7,30" */
+    int nret_days;
+    int32_t ret_days[FD_MAX_RET_DAYS];
+    int ret_mode; /* retention.mode: 0 day_n, 1 unbounded (fd_ret_mode_t) */
+    char *ret_start_s, *ret_active_s; /* retention.start_types, retention.active_types */
+    unsigned ret_start_mask, ret_active_mask; /* FD_MKT_EXPOSURE | ... */
+    int64_t ret_horizon_s; /* retention.horizon_s, default 34560000 (400 d) */
+    char *ret_dims_s; /* retention.groupings, default "channel" */
+    int nret_dims;
+    char ret_dims[FD_MAX_RET_DIMS][16]; /* "channel", "community", "campaign" */
+    int64_t funnel_window_s; /* funnel.window_s, default 604800 (7 d) */
 } fd_conf_t;
+
+#define FD_MKT_EXPOSURE 1u
+#define FD_MKT_INTERACTION 2u
+#define FD_MKT_PAYMENT 4u
+#define FD_MKT_MAX_FLUSH_EVENTS 5000 /* flush_max_events bound with marketing.enabled */
+/* Parses and checks the marketing keys (conf/marketing.c); called by
+ * fd_conf_finalize. */
+int fd_conf_finalize_marketing(fd_conf_t *c, char *err, size_t errlen);
 
 /* Fills c with every default. */
 void fd_conf_defaults(fd_conf_t *c);

@@ -29,6 +29,8 @@
 #ifndef FD_REDIS_SCRIPTS_H
 #define FD_REDIS_SCRIPTS_H
 
+#include "sinks/redis_users_lua.h"
+
 /* Lua shared by the snapshot and alert scripts. buckets(from, to) lists the
  * bucket keys whose sum is the window [from, to) (epoch seconds,
  * minute-aligned): m1 buckets at the edges, h1 buckets for the whole hours
@@ -92,12 +94,13 @@
  * per hash at coupon_cap named coupons exactly like the action cap (a
  * coupon is named iff it was among the first coupon_cap to reach the hash;
  * the rest, and the id "__other__", go to coupon.__other__.*); it adds its
- * user to the bucket's coupon_touched HLL, and a paid one to coupon_paid. coupon_cap is the script's
- * last argument. The named coupons of a hash are read once per script
+ * user to the bucket's coupon_touched HLL, and a paid one to coupon_paid. coupon_cap is the
+ * argument just before the per-user section (whose start index is the
+ * script's last argument, see redis_users_lua.h). The named coupons of a hash are read once per script
  * (HKEYS) and kept in cpn. coupon_check() runs in check(): both the named
  * and the __other__ field are checked, as for actions. */
 #define FD_LUA_COUPON_FIELD \
-    "local coupon_cap, cpn = tonumber(ARGV[#ARGV]), {}\n" \
+    "local coupon_cap, cpn = tonumber(ARGV[tonumber(ARGV[#ARGV]) - 1]), {}\n" \
     "local cp_other = 'coupon.__other__'\n" \
     "local function coupon_field(k, cp)\n" \
     "  local c = cpn[k]\n" \
@@ -160,7 +163,7 @@ static const char FD_LUA_FLUSH[] =
     "local dedup_ttl, action_cap = ARGV[13], tonumber(ARGV[14])\n"
     "local function ttl_c(b) return ttl[string.match(b, ':(%a%d):[^:]*$')] end\n"
     "local other_f = 'interactions.__other__'\n" FD_LUA_BIGINT
-    "local L = 9007199254740992\n" FD_LUA_COUPON_FIELD "local function check()\n"
+    "local L = 9007199254740992\n" FD_LUA_COUPON_FIELD FD_LUA_USERS "local function check()\n"
     "  local acl, vals, hlls, dup = {}, {}, {}, {}\n"
     "  local function may(kind, cmd, k, ...)\n"
     "    if acl[kind .. cmd] then return nil end\n"
@@ -328,6 +331,7 @@ static const char FD_LUA_FLUSH[] =
     "  end\n"
     "end\n"
     "local why = check()\n"
+    "if not why then why = users_check() end\n"
     "if why then return redis.error_reply('REFUSED ' .. why .. '; nothing written') end\n"
     "local i = 15\n"
     "local n = tonumber(ARGV[i]); i = i + 1\n"
@@ -385,6 +389,7 @@ static const char FD_LUA_FLUSH[] =
     "end\n"
     "n = tonumber(ARGV[i]); i = i + 1\n"
     "for j = i, i + n - 1 do redis.call('ZADD', prefix .. ':scopes', nows, ARGV[j]) end\n"
+    "users_write()\n"
     "redis.call('HSET', offkey, field, newoff)\n"
     "if maxts ~= '' then redis.call('HSET', prefix .. ':wm:' .. group, field, maxts) end\n"
     "if events > 0 then redis.call('HSET', prefix .. ':seen:' .. group, field, nowms) end\n"
@@ -392,7 +397,8 @@ static const char FD_LUA_FLUSH[] =
 
 /* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
  * ttl s, nwindows, then name, seconds per window, then the action cap, then
- * (optional) the coupon cap and per window a count and that many
+ * the retention section (FD_LUA_SNAPSHOT_RETENTION: a count, then day and
+ * cohort label pairs), then (optional) the coupon cap and per window a count and that many
  * field/value pairs written as given (the coupon groups and test,
  * docs/METRICS.md). Coupon fields fold past the coupon cap like actions,
  * ranked by their window's coupon.{id}.payments.
@@ -410,8 +416,9 @@ static const char FD_LUA_SNAPSHOT[] =
     "local to, wm, now, ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]\n"
     "local nw = tonumber(ARGV[7])\n"
     "local action_cap = tonumber(ARGV[8 + 2 * nw])\n"
-    "local coupon_cap, xi = tonumber(ARGV[9 + 2 * nw] or '1000'), 10 + 2 * "
-    "nw\n" FD_LUA_WINDOW_BUCKETS FD_LUA_BIGINT "for w = 0, nw - 1 do\n"
+    "local rn0 = tonumber(ARGV[9 + 2 * nw] or '0') or 0\n"
+    "local coupon_cap = tonumber(ARGV[10 + 2 * nw + 2 * rn0] or '1000')\n"
+    "local xi = 11 + 2 * nw + 2 * rn0\n" FD_LUA_WINDOW_BUCKETS FD_LUA_BIGINT "for w = 0, nw - 1 do\n"
     "  local name, secs = ARGV[8 + 2 * w], tonumber(ARGV[9 + 2 * w])\n"
     "  local from = to - secs\n"
     "  local b = buckets(from, to)\n"
@@ -493,7 +500,7 @@ static const char FD_LUA_SNAPSHOT[] =
     "  f[#f + 1] = 'to'; f[#f + 1] = num(to)\n"
     "  f[#f + 1] = 'watermark'; f[#f + 1] = wm\n"
     "  f[#f + 1] = 'updated_at'; f[#f + 1] = now\n"
-    "  f[#f + 1] = 'rev'; f[#f + 1] = num(rev)\n"
+    "  f[#f + 1] = 'rev'; f[#f + 1] = num(rev)\n" FD_LUA_SNAPSHOT_RETENTION
     "  redis.call('DEL', rk)\n"
     "  redis.call('HSET', rk, unpack(f))\n"
     "  redis.call('EXPIRE', rk, ttl)\n"

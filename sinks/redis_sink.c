@@ -26,6 +26,7 @@
 #include "base/duration.h"
 #include "model/window.h"
 #include "model/incentive.h"
+#include "model/cohort.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -409,6 +410,38 @@ static void ignore_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     free(r);
 }
 
+/* The per-user section (sinks/redis_users_lua.h): its size in arguments,
+ * then the arguments; the last argument is the ARGV index where the
+ * section starts, so the script finds it after all the others. */
+static size_t users_args_size(const fd_conf_t *c, const fd_users_t *u) {
+    return 10 + (size_t)c->nret_days + (size_t)c->nret_dims + FD_USERS_FIELDS * fd_users_count(u);
+}
+
+static void users_args(args_t *a, const fd_conf_t *c, const fd_users_t *u) {
+    int start = a->argc - 2; /* argv[3] is ARGV[1] */
+    size_t n = c->mkt_enabled ? fd_users_count(u) : 0;
+    arg_num(a, (int64_t)n);
+    arg_num(a, c->ret_horizon_s);
+    arg_num(a, c->funnel_window_s * 1000);
+    arg_str(a, c->ret_mode ? "unbounded" : "day_n");
+    static const char *const types[8] = {
+        "",        "exposure",         "interaction",         "exposure,interaction",
+        "payment", "exposure,payment", "interaction,payment", "exposure,interaction,payment"};
+    arg_str(a, types[c->ret_start_mask & 7]);
+    arg_str(a, types[c->ret_active_mask & 7]);
+    arg_num(a, c->mkt_user_cap);
+    arg_num(a, c->nret_days);
+    for (int i = 0; i < c->nret_days; i++) arg_num(a, c->ret_days[i]);
+    arg_num(a, c->nret_dims);
+    for (int i = 0; i < c->nret_dims; i++) arg_str(a, c->ret_dims[i]);
+    for (size_t i = 0; i < n; i++) {
+        fd_str_t f[FD_USERS_FIELDS];
+        fd_users_record(u, i, f);
+        for (int j = 0; j < FD_USERS_FIELDS; j++) arg(a, f[j].p ? f[j].p : "", f[j].n);
+    }
+    arg_num(a, start);
+}
+
 /* 1 if this process set the TTL of `kind` + key recently (skip the
  * EXPIRE), else remembers that it is about to. */
 static int ttl_known(fd_redis_sink_t *s, char kind, const char *key, size_t n) {
@@ -491,6 +524,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     }
     for (size_t i = 0; i < np; i++) total += 7 + fd_batch_payment_at(b, i)->nbuckets;
     total += ns + 1; /* the scopes, then the coupon cap */
+    total += users_args_size(s->conf, fd_batch_users(b));
 
     args_t a = {.cap = (int)total};
     fd_str_t *keys = malloc((nc + 1) * sizeof(fd_str_t));
@@ -590,7 +624,10 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         fd_str_t sc = fd_batch_scope_at(b, i);
         arg(&a, sc.p, sc.n);
     }
-    arg_num(&a, s->conf->coupon_cap); /* last: the script reads it as ARGV[#ARGV] */
+    /* the coupon cap, just before the per-user section: the script reads it
+     * as ARGV[s - 1], s being the section's start (the last argument) */
+    arg_num(&a, s->conf->coupon_cap);
+    users_args(&a, s->conf, fd_batch_users(b));
 
     if (a.overflow) {
         fd_log(s->log, FD_LOG_ERROR, "flush arguments over their computed size; flush not sent",
@@ -827,6 +864,24 @@ static void snap_chunk_reply(redisAsyncContext *ac, void *reply, void *privdata)
     snap_send(s);
 }
 
+/* The cohort each retention day k of a product snapshot shows
+ * (docs/METRICS.md): the latest cohort day d whose day d + k is complete by
+ * the watermark, i.e. d = (local day of wm) - k - 1. Fills k and d's label
+ * per retention day; 0 without marketing.enabled or a zone. */
+static int snapshot_cohorts(const fd_conf_t *c, int64_t wm_ms, char k[][16], char lab[][16]) {
+    if (!c->mkt_enabled) return 0;
+    char err[256];
+    fd_daycal_t *d = fd_daycal_new(c->time_zone, err, sizeof err);
+    if (!d) return 0;
+    int32_t today = fd_cohort_daynum(fd_daycal_label(d, wm_ms));
+    fd_daycal_free(d);
+    for (int i = 0; i < c->nret_days; i++) {
+        snprintf(k[i], 16, "%d", (int)c->ret_days[i]);
+        snprintf(lab[i], 16, "%d", (int)fd_cohort_label(today - c->ret_days[i] - 1));
+    }
+    return c->nret_days;
+}
+
 static void snap_send(fd_redis_sink_t *s) {
     const fd_conf_t *c = s->conf;
     const redisReply *scopes = s->snap_scopes;
@@ -842,15 +897,19 @@ static void snap_send(fd_redis_sink_t *s) {
     snprintf(sttl, sizeof sttl, "%" PRId64, c->ttl_m1_s);
     snprintf(snw, sizeof snw, "%d", c->nwindows);
     snprintf(scap, sizeof scap, "%" PRId64, c->action_cap);
+    char retk[FD_MAX_RET_DAYS][16], retl[FD_MAX_RET_DAYS][16], snret[16];
+    int nret = snapshot_cohorts(c, s->snap_wm, retk, retl);
+    snprintf(snret, sizeof snret, "%d", nret);
     size_t end = s->snap_next + SNAP_CHUNK;
     if (end > scopes->elements) end = scopes->elements;
     char scpcap[24], nx[8];
     snprintf(scpcap, sizeof scpcap, "%" PRId64, c->coupon_cap);
     snprintf(nx, sizeof nx, "%d", FD_COUPON_FIELDS);
     for (size_t i = s->snap_next; i < end; i++) {
-        /* 10 fixed, the windows, the action cap, the coupon cap, per window
-         * the coupon fields */
-        const char *argv[12 + 2 * FD_MAX_WINDOWS + FD_MAX_WINDOWS * (1 + 2 * FD_COUPON_FIELDS)];
+        /* 10 fixed, the windows, the action cap, the retention days, the
+         * coupon cap, per window the coupon fields */
+        const char *argv[13 + 2 * FD_MAX_WINDOWS + 2 * FD_MAX_RET_DAYS +
+                         FD_MAX_WINDOWS * (1 + 2 * FD_COUPON_FIELDS)];
         size_t lens[sizeof argv / sizeof argv[0]];
         char xvals[FD_MAX_WINDOWS][FD_COUPON_FIELDS][32];
         const char *xnames[FD_MAX_WINDOWS][FD_COUPON_FIELDS];
@@ -872,6 +931,11 @@ static void snap_send(fd_redis_sink_t *s) {
             argv[n++] = secs[w];
         }
         argv[n++] = scap;
+        argv[n++] = snret;
+        for (int k = 0; k < nret; k++) {
+            argv[n++] = retk[k];
+            argv[n++] = retl[k];
+        }
         argv[n++] = scpcap;
         for (int w = 0; w < c->nwindows; w++) {
             int nf = snap_coupon_fields(s, i - s->snap_next, w, xnames[w], xvals[w]);

@@ -481,6 +481,10 @@ class Oracle:
         self.accepted = 0
         self.late = 0
         self.repeats = 0
+        # docs/METRICS.md: set to a marketing.Marketing to compute the
+        # retention and attributed-funnel keys too (it sees every accepted
+        # event, repeated payment lines included)
+        self.marketing = None
 
     def run_partition(self, name, topic, partition, topic_type, lines):
         max_ts = None
@@ -495,6 +499,8 @@ class Oracle:
                                      "offset": off, "reason": r.reason,
                                      "field": r.field})
                 continue
+            if self.marketing is not None:
+                self.marketing.add(ev)
             ts = ev["ts"]
             late = max_ts is not None and ts < max_ts - lateness
             if max_ts is None or ts > max_ts:

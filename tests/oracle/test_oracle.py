@@ -554,3 +554,162 @@ def test_generator_stream_matches_oracle(tmp_path):
     for x in big:
         with open(os.path.join(d, x["file"]), "rb") as f:
             assert len(f.read().split(b"\n")[x["offset"]]) > 65536
+
+
+# ------------------------------------------- marketing (docs/METRICS.md)
+
+import marketing  # noqa: E402
+
+DAY = 86_400_000
+# 2024-11-01T00:00:00+08:00 (Shanghai midnight) = 2024-10-31T16:00:00Z
+D0 = 1730390400000
+MKT_NOW = D0 + 40 * DAY
+
+
+def mkt_run(lines, **cfg):
+    """One mixed partition through the oracle with the marketing view on;
+    returns {key minus 'p:': {field: value}}."""
+    o = oracle.Oracle(MKT_NOW, prefix="p",
+                      limits=oracle.Limits(ttl_m1_s=60 * 86400))
+    o.marketing = marketing.Marketing(o.cal, oracle.scope_encode,
+                                      marketing.Config(**cfg))
+    o.run_partition("t.mixed.0.jsonl", "t.mixed", 0, None, lines)
+    assert not o.rejects, o.rejects
+    return {k[2:]: v for k, v in o.marketing.result("p").items()}
+
+
+def mev(i, t, ts, user="u1", product="p", **kw):
+    base = dict(event_id="m%d" % i, type=t, ts=ts, user_id=user, product_id=product)
+    if t == "interaction":
+        base["action"] = "click"
+    base.update(kw)
+    return ev(**base)
+
+
+def test_retention_day_n_and_unbounded():
+    """u1: first event day 0, active days 1 and 7. u2: first event day 0,
+    back on day 3 only. Day-N: d1 = {u1}, d7 = {u1}; unbounded: d1 = both,
+    d7 = {u1}; nobody on day 30."""
+    lines = [mev(1, "exposure", D0 + 5, channel="wx"),
+             mev(2, "interaction", D0 + DAY + 5),
+             mev(3, "exposure", D0 + 7 * DAY + 5),
+             mev(4, "exposure", D0 + 9, user="u2", channel="wb"),
+             mev(5, "exposure", D0 + 3 * DAY, user="u2")]
+    r = mkt_run(lines)
+    assert r["ret:product=p:20241101"] == {"cohort_size": 2, "retained_d1": 1,
+                                            "retained_d7": 1}
+    assert r["ret:product=p,channel=wx:20241101"] == {"cohort_size": 1, "retained_d1": 1,
+                                                       "retained_d7": 1}
+    assert r["ret:product=p,channel=wb:20241101"] == {"cohort_size": 1}
+    r = mkt_run(lines, mode="unbounded")
+    assert r["ret:product=p:20241101"] == {"cohort_size": 2, "retained_d1": 2,
+                                            "retained_d7": 1}
+    assert r["ret:product=p,channel=wb:20241101"] == {"cohort_size": 1, "retained_d1": 1}
+
+
+def test_retention_cohort_at_shanghai_midnight_and_late_first_event():
+    """A first event 1 ms before Shanghai midnight makes the cohort the day
+    before, and the event just after midnight a day-1 return; an event that
+    arrives last but is earliest moves the cohort (the order does not
+    matter)."""
+    a = mev(1, "exposure", D0 + 5 * DAY - 1, channel="wx")     # 23:59:59.999 on 11-05
+    b = mev(2, "exposure", D0 + 5 * DAY, channel="wb")         # 00:00 on 11-06
+    r = mkt_run([b, a])
+    assert r["ret:product=p:20241105"] == {"cohort_size": 1, "retained_d1": 1}
+    assert r["ret:product=p,channel=wx:20241105"] == {"cohort_size": 1, "retained_d1": 1}
+    assert "ret:product=p:20241106" not in r
+    assert r == mkt_run([a, b])
+
+
+def test_attributed_funnel_first_and_last_touch():
+    """Exposures on days 0 (wx), 2 (wb) and 9 (zh); interaction day 3;
+    payment 990 on day 6, refunded 100. First touch wx, last touch (the last
+    exposure before the payment) wb; revenue net of the refund; all counted
+    on the day of the first exposure. The day-9 exposure is past the 7-day
+    window and changes nothing."""
+    lines = [mev(1, "exposure", D0 + 100, channel="wx", community_id="g1"),
+             mev(2, "exposure", D0 + 2 * DAY, channel="wb"),
+             mev(3, "interaction", D0 + 3 * DAY),
+             mev(4, "payment", D0 + 6 * DAY, order_id="o1", amount=990),
+             mev(5, "payment", D0 + 6 * DAY + 5, order_id="o1", amount=100, status="refunded"),
+             mev(6, "exposure", D0 + 9 * DAY, channel="zh")]
+    r = mkt_run(lines)
+    full = {"funnel_exposed": 1, "funnel_interacted": 1, "funnel_paid": 1,
+            "attributed_revenue": 890}
+    assert r["attr:first:product=p:20241101"] == full
+    assert r["attr:first:product=p,channel=wx:20241101"] == full
+    assert r["attr:first:product=p,community=g1:20241101"] == full
+    assert r["attr:last:product=p:20241101"] == full
+    assert r["attr:last:product=p,channel=wb:20241101"] == full
+    assert not any("channel=zh" in k for k in r)
+    assert sorted(k for k in r if k.startswith("attr:")) == sorted([
+        "attr:first:product=p:20241101", "attr:first:product=p,channel=wx:20241101",
+        "attr:first:product=p,community=g1:20241101", "attr:last:product=p:20241101",
+        "attr:last:product=p,channel=wb:20241101"])
+
+
+def test_attributed_funnel_order_and_window():
+    """A payment before the first interaction does not complete the funnel;
+    an interaction 1 ms past the window does not count; the last touch of an
+    exposed-only user is the last exposure in the window."""
+    w = 7 * DAY
+    lines = [mev(1, "exposure", D0, channel="wx"),
+             mev(2, "payment", D0 + DAY, order_id="o1", amount=500),
+             mev(3, "exposure", D0 + 2 * DAY, channel="wb"),
+             mev(4, "interaction", D0 + w + 1)]
+    r = mkt_run(lines)
+    assert r["attr:first:product=p,channel=wx:20241101"] == {"funnel_exposed": 1}
+    assert r["attr:last:product=p,channel=wb:20241101"] == {"funnel_exposed": 1}
+    lines[3] = mev(4, "interaction", D0 + w)   # the window's last ms is inside
+    r = mkt_run(lines)
+    assert r["attr:first:product=p,channel=wx:20241101"] == {"funnel_exposed": 1,
+                                                             "funnel_interacted": 1}
+    assert r["attr:last:product=p,channel=wb:20241101"] == {"funnel_exposed": 1,
+                                                            "funnel_interacted": 1}
+
+
+def test_user_cap_keeps_the_earliest():
+    """Cap 4: only the 4 earliest exposures are kept, so the last touch is
+    the 4th even though 6 precede the interaction."""
+    lines = [mev(i, "exposure", D0 + i * 1000, channel="c%d" % i) for i in range(6)]
+    lines.append(mev(9, "interaction", D0 + 10_000))
+    r = mkt_run(lines, user_cap=4)
+    assert r["attr:last:product=p,channel=c3:20241101"] == {"funnel_exposed": 1,
+                                                            "funnel_interacted": 1}
+    r = mkt_run(lines)
+    assert r["attr:last:product=p,channel=c5:20241101"] == {"funnel_exposed": 1,
+                                                            "funnel_interacted": 1}
+
+
+import gen_marketing  # noqa: E402
+
+
+def test_gen_marketing_is_deterministic_and_valid(tmp_path):
+    """Same arguments, byte-identical files; every line valid for the oracle
+    (with a 40-day m1 TTL) except the intended malformed ones; event time
+    spans the asked days; payments' repeats stay in one partition."""
+    args = ["--seed", "3", "--events", "3000", "--now-ms", str(MKT_NOW), "--days", "36"]
+    digests = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        assert gen_marketing.main(args + ["--out", str(out)]) == 0
+        h = hashlib.sha256()
+        for name in sorted(os.listdir(out)):
+            h.update(name.encode() + (out / name).read_bytes())
+        digests.append(h.hexdigest())
+    assert digests[0] == digests[1]
+    out = tmp_path / "a"
+    m, parts = oracle.load_manifest(str(out))
+    o = oracle.Oracle(MKT_NOW, limits=oracle.Limits(ttl_m1_s=40 * 86400))
+    o.marketing = marketing.Marketing(o.cal, oracle.scope_encode)
+    for topic, p, ttype in parts:
+        name = "%s.%d.jsonl" % (topic, p)
+        o.run_partition(name, topic, p, ttype, oracle.read_lines(str(out / name)))
+    intended = json.loads((out / "intended_rejects.json").read_text())
+    assert sorted((r["topic"], r["partition"], r["offset"]) for r in o.rejects) == \
+        sorted((r["topic"], r["partition"], r["offset"]) for r in intended)
+    assert m["events"] >= 3000
+    ts = [ev_ts for recs in o.marketing.users.values() for _, ev_ts, *_ in recs]
+    assert max(ts) - min(ts) > 30 * DAY
+    res = o.marketing.result("p")
+    assert any(k.startswith("p:ret:") for k in res) and any(k.startswith("p:attr:last:") for k in res)

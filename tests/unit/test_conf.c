@@ -301,6 +301,30 @@ static const row_t rows[] = {
      "alerts.http.backoff_min_ms (5000) must be <= alerts.http.backoff_max_ms"},
     {"{\"alerts\": {\"kafka\": {\"topic\": \"funnel.dlq\"}}}",
      "alerts.kafka.topic: \"funnel.dlq\" is also an input or dead-letter topic"},
+    /* marketing keys (conf/marketing.c) */
+    {"{\"retention\": {\"days\": \" 1, 7 ,30,7 \", \"mode\": \"unbounded\", "
+     "\"start_types\": \"exposure\", \"active_types\": \"interaction, payment\", "
+     "\"groupings\": \"\"}}",
+     NULL},
+    {"{\"retention\": {\"days\": \"1,x\"}}", "retention.days: must be comma-separated integers"},
+    {"{\"retention\": {\"days\": \"0\"}}", "retention.days: must be comma-separated integers"},
+    {"{\"retention\": {\"days\": \"401\"}}", "retention.days: must be comma-separated integers"},
+    {"{\"retention\": {\"days\": \",\"}}", "retention.days: must be comma-separated integers"},
+    {"{\"retention\": {\"mode\": \"weekly\"}}", "retention.mode: must be one of"},
+    {"{\"retention\": {\"start_types\": \"exposure,click\"}}",
+     "retention.start_types: must list exposure, interaction and/or payment"},
+    {"{\"retention\": {\"active_types\": \"refund\"}}",
+     "retention.active_types: must list exposure, interaction and/or payment"},
+    {"{\"retention\": {\"groupings\": \"channel,content\"}}",
+     "retention.groupings: must list channel, community and/or campaign"},
+    {"{\"funnel\": {\"window_s\": 86400}, \"retention\": {\"horizon_s\": 86400}}", NULL},
+    {"{\"funnel\": {\"window_s\": 86401}, \"retention\": {\"horizon_s\": 86400}}",
+     "funnel.window_s (86401) must be <= retention.horizon_s (86400)"},
+    {"{\"marketing\": {\"enabled\": true}}",
+     "flush_max_events (20000) must be <= 5000 with marketing.enabled"},
+    {"{\"marketing\": {\"enabled\": true, \"user_cap\": 3}, \"flush_max_events\": 5000}",
+     "marketing.user_cap"},
+    {"{\"marketing\": {\"enabled\": true}, \"flush_max_events\": 5000}", NULL},
 };
 
 static void test_rows(void **state) {
@@ -712,8 +736,34 @@ static void test_example_is_defaults(void **state) {
     fd_conf_release(&e);
 }
 
+static void test_marketing_parsed(void **state) {
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    assert_int_equal(load_text(&c,
+                               "{\"retention\": {\"days\": \" 30, 1 ,7,1 \", \"mode\": "
+                               "\"unbounded\", \"start_types\": \"payment\", \"groupings\": "
+                               "\"campaign, channel\"}}",
+                               err, sizeof err),
+                     0);
+    assert_int_equal(c.nret_days, 3); /* a repeated k is one k, order kept */
+    assert_int_equal(c.ret_days[0], 30);
+    assert_int_equal(c.ret_days[1], 1);
+    assert_int_equal(c.ret_days[2], 7);
+    assert_int_equal(c.ret_mode, 1);
+    assert_int_equal(c.ret_start_mask, FD_MKT_PAYMENT);
+    assert_int_equal(c.ret_active_mask, FD_MKT_EXPOSURE | FD_MKT_INTERACTION | FD_MKT_PAYMENT);
+    assert_int_equal(c.nret_dims, 2);
+    assert_string_equal(c.ret_dims[0], "campaign");
+    assert_string_equal(c.ret_dims[1], "channel");
+    assert_int_equal(c.mkt_enabled, 0);
+    assert_int_equal(c.funnel_window_s, 604800);
+    fd_conf_release(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_marketing_parsed),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_file_errors_name_path),
