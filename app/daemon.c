@@ -35,6 +35,7 @@
 #include <uv.h>
 
 #include "app/app.h"
+#include "web/web.h"
 #include "pipeline/pipeline.h"
 #include "alerts/alerts.h"
 #include "sinks/dlq.h"
@@ -60,6 +61,7 @@ typedef struct {
     fd_redis_sink_t *sink;
     fd_alerts_t *alerts; /* run with alerts.rules only */
     fd_http_t *http; /* run with http.listen only */
+    fd_web_t *web; /* the screen and /api/v1 on http (web/) */
     uv_timer_t snapshot_timer;
     uv_timer_t beat_timer; /* /healthz heartbeat; only with http */
     uv_signal_t sigterm, sigint;
@@ -179,6 +181,10 @@ static int build(daemon_t *d, const fd_conf_t *c, fd_log_t *log, int with_dlq, c
     if (with_dlq && c->http_listen && c->http_listen[0] && !(d->http = fd_http_new(c, err, errlen)))
         return -1;
     if (d->http) fd_pipeline_set_round_cb(d->p, publish_metrics, d);
+    /* the screen and /api/v1 read Redis on the HTTP server's threads, never
+     * on this loop (web/web.h) */
+    if (d->http && !(d->web = fd_web_new(c, log, err, errlen))) return -1;
+    if (d->web) fd_web_attach(d->web, d->http);
     fd_pipeline_set_finish_cb(d->p, on_finish, d);
     uv_timer_init(loop, &d->snapshot_timer);
     uv_signal_init(loop, &d->sigterm);
@@ -202,7 +208,9 @@ static void teardown(daemon_t *d) {
         uv_close((uv_handle_t *)&d->beat_timer, on_handle_close);
     }
     fd_alerts_free(d->alerts);
+    fd_web_stop(d->web); /* before the server stops: no push into a stopped server */
     fd_http_free(d->http);
+    fd_web_free(d->web); /* after: the server frees its stream responses into it */
     fd_dlq_free(d->dlq); /* may wait up to 10 s for dead-letter acks */
     fd_redis_sink_free(d->sink);
     /* the signal handles close last: closing the last one for a signal puts
