@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +60,7 @@
 #define WEB_MAX_LIST 1000 /* scopes per page, leaderboard rows */
 #define WEB_MAX_BREAKDOWN 200 /* rows of one breakdown table */
 #define WEB_KEY 2048
+#define SSE_SNDBUF 65536 /* kernel send buffer of a stream connection */
 
 typedef struct sse_client {
     struct sse_client *next, *prev;
@@ -577,9 +579,11 @@ static enum MHD_Result api_series(fd_web_t *w, struct MHD_Connection *conn, redi
     if (n > WEB_MAX_POINTS) {
         free(lab);
         free(start);
-        return send_error(conn, 400, "too_many_points",
-                          "from..to spans more than %d %s buckets; narrow it or use a coarser gran",
-                          WEB_MAX_POINTS, gs);
+        return send_error(
+            conn, 400, "too_many_points",
+            "too many points: from..to spans more than %d %s buckets; narrow it or use a "
+            "coarser gran",
+            WEB_MAX_POINTS, gs);
     }
     cJSON *all = cJSON_CreateArray();
     int rc2 = read_points(w, rc, scope, g, lab, start, n, all);
@@ -808,12 +812,13 @@ static enum MHD_Result api_index(fd_web_t *w, struct MHD_Connection *conn) {
 
 /* ---- the event stream -------------------------------------------------------- */
 
-/* Appends one event to c (mu held); marks c dead past the buffer bound and
- * wakes it either way. */
+/* Appends one event to c (mu held); marks c dead when unsent bytes would
+ * pass the bound (an empty buffer always takes one event, so the first
+ * state goes out whatever its size), and wakes it either way. */
 static void client_push(fd_web_t *w, sse_client_t *c, const char *s, size_t n) {
     if (c->dead) return;
     size_t pending = c->len - c->off;
-    if (pending + n > (size_t)w->c->http_sse_max_buffer_bytes) {
+    if (pending > 0 && pending + n > (size_t)w->c->http_sse_max_buffer_bytes) {
         c->dead = 1;
         w->dropped++;
         free(c->buf);
@@ -970,6 +975,13 @@ static enum MHD_Result api_stream(fd_web_t *w, struct MHD_Connection *conn, redi
      * client stops reading for two of them */
     unsigned to = (unsigned)(w->c->http_sse_heartbeat_ms * 2 / 1000 + 1);
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, to);
+    /* the kernel's share of a stream is bounded too: autotuned send buffers
+     * of megabytes times a thousand clients would hide a slow reader for
+     * minutes and hold gigabytes */
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int sndbuf = SSE_SNDBUF;
+    if (ci) setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     enum MHD_Result ret = MHD_queue_response(conn, 200, r);
     MHD_destroy_response(r);
     return ret;
