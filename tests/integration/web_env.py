@@ -8,7 +8,7 @@ lines produced, never from funneld.
 
 Batch 1 (produced before funneld starts) lies 10-20 minutes back in event
 time: p1 converts, p2 converts too (every exposed user of p2 pays), so the
-rule `P2Floor` (conversion_rate below 0.5 for grouping product, 5m) has
+rule `P2Floor` (conversion_rate below 0.1 for grouping product, 5m, at least 5 exposed users) has
 nothing to fire on. Batch 2 (`produce_batch2`) lies in the last four
 minutes: p1 gets more exposures and payments, p2 only exposures of new
 users, so the rule fires for product=p2 once the watermark passes.
@@ -32,7 +32,7 @@ from crafted import event, produce_crafted, wait_until
 
 EVAL_MS = 1000
 RULE = {"name": "P2Floor", "kind": "below_threshold", "metric": "conversion_rate",
-        "grouping": ["product"], "window": "5m", "threshold": 0.5, "min_samples": 1}
+        "grouping": ["product"], "window": "5m", "threshold": 0.1, "min_samples": 5}
 CHANNELS = ["wechat_group", "weibo", "zhihu"]
 COMMUNITIES = ["c1", "c2"]
 
