@@ -112,7 +112,14 @@ static void publish_metrics(void *ud, const fd_pipeline_stats_t *st) {
         memcpy(m.delivery_failures, os.attempts_failed, sizeof m.delivery_failures);
         m.queue_overflow = os.overflow;
     }
-    char buf[8192];
+    uint64_t cum = 0;
+    for (int b = 0; b <= FD_FLUSH_BUCKETS; b++) {
+        cum += st->flush_hist[b];
+        if (b < FD_FLUSH_BUCKETS) m.flush_le[b] = cum;
+    }
+    m.flush_count = cum;
+    m.flush_sum_s = st->flush_sum_s;
+    char buf[12288];
     size_t n = fd_metrics_render(&m, d->conf, buf, sizeof buf);
     fd_http_publish(d->http, buf, n, is_ready(d, st));
 }
