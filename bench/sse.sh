@@ -28,8 +28,8 @@ for t in live.exposure live.interaction live.payment; do topic "$t" 4; done
 topic bench.dlq 1
 fd_config "$WORK/sse.json" sse sse \
   '{"live.exposure": "exposure", "live.interaction": "interaction", "live.payment": "payment"}' \
-  "\"flush_interval_ms\": 200, \"snapshot_interval_ms\": 1000,
-  \"http\": {\"listen\": \"127.0.0.1:$PORT\", \"max_connections\": 2048, \"sse_max_clients\": $((N + 10))}"
+  "\"flush_interval_ms\": 200, \"snapshot_interval_ms\": 1000"
+sed -i "s|\"http\": {\"listen\": \"\"}|\"http\": {\"listen\": \"127.0.0.1:$PORT\", \"max_connections\": 2048, \"sse_max_clients\": $((N + 10))}|" "$WORK/sse.json"
 ulimit -n 4096 || die "cannot raise the descriptor limit to 4096 (ulimit -Hn: $(ulimit -Hn))"
 "$BUILD/funneld" run -c "$WORK/sse.json" >"$WORK/sse.log" 2>&1 &
 FPID=$!
