@@ -10,7 +10,8 @@
 # update) consumes a live feed from funneld-gen; bench/sse_load.py measures
 # the flush round trip (funneld_flush_duration_seconds, funneld's own
 # histogram) for SSE_PHASE_S seconds without stream clients, then opens
-# SSE_CLIENTS readers + 1 client that never reads and measures again.
+# SSE_CLIENTS readers + 1 client that never reads and measures again, then
+# closes them and measures without once more (both no-client phases pooled).
 # Prints p50/p99 of both phases and the ratio. The descriptor limit of
 # funneld is raised to 4096 and http.max_connections to 2048 for the run.
 set -euo pipefail
@@ -38,9 +39,9 @@ BG_PIDS+=("$FPID")
   --live --rate "$RATE" --events 0 --products 10 --quiet -X linger.ms=5 &
 GPID=$!
 BG_PIDS+=("$GPID")
-sleep 8  # assignment, first flushes and snapshots
+sleep 20  # assignment, first flushes and snapshots, the feed at its rate
 kill -0 "$FPID" || { tail "$WORK/sse.log" >&2; die "funneld exited"; }
-say "sse: measuring ${PHASE}s without clients, then ${PHASE}s with $N clients + 1 slow..."
+say "sse: measuring ${PHASE}s without clients, ${PHASE}s with $N clients + 1 slow, ${PHASE}s without..."
 read -r AN AP50 AP99 BN BP50 BP99 CONN PER DROPPED < <(python3 "$ROOT/bench/sse_load.py" "$PORT" sse "$PHASE" "$N")
 kill -TERM "$GPID" "$FPID" 2>/dev/null || true
 wait "$FPID" || true

@@ -2,11 +2,13 @@
 """sse_load.py PORT PREFIX PHASE_S CLIENTS — the measuring half of bench/sse.sh.
 
 With a funneld run instance on 127.0.0.1:PORT consuming a live feed:
-phase A measures flush round trips for PHASE_S seconds with no stream
+phase A1 measures flush round trips for PHASE_S seconds with no stream
 client; phase B opens CLIENTS event-stream clients that read everything
 (over the scopes `all` and product=p1..p10) plus one client that never
 reads (a 4 KiB receive buffer), waits until all are connected, and
-measures again for PHASE_S seconds. Flush round trips come from funneld's
+measures again for PHASE_S seconds; phase A2 closes them and measures
+PHASE_S seconds more without. A is A1 and A2 pooled (so warm-up or a
+neighbour's load at either end does not favour one side). Flush round trips come from funneld's
 own histogram funneld_flush_duration_seconds (/metrics): the difference of
 two scrapes per phase, quantiles interpolated inside a bucket as
 Prometheus's histogram_quantile does. Prints one line:
@@ -32,8 +34,8 @@ def scrape(port):
     return b
 
 
-def quantile(q, a, b):
-    d = sorted((le, b[le] - a.get(le, 0)) for le in b)
+def quantile(q, delta):
+    d = sorted(delta.items())
     total = d[-1][1]
     if total == 0:
         return 0, float("nan")
@@ -48,11 +50,16 @@ def quantile(q, a, b):
 
 
 def measure(port, secs):
+    """The histogram's growth over secs: {le: cumulative count}."""
     a = scrape(port)
     time.sleep(secs)
     b = scrape(port)
-    n, p50 = quantile(0.5, a, b)
-    _, p99 = quantile(0.99, a, b)
+    return {le: b[le] - a.get(le, 0) for le in b}
+
+
+def summary(delta):
+    n, p50 = quantile(0.5, delta)
+    _, p99 = quantile(0.99, delta)
     return n, p50, p99
 
 
@@ -60,7 +67,7 @@ def main():
     port, prefix, phase, nclients = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, nclients + 256)), hard))
-    a = measure(port, phase)
+    a1 = measure(port, phase)
     sel = selectors.DefaultSelector()
     scopes = ["all"] + ["product%%3Dp%d" % i for i in range(1, 11)]
     socks, events = [], {}
@@ -100,15 +107,17 @@ def main():
     stop = time.monotonic() + phase + 0.5
     t = threading.Thread(target=pump, args=(stop,))
     t.start()
-    b = measure(port, phase)
+    b = summary(measure(port, phase))
     t.join()
     per = sum(events[i] - base[i] for i in events) / max(nclients, 1)
     with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/freshness" % port, timeout=10) as r:
         dropped = json.loads(r.read())["stream"]["dropped"]
-    print("%d %.2f %.2f %d %.2f %.2f %d %.1f %d" % (a[0], a[1], a[2], b[0], b[1], b[2], connected, per, dropped))
     for s in socks:
         s.close()
     slow.close()
+    a2 = measure(port, phase)
+    a = summary({le: a1[le] + a2.get(le, 0) for le in a1})
+    print("%d %.2f %.2f %d %.2f %.2f %d %.1f %d" % (a[0], a[1], a[2], b[0], b[1], b[2], connected, per, dropped))
 
 
 if __name__ == "__main__":
