@@ -453,6 +453,14 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+typedef struct {
+    const char *id, *score;
+} scope_row_t;
+
+static int cmp_row(const void *a, const void *b) {
+    return strcmp(((const scope_row_t *)a)->id, ((const scope_row_t *)b)->id);
+}
+
 /* Scope ids of {prefix}:scopes in byte order, filtered by q (substring);
  * offset paging: `cursor` is the offset of the next page. */
 static enum MHD_Result api_scopes(fd_web_t *w, struct MHD_Connection *conn, redisContext *rc) {
@@ -472,24 +480,25 @@ static enum MHD_Result api_scopes(fd_web_t *w, struct MHD_Connection *conn, redi
         return send_error(conn, 503, "redis_error", "reading the scopes failed");
     }
     size_t n = r->elements / 2, m = 0;
-    const char **ids = calloc(n + 1, sizeof *ids);
-    for (size_t i = 0; ids && i < n; i++)
-        if (!q || !q[0] || strstr(r->element[2 * i]->str, q)) ids[m++] = r->element[2 * i]->str;
-    if (ids) qsort(ids, m, sizeof *ids, cmp_str);
+    scope_row_t *rows = calloc(n + 1, sizeof *rows);
+    for (size_t i = 0; rows && i < n; i++)
+        if (!q || !q[0] || strstr(r->element[2 * i]->str, q)) {
+            rows[m].id = r->element[2 * i]->str;
+            rows[m++].score = r->element[2 * i + 1]->str;
+        }
+    if (rows) qsort(rows, m, sizeof *rows, cmp_row);
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "scopes");
-    for (size_t i = (size_t)cursor; ids && i < m && i < (size_t)(cursor + limit); i++) {
+    for (size_t i = (size_t)cursor; rows && i < m && i < (size_t)(cursor + limit); i++) {
         cJSON *s = cJSON_CreateObject();
-        cJSON_AddStringToObject(s, "id", ids[i]);
-        for (size_t k = 0; k < n; k++)
-            if (r->element[2 * k]->str == ids[i])
-                cJSON_AddNumberToObject(s, "updated_at", strtod(r->element[2 * k + 1]->str, NULL));
+        cJSON_AddStringToObject(s, "id", rows[i].id);
+        cJSON_AddNumberToObject(s, "updated_at", strtod(rows[i].score, NULL));
         cJSON_AddItemToArray(arr, s);
     }
     cJSON_AddNumberToObject(o, "total", (double)m);
     if ((size_t)(cursor + limit) < m)
         cJSON_AddNumberToObject(o, "next_cursor", (double)(cursor + limit));
     else cJSON_AddNullToObject(o, "next_cursor");
-    free(ids);
+    free(rows);
     freeReplyObject(r);
     return send_json(conn, 200, o);
 }
@@ -1086,15 +1095,21 @@ static void *stream_main(void *arg) {
                 !strcmp(r->element[0]->str, "message") && r->element[2]->str) {
                 if (!strcmp(r->element[1]->str, upd)) {
                     on_note(w, qc, r->element[2]->str);
-                    if (qc->err) {
+                    if (qc->err) { /* both again: a clean SUBSCRIBE on a new connection */
                         redisFree(qc);
                         qc = NULL;
+                        freeReplyObject(r);
+                        r = NULL;
+                        redisFree(sub);
+                        sub = NULL;
+                        set_sub_up(w, 0);
+                        break;
                     }
                 } else {
                     broadcast(w, "alert", r->element[2]->str);
                 }
             }
-            freeReplyObject(r);
+            if (r) freeReplyObject(r);
             rv = NULL;
         }
     }
