@@ -902,9 +902,9 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
     sse_client_t *c = cls;
     fd_web_t *w = c->w;
     pthread_mutex_lock(&w->mu);
-    if (c->dead || w->stop) {
+    if (c->dead || w->stop) { /* ends the response; the client reconnects to a fresh state */
         pthread_mutex_unlock(&w->mu);
-        return MHD_CONTENT_READER_END_WITH_ERROR;
+        return MHD_CONTENT_READER_END_OF_STREAM;
     }
     size_t n = c->len - c->off;
     if (n > 0) {
