@@ -12,7 +12,8 @@
  * sinks/redis_sink.c and take the snapshot lease on their snapshot timer.
  *
  * Wiring order: parser, aggregator, pipeline, DLQ and Redis sink (their
- * callbacks go to the pipeline), alerts, HTTP, then the daemon's own
+ * callbacks go to the pipeline), alerts, HTTP and the screen/API on it
+ * (web/, its own threads and Redis connections), then the daemon's own
  * handles (snapshot timer, heartbeat timer, SIGTERM/SIGINT), then the
  * source. Once per flush interval the pipeline's round callback renders
  * /metrics (ops/metrics.c) from every object's numbers.
@@ -20,8 +21,8 @@
  * Teardown order (must not change: the sink and the DLQ fire callbacks into
  * the pipeline while they are freed): after uv_run returns the source is
  * freed first (Kafka: leaves the group, serving the final revoke), the
- * totals are logged, the daemon's timers are closed; then alerts, HTTP,
- * DLQ, sink; then the signal handles (a second SIGTERM during those frees
+ * totals are logged, the daemon's timers are closed; then alerts, the
+ * web part's stream thread, HTTP, the web part, DLQ, sink; then the signal handles (a second SIGTERM during those frees
  * is caught, not fatal); then the pipeline, the aggregator and the parser; then the
  * loop runs once more so closing handles finish. A run or replay whose
  * final flush did not happen exits 1.

@@ -157,6 +157,19 @@ def test_bad_parameters_are_400_json(web):
     assert st == 404 and body["error"]["code"] == "unknown_scope"
 
 
+def test_redis_down_is_503_json(web):
+    """A reader whose Redis cannot be reached answers 503 with a JSON error
+    on every endpoint, and still serves the screen's files and /healthz."""
+    from alert_receivers import free_port
+    s = web.serve(redis_url="redis://127.0.0.1:%d" % free_port())
+    for path in ("/api/v1/scopes", "/api/v1/snapshots?scope=all", "/api/v1/series",
+                 "/api/v1/alerts", "/api/v1/freshness", "/api/v1/stream"):
+        st, body = get(s.port, path)
+        assert st == 503 and body["error"]["code"] == "redis_unavailable", (path, st, body)
+    assert get(s.port, "/")[0] == 200 and get(s.port, "/healthz")[0] == 200
+    assert get(s.port, "/readyz")[0] == 503
+
+
 def test_token(web):
     token = "tok-" + os.urandom(8).hex()
     env = dict(os.environ, FD_TEST_API_TOKEN=token)

@@ -107,16 +107,16 @@ class WebEnv:
         self.run = self.ctx.start(self.cfg)
         self.serves = []
 
-    def config(self, port, **http):
+    def config(self, port, redis_url=None, **http):
         h = {"listen": "127.0.0.1:%d" % port, "sse_heartbeat_ms": 1000}
         h.update(http)
-        return self.ctx.config({self.topic: "mixed"}, http=h, lateness_s=120,
+        return self.ctx.config({self.topic: "mixed"}, redis_url=redis_url, http=h, lateness_s=120,
                                alerts={"eval_interval_ms": EVAL_MS, "rules": [RULE],
                                        "kafka": {"enabled": False}})
 
-    def serve(self, env=None, **http):
+    def serve(self, env=None, redis_url=None, **http):
         port = free_port()
-        cfg = self.config(port, **http)
+        cfg = self.config(port, redis_url, **http)
         n = len(self.ctx.procs) + 1
         p = Serve(funneld_bin(), cfg, self.dir / ("serve-%d.log" % n), env=env)
         self.ctx.procs.append(p)
