@@ -36,7 +36,7 @@
       last_snapshot: 'Last snapshot', live: 'live', connecting: 'connecting…',
       reconnecting: 'reconnecting…', no_data: 'no data yet', no_alerts: 'no alerts',
       no_boards: 'no leaderboards yet', pick_product: 'choose a product scope',
-      partition: 'Partition', offset: 'Offset', max_event: 'Latest event', event_lag: 'Event lag',
+      partition: 'Partition', offset: 'Offset', max_event: 'Latest event', event_lag: 'Event lag', lag: 'Consumer lag',
       n: 'n (exposed users)', rule: 'Rule', state: 'State', since: 'Since', value: 'Value',
       time: 'Time', rank: '#', name: 'Scope', pending: 'pending', firing: 'firing',
       resolved: 'resolved', inactive: 'inactive', of: 'of', all: 'all'
@@ -51,7 +51,7 @@
       last_flush: '最近写入', last_snapshot: '最近快照', live: '实时', connecting: '连接中…',
       reconnecting: '重新连接中…', no_data: '暂无数据', no_alerts: '无告警', no_boards: '暂无排行榜',
       pick_product: '请选择一个产品', partition: '分区', offset: '位点', max_event: '最新事件',
-      event_lag: '事件延迟', n: 'n（曝光用户）', rule: '规则', state: '状态', since: '开始',
+      event_lag: '事件延迟', lag: '消费积压', n: 'n（曝光用户）', rule: '规则', state: '状态', since: '开始',
       value: '数值', time: '时间', rank: '名次', name: '范围', pending: '待定', firing: '触发中',
       resolved: '已恢复', inactive: '未激活', of: '/', all: '全部'
     }
@@ -227,8 +227,8 @@
     $('v-watermark').textContent = when(f.watermark_ms);
     $('v-last_flush').textContent = when(f.last_flush_ms);
     $('v-last_snapshot').textContent = f.last_snapshot ? when(f.last_snapshot.updated_at) : '–';
-    table($('partitions'), [L.partition, L.offset, L.max_event, L.event_lag, L.last_flush], f.partitions.map(function (p) {
-      return { cells: [p.partition, p.offset, when(p.max_event_ms), dur(p.event_lag_ms), when(p.last_flush_ms)] };
+    table($('partitions'), [L.partition, L.offset, L.lag, L.max_event, L.event_lag, L.last_flush], f.partitions.map(function (p) {
+      return { cells: [p.partition, p.offset, p.lag, when(p.max_event_ms), dur(p.event_lag_ms), when(p.last_flush_ms)] };
     }), L.no_data);
   }
 

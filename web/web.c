@@ -40,6 +40,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <microhttpd.h>
+#include <librdkafka/rdkafka.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -55,12 +56,16 @@
 #include "model/window.h"
 #include "base/clock.h"
 #include "base/duration.h"
+#include "base/kafka.h"
 
 #define WEB_MAX_POINTS 1500 /* points of one series answer */
 #define WEB_MAX_LIST 1000 /* scopes per page, leaderboard rows */
 #define WEB_MAX_BREAKDOWN 200 /* rows of one breakdown table */
 #define WEB_KEY 2048
 #define SSE_SNDBUF 65536 /* kernel send buffer of a stream connection */
+#define LAG_MAX_PARTS 512 /* partitions whose end offsets are kept */
+#define LAG_EVERY_MS 5000 /* how often the stream thread reads them */
+#define LAG_QUERY_MS 500 /* one partition's query at most */
 
 typedef struct sse_client {
     struct sse_client *next, *prev;
@@ -92,6 +97,16 @@ struct fd_web {
     uint64_t dropped, seq;
     int sub_up;
     char last_note[512]; /* the latest `{prefix}:updates` note */
+    /* Kafka end offsets of the partitions in {prefix}:offsets:{group}, read
+     * by the stream thread (its own client, no group) every LAG_EVERY_MS */
+    int nends;
+    struct {
+        char field[280];
+        int64_t end;
+    } ends[LAG_MAX_PARTS];
+    struct {
+        fd_log_t *log; /* librdkafka's opaque: fd_kafka_log_cb reads this first */
+    } kop;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -414,6 +429,18 @@ static int read_freshness(fd_web_t *w, redisContext *rc, cJSON *out) {
         cJSON *p = cJSON_CreateObject();
         cJSON_AddStringToObject(p, "partition", field);
         cJSON_AddNumberToObject(p, "offset", (double)o);
+        int64_t end = -1;
+        pthread_mutex_lock(&w->mu);
+        for (int k = 0; k < w->nends; k++)
+            if (!strcmp(w->ends[k].field, field)) end = w->ends[k].end;
+        pthread_mutex_unlock(&w->mu);
+        if (end >= 0) {
+            cJSON_AddNumberToObject(p, "end_offset", (double)end);
+            cJSON_AddNumberToObject(p, "lag", (double)(end > o ? end - o : 0));
+        } else {
+            cJSON_AddNullToObject(p, "end_offset");
+            cJSON_AddNullToObject(p, "lag");
+        }
         if (have_ts) {
             cJSON_AddNumberToObject(p, "max_event_ms", (double)ts);
             cJSON_AddNumberToObject(p, "event_lag_ms", (double)(now - ts));
@@ -1048,13 +1075,64 @@ static void set_sub_up(fd_web_t *w, int up) {
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Stream thread: the end offset of every partition funneld stores an offset
+ * for, whose topic is one of kafka.topics (replay's own names are not in
+ * Kafka), so that freshness can show the consumer lag (end − stored).
+ * A query that fails ends the round: an unreachable broker costs one
+ * LAG_QUERY_MS per LAG_EVERY_MS. */
+static void read_ends(fd_web_t *w, redisContext *qc, rd_kafka_t **rk) {
+    if (!*rk) {
+        char err[256];
+        rd_kafka_conf_t *kc = fd_kafka_conf(RD_KAFKA_CONSUMER, w->c->brokers, w->c->kprops,
+                                            w->c->nkprops, NULL, err, sizeof err);
+        if (!kc) return;
+        rd_kafka_conf_set_log_cb(kc, fd_kafka_log_cb);
+        rd_kafka_conf_set_error_cb(kc, fd_kafka_error_cb);
+        rd_kafka_conf_set_opaque(kc, &w->kop);
+        if (!(*rk = fd_kafka_new(RD_KAFKA_CONSUMER, kc, "kafka lag reader", err, sizeof err)))
+            return;
+    }
+    rd_kafka_poll(*rk, 0); /* serves error events */
+    char key[WEB_KEY];
+    fd_key_offsets(key, sizeof key, w->c->prefix, w->c->group);
+    redisReply *r = redisCommand(qc, "HGETALL %s", key);
+    if (!r) return;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const char *field = r->element[i]->str;
+        const char *colon = strrchr(field, ':');
+        if (!colon || strlen(field) >= sizeof w->ends[0].field) continue;
+        char topic[256];
+        snprintf(topic, sizeof topic, "%.*s", (int)(colon - field), field);
+        int known = 0;
+        for (int t = 0; t < w->c->ntopics; t++) known |= !strcmp(w->c->topics[t].name, topic);
+        if (!known) continue;
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(*rk, topic, atoi(colon + 1), &lo, &hi, LAG_QUERY_MS) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        pthread_mutex_lock(&w->mu);
+        int k = 0;
+        while (k < w->nends && strcmp(w->ends[k].field, field)) k++;
+        if (k < LAG_MAX_PARTS) {
+            if (k == w->nends) {
+                snprintf(w->ends[k].field, sizeof w->ends[k].field, "%s", field);
+                w->nends++;
+            }
+            w->ends[k].end = hi;
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    freeReplyObject(r);
+}
+
 static void *stream_main(void *arg) {
     fd_web_t *w = arg;
     char upd[WEB_KEY], alr[WEB_KEY], err[256];
     fd_key_updates(upd, sizeof upd, w->c->prefix);
     fd_key_alert_stream(alr, sizeof alr, w->c->prefix);
     redisContext *sub = NULL, *qc = NULL;
-    int64_t beat = fd_clock_mono_ms();
+    rd_kafka_t *rk = NULL;
+    int64_t beat = fd_clock_mono_ms(), lag_at = 0;
     while (!stopping(w)) {
         int64_t now = fd_clock_mono_ms();
         if (now - beat >= w->c->http_sse_heartbeat_ms) {
@@ -1077,6 +1155,18 @@ static void *stream_main(void *arg) {
             }
             freeReplyObject(r);
             set_sub_up(w, 1);
+        }
+        if (now - lag_at >= LAG_EVERY_MS && w->c->ntopics > 0) {
+            read_ends(w, qc, &rk);
+            lag_at = fd_clock_mono_ms();
+            if (qc->err) {
+                redisFree(qc);
+                qc = NULL;
+                redisFree(sub);
+                sub = NULL;
+                set_sub_up(w, 0);
+                continue;
+            }
         }
         struct pollfd p = {.fd = sub->fd, .events = POLLIN};
         int pr = poll(&p, 1, 250);
@@ -1115,6 +1205,7 @@ static void *stream_main(void *arg) {
     }
     if (sub) redisFree(sub);
     if (qc) redisFree(qc);
+    if (rk) rd_kafka_destroy(rk);
     return NULL;
 }
 
@@ -1232,6 +1323,7 @@ fd_web_t *fd_web_new(const fd_conf_t *c, fd_log_t *log, char *err, size_t errlen
     }
     w->c = c;
     w->log = log;
+    w->kop.log = log;
     pthread_mutex_init(&w->mu, NULL);
     for (int i = 0; i < c->nwindows; i++)
         fd_duration_format(c->windows_s[i], w->windows[i], sizeof w->windows[i]);

@@ -7,7 +7,8 @@
  * requests are answered on the HTTP server's own thread over a blocking
  * Redis connection of their own, and the event stream is fed by a thread of
  * this module (a pub/sub connection on `{prefix}:updates` and
- * `{prefix}:alerts`, and one more connection to read the state it pushes).
+ * `{prefix}:alerts`, and one more connection to read the state it pushes;
+ * and a librdkafka client without a group for the partitions' end offsets).
  * So a slow reader, a slow Redis answer or a thousand stream clients never
  * delay a flush, a snapshot or an alert round (docs/ARCHITECTURE.md).
  *
