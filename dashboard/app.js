@@ -205,7 +205,8 @@
           box.appendChild(el('h3', r.grouping + ' · ' + (L[r.metric] || r.metric) + ' · ' + r.window));
           var t = el('table', null, { 'class': 'grid', 'data-board': r.grouping + ':' + r.metric });
           table(t, [L.rank, L.name, L.value], r.rows.map(function (x) {
-            return { cells: [x.rank, x.scope, r.metric === 'conversion_rate' ? pct(x.value) : x.value] };
+            return { cells: [x.rank, x.scope, r.metric === 'conversion_rate'
+              ? pct(x.value) + ' = ' + fmt(x.numerator) + ' / ' + fmt(x.denominator) : x.value] };
           }), L.no_data);
           box.appendChild(t);
         });

@@ -795,14 +795,34 @@ static enum MHD_Result api_leaderboards(fd_web_t *w, struct MHD_Connection *conn
     cJSON_AddStringToObject(o, "window", win);
     cJSON_AddStringToObject(o, "metric", metric);
     cJSON *rows = cJSON_AddArrayToObject(o, "rows");
+    /* a rate is never shown bare: its fraction from the scope's snapshot of
+     * the same window (null when there is none) */
+    int rate = !strcmp(metric, "conversion_rate");
+    for (size_t i = 0; rate && i + 1 < r->elements; i += 2) {
+        fd_key_result(key, sizeof key, w->c->prefix, r->element[i]->str, win);
+        redisAppendCommand(rc, "HMGET %s uv_paid uv_exposed", key);
+    }
+    int bad = 0;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
         cJSON *row = cJSON_CreateObject();
         cJSON_AddNumberToObject(row, "rank", (double)(i / 2 + 1));
         cJSON_AddStringToObject(row, "scope", r->element[i]->str);
         cJSON_AddNumberToObject(row, "value", strtod(r->element[i + 1]->str, NULL));
+        redisReply *f = NULL;
+        if (rate && !bad && redisGetReply(rc, (void **)&f) != REDIS_OK) bad = 1;
+        if (rate) {
+            int ok = f && f->type == REDIS_REPLY_ARRAY && f->elements == 2;
+            cJSON_AddItemToObject(row, "numerator", value_json(ok ? f->element[0]->str : NULL));
+            cJSON_AddItemToObject(row, "denominator", value_json(ok ? f->element[1]->str : NULL));
+        }
+        if (f) freeReplyObject(f);
         cJSON_AddItemToArray(rows, row);
     }
     freeReplyObject(r);
+    if (bad) {
+        cJSON_Delete(o);
+        return send_error(conn, 503, "redis_unavailable", "reading the snapshots failed");
+    }
     return send_json(conn, 200, o);
 }
 

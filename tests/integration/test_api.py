@@ -114,8 +114,21 @@ def test_breakdown_leaderboards_alerts_freshness(web):
         assert {"key": key, "grouping": "product", "window": "1h", "metric": "revenue"} in lst["boards"]
         st, lb = get(web.port, "/api/v1/leaderboards?grouping=product&window=1h&metric=revenue&limit=1")
         assert st == 200 and lb["rows"] == [{"rank": 1, "scope": "product=p2", "value": 7000}]
+        # a rate board carries each row's fraction from the scope's snapshot
+        rkey = "%s:lb:product:1h:conversion_rate" % web.prefix
+        web.r.cmd("ZADD", rkey, "0.25", "product=p1", "0.5", "product=nosuch")
+
+        def rate_board():
+            st, lb = get(web.port, "/api/v1/leaderboards?grouping=product&window=1h&metric=conversion_rate")
+            snap = get(web.port, "/api/v1/snapshots?scope=product%3Dp1")[1]["windows"]["1h"]
+            assert lb["rows"][0]["scope"] == "product=nosuch"
+            assert lb["rows"][0]["numerator"] is None and lb["rows"][0]["denominator"] is None
+            row = lb["rows"][1]
+            return (row["scope"], row["value"], row["numerator"], row["denominator"]) == (
+                "product=p1", 0.25, snap["uv_paid"], snap["uv_exposed"])
+        wait_until("the rate board's fractions equal the snapshot's", rate_board, 30, web.run)
     finally:
-        web.r.cmd("DEL", key)
+        web.r.cmd("DEL", key, "%s:lb:product:1h:conversion_rate" % web.prefix)
 
     st, a = get(web.port, "/api/v1/alerts")
     assert st == 200
