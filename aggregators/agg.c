@@ -52,6 +52,15 @@ void fd_agg_free(fd_agg_t *a) {
 
 uint64_t fd_agg_overflow(const fd_agg_t *a, int gi) { return fd_scopes_overflow(a->scopes, gi); }
 
+/* An exposure or interaction carrying a coupon_id puts its user in the
+ * bucket's coupon_touched HLL (the coupon group of docs/METRICS.md,
+ * "Coupons"); a payment does so in the flush script, only when it is new,
+ * so a repeated payment changes nothing. */
+static int coupon_member(fd_batch_t *b, const fd_event_t *ev, uint32_t ci, uint32_t user) {
+    if (!ev->coupon_id.p || ev->coupon_id.n == 0) return 0;
+    return fd_batch_member(b, ci, FD_STEP_COUPON, user);
+}
+
 int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
     char key[FD_KEY_MAX];
     int64_t buckets[FD_GRAN__COUNT] = {
@@ -96,6 +105,7 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
             }
             if (rc < 0) return rc;
             if ((rc = fd_batch_member(b, ci, step, user)) < 0) return rc;
+            if ((rc = coupon_member(b, ev, ci, user)) < 0) return rc;
         }
     }
 
@@ -113,6 +123,7 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
             .late = late,
             .nbuckets = npay,
             .counters = pay_counters,
+            .coupon = ev->coupon_id.p ? ev->coupon_id : (fd_str_t){NULL, 0},
         };
         if ((rc = fd_batch_payment(b, &p)) < 0) return rc;
     }

@@ -276,7 +276,10 @@ struct fd_batch {
 };
 
 const char *fd_step_name(fd_step_t s) {
-    return s == FD_STEP_EXPOSED ? "exposed" : s == FD_STEP_INTERACTED ? "interacted" : "paid";
+    return s == FD_STEP_EXPOSED      ? "exposed"
+           : s == FD_STEP_INTERACTED ? "interacted"
+           : s == FD_STEP_COUPON     ? "coupon_touched"
+                                     : "paid";
 }
 
 fd_batch_t *fd_batch_new(void) { return calloc(1, sizeof(fd_batch_t)); }
@@ -454,6 +457,14 @@ int fd_batch_payment(fd_batch_t *b, const fd_batch_payment_t *p) {
     memcpy(ci, p->counters, sizeof(uint32_t) * p->nbuckets);
     q.dedup.p = d;
     q.counters = ci;
+    if (p->coupon.n) {
+        char *cp = arena_alloc(&b->arena, p->coupon.n);
+        if (!cp) return -ENOMEM;
+        memcpy(cp, p->coupon.p, p->coupon.n);
+        q.coupon.p = cp;
+    } else {
+        q.coupon.p = NULL;
+    }
     b->payments[b->npayments++] = q;
     return 0;
 }

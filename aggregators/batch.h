@@ -29,8 +29,16 @@
 
 typedef struct fd_batch fd_batch_t;
 
-typedef enum { FD_STEP_EXPOSED = 0, FD_STEP_INTERACTED, FD_STEP_PAID, FD_STEP__COUNT } fd_step_t;
-const char *fd_step_name(fd_step_t s); /* "exposed", "interacted", "paid" */
+/* FD_STEP_COUPON: users with any event carrying a coupon_id
+ * (docs/METRICS.md, "Coupons"); idempotent like exposed and interacted. */
+typedef enum {
+    FD_STEP_EXPOSED = 0,
+    FD_STEP_INTERACTED,
+    FD_STEP_PAID,
+    FD_STEP_COUPON,
+    FD_STEP__COUNT
+} fd_step_t;
+const char *fd_step_name(fd_step_t s); /* "exposed", "interacted", "paid", "coupon_touched" */
 
 typedef struct {
     fd_str_t name; /* the action */
@@ -63,6 +71,7 @@ typedef struct {
     int late;
     size_t nbuckets;
     const uint32_t *counters; /* counter indexes this payment updates */
+    fd_str_t coupon; /* the payment's coupon_id; .n 0 if none (copied) */
 } fd_batch_payment_t;
 
 fd_batch_t *fd_batch_new(void);

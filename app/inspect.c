@@ -139,11 +139,43 @@ static redisContext *connect_or_report(const fd_conf_t *c) {
     return rc;
 }
 
+/* `funneld query lb:{grouping}:{window}:{metric}`: one leaderboard
+ * `{prefix}:lb:...` (docs/METRICS.md, "Leaderboards"), best first, as JSON. */
+static int query_board(const fd_conf_t *c, const char *what) {
+    redisContext *rc = connect_or_report(c);
+    if (!rc) return 1;
+    char key[16384];
+    snprintf(key, sizeof key, "%s:%s", c->prefix, what);
+    redisReply *r = redisCommand(rc, "ZREVRANGE %s 0 -1 WITHSCORES", key);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "board", key);
+    cJSON *rows = cJSON_AddArrayToObject(out, "members");
+    int found = 0, bad = !r || r->type == REDIS_REPLY_ERROR;
+    for (size_t i = 0; !bad && r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        cJSON *row = cJSON_CreateObject();
+        cJSON_AddNumberToObject(row, "rank", (double)(i / 2 + 1));
+        cJSON_AddStringToObject(row, "scope", r->element[i]->str);
+        cJSON_AddStringToObject(row, "score", r->element[i + 1]->str);
+        cJSON_AddItemToArray(rows, row);
+        found = 1;
+    }
+    if (bad) fprintf(stderr, "funneld: %s\n", r ? r->str : rc->errstr);
+    if (r) freeReplyObject(r);
+    redisFree(rc);
+    char *s = cJSON_Print(out);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(out);
+    if (!found && !bad) fprintf(stderr, "funneld: no leaderboard \"%s\" (yet)\n", key);
+    return found ? 0 : 1;
+}
+
 int fd_app_query(const fd_conf_t *c, const args_t *a) {
     if (a->nfiles != 1) {
-        fprintf(stderr, "funneld: query needs one SCOPE (e.g. all)\n");
+        fprintf(stderr, "funneld: query needs one SCOPE (e.g. all) or lb:GROUPING:WINDOW:METRIC\n");
         return 2;
     }
+    if (strncmp(a->files[0], "lb:", 3) == 0) return query_board(c, a->files[0]);
     redisContext *rc = connect_or_report(c);
     if (!rc) return 1;
     redisReply *r;

@@ -38,6 +38,8 @@ static void usage(FILE *out) {
         "no consumer\n"
         "  validate FILE  print LINE<TAB>REASON<TAB>FIELD for each rejected line ('-' = stdin)\n"
         "  query SCOPE    print the rolling snapshots of a scope id (e.g. all, product=course-py)\n"
+        "  query lb:GROUPING:WINDOW:METRIC  print a leaderboard (e.g. "
+        "lb:product,channel:24h:revenue)\n"
         "  alerts [N]     print alert states and the N (default 20) latest transitions "
         "(docs/ALERTS.md)\n"
         "  check-config   validate the configuration and print it (secrets masked); --doc prints "

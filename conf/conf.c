@@ -264,6 +264,17 @@ static const conf_key_t keys[] = {
         "First retry delay of a failed HTTP delivery; doubles per attempt, with jitter."),
     INT("alerts.http.backoff_max_ms", 10, 3600000, "60000", alert_http_backoff_max_ms,
         "Largest retry delay of a failed HTTP delivery."),
+    INT("coupons.cap", 1, 1000, "64", coupon_cap,
+        "Distinct named coupons per counter hash (one scope, one bucket): the first this many "
+        "coupon ids to reach the hash keep their fields `coupon.{id}.payments` and "
+        "`coupon.{id}.revenue`, later ones are counted in `coupon.__other__.*` "
+        "(docs/METRICS.md, \"Coupons\"). A rolling snapshot keeps at most this many too."),
+    INT("leaderboards.size", 1, 10000, "100", lb_size,
+        "Members kept per leaderboard `{prefix}:lb:{grouping}:{window}:{metric}`: the top this "
+        "many scopes (docs/METRICS.md, \"Leaderboards\")."),
+    INT("leaderboards.min_potential_users", 0, 100000000, "30", lb_min_potential,
+        "A scope is listed on a `conversion_rate` leaderboard only if its window has at least "
+        "this many potential users (`uv_exposed`), so a 1-of-2 community never tops it."),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 

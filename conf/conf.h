@@ -96,6 +96,10 @@ typedef struct {
     int64_t alert_http_timeout_ms; /* alerts.http.timeout_ms, default 5000 */
     int64_t alert_http_backoff_min_ms; /* alerts.http.backoff_min_ms, default 500 */
     int64_t alert_http_backoff_max_ms; /* alerts.http.backoff_max_ms, default 60000 */
+    /* coupons and leaderboards (docs/METRICS.md) */
+    int64_t coupon_cap; /* coupons.cap, default 64 named coupons per counter hash */
+    int64_t lb_size; /* leaderboards.size, default 100 members per board */
+    int64_t lb_min_potential; /* leaderboards.min_potential_users, default 30 */
 } fd_conf_t;
 
 /* Fills c with every default. */

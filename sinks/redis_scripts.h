@@ -86,6 +86,58 @@
     "  return sign .. string.format('%.0f%09.0f', hi, lo)\n" \
     "end\n"
 
+/* Coupons (docs/METRICS.md, "Coupons"): a new payment that carries a
+ * coupon_id also counts in payments_coupon / refunds_coupon and
+ * revenue_coupon, and in coupon.{id}.payments / coupon.{id}.revenue, capped
+ * per hash at coupon_cap named coupons exactly like the action cap (a
+ * coupon is named iff it was among the first coupon_cap to reach the hash;
+ * the rest, and the id "__other__", go to coupon.__other__.*); it adds its
+ * user to the bucket's coupon_touched HLL, and a paid one to coupon_paid. coupon_cap is the script's
+ * last argument. The named coupons of a hash are read once per script
+ * (HKEYS) and kept in cpn. coupon_check() runs in check(): both the named
+ * and the __other__ field are checked, as for actions. */
+#define FD_LUA_COUPON_FIELD \
+    "local coupon_cap, cpn = tonumber(ARGV[#ARGV]), {}\n" \
+    "local cp_other = 'coupon.__other__'\n" \
+    "local function coupon_field(k, cp)\n" \
+    "  local c = cpn[k]\n" \
+    "  if not c then\n" \
+    "    c = {named = {}, n = 0}\n" \
+    "    for _, x in ipairs(redis.call('HKEYS', k)) do\n" \
+    "      if string.sub(x, 1, 7) == 'coupon.' and x ~= cp_other .. '.payments' and x ~= " \
+    "cp_other .. " \
+    "'.revenue' then\n" \
+    "        local id = string.match(x, '^coupon%.(.*)%.payments$') or string.match(x, " \
+    "'^coupon%.(.*)%.revenue$')\n" \
+    "        if id and not c.named[id] then c.named[id] = true; c.n = c.n + 1 end\n" \
+    "      end\n" \
+    "    end\n" \
+    "    cpn[k] = c\n" \
+    "  end\n" \
+    "  if not c.named[cp] and cp ~= '__other__' and c.n < coupon_cap then c.named[cp] = true; " \
+    "c.n = " \
+    "c.n + 1 end\n" \
+    "  if c.named[cp] then return 'coupon.' .. cp end\n" \
+    "  return cp_other\n" \
+    "end\n" \
+    "local function coupon_write(k, b, t, status, cp, delta, user)\n" \
+    "  local f = coupon_field(k, cp)\n" \
+    "  if status == 'paid' then\n" \
+    "    redis.call('HINCRBY', k, 'payments_coupon', 1)\n" \
+    "    redis.call('HINCRBY', k, f .. '.payments', 1)\n" \
+    "    local uk = prefix .. ':u:' .. b .. ':coupon_paid'\n" \
+    "    redis.call('PFADD', uk, user)\n" \
+    "    redis.call('EXPIRE', uk, t)\n" \
+    "  else\n" \
+    "    redis.call('HINCRBY', k, 'refunds_coupon', 1)\n" \
+    "  end\n" \
+    "  local tk = prefix .. ':u:' .. b .. ':coupon_touched'\n" \
+    "  redis.call('PFADD', tk, user)\n" \
+    "  redis.call('EXPIRE', tk, t)\n" \
+    "  redis.call('HINCRBY', k, 'revenue_coupon', delta)\n" \
+    "  redis.call('HINCRBY', k, f .. '.revenue', delta)\n" \
+    "end\n"
+
 /* FLUSH runs in two phases. check() walks the arguments exactly as the
  * writes will and refuses the batch, before anything is written, on
  * everything a write could fail on: a command or key the ACL user may not
@@ -107,8 +159,8 @@ static const char FD_LUA_FLUSH[] =
     "local ttl = {m1 = ARGV[10], h1 = ARGV[11], d1 = ARGV[12]}\n"
     "local dedup_ttl, action_cap = ARGV[13], tonumber(ARGV[14])\n"
     "local function ttl_c(b) return ttl[string.match(b, ':(%a%d):[^:]*$')] end\n"
-    "local other_f = 'interactions.__other__'\n" FD_LUA_BIGINT "local L = 9007199254740992\n"
-    "local function check()\n"
+    "local other_f = 'interactions.__other__'\n" FD_LUA_BIGINT
+    "local L = 9007199254740992\n" FD_LUA_COUPON_FIELD "local function check()\n"
     "  local acl, vals, hlls, dup = {}, {}, {}, {}\n"
     "  local function may(kind, cmd, k, ...)\n"
     "    if acl[kind .. cmd] then return nil end\n"
@@ -166,6 +218,31 @@ static const char FD_LUA_FLUSH[] =
     "    end\n"
     "    h[f] = v\n"
     "  end\n"
+    "  local function coupon_check(k, status, cp, delta)\n"
+    "    local cnt, one = status == 'paid' and 'payments_coupon' or 'refunds_coupon', status == "
+    "'paid' and '1' or '0'\n"
+    "    local cf = 'coupon.' .. cp\n"
+    "    local e = load(k, {cnt, 'revenue_coupon', cf .. '.payments', cf .. '.revenue', cp_other "
+    ".. "
+    "'.payments', cp_other .. '.revenue'})\n"
+    "    return e or incr(k, cnt, '1') or incr(k, 'revenue_coupon', delta) or incr(k, cf .. "
+    "'.payments', one) or\n"
+    "           incr(k, cf .. '.revenue', delta) or incr(k, cp_other .. '.payments', one) or "
+    "incr(k, "
+    "cp_other .. '.revenue', delta)\n"
+    "  end\n"
+    "  local function coupon_hll_check(u)\n"
+    "    for _, ck in ipairs({u .. ':coupon_paid', u .. ':coupon_touched'}) do\n"
+    "      if not hlls[ck] then\n"
+    "        hlls[ck] = true\n"
+    "        local e = may('u', 'PFADD', ck, 'x') or may('u', 'EXPIRE', ck, '1') or may('u', "
+    "'PFCOUNT', ck)\n"
+    "        if e then return e end\n"
+    "        local r = redis.pcall('PFCOUNT', ck)\n"
+    "        if type(r) == 'table' and r.err then return 'WRONGTYPE ' .. ck .. ': ' .. r.err end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
     "  local function hash_ok(kind, k)\n"
     "    local e = may(kind, 'HSET', k, field, '1') or may(kind, 'HGET', k, field)\n"
     "    if e then return e end\n"
@@ -206,9 +283,9 @@ static const char FD_LUA_FLUSH[] =
     "  n = tonumber(ARGV[i]); i = i + 1\n"
     "  for _ = 1, n do\n"
     "    local dk = prefix .. ':dedup:' .. ARGV[i]\n"
-    "    local user, delta, status, late, nb = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], "
-    "tonumber(ARGV[i + 5])\n"
-    "    i = i + 6\n"
+    "    local user, delta, status, late, cp, nb = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + "
+    "4], ARGV[i + 5], tonumber(ARGV[i + 6])\n"
+    "    i = i + 7\n"
     "    e = may('d', 'SET', dk, '1', 'NX', 'EX', '1') or may('d', 'TYPE', dk)\n"
     "    if e then return e end\n"
     "    if not dup[dk] and redis.call('TYPE', dk).ok == 'none' then\n"
@@ -219,6 +296,7 @@ static const char FD_LUA_FLUSH[] =
     "        e = load(k, {cnt, 'revenue', 'late'}) or incr(k, cnt, '1') or incr(k, 'revenue', "
     "delta)\n"
     "        if not e and late == '1' then e = incr(k, 'late', '1') end\n"
+    "        if not e and cp ~= '' then e = coupon_check(k, status, cp, delta) end\n"
     "        if e then return e end\n"
     "        if status == 'paid' then\n"
     "          local uk = prefix .. ':u:' .. ARGV[j] .. ':paid'\n"
@@ -232,6 +310,9 @@ static const char FD_LUA_FLUSH[] =
     "end\n"
     "          end\n"
     "        end\n"
+    "        if cp ~= '' then e = coupon_hll_check(prefix .. ':u:' .. ARGV[j]); if e then return e "
+    "end "
+    "end\n"
     "      end\n"
     "    end\n"
     "    i = i + nb\n"
@@ -279,9 +360,9 @@ static const char FD_LUA_FLUSH[] =
     "n = tonumber(ARGV[i]); i = i + 1\n"
     "for _ = 1, n do\n"
     "  local dk = prefix .. ':dedup:' .. ARGV[i]\n"
-    "  local user, delta, status, late, nb = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], "
-    "tonumber(ARGV[i + 5])\n"
-    "  i = i + 6\n"
+    "  local user, delta, status, late, cp, nb = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + "
+    "4], ARGV[i + 5], tonumber(ARGV[i + 6])\n"
+    "  i = i + 7\n"
     "  if redis.call('SET', dk, '1', 'NX', 'EX', dedup_ttl) then\n"
     "    for j = i, i + nb - 1 do\n"
     "      local b = ARGV[j]\n"
@@ -296,6 +377,7 @@ static const char FD_LUA_FLUSH[] =
     "      end\n"
     "      redis.call('HINCRBY', k, 'revenue', delta)\n"
     "      if late == '1' then redis.call('HINCRBY', k, 'late', 1) end\n"
+    "      if cp ~= '' then coupon_write(k, b, t, status, cp, delta, user) end\n"
     "      redis.call('EXPIRE', k, t)\n"
     "    end\n"
     "  end\n"
@@ -309,7 +391,11 @@ static const char FD_LUA_FLUSH[] =
     "return 'OK'\n";
 
 /* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
- * ttl s, nwindows, then name, seconds per window, then the action cap.
+ * ttl s, nwindows, then name, seconds per window, then the action cap, then
+ * (optional) the coupon cap and per window a count and that many
+ * field/value pairs written as given (the coupon groups and test,
+ * docs/METRICS.md). Coupon fields fold past the coupon cap like actions,
+ * ranked by their window's coupon.{id}.payments.
  * Windows are summed over buckets(from, to) of FD_LUA_WINDOW_BUCKETS, exactly
  * (FD_LUA_BIGINT: a revenue past 2^53 keeps its last digit). A bucket field
  * that is not an integer stops it with an error reply naming it (windows
@@ -323,8 +409,9 @@ static const char FD_LUA_SNAPSHOT[] =
     "local prefix, scope = ARGV[1], ARGV[2]\n"
     "local to, wm, now, ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]\n"
     "local nw = tonumber(ARGV[7])\n"
-    "local action_cap = tonumber(ARGV[8 + 2 * nw])\n" FD_LUA_WINDOW_BUCKETS FD_LUA_BIGINT
-    "for w = 0, nw - 1 do\n"
+    "local action_cap = tonumber(ARGV[8 + 2 * nw])\n"
+    "local coupon_cap, xi = tonumber(ARGV[9 + 2 * nw] or '1000'), 10 + 2 * "
+    "nw\n" FD_LUA_WINDOW_BUCKETS FD_LUA_BIGINT "for w = 0, nw - 1 do\n"
     "  local name, secs = ARGV[8 + 2 * w], tonumber(ARGV[9 + 2 * w])\n"
     "  local from = to - secs\n"
     "  local b = buckets(from, to)\n"
@@ -357,6 +444,28 @@ static const char FD_LUA_SNAPSHOT[] =
     "    end\n"
     "    sums['interactions.__other__'] = o\n"
     "  end\n"
+    "  local cps = {}\n"
+    "  for k in pairs(sums) do\n"
+    "    local id = string.match(k, '^coupon%.(.*)%.payments$') or string.match(k, "
+    "'^coupon%.(.*)%.revenue$')\n"
+    "    if id and id ~= '__other__' and not cps[id] then cps[id] = true; cps[#cps + 1] = id end\n"
+    "  end\n"
+    "  if #cps > coupon_cap then\n"
+    "    local function lt(a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end\n"
+    "    local function pay(id) return sums['coupon.' .. id .. '.payments'] or {0, 0} end\n"
+    "    local vals = {}\n"
+    "    for j, id in ipairs(cps) do vals[j] = pay(id) end\n"
+    "    table.sort(vals, lt)\n"
+    "    local edge = vals[#vals - coupon_cap]\n"
+    "    for _, id in ipairs(cps) do\n"
+    "      if not lt(edge, pay(id)) then\n"
+    "        for _, x in ipairs({'.payments', '.revenue'}) do\n"
+    "          local k, o = 'coupon.' .. id .. x, 'coupon.__other__' .. x\n"
+    "          if sums[k] then sums[o] = add(sums[o] or {0, 0}, sums[k]); sums[k] = nil end\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
     "  local uve = #ex > 0 and redis.call('PFCOUNT', unpack(ex)) or 0\n"
     "  local uvi = #it > 0 and redis.call('PFCOUNT', unpack(it)) or 0\n"
     "  local uvp = #pd > 0 and redis.call('PFCOUNT', unpack(pd)) or 0\n"
@@ -377,6 +486,9 @@ static const char FD_LUA_SNAPSHOT[] =
     "  f[#f + 1] = 'interaction_rate'; f[#f + 1] = e > 0 and string.format('%.6f', i / e) or ''\n"
     "  f[#f + 1] = 'conversion_rate'; f[#f + 1] = uve > 0 and string.format('%.6f', uvp / uve) or "
     "''\n"
+    "  local nx = tonumber(ARGV[xi] or '0')\n"
+    "  for j = 1, nx do f[#f + 1] = ARGV[xi + 2 * j - 1]; f[#f + 1] = ARGV[xi + 2 * j] end\n"
+    "  xi = xi + 1 + 2 * nx\n"
     "  f[#f + 1] = 'from'; f[#f + 1] = num(from)\n"
     "  f[#f + 1] = 'to'; f[#f + 1] = num(to)\n"
     "  f[#f + 1] = 'watermark'; f[#f + 1] = wm\n"

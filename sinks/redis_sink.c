@@ -21,9 +21,11 @@
 #include "base/set64.h"
 #include "sinks/redis_keys.h"
 #include "sinks/redis_scripts.h"
+#include "sinks/incentive_scripts.h"
 #include "base/clock.h"
 #include "base/duration.h"
 #include "model/window.h"
+#include "model/incentive.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -46,6 +48,12 @@ struct fd_redis_sink {
      * and the next one to send; see snap_send. */
     redisReply *snap_scopes;
     size_t snap_next;
+    /* The chunk's coupon figures (COUPON_READ, one script per scope): 5 per
+     * (scope, window); ready once the chunk's replies are all in. seq tells
+     * a late reply of an aborted chunk from the current one. */
+    int64_t snap_cp[16 * FD_MAX_WINDOWS * 5]; /* 16 = SNAP_CHUNK */
+    int snap_cp_ready, snap_cp_pending, snap_cp_failed;
+    int64_t snap_cp_seq;
     int64_t snap_wm, snap_to, snap_now_ms;
     char snap_id[64]; /* the instance id the snapshot lease is held for */
     int closing;
@@ -355,7 +363,9 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 
 /* A flush's argv: EVALSHA, sha, numkeys, then ARGV[1..14] of FD_LUA_FLUSH
  * (prefix .. action cap), then three sections (counters, payments, scopes),
- * each a count followed by its entries. */
+ * each a count followed by its entries (a payment: dedup, user, signed
+ * amount, status, late, coupon_id or "", number of buckets, the buckets),
+ * then the coupon cap. */
 #define FLUSH_FIXED_ARGS 17
 #define FLUSH_SECTIONS 3
 
@@ -479,8 +489,8 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         textlen += c.scope.n + 48;
         for (size_t j = 0; j < c.nactions; j++) textlen += 13 + c.actions[j].name.n;
     }
-    for (size_t i = 0; i < np; i++) total += 6 + fd_batch_payment_at(b, i)->nbuckets;
-    total += ns;
+    for (size_t i = 0; i < np; i++) total += 7 + fd_batch_payment_at(b, i)->nbuckets;
+    total += ns + 1; /* the scopes, then the coupon cap */
 
     args_t a = {.cap = (int)total};
     fd_str_t *keys = malloc((nc + 1) * sizeof(fd_str_t));
@@ -570,6 +580,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         arg_num(&a, p->status == FD_STATUS_PAID ? p->amount : -p->amount);
         arg_str(&a, p->status == FD_STATUS_PAID ? "paid" : "refunded");
         arg_str(&a, p->late ? "1" : "0");
+        arg(&a, p->coupon.n ? p->coupon.p : "", p->coupon.n);
         arg_num(&a, (int64_t)p->nbuckets);
         for (size_t j = 0; j < p->nbuckets; j++)
             arg(&a, keys[p->counters[j]].p, keys[p->counters[j]].n);
@@ -579,6 +590,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
         fd_str_t sc = fd_batch_scope_at(b, i);
         arg(&a, sc.p, sc.n);
     }
+    arg_num(&a, s->conf->coupon_cap); /* last: the script reads it as ARGV[#ARGV] */
 
     if (a.overflow) {
         fd_log(s->log, FD_LOG_ERROR, "flush arguments over their computed size; flush not sent",
@@ -779,15 +791,22 @@ static int64_t longest_window(const fd_conf_t *c) {
  * of the whole tick (up to snapshot_max_scopes scripts; bench/latency.sh
  * measured the difference), and a tick that outlives its lease stops. */
 #define SNAP_CHUNK 16
+_Static_assert(SNAP_CHUNK <= 16, "snap_cp holds 16 scopes");
 
 static void snap_send(fd_redis_sink_t *s);
 static int send_lease(fd_redis_sink_t *s, redisCallbackFn *fn, req_t *r);
+static int snap_read_coupons(fd_redis_sink_t *s);
+static int snap_coupon_fields(fd_redis_sink_t *s, size_t j, int w, const char **names,
+                              char (*vals)[32]);
+static int send_boards(fd_redis_sink_t *s);
 
 /* Ends a tick that could not finish; the next tick rescans the longest
  * window, so the scopes this one did not reach are not left stale. */
 static void snap_abort(fd_redis_sink_t *s) {
     if (s->snap_scopes) freeReplyObject(s->snap_scopes);
     s->snap_scopes = NULL;
+    s->snap_cp_ready = 0;
+    s->snap_cp_seq++; /* replies still in flight are ignored */
     s->snap_last_to = INT64_MIN;
     s->tick_running = 0;
 }
@@ -811,6 +830,10 @@ static void snap_chunk_reply(redisAsyncContext *ac, void *reply, void *privdata)
 static void snap_send(fd_redis_sink_t *s) {
     const fd_conf_t *c = s->conf;
     const redisReply *scopes = s->snap_scopes;
+    if (!s->snap_cp_ready) { /* the chunk's coupon figures first; snap_send again on the replies */
+        if (snap_read_coupons(s) < 0) snap_abort(s);
+        return;
+    }
     char sto[24], swm[24], snow[24], sttl[24], snw[8], scap[24];
     char names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
     snprintf(sto, sizeof sto, "%" PRId64, s->snap_to);
@@ -821,9 +844,16 @@ static void snap_send(fd_redis_sink_t *s) {
     snprintf(scap, sizeof scap, "%" PRId64, c->action_cap);
     size_t end = s->snap_next + SNAP_CHUNK;
     if (end > scopes->elements) end = scopes->elements;
+    char scpcap[24], nx[8];
+    snprintf(scpcap, sizeof scpcap, "%" PRId64, c->coupon_cap);
+    snprintf(nx, sizeof nx, "%d", FD_COUPON_FIELDS);
     for (size_t i = s->snap_next; i < end; i++) {
-        const char *argv[11 + 2 * FD_MAX_WINDOWS]; /* 10 fixed, the windows, the action cap */
-        size_t lens[11 + 2 * FD_MAX_WINDOWS];
+        /* 10 fixed, the windows, the action cap, the coupon cap, per window
+         * the coupon fields */
+        const char *argv[12 + 2 * FD_MAX_WINDOWS + FD_MAX_WINDOWS * (1 + 2 * FD_COUPON_FIELDS)];
+        size_t lens[sizeof argv / sizeof argv[0]];
+        char xvals[FD_MAX_WINDOWS][FD_COUPON_FIELDS][32];
+        const char *xnames[FD_MAX_WINDOWS][FD_COUPON_FIELDS];
         int n = 0;
         argv[n++] = "EVALSHA";
         argv[n++] = s->sha_snapshot;
@@ -842,6 +872,15 @@ static void snap_send(fd_redis_sink_t *s) {
             argv[n++] = secs[w];
         }
         argv[n++] = scap;
+        argv[n++] = scpcap;
+        for (int w = 0; w < c->nwindows; w++) {
+            int nf = snap_coupon_fields(s, i - s->snap_next, w, xnames[w], xvals[w]);
+            argv[n++] = nf ? nx : "0";
+            for (int k = 0; k < nf; k++) {
+                argv[n++] = xnames[w][k];
+                argv[n++] = xvals[w][k];
+            }
+        }
         for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
         lens[4] = scopes->element[i]->len;
         if (send_argv(s, ignore_reply, req_new(s), n, argv, lens) < 0) {
@@ -850,6 +889,7 @@ static void snap_send(fd_redis_sink_t *s) {
         }
     }
     s->snap_next = end;
+    s->snap_cp_ready = 0;
     if (end < scopes->elements) {
         /* more to come: renew the lease, and send the next chunk on its answer */
         if (send_lease(s, snap_chunk_reply, req_new(s)) < 0) snap_abort(s);
@@ -863,6 +903,10 @@ static void snap_send(fd_redis_sink_t *s) {
              s->snap_wm, s->snap_to, scopes->elements, s->snap_now_ms);
     freeReplyObject(s->snap_scopes);
     s->snap_scopes = NULL;
+    if (send_boards(s) < 0) {
+        s->tick_running = 0;
+        return;
+    }
     const char *a[] = {"PUBLISH", chan, note};
     if (send_strs(s, tick_done_reply, req_new(s), 3, a) < 0) s->tick_running = 0;
 }
@@ -1096,4 +1140,137 @@ const fd_sink_ops_t *fd_redis_sink_ops(void) {
                                       ops_read_offset, ops_read_offsets_sync,
                                       ops_check_state, ops_last_error};
     return &ops;
+}
+
+/* ---- coupons and leaderboards (docs/METRICS.md) ------------------------------ */
+
+static void snap_coupons_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    int64_t seq = r->wm, j = r->offset;
+    free(r);
+    redisReply *rep = reply;
+    if (seq != s->snap_cp_seq) return; /* a chunk that was aborted */
+    int nw = s->conf->nwindows;
+    if (!rep) {
+        s->snap_cp_failed = 1; /* the connection went: the tick stops */
+    } else if (is_error(rep) || rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)nw * 5) {
+        /* the snapshot still goes, without the coupon figures (-1: none) */
+        if (rep->type == REDIS_REPLY_ERROR) /* once per scope and tick: rate-limited */
+            fd_log_repeat(s->log, FD_LOG_ERROR, "redis|coupon_read", "snapshot coupon read failed",
+                          "error=\"%.*s\"", (int)(rep->len > 200 ? 200 : rep->len), rep->str);
+        for (int k = 0; k < nw * 5; k++) s->snap_cp[j * nw * 5 + k] = -1;
+    } else {
+        for (size_t k = 0; k < rep->elements; k++)
+            s->snap_cp[j * nw * 5 + (int64_t)k] =
+                rep->element[k]->type == REDIS_REPLY_INTEGER ? rep->element[k]->integer : 0;
+    }
+    if (--s->snap_cp_pending > 0) return;
+    if (s->snap_cp_failed || !s->ac || s->closing || !s->snap_scopes) {
+        snap_abort(s);
+        return;
+    }
+    s->snap_cp_ready = 1;
+    snap_send(s);
+}
+
+/* Sends COUPON_READ for each scope of the chunk that starts at snap_next:
+ * one short script per scope, like SNAPSHOT, so none holds Redis long. */
+static int snap_read_coupons(fd_redis_sink_t *s) {
+    const fd_conf_t *c = s->conf;
+    const redisReply *scopes = s->snap_scopes;
+    size_t end = s->snap_next + SNAP_CHUNK;
+    if (end > scopes->elements) end = scopes->elements;
+    if (end == s->snap_next) { /* nothing to read */
+        s->snap_cp_ready = 1;
+        snap_send(s);
+        return 0;
+    }
+    const char *argv[7 + 2 * FD_MAX_WINDOWS];
+    size_t lens[sizeof argv / sizeof argv[0]];
+    char sto[24], snw[8], names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
+    snprintf(sto, sizeof sto, "%" PRId64, s->snap_to);
+    snprintf(snw, sizeof snw, "%d", c->nwindows);
+    int n = 0;
+    argv[n++] = "EVAL";
+    argv[n++] = FD_LUA_COUPON_READ;
+    argv[n++] = "0";
+    argv[n++] = c->prefix;
+    argv[n++] = sto;
+    argv[n++] = snw;
+    for (int w = 0; w < c->nwindows; w++) {
+        fd_duration_format(c->windows_s[w], names[w], sizeof names[w]);
+        snprintf(secs[w], sizeof secs[w], "%" PRId64, c->windows_s[w]);
+        argv[n++] = names[w];
+        argv[n++] = secs[w];
+    }
+    for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
+    s->snap_cp_seq++;
+    s->snap_cp_failed = 0;
+    s->snap_cp_pending = (int)(end - s->snap_next);
+    for (size_t i = s->snap_next; i < end; i++) {
+        argv[n] = scopes->element[i]->str;
+        lens[n] = scopes->element[i]->len;
+        req_t *r = req_new(s);
+        if (r) {
+            r->wm = s->snap_cp_seq;
+            r->offset = (int64_t)(i - s->snap_next);
+        }
+        if (send_argv(s, snap_coupons_reply, r, n + 1, argv, lens) < 0) {
+            s->snap_cp_seq++; /* the replies already asked for are ignored */
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The coupon fields of the chunk's j-th scope, window w. */
+static int snap_coupon_fields(fd_redis_sink_t *s, size_t j, int w, const char **names,
+                              char (*vals)[32]) {
+    const int64_t *v = &s->snap_cp[(j * (size_t)s->conf->nwindows + (size_t)w) * 5];
+    if (v[0] < 0) return 0; /* the read failed: no coupon fields this time */
+    fd_coupon_counts_t in = {
+        .touched = v[0], .paid_or_touched = v[1], .any = v[2], .paid = v[3], .coupon_paid = v[4]};
+    fd_coupon_stats_t st;
+    fd_coupon_stats(&in, &st);
+    return fd_coupon_fields(&in, &st, names, vals);
+}
+
+static void boards_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    log_error_reply(s, "leaderboard write failed", reply);
+    free(r);
+}
+
+/* One BOARDS script per (grouping whose last dimension is channel or
+ * community, window), sent after the tick's last snapshot script on the same
+ * connection, so it reads the snapshots this tick wrote. */
+static int send_boards(fd_redis_sink_t *s) {
+    const fd_conf_t *c = s->conf;
+    char since[24], size[24], minp[24], ttl[24], lease[512];
+    snprintf(since, sizeof since, "%" PRId64, s->snap_now_ms / 1000 - longest_window(c) - 60);
+    snprintf(size, sizeof size, "%" PRId64, c->lb_size);
+    snprintf(minp, sizeof minp, "%" PRId64, c->lb_min_potential);
+    snprintf(ttl, sizeof ttl, "%" PRId64, c->ttl_m1_s);
+    fd_key_lease(lease, sizeof lease, c->prefix, "snapshot");
+    for (int gi = 0; gi < c->ngroupings; gi++) {
+        const fd_grouping_t *g = &c->groupings[gi];
+        if (g->ndims == 0) continue;
+        fd_dim_t last = g->dims[g->ndims - 1];
+        if (last != FD_DIM_CHANNEL && last != FD_DIM_COMMUNITY) continue;
+        char gname[256] = "";
+        size_t gl = 0;
+        for (int d = 0; d < g->ndims; d++)
+            gl += (size_t)snprintf(gname + gl, sizeof gname - gl, "%s%s", d ? "," : "",
+                                   fd_dim_name(g->dims[d]));
+        for (int w = 0; w < c->nwindows; w++) {
+            char name[16];
+            fd_duration_format(c->windows_s[w], name, sizeof name);
+            const char *a[] = {"EVAL", FD_LUA_BOARDS, "0",  c->prefix, gname, name,
+                               since,  size,          minp, ttl,       lease, s->snap_id};
+            if (send_strs(s, boards_reply, req_new(s), 12, a) < 0) return -1;
+        }
+    }
+    return 0;
 }

@@ -55,6 +55,9 @@ import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import incentives  # noqa: E402  coupons and leaderboards (docs/METRICS.md)
+
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 AMOUNT_MAX = 10 ** 12  # docs/EVENTS.md: a larger payment amount is bad_value
@@ -457,7 +460,7 @@ def load_manifest(d):
 class Oracle:
     def __init__(self, now_ms, prefix="funnel", lateness_s=120,
                  tz="Asia/Shanghai", groupings=None, limits=None,
-                 cardinality_cap=10000, action_cap=64):
+                 cardinality_cap=10000, action_cap=64, coupon_cap=64):
         self.now_ms = now_ms
         self.prefix = prefix
         self.lateness_ms = lateness_s * 1000
@@ -466,6 +469,7 @@ class Oracle:
         self.lim = limits or Limits()
         self.cap = cardinality_cap
         self.action_cap = action_cap
+        self.coupons = incentives.Coupons(coupon_cap)  # docs/METRICS.md, "Coupons"
         self.actions = {}    # (scope, gran, bucket) -> [named set, source partition or None]
         self.part = None
         self.counters = {}   # (scope, gran, bucket) -> {field: int}
@@ -557,6 +561,7 @@ class Oracle:
                 if t == "interaction":
                     f = self.action_field(k, ev["action"])
                     h[f] = h.get(f, 0) + 1
+                incentives.apply_bucket(self, ev, k, h)
                 if step is not None:
                     dk = (sid, gran, b, step)
                     s = distinct.get(dk)
@@ -659,6 +664,7 @@ def main(argv=None):
                     help="'default', 'all;product;product,channel' or JSON")
     ap.add_argument("--cardinality-cap", type=int, default=10000)
     ap.add_argument("--action-cap", type=int, default=64)
+    ap.add_argument("--coupon-cap", type=int, default=64)
     ap.add_argument("--max-message-bytes", type=int, default=65536)
     ap.add_argument("--ttl-m1-s", type=int, default=172800)
     ap.add_argument("--max-future-s", type=int, default=300)
@@ -680,7 +686,8 @@ def main(argv=None):
     t0 = time.monotonic()
     res = compute(a.dir, now_ms, prefix=a.prefix, lateness_s=a.lateness_s,
                   tz=a.tz, groupings=parse_groupings(a.groupings), limits=lim,
-                  cardinality_cap=a.cardinality_cap, action_cap=a.action_cap)
+                  cardinality_cap=a.cardinality_cap, action_cap=a.action_cap,
+                  coupon_cap=a.coupon_cap)
     text = json.dumps(res, ensure_ascii=False, separators=(",", ":"))
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:

@@ -148,6 +148,7 @@ static void test_key_layout(void **state) {
         {FD_GRAN_M1, 60, FD_STEP_EXPOSED, "sc:m1:60:exposed"},
         {FD_GRAN_H1, 3600, FD_STEP_INTERACTED, "sc:h1:3600:interacted"},
         {FD_GRAN_D1, 20241105, FD_STEP_PAID, "sc:d1:20241105:paid"},
+        {FD_GRAN_D1, 20241105, FD_STEP_COUPON, "sc:d1:20241105:coupon_touched"},
         {FD_GRAN_M1, -60, -1, "sc:m1:-60"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -223,6 +224,18 @@ static void test_users_members_payments_scopes(void **state) {
     assert_memory_equal(pp->dedup.p, "o1:paid", 7);
     assert_int_equal(pp->nbuckets, 1);
     assert_int_equal(pp->counters[0], ci);
+    assert_null(pp->coupon.p); /* none given: none kept */
+
+    /* a payment's coupon_id is copied: the caller's buffer may go */
+    char cbuf[8] = "cp-A";
+    fd_batch_payment_t pc = p;
+    pc.dedup = str("o2:paid");
+    pc.coupon = (fd_str_t){cbuf, 4};
+    assert_int_equal(fd_batch_payment(b, &pc), 0);
+    memset(cbuf, 'x', sizeof cbuf);
+    pp = fd_batch_payment_at(b, 1);
+    assert_int_equal(pp->coupon.n, 4);
+    assert_memory_equal(pp->coupon.p, "cp-A", 4);
 
     assert_int_equal(fd_batch_scope(b, sc), 0);
     assert_int_equal(fd_batch_nscopes(b), 1);

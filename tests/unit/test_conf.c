@@ -203,6 +203,11 @@ static const row_t rows[] = {
     {"{\"cardinality_cap\": 0}", "cardinality_cap: must be an integer in"},
     {"{\"action_cap\": 0}", "action_cap: must be an integer in"},
     {"{\"action_cap\": 1001}", "action_cap: must be an integer in"},
+    {"{\"coupons\": {\"cap\": 0}}", "coupons.cap: must be an integer in 1..1000"},
+    {"{\"coupons\": {\"cap\": \"many\"}}", "coupons.cap"},
+    {"{\"leaderboards\": {\"size\": 0}}", "leaderboards.size: must be an integer in"},
+    {"{\"leaderboards\": {\"min_potential_users\": -1}}",
+     "leaderboards.min_potential_users: must be an integer in"},
     {"{\"kafka\": {\"group\": \"\"}}", "kafka.group: must not be empty"},
     /* enums */
     {"{\"late_policy\": \"drop\"}", "late_policy: must be one of count, dlq, got \"drop\""},
