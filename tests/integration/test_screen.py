@@ -120,6 +120,18 @@ def test_screen_live(web, browser):
                lambda: d.find_elements("css selector", sel), 30, web.run)
     took = time.monotonic() - t0
     assert took <= scaled(EVAL_MS / 1000.0), "alert shown %.1fs after it fired" % took
+    # the leaderboards the snapshot tick writes: the revenue board's top row
+    # is the API's
+    import urllib.parse
+    from web_env import get
+    top = get(web.port, "/api/v1/leaderboards?grouping=%s&window=1h&metric=revenue&limit=1"
+              % urllib.parse.quote("product,channel"))[1]["rows"][0]["scope"]
+    sel_b = "#boards table[data-board='product,channel:revenue'] tr:nth-child(2) td:nth-child(2)"
+
+    def board_top():
+        cells = d.find_elements("css selector", sel_b)
+        return cells and cells[0].text == top
+    wait_until("the revenue board on the page", board_top, 30, web.run)
     assert console_errors(d) == []
     p = shot(d, "screen.png")
     print("screenshot", p)
