@@ -27,6 +27,7 @@ import tempfile
 # ---- the house, top floor first ------------------------------------------------
 FLOORS = [
     "app",          # main.c, daemon.c (the only place that builds objects), inspect.c
+    "web",          # the live screen, /api/v1 and its event stream (reads Redis only)
     "pipeline",     # the per-partition state machine; deps passed in
     "alerts",       # evaluator loop side, evaluator, store (keys, scripts), outputs
     "sinks",        # Redis writer, its scripts and key builders, dead-letter producer
@@ -47,6 +48,7 @@ OUTSIDE = ["tests", "bench"]
 # headers.
 PUBLIC = {
     "app": set(),
+    "web": {"web.h"},
     "pipeline": {"pipeline.h"},
     "alerts": {"alerts.h"},
     "sinks": {"sink.h", "redis_sink.h", "redis_keys.h", "redis_scripts.h", "dlq.h"},
@@ -259,14 +261,16 @@ def self_test():
     cases = [
         ("target layout", {}, None),
         ("lower includes higher", {"base/log.c": ["base/log.h", "conf/conf.h"]},
-         "floor base (10) includes \"conf/conf.h\" from higher floor conf (8)"),
+         "floor base (%d) includes \"conf/conf.h\" from higher floor conf (%d)"
+         % (FLOORS.index("base") + 1, FLOORS.index("conf") + 1)),
         ("model sees sinks", {"model/window.c": ["model/window.h", "sinks/redis_keys.h"]},
          "from higher floor sinks"),
         ("private header", {"app/daemon.c": ["alerts/store.h"]}, "private to alerts/"),
         ("private header from below", {"pipeline/pipeline.c": ["pipeline/pipeline.h", "alerts/outputs.h"]},
          "private to alerts/"),
         ("consumers sees pipeline", {"consumers/file_source.h": ["pipeline/pipeline.h"]},
-         "floor consumers (5) includes \"pipeline/pipeline.h\" from higher floor pipeline (2)"),
+         "floor consumers (%d) includes \"pipeline/pipeline.h\" from higher floor pipeline (%d)"
+         % (FLOORS.index("consumers") + 1, FLOORS.index("pipeline") + 1)),
         ("unknown folder", {"core/pipeline.c": ["base/log.h"]}, "folder core is not in the floor list"),
         ("util grab bag", {"util/misc.h": []}, "folder util is not in the floor list"),
         ("stale path", {"aggregators/agg.c": ["aggregators/agg.h", "core/conf.h"]},

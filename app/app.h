@@ -27,6 +27,10 @@ typedef struct {
 int fd_app_run(const fd_conf_t *c, fd_log_t *log);
 int fd_app_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a);
 
+/* serve.c: the read-only instance (the screen, /api/v1, /metrics), no
+ * consumer, no flushes, no alert evaluation. */
+int fd_app_serve(const fd_conf_t *c, fd_log_t *log);
+
 /* inspect.c: one-shot commands (blocking, print to stdout). */
 int fd_app_validate(const fd_conf_t *c, const args_t *a);
 int fd_app_query(const fd_conf_t *c, const args_t *a);

@@ -12,7 +12,8 @@
  * sinks/redis_sink.c and take the snapshot lease on their snapshot timer.
  *
  * Wiring order: parser, aggregator, pipeline, DLQ and Redis sink (their
- * callbacks go to the pipeline), alerts, HTTP, then the daemon's own
+ * callbacks go to the pipeline), alerts, HTTP and the screen/API on it
+ * (web/, its own threads and Redis connections), then the daemon's own
  * handles (snapshot timer, heartbeat timer, SIGTERM/SIGINT), then the
  * source. Once per flush interval the pipeline's round callback renders
  * /metrics (ops/metrics.c) from every object's numbers.
@@ -20,8 +21,8 @@
  * Teardown order (must not change: the sink and the DLQ fire callbacks into
  * the pipeline while they are freed): after uv_run returns the source is
  * freed first (Kafka: leaves the group, serving the final revoke), the
- * totals are logged, the daemon's timers are closed; then alerts, HTTP,
- * DLQ, sink; then the signal handles (a second SIGTERM during those frees
+ * totals are logged, the daemon's timers are closed; then alerts, the
+ * web part's stream thread, HTTP, the web part, DLQ, sink; then the signal handles (a second SIGTERM during those frees
  * is caught, not fatal); then the pipeline, the aggregator and the parser; then the
  * loop runs once more so closing handles finish. A run or replay whose
  * final flush did not happen exits 1.
@@ -35,6 +36,7 @@
 #include <uv.h>
 
 #include "app/app.h"
+#include "web/web.h"
 #include "pipeline/pipeline.h"
 #include "alerts/alerts.h"
 #include "sinks/dlq.h"
@@ -60,6 +62,7 @@ typedef struct {
     fd_redis_sink_t *sink;
     fd_alerts_t *alerts; /* run with alerts.rules only */
     fd_http_t *http; /* run with http.listen only */
+    fd_web_t *web; /* the screen and /api/v1 on http (web/) */
     uv_timer_t snapshot_timer;
     uv_timer_t beat_timer; /* /healthz heartbeat; only with http */
     uv_signal_t sigterm, sigint;
@@ -110,7 +113,14 @@ static void publish_metrics(void *ud, const fd_pipeline_stats_t *st) {
         memcpy(m.delivery_failures, os.attempts_failed, sizeof m.delivery_failures);
         m.queue_overflow = os.overflow;
     }
-    char buf[8192];
+    uint64_t cum = 0;
+    for (int b = 0; b <= FD_FLUSH_BUCKETS; b++) {
+        cum += st->flush_hist[b];
+        if (b < FD_FLUSH_BUCKETS) m.flush_le[b] = cum;
+    }
+    m.flush_count = cum;
+    m.flush_sum_s = st->flush_sum_s;
+    char buf[12288];
     size_t n = fd_metrics_render(&m, d->conf, buf, sizeof buf);
     fd_http_publish(d->http, buf, n, is_ready(d, st));
 }
@@ -179,6 +189,10 @@ static int build(daemon_t *d, const fd_conf_t *c, fd_log_t *log, int with_dlq, c
     if (with_dlq && c->http_listen && c->http_listen[0] && !(d->http = fd_http_new(c, err, errlen)))
         return -1;
     if (d->http) fd_pipeline_set_round_cb(d->p, publish_metrics, d);
+    /* the screen and /api/v1 read Redis on the HTTP server's threads, never
+     * on this loop (web/web.h) */
+    if (d->http && !(d->web = fd_web_new(c, log, err, errlen))) return -1;
+    if (d->web) fd_web_attach(d->web, d->http);
     fd_pipeline_set_finish_cb(d->p, on_finish, d);
     uv_timer_init(loop, &d->snapshot_timer);
     uv_signal_init(loop, &d->sigterm);
@@ -202,7 +216,9 @@ static void teardown(daemon_t *d) {
         uv_close((uv_handle_t *)&d->beat_timer, on_handle_close);
     }
     fd_alerts_free(d->alerts);
+    fd_web_stop(d->web); /* before the server stops: no push into a stopped server */
     fd_http_free(d->http);
+    fd_web_free(d->web); /* after: the server frees its stream responses into it */
     fd_dlq_free(d->dlq); /* may wait up to 10 s for dead-letter acks */
     fd_redis_sink_free(d->sink);
     /* the signal handles close last: closing the last one for a signal puts

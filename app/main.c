@@ -1,5 +1,6 @@
 /*
- * main.c — funneld's command line: run, replay, validate, query, alerts, check-config.
+ * main.c — funneld's command line: run, replay, serve, validate, query, alerts,
+ * check-config.
  *
  * Reading order for a newcomer: main() parses argv and the configuration
  * (conf/conf.c, the key table), scrubs secrets from argv, and calls one
@@ -33,6 +34,8 @@ static void usage(FILE *out) {
         "commands:\n"
         "  run            consume Kafka, keep funnel counters in Redis (until SIGTERM)\n"
         "  replay FILE..  the same pipeline from JSON Lines files (each file = one partition)\n"
+        "  serve          read-only: the live screen and /api/v1 from Redis on http.listen, "
+        "no consumer\n"
         "  validate FILE  print LINE<TAB>REASON<TAB>FIELD for each rejected line ('-' = stdin)\n"
         "  query SCOPE    print the rolling snapshots of a scope id (e.g. all, product=course-py)\n"
         "  query lb:GROUPING:WINDOW:METRIC  print a leaderboard (e.g. "
@@ -178,6 +181,7 @@ int main(int argc, char **argv) {
     fd_log_init(&log, c.log_level, c.log_rate_per_s);
     if (!strcmp(a.cmd, "run")) rc = fd_app_run(&c, &log);
     else if (!strcmp(a.cmd, "replay")) rc = fd_app_replay(&c, &log, &a);
+    else if (!strcmp(a.cmd, "serve")) rc = fd_app_serve(&c, &log);
     else if (!strcmp(a.cmd, "validate")) rc = fd_app_validate(&c, &a);
     else if (!strcmp(a.cmd, "query")) rc = fd_app_query(&c, &a);
     else if (!strcmp(a.cmd, "alerts")) rc = fd_app_alerts(&c, &a);

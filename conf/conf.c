@@ -194,6 +194,27 @@ static const conf_key_t keys[] = {
     INT("http.timeout_s", 1, 3600, "2", http_timeout_s,
         "A connection idle this long (a request not completed, a response not read) is closed, "
         "so slow or stuck clients free their slots."),
+    {"http.api_token", K_STR, 0, 1024, "", OFF(http_api_token), 0, NULL, MASK_SECRET,
+     "Bearer token of `/api/v1/...` and the event stream (docs/API.md): a request without "
+     "`Authorization: Bearer TOKEN` (or `?access_token=TOKEN`) gets 401. Empty: no token. The "
+     "screen's static files and `/metrics` never need it. Not required on a loopback "
+     "`http.listen`; on any other address funneld logs a warning at startup while it is "
+     "empty. Keep it in the environment: `\"${FUNNELD_API_TOKEN}\"`. Never printed."},
+    STR("http.dashboard_dir", 0, 1024, "", http_dashboard_dir,
+        "Directory of the screen's files (index.html, app.js, echarts.min.js). Empty: "
+        "`dashboard/` next to the funneld binary (the build tree), else "
+        "`../share/funneld/dashboard` from it (an installed binary)."),
+    INT("http.sse_max_clients", 1, 100000, "1000", http_sse_max_clients,
+        "Event-stream clients (`/api/v1/stream`) held at once; one more gets 503. Each also "
+        "holds one of `http.max_connections`."),
+    INT("http.sse_max_buffer_bytes", 4096, 1073741824, "1048576", http_sse_max_buffer_bytes,
+        "Unsent event-stream bytes held per client at most: a client that reads slower than "
+        "updates arrive is disconnected when it would pass this (it reconnects and gets the "
+        "full state again), so a slow client costs bounded memory and never slows anything "
+        "else."),
+    INT("http.sse_heartbeat_ms", 100, 600000, "15000", http_sse_heartbeat_ms,
+        "An event-stream comment line is sent this often, so proxies keep the stream open and "
+        "a dead client is noticed."),
     ENUM("log.level", K_ENUM_STR, "debug|info|warn|error", "info", log_level,
          "Lowest level logged (logfmt on stderr)."),
     INT("log.rate_per_s", 0, 100000, "10", log_rate_per_s,

@@ -72,6 +72,12 @@ typedef struct {
     int64_t http_max_connections; /* http.max_connections, default 1024 */
     int64_t http_max_connections_per_ip; /* http.max_connections_per_ip, default 0 (off) */
     int64_t http_timeout_s; /* http.timeout_s, default 2: idle connections */
+    /* the screen, /api/v1 and the event stream (web/web.c, docs/API.md) */
+    char *http_api_token; /* http.api_token, default "" (none); secret */
+    char *http_dashboard_dir; /* http.dashboard_dir, default "" (next to the binary) */
+    int64_t http_sse_max_clients; /* http.sse_max_clients, default 1000 */
+    int64_t http_sse_max_buffer_bytes; /* http.sse_max_buffer_bytes, default 1048576 */
+    int64_t http_sse_heartbeat_ms; /* http.sse_heartbeat_ms, default 15000 */
     char *log_level; /* log.level: "debug"|"info"|"warn"|"error" */
     int64_t log_rate_per_s; /* log.rate_per_s, default 10: per-event problem lines */
     /* alerts (alerts/alerts.c, docs/ALERTS.md) */

@@ -39,7 +39,8 @@ SCALE=${FD_TIMEOUT_SCALE:-1}
 APT_PACKAGES=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev
   libcjson-dev libuv1-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
   redis-server kcat clang libclang-rt-14-dev valgrind openjdk-17-jre-headless maven python3-pip
-  prometheus-alertmanager)  # the alert tests start their own (tests/integration/alert_receivers.py)
+  prometheus-alertmanager  # the alert tests start their own (tests/integration/alert_receivers.py)
+  chromium chromium-driver python3-selenium fonts-wqy-zenhei)  # the screen's browser test (tests/integration/test_screen.py)
 PY_MODULES=(pytest confluent_kafka)        # import names
 PY_PACKAGES=(pytest==9.2.0 confluent-kafka==2.16.1)  # matching PyPI names, pinned
 
@@ -129,6 +130,9 @@ cmd_deps() {
     status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
     [ "$status" = installed ] || missing+=("$p")
   done
+  # npm packs the pinned Apache ECharts (dashboard/vendor.sh); any npm will
+  # do (one that came with another Node.js build included)
+  command -v npm >/dev/null || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=()
     if [ "$(id -u)" -ne 0 ]; then

@@ -26,6 +26,8 @@ struct fd_http {
     int64_t beat_ms; /* CLOCK_MONOTONIC ms of the loop's latest heartbeat, 0 none */
     pthread_mutex_t logmu; /* the library logs from its thread and from ours */
     fd_log_t log; /* the library's own budget of lines per second */
+    fd_http_route_fn route; /* everything but the three endpoints above; under mu */
+    void *route_ud;
 };
 
 int fd_http_alive(int64_t beat_ms, int64_t now_ms) {
@@ -102,6 +104,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (strcmp(url, "/readyz") == 0)
         return ready ? reply(c, 200, "text/plain", dupn("ready\n", 6), 6)
                      : reply(c, 503, "text/plain", dupn("not ready\n", 10), 10);
+    pthread_mutex_lock(&h->mu);
+    fd_http_route_fn route = h->route;
+    void *route_ud = h->route_ud;
+    pthread_mutex_unlock(&h->mu);
+    if (route) return (enum MHD_Result)route(route_ud, c, url, state);
     return reply(c, 404, "text/plain", dupn("not found\n", 10), 10);
 }
 
@@ -146,7 +153,7 @@ fd_http_t *fd_http_new(const fd_conf_t *c, char *err, size_t errlen) {
                          ? MHD_USE_EPOLL_INTERNAL_THREAD
                          : MHD_USE_POLL_INTERNAL_THREAD;
     h->d = MHD_start_daemon(
-        flags | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handle, h,
+        flags | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)port, NULL, NULL, handle, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, or early messages go raw */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)c->http_max_connections_per_ip,
@@ -184,5 +191,12 @@ void fd_http_beat(fd_http_t *h, int ready) {
     pthread_mutex_lock(&h->mu);
     h->beat_ms = now;
     h->ready = ready;
+    pthread_mutex_unlock(&h->mu);
+}
+
+void fd_http_set_route(fd_http_t *h, fd_http_route_fn fn, void *ud) {
+    pthread_mutex_lock(&h->mu);
+    h->route = fn;
+    h->route_ud = ud;
     pthread_mutex_unlock(&h->mu);
 }

@@ -53,4 +53,14 @@ int fd_http_alive(int64_t beat_ms, int64_t now_ms);
  * at least 1. */
 unsigned fd_http_conn_limit(int64_t max_conns, int64_t nofile);
 
+/* Every GET other than /metrics, /healthz and /readyz goes to a route
+ * installed here (web/: the screen, /api/v1, the event stream), called on
+ * the server's thread with libmicrohttpd's connection and per-request state;
+ * it returns an enum MHD_Result. Connections may be suspended and resumed
+ * (MHD_ALLOW_SUSPEND_RESUME). Set it before the first request it must see;
+ * NULL removes it (404 again). */
+struct MHD_Connection;
+typedef int (*fd_http_route_fn)(void *ud, struct MHD_Connection *conn, const char *url, void **state);
+void fd_http_set_route(fd_http_t *h, fd_http_route_fn fn, void *ud);
+
 #endif

@@ -71,7 +71,24 @@ size_t fd_metrics_render(const fd_metrics_t *m, const fd_conf_t *c, char *buf, s
             "%" PRIu64 "\n",
             m->queue_overflow);
     }
+    OUT("# TYPE funneld_flush_duration_seconds histogram\n");
+    for (int b = 0; b < FD_FLUSH_BUCKETS; b++)
+        OUT("funneld_flush_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", fd_flush_buckets_s[b],
+            m->flush_le[b]);
+    OUT("funneld_flush_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", m->flush_count);
+    OUT("funneld_flush_duration_seconds_sum %.6f\nfunneld_flush_duration_seconds_count %" PRIu64 "\n",
+        m->flush_sum_s, m->flush_count);
 #undef OUT
     if (n >= cap) n = cap - 1;
     return n;
+}
+
+const double fd_flush_buckets_s[FD_FLUSH_BUCKETS] = {0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075,
+                                                     0.01,   0.015, 0.02,  0.03,  0.05,  0.075,
+                                                     0.1,    0.25,  0.5,   1.0};
+
+void fd_flush_hist_observe(uint64_t *counts, double secs) {
+    int b = 0;
+    while (b < FD_FLUSH_BUCKETS && secs > fd_flush_buckets_s[b]) b++;
+    counts[b]++;
 }

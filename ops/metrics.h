@@ -20,6 +20,13 @@
 #include "model/event.h"
 #include "model/scope.h"
 
+/* Upper bounds (seconds) of the flush duration histogram's buckets. */
+#define FD_FLUSH_BUCKETS 16
+extern const double fd_flush_buckets_s[FD_FLUSH_BUCKETS];
+/* Adds one duration to non-cumulative counts[FD_FLUSH_BUCKETS + 1] (the
+ * last one is above every bound). */
+void fd_flush_hist_observe(uint64_t *counts, double secs);
+
 typedef struct {
     uint64_t accepted, late, rejects[FD_R__COUNT], flushes, resyncs;
     uint64_t lost_offsets, lost_schema;
@@ -34,6 +41,10 @@ typedef struct {
     uint64_t alert_evaluations, alert_transitions, alert_errors;
     uint64_t delivered[FD_ALERT_OUT__COUNT], delivery_failures[FD_ALERT_OUT__COUNT];
     uint64_t queue_overflow;
+    /* funneld_flush_duration_seconds: a flush script's round trip (sent to
+     * answered OK), cumulative per upper bound fd_flush_buckets_s[i] */
+    uint64_t flush_le[FD_FLUSH_BUCKETS], flush_count;
+    double flush_sum_s;
 } fd_metrics_t;
 
 /* Renders m (grouping names from c) into buf; returns the length, at most

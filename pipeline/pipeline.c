@@ -56,6 +56,7 @@ typedef struct {
     int script_errors; /* flush script errors since the last success */
     int halted;
     int stop_dropped; /* counted once in p->stop_dropped */
+    uint64_t flush_sent_ns; /* uv_hrtime() when the in-flight flush was sent */
 } part_t;
 
 struct fd_pipeline {
@@ -88,6 +89,8 @@ struct fd_pipeline {
     int stop_dropped; /* partitions whose unflushed input was dropped while stopping */
     uint64_t lost_offsets, lost_schema; /* Redis state found missing (state_lost) */
     int check_running; /* a state check (check_state) is on its way */
+    uint64_t flush_hist[FD_FLUSH_BUCKETS + 1]; /* successful flushes by round trip */
+    double flush_sum_s;
 };
 
 /* token = partition index (16 bits) | generation (24) | seal sequence (24) */
@@ -269,6 +272,9 @@ static void flush_done(void *ud, int status) {
         x->stored = x->flushed_pos = x->sealed_next;
         x->state = ST_IDLE;
         p->flushes++;
+        double secs = (double)(uv_hrtime() - x->flush_sent_ns) / 1e9;
+        fd_flush_hist_observe(p->flush_hist, secs);
+        p->flush_sum_s += secs;
         if (fd_batch_events(x->cur) >= (uint64_t)p->conf->flush_max_events) maybe_flush(p, x);
         reconcile_pause(p, x);
         if (p->src->commit) p->src->commit(p->src_ud, x->src_key, x->partition, x->stored);
@@ -314,6 +320,7 @@ static void send_sealed(fd_pipeline_t *p, part_t *x) {
         return;
     }
     x->state = ST_INFLIGHT;
+    x->flush_sent_ns = uv_hrtime();
 }
 
 static void maybe_flush(fd_pipeline_t *p, part_t *x) {
@@ -586,6 +593,8 @@ void fd_pipeline_stats(const fd_pipeline_t *p, fd_pipeline_stats_t *st) {
         st->halted += p->parts[i].assigned && p->parts[i].halted;
     }
     st->backpressure = p->backpressure;
+    memcpy(st->flush_hist, p->flush_hist, sizeof st->flush_hist);
+    st->flush_sum_s = p->flush_sum_s;
 }
 
 /* What a state check asked about: partition index and generation of each

@@ -33,6 +33,7 @@
 #include "aggregators/agg.h"
 #include "model/event.h"
 #include "conf/conf.h"
+#include "ops/metrics.h"
 #include "base/log.h"
 
 typedef struct fd_pipeline fd_pipeline_t;
@@ -43,6 +44,10 @@ typedef struct {
     uint64_t pending; /* events in the batches being filled, as of the last tick */
     int assigned, syncing, halted; /* partitions */
     int backpressure; /* input paused: pending over max_pending_events */
+    /* successful flushes by round-trip time (non-cumulative, buckets of
+     * ops/metrics.h's fd_flush_buckets_s, the last one above them all) */
+    uint64_t flush_hist[FD_FLUSH_BUCKETS + 1];
+    double flush_sum_s;
 } fd_pipeline_stats_t;
 
 /* Borrows loop, c, log, parser and agg (the caller frees them after

@@ -1,0 +1,367 @@
+"""
+test_api.py — /api/v1 (docs/API.md) on a real broker and redis-server:
+every endpoint against the oracle's figures (tests/oracle/oracle.py over
+the lines produced), bad parameters answered 400 with a JSON error, the
+bearer token, the event stream (state first, updates pushed, the client
+bound, a slow client dropped while the others keep getting updates), and a
+read-only `funneld serve` answering exactly as the `run` instance.
+"""
+
+import json
+import os
+import queue
+import socket
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import hll_tolerance, scaled
+from crafted import wait_until
+from web_env import get, web  # noqa: F401  (the module fixture)
+
+q = urllib.parse.quote
+
+
+def test_scopes_search_and_paging(web):
+    res, _ = web.oracle()
+    st, full = get(web.port, "/api/v1/scopes?limit=1000")
+    assert st == 200
+    ids = [s["id"] for s in full["scopes"]]
+    assert ids == sorted(res["scopes"]), "scopes differ from the oracle's"
+    assert full["total"] == len(ids) and full["next_cursor"] is None
+    assert all(s["updated_at"] > 0 for s in full["scopes"])
+    paged, cur = [], 0
+    while cur is not None:
+        st, page = get(web.port, "/api/v1/scopes?limit=4&cursor=%d" % cur)
+        assert st == 200 and len(page["scopes"]) <= 4
+        paged += [s["id"] for s in page["scopes"]]
+        cur = page["next_cursor"]
+    assert paged == ids
+    st, found = get(web.port, "/api/v1/scopes?q=" + q("channel=weibo"))
+    assert [s["id"] for s in found["scopes"]] == [i for i in ids if "channel=weibo" in i]
+    assert found["total"] >= 2
+
+
+def test_snapshots_match_oracle(web):
+    res, _ = web.oracle()
+    for scope in res["scopes"]:
+        st, body = get(web.port, "/api/v1/snapshots?scope=" + q(scope))
+        assert st == 200, (scope, body)
+        assert body["scope"] == scope and set(body["windows"]) == {"5m", "1h", "24h"}
+        for name, snap in body["windows"].items():
+            web.check_snapshot(scope, snap)
+            assert snap["to"] - snap["from"] == {"5m": 300, "1h": 3600, "24h": 86400}[name]
+
+
+def test_series_match_oracle(web):
+    res, users = web.oracle()
+    scope = "product=p2"
+    head = "ORACLEPFX:c:%s:m1:" % scope
+    buckets = sorted(int(k[len(head):]) for k in res["counters"] if k.startswith(head))
+    frm, to = buckets[0] - 120, buckets[-1] + 120
+    for metric in ("exposures", "revenue", "payments"):
+        st, s = get(web.port, "/api/v1/series?scope=%s&metric=%s&gran=m1&from=%d&to=%d"
+                    % (q(scope), metric, frm, to))
+        assert st == 200, s
+        pts = {p["t"]: p["value"] for p in s["points"]}
+        assert sorted(pts) == list(range(frm // 60 * 60, to + 1, 60))
+        for t, v in pts.items():
+            assert v == res["counters"].get(head + str(t), {}).get(metric, 0), (metric, t)
+    st, s = get(web.port, "/api/v1/series?scope=%s&metric=conversion_rate&from=%d&to=%d"
+                % (q(scope), frm, to))
+    assert s["numerator"] == "uv_paid" and s["denominator"] == "uv_exposed"
+    uh = "ORACLEPFX:u:%s:m1:" % scope
+    for p in s["points"]:
+        den = len(users.get("%s%d:exposed" % (uh, p["t"]), ()))
+        num = len(users.get("%s%d:paid" % (uh, p["t"]), ()))
+        assert abs(p["denominator"] - den) <= hll_tolerance(den)
+        assert abs(p["numerator"] - num) <= hll_tolerance(num)
+        assert p["value"] == (None if p["denominator"] == 0 else
+                              pytest.approx(p["numerator"] / p["denominator"]))
+    # h1 and d1: the oracle's hour and day buckets
+    for gran in ("h1", "d1"):
+        gh = "ORACLEPFX:c:%s:%s:" % (scope, gran)
+        want = {k[len(gh):]: h["exposures"] for k, h in res["counters"].items()
+                if k.startswith(gh) and h.get("exposures")}
+        st, s = get(web.port, "/api/v1/series?scope=%s&metric=exposures&gran=%s&from=%d&to=%d"
+                    % (q(scope), gran, frm, to))
+        assert st == 200, s
+        got = {p["bucket"]: p["value"] for p in s["points"]}
+        assert {b: v for b, v in got.items() if v} == want, gran
+
+
+def test_breakdown_leaderboards_alerts_freshness(web):
+    res, _ = web.oracle()
+    st, b = get(web.port, "/api/v1/breakdown?scope=%s&dim=channel&window=1h" % q("product=p1"))
+    assert st == 200
+    assert [r["scope"] for r in b["rows"]] == sorted(
+        s for s in res["scopes"] if s.startswith("product=p1,channel="))
+    for r in b["rows"]:
+        web.check_snapshot(r["scope"], r["snapshot"])
+        assert r["value"] == r["scope"].split("channel=")[1]
+    st, b = get(web.port, "/api/v1/breakdown?scope=all&dim=product&window=24h")
+    assert [r["value"] for r in b["rows"]] == ["p1", "p2"]
+
+    # Leaderboards, as the snapshot tick writes them (docs/METRICS.md): the
+    # revenue board of product,channel for 1h lists every such scope with
+    # revenue in its window, best first (ties: scope id descending), each
+    # value the oracle's sum over the scope's snapshot window
+    grouping = "product,channel"
+    boards = get(web.port, "/api/v1/leaderboards")[1]["boards"]
+    assert {"key": "%s:lb:%s:1h:revenue" % (web.prefix, grouping), "grouping": grouping,
+            "window": "1h", "metric": "revenue"} in boards
+
+    def revenue_board():
+        st, lb = get(web.port, "/api/v1/leaderboards?grouping=%s&window=1h&metric=revenue&limit=100"
+                     % q(grouping))
+        assert st == 200
+        want = []
+        for sc in sorted(res["scopes"], reverse=True):
+            if sc.startswith("product=") and ",channel=" in sc and sc.count(",") == 1:
+                snap = get(web.port, "/api/v1/snapshots?scope=" + q(sc))[1]["windows"]["1h"]
+                rev = web.expected_window(sc, snap["from"], snap["to"])[0].get("revenue", 0)
+                if rev > 0:
+                    want.append((sc, rev))
+        want.sort(key=lambda x: -x[1])
+        got = [(r["scope"], r["value"]) for r in lb["rows"]]
+        assert [r["rank"] for r in lb["rows"]] == list(range(1, len(got) + 1))
+        return got == want and len(got) >= 3
+    wait_until("the revenue board equal to the oracle's", revenue_board, 30, web.run)
+    # a rate board carries each row's fraction from the scope's snapshot:
+    # a board seeded under a grouping the writer has none for (its real
+    # conversion boards need leaderboards.min_potential_users, more users
+    # than this stream has per channel)
+    rkey = "%s:lb:product:1h:conversion_rate" % web.prefix
+    try:
+        web.r.cmd("ZADD", rkey, "0.25", "product=p1", "0.5", "product=nosuch")
+
+        def rate_board():
+            st, lb = get(web.port, "/api/v1/leaderboards?grouping=product&window=1h&metric=conversion_rate")
+            snap = get(web.port, "/api/v1/snapshots?scope=product%3Dp1")[1]["windows"]["1h"]
+            assert lb["rows"][0]["scope"] == "product=nosuch"
+            assert lb["rows"][0]["numerator"] is None and lb["rows"][0]["denominator"] is None
+            row = lb["rows"][1]
+            return (row["scope"], row["value"], row["numerator"], row["denominator"]) == (
+                "product=p1", 0.25, snap["uv_paid"], snap["uv_exposed"])
+        wait_until("the rate board's fractions equal the snapshot's", rate_board, 30, web.run)
+    finally:
+        web.r.cmd("DEL", rkey)
+
+    st, a = get(web.port, "/api/v1/alerts")
+    assert st == 200
+    idx = web.r.cmd("SMEMBERS", "%s:alert:index" % web.prefix) or []
+    assert len(a["alerts"]) == len(idx)
+    assert len(a["transitions"]) == min(20, web.r.cmd("XLEN", "%s:alerts" % web.prefix))
+
+    st, f = get(web.port, "/api/v1/freshness")
+    assert st == 200 and f["group"] == web.ctx.group
+    parts = {p["partition"]: p for p in f["partitions"]}
+    assert {k: p["offset"] for k, p in parts.items()} == web.ends
+    for pnum, lines in enumerate(web.parts):
+        top = max(json.loads(l)["ts"] for l in lines)
+        assert parts["%s:%d" % (web.topic, pnum)]["max_event_ms"] == top
+    assert f["watermark_ms"] is not None and f["last_flush_ms"] > web.now0 - 60000
+    assert f["last_snapshot"]["event"] == "snapshot"
+    # consumer lag: Kafka's end offset (read by the reader's own client
+    # every 5 s) minus the stored offset; drained, it is 0 everywhere
+    def lags():
+        ps = get(web.port, "/api/v1/freshness")[1]["partitions"]
+        return ps if all(p["end_offset"] is not None for p in ps) else None
+    ps = wait_until("the partitions' end offsets", lags, 30, web.run)
+    for p in ps:
+        assert p["end_offset"] == web.ends[p["partition"]] and p["lag"] == 0, p
+
+
+BAD = [
+    ("/api/v1/scopes?limit=0", "limit"), ("/api/v1/scopes?limit=abc", "limit"),
+    ("/api/v1/scopes?cursor=-1", "cursor"), ("/api/v1/series?metric=nope", "metric"),
+    ("/api/v1/series?gran=m5", "gran"), ("/api/v1/series?from=10&to=5", "from"),
+    ("/api/v1/series?from=0&to=999999", "points"), ("/api/v1/series?to=x", "to"),
+    ("/api/v1/breakdown?dim=", "dim"), ("/api/v1/breakdown?dim=channel&window=7m", "window"),
+    ("/api/v1/leaderboards?metric=x", "metric"), ("/api/v1/alerts?limit=0", "limit"),
+    ("/api/v1/stream?minutes=0", "minutes"),
+]
+
+
+def test_bad_parameters_are_400_json(web):
+    for path, word in BAD:
+        st, body = get(web.port, path)
+        assert st == 400, (path, st, body)
+        assert body["error"]["code"] in ("bad_parameter", "too_many_points"), path
+        assert word in body["error"]["message"], (path, body)
+    st, body = get(web.port, "/api/v1/nope")
+    assert st == 404 and body["error"]["code"] == "not_found"
+    st, body = get(web.port, "/api/v1/snapshots?scope=" + q("product=nosuch"))
+    assert st == 404 and body["error"]["code"] == "unknown_scope"
+
+
+def test_redis_down_is_503_json(web):
+    """A reader whose Redis cannot be reached answers 503 with a JSON error
+    on every endpoint, and still serves the screen's files and /healthz."""
+    from alert_receivers import free_port
+    s = web.serve(redis_url="redis://127.0.0.1:%d" % free_port())
+    for path in ("/api/v1/scopes", "/api/v1/snapshots?scope=all", "/api/v1/series",
+                 "/api/v1/alerts", "/api/v1/freshness", "/api/v1/stream"):
+        st, body = get(s.port, path)
+        assert st == 503 and body["error"]["code"] == "redis_unavailable", (path, st, body)
+    assert get(s.port, "/")[0] == 200 and get(s.port, "/healthz")[0] == 200
+    assert get(s.port, "/readyz")[0] == 503
+
+
+def test_token(web):
+    token = "tok-" + os.urandom(8).hex()
+    env = dict(os.environ, FD_TEST_API_TOKEN=token)
+    s = web.serve(env=env, api_token="${FD_TEST_API_TOKEN}")
+    for hdr in (None, "wrong"):
+        st, body = get(s.port, "/api/v1/scopes", token=hdr)
+        assert st == 401 and body["error"]["code"] == "unauthorized"
+    assert get(s.port, "/api/v1/scopes", token=token)[0] == 200
+    assert get(s.port, "/api/v1/freshness?access_token=" + token)[0] == 200
+    assert get(s.port, "/api/v1/stream?access_token=wrong")[0] == 401
+    st, page = get(s.port, "/")  # the screen's files need no token
+    assert st == 200 and "<html" in page
+    assert get(s.port, "/healthz")[0] == 200
+    import subprocess
+    from conftest import funneld_bin
+    out = subprocess.run([str(funneld_bin()), "check-config", "-c", str(s.cfg_path)],
+                         capture_output=True, env=env, timeout=scaled(30)).stdout.decode()
+    assert token not in out and "***" in out
+    assert token not in open(s.log_path, errors="replace").read()
+
+
+def test_serve_answers_the_same(web):
+    s = web.serve()
+    paths = ["/api/v1", "/api/v1/scopes?limit=1000", "/api/v1/alerts",
+             "/api/v1/breakdown?scope=%s&dim=community&window=24h" % q("product=p2")]
+    for scope in web.oracle()[0]["scopes"]:
+        paths.append("/api/v1/snapshots?scope=" + q(scope))
+    now = int(time.time())
+    paths.append("/api/v1/series?scope=all&metric=conversion_rate&from=%d&to=%d" % (now - 3600, now))
+
+    for p in paths:  # a snapshot tick between the two reads changes updated_at: read again
+        wait_until("serve and run answering %s alike" % p,
+                   lambda: get(web.port, p) == get(s.port, p), 30, s)
+    fa, fb = get(web.port, "/api/v1/freshness")[1], get(s.port, "/api/v1/freshness")[1]
+    for k in ("watermark_ms", "last_flush_ms", "group"):
+        assert fa[k] == fb[k]
+    assert [p["offset"] for p in fa["partitions"]] == [p["offset"] for p in fb["partitions"]]
+    # serve holds no lease and is no consumer-group member
+    assert get(s.port, "/")[0] == 200
+    assert "funneld serving" in open(s.log_path).read()
+    assert "funneld running" not in open(s.log_path).read()
+
+
+class SSE:
+    """A raw event-stream client (HTTP/1.0, so the body is not chunked). A
+    reading client parses events on its own thread as fast as they come
+    (events() hands them out); a slow one (read=False) never reads."""
+
+    def __init__(self, port, path, rcvbuf=None, read=True):
+        self.s = socket.socket()
+        if rcvbuf:
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.s.connect(("127.0.0.1", port))
+        self.s.sendall(("GET %s HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n" % path).encode())
+        self.q = queue.Queue()
+        self.closed = False
+        if read:
+            threading.Thread(target=self._reader, daemon=True).start()
+
+    def _reader(self):
+        buf, head = b"", None
+        try:
+            while True:
+                chunk = self.s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+                if head is None and b"\r\n\r\n" in buf:
+                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    self.q.put(("__head__", head.decode(errors="replace")))
+                while head is not None and b"\n\n" in buf:
+                    raw, buf = buf.split(b"\n\n", 1)
+                    ev = {}
+                    for line in raw.split(b"\n"):
+                        if b": " in line and not line.startswith(b":"):
+                            k, v = line.split(b": ", 1)
+                            ev[k.decode()] = v.decode()
+                    if "data" in ev:
+                        self.q.put((ev.get("event"), json.loads(ev["data"])))
+        except OSError:
+            pass
+        self.q.put(("__closed__", None))
+
+    def events(self, n, timeout=30):
+        """The next n events as (name, data dict); fails on close/timeout."""
+        out = []
+        deadline = time.monotonic() + scaled(timeout)
+        while len(out) < n:
+            left = deadline - time.monotonic()
+            try:
+                name, d = self.q.get(timeout=max(0.01, left))
+            except queue.Empty:
+                pytest.fail("no %d events within %ds (got %d)" % (n, scaled(timeout), len(out)))
+            if name == "__head__":
+                assert " 200 " in d.split("\r\n")[0], d
+                continue
+            assert name != "__closed__", "stream closed"
+            out.append((name, d))
+        return out
+
+    def close(self):
+        self.s.close()
+
+
+def test_stream_state_updates_bound_and_slow_client(web):
+    s = web.serve(sse_max_clients=3, sse_max_buffer_bytes=8192)
+    scope = "product=p1"
+    c1 = SSE(s.port, "/api/v1/stream?scope=%s&minutes=30" % q(scope))
+    (name, st), = c1.events(1)
+    assert name == "state" and st["scope"] == scope
+    assert st["windows"] == get(s.port, "/api/v1/snapshots?scope=" + q(scope))[1]["windows"]
+    assert len(st["series"]) >= 30 and "alerts" in st and "freshness" in st
+    for snap in st["windows"].values():
+        web.check_snapshot(scope, snap)
+    # the client bound: two more fit, the fourth is refused with a JSON 503
+    c2 = SSE(s.port, "/api/v1/stream?scope=all&minutes=1")
+    slow = SSE(s.port, "/api/v1/stream?scope=all&minutes=1", rcvbuf=4096, read=False)
+    c2.events(1)
+    st4, body = get(s.port, "/api/v1/stream?scope=all")
+    assert st4 == 503 and body["error"]["code"] == "too_many_clients"
+    # a client that never reads: flood the stream with snapshot notes (each
+    # one makes an update for every watched scope); it is dropped, the
+    # others keep receiving
+    note = json.dumps({"event": "snapshot", "watermark": 0, "to": 0, "scopes": 0,
+                       "updated_at": int(time.time() * 1000)})
+    dropped = lambda: get(s.port, "/api/v1/freshness")[1]["stream"]["dropped"] >= 1  # noqa: E731
+    deadline = time.monotonic() + scaled(60)
+    while not dropped():
+        # a few notes at a time, each round read in full by the reading
+        # clients: their backlog stays inside the kernel's socket buffers,
+        # while the never-reading one fills them and then its 8 KiB bound
+        for _ in range(5):
+            web.r.cmd("PUBLISH", "%s:updates" % web.prefix, note)
+        c1.events(5)
+        c2.events(5)
+        assert time.monotonic() < deadline, "the slow client was never dropped"
+    # the server closes the dropped one (it ends once its socket drains)
+    slow.s.settimeout(scaled(30))
+    while slow.s.recv(65536):
+        pass
+    wait_until("the dropped client gone",
+               lambda: get(s.port, "/api/v1/freshness")[1]["stream"]["clients"] == 2, 30, s)
+    # real updates: a new batch moves the numbers on the live stream
+    before = st["windows"]["1h"]["exposures"]
+    web.produce_batch2()
+    deadline = time.monotonic() + scaled(90)
+    while True:
+        name, d = c1.events(1, timeout=90)[0]
+        if name == "update" and d["windows"]["1h"]["exposures"] > before:
+            break
+        assert time.monotonic() < deadline, "no update with the new batch"
+    for snap in d["windows"].values():
+        web.check_snapshot(scope, snap)
+    for c in (c1, c2, slow):
+        c.close()

@@ -1,0 +1,161 @@
+"""
+test_screen.py — the live screen in headless Chromium (Debian's chromium and
+chromium-driver, driven by selenium) against the real stack of web_env.py:
+the page loads without console errors, its funnel equals `funneld query`
+for the same scope and window, a new batch moves the numbers through the
+event stream without a reload, a firing alert shows within one evaluation
+interval, and big-screen mode (dark, Chinese labels) renders; the same page
+from a read-only `funneld serve`. Screenshots of both modes go to
+$FUNNELD_BUILD/artifacts/ (docs/screen.png and docs/screen-big.png are
+copies of them).
+"""
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import scaled
+from crafted import wait_until
+from web_env import EVAL_MS, web  # noqa: F401  (the module fixture)
+
+try:
+    import selenium  # noqa: F401
+except ImportError:  # Debian's python3-selenium, when pytest runs under another Python
+    sys.path.append("/usr/lib/python3/dist-packages")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+
+ARTIFACTS = Path(os.environ.get("FUNNELD_BUILD") or Path(__file__).resolve().parents[2] / "build") / "artifacts"
+FIELDS = ("uv_exposed", "uv_interacted", "uv_paid", "exposures", "interactions", "payments",
+          "revenue", "interaction_rate", "conversion_rate")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    for f in ("/usr/bin/chromium", "/usr/bin/chromedriver"):
+        if not os.path.exists(f):
+            pytest.fail("%s missing (deploy/stack.sh deps installs chromium, chromium-driver)" % f,
+                        pytrace=False)
+    o = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--window-size=1400,1250", "--hide-scrollbars"):
+        o.add_argument(a)
+    o.binary_location = "/usr/bin/chromium"
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+    d.set_page_load_timeout(scaled(60))
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
+def console_errors(d):
+    return [e for e in d.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+
+
+def page_funnel(d):
+    return d.execute_script(
+        "var o = {}; arguments[0].forEach(function (k) {"
+        " var v = document.getElementById('v-' + k).dataset.value;"
+        " o[k] = v === '' ? null : Number(v); }); return o;", list(FIELDS))
+
+
+def live(d):
+    return d.execute_script("return document.getElementById('status').dataset.state") == "live"
+
+
+def shot(d, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    p = ARTIFACTS / name
+    d.save_screenshot(str(p))
+    assert p.stat().st_size > 10000, "screenshot %s is empty" % p
+    return p
+
+
+def test_screen_live(web, browser):
+    d = browser
+    scope, window = "product=p1", "1h"
+    d.get("http://127.0.0.1:%d/?scope=product%%3Dp1&window=1h&hours=1&lang=en" % web.port)
+    wait_until("the page live", lambda: live(d), 30, web.run)
+
+    def equal_query():
+        q = web.query(scope)[window]
+        want = {k: float(q[k]) if q.get(k, "") != "" else None for k in FIELDS}
+        got = page_funnel(d)
+        return got if got == want else None
+    # a snapshot tick between the two reads may differ in updated_at only:
+    # the figures must match at the same tick
+    got = wait_until("the page's funnel equal to funneld query", equal_query, 30, web.run)
+    assert got["exposures"] > 0 and got["uv_paid"] > 0
+    assert d.find_element("id", "f-conversion_rate").text.startswith("= ")
+    loaded = d.execute_script("return window.__fdLoadedAt")
+    assert console_errors(d) == []
+    shot(d, "screen-before.png")
+
+    # a new batch: the numbers move through the stream, no reload; the
+    # product whose conversion fell fires within one evaluation interval
+    web.produce_batch2()
+    wait_until("the page's numbers to move",
+               lambda: (page_funnel(d)["exposures"] or 0) > got["exposures"], 90, web.run)
+    got2 = wait_until("the moved funnel equal to funneld query", equal_query, 30, web.run)
+    assert got2["exposures"] > got["exposures"]
+    assert d.execute_script("return window.__fdLoadedAt") == loaded, "the page reloaded"
+
+    def firing_in_redis():
+        for fp in web.r.cmd("SMEMBERS", "%s:alert:index" % web.prefix) or []:
+            fp = fp.decode() if isinstance(fp, bytes) else fp
+            h = web.r.cmd("HGETALL", "%s:alert:%s" % (web.prefix, fp)) or []
+            h = {k.decode(): v.decode() for k, v in zip(h[::2], h[1::2])}
+            if h.get("state") == "firing" and h.get("scope") == "product=p2":
+                return h
+    wait_until("P2Floor firing in Redis", firing_in_redis, 120, web.run)
+    t0 = time.monotonic()
+    sel = "#alerts tr[data-state='firing'][data-rule='P2Floor'][data-scope='product=p2']"
+    wait_until("the firing alert on the page",
+               lambda: d.find_elements("css selector", sel), 30, web.run)
+    took = time.monotonic() - t0
+    assert took <= scaled(EVAL_MS / 1000.0), "alert shown %.1fs after it fired" % took
+    # the leaderboards the snapshot tick writes: the revenue board's top row
+    # is the API's
+    import urllib.parse
+    from web_env import get
+    top = get(web.port, "/api/v1/leaderboards?grouping=%s&window=1h&metric=revenue&limit=1"
+              % urllib.parse.quote("product,channel"))[1]["rows"][0]["scope"]
+    sel_b = "#boards table[data-board='product,channel:revenue'] tr:nth-child(2) td:nth-child(2)"
+
+    def board_top():
+        cells = d.find_elements("css selector", sel_b)
+        return cells and cells[0].text == top
+    wait_until("the revenue board on the page", board_top, 30, web.run)
+    assert console_errors(d) == []
+    p = shot(d, "screen.png")
+    print("screenshot", p)
+
+
+def test_screen_big_mode_and_serve(web, browser):
+    d = browser
+    s = web.serve()
+    d.get("http://127.0.0.1:%d/?mode=big&lang=zh&window=1h&rotate_s=5" % s.port)
+    wait_until("the big screen live", lambda: live(d), 30, s)
+    assert d.execute_script("return document.body.classList.contains('big')")
+    assert d.execute_script("return getComputedStyle(document.body).backgroundColor") == "rgb(11, 18, 32)"
+    big = d.execute_script("return parseFloat(getComputedStyle(document.getElementById('v-uv_exposed')).fontSize)")
+    assert big >= 60
+    assert d.find_element("css selector", "[data-i18n=uv_exposed]").text == "曝光用户"
+    # auto-rotation over `all` and the products, on the read-only instance
+    seen = set()
+    wait_until("the scopes rotating",
+               lambda: seen.add(d.find_element("id", "scope").get_attribute("value")) or len(seen) >= 2,
+               60, s)
+    wait_until("the rotated page live", lambda: live(d), 30, s)
+    sc = d.find_element("id", "scope").get_attribute("value")
+    q = web.query(sc)["1h"]
+    wait_until("the big screen's funnel equal to funneld query",
+               lambda: page_funnel(d)["exposures"] == float(q["exposures"]), 30, s)
+    assert console_errors(d) == []
+    shot(d, "screen-big.png")
