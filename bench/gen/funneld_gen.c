@@ -900,12 +900,13 @@ static int run(gen_t *g) {
     return rc < 0 || g->failed ? -1 : 0;
 }
 
-/* --warm-start: a live feed that looks as if it had been running. A payment
- * follows its exposure by up to 2 + 15 min, so a feed that starts cold sends
+/* --warm-start: a stream that looks as if it had been running. A payment
+ * follows its exposure by up to 2 + 15 min, so a stream that starts cold has
  * few payments at first. This draws the exposures of the WARM_MS before the
- * start at the feed's exposure rate (--rate divided by the messages one
- * exposure brings on average) and keeps only their follow-ups that fall at
- * or after the start. */
+ * start at the stream's exposure rate at its start (--rate, or the clock's
+ * first minute without --live, divided by the messages one exposure brings
+ * on average) and keeps only their follow-ups that fall at or after the
+ * start. */
 #define WARM_MS (17 * 60000LL)
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -918,7 +919,15 @@ static int warm_start(gen_t *g) {
         follow += channels[c].weight / 100.0 *
                   (channels[c].interaction_rate + pay * (1 + g->o.refunds + g->o.dup));
     }
-    double per_s = g->o.rate / (1 + follow);
+    double msg_s = g->o.rate; /* messages per second at the start */
+    if (!g->o.live) { /* the clock's density over its first minute */
+        double total_min = g->o.hours * 60.0;
+        size_t whole = (size_t)total_min;
+        double total =
+            g->cum[whole] + (total_min - (double)whole) * (g->cum[whole + 1] - g->cum[whole]);
+        msg_s = (double)g->o.events * g->cum[1] / total / 60.0;
+    }
+    double per_s = msg_s / (1 + follow);
     int64_t n = (int64_t)(per_s * (double)WARM_MS / 1000.0);
     int64_t from = g->o.start_ms - WARM_MS;
     for (int64_t i = 0; i < n; i++) {
@@ -997,11 +1006,11 @@ static void usage(FILE *f) {
            "  --drop-after D       (default 180s)\n"
            "  --drop-for D         (default 240s); D: seconds or 30s/20m/2h/1d\n"
            "  --drop-payment F     payment-rate multiplier during the drop, [0, 1] (default 0.1)\n"
-           "  --warm-start         --live --rate only: start in steady state — the exposures of\n"
-           "                       the 17 min before the start are drawn but not sent, so their\n"
-           "                       interactions and payments arrive from the first second\n"
-           "                       (without it payments ramp up over ~15 min, which a\n"
-           "                       conversion-drop rule would report as a drop)\n");
+           "  --warm-start         start in steady state: the exposures of the 17 min before\n"
+           "                       the start are drawn but not sent, so their interactions and\n"
+           "                       payments arrive from the first second (without it payments\n"
+           "                       ramp up over ~15 min, which a conversion-drop rule reports\n"
+           "                       as a drop); with --live it needs --rate\n");
 }
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *out) {
@@ -1223,8 +1232,8 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
         fprintf(stderr, "funneld-gen: --probe-ms needs --live\n");
         return -1;
     }
-    if (o->warm_start && !(o->live && o->rate > 0)) {
-        fprintf(stderr, "funneld-gen: --warm-start needs --live and --rate\n");
+    if (o->warm_start && o->live && !(o->rate > 0)) {
+        fprintf(stderr, "funneld-gen: --warm-start with --live needs --rate\n");
         return -1;
     }
     if (o->drop_for_ms == 0) {
