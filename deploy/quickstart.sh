@@ -73,8 +73,10 @@ FUNNELD_PID=$!
 # (with the generator's default heavy users, a longer window sees relatively
 # fewer distinct exposed users and so a higher conversion).
 USERS=(--users 10000000 --user-skew 1)
-echo "Loading one hour of history (60,000 events)..."
-"$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --events 60000 --hours 1 --seed 1 --quiet \
+# 300,000 events: enough payments in the hour for the alert rule's baseline
+# (its two-proportion test is only as sure as the baseline's counts)
+echo "Loading one hour of history (300,000 events)..."
+"$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --events 300000 --hours 1 --seed 1 --quiet \
   "${USERS[@]}" --warm-start
 DROP_AFTER=${FD_QS_DROP_AFTER:-180s}
 DROP_FOR=${FD_QS_DROP_FOR:-240s}

@@ -31,9 +31,11 @@ horizon, groupings reduced to the two the rule and the checks read).
 in the quick start.
 
 Volume. The live feed sends 300 events/s over 50 products; p1 then has
-about 18,000 potential users per 5 min window. The test stream has 3
-products and ~6,000 events/min, which gives p1 a comparable window (the
-rule's min_samples is 3000) in about 260,000 events.
+about 22,000 potential users per 5 min window. The test stream has 3
+products and ~6,000 events/min, which gives p1 ~16,000 per window (the
+rule's min_samples is 8000) and a 20-minute baseline of ~60,000 in about
+260,000 events. Users are drawn uniformly from 10 million, as in the quick
+start (docs/ALERTS.md explains why).
 
 Tolerance of the rate checks: payments are independent draws, so a count
 is close to Poisson and the log of a ratio of two rates has a standard error
