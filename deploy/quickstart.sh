@@ -73,10 +73,12 @@ FUNNELD_PID=$!
 # (with the generator's default heavy users, a longer window sees relatively
 # fewer distinct exposed users and so a higher conversion).
 USERS=(--users 10000000 --user-skew 1)
-# 300,000 events: enough payments in the hour for the alert rule's baseline
-# (its two-proportion test is only as sure as the baseline's counts)
-echo "Loading one hour of history (300,000 events)..."
-"$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --events 300000 --hours 1 --seed 1 --quiet \
+# Two hours, so that the alert rule's baseline (the last whole UTC hour) is
+# always a full hour of it; 300,000 events an hour, so that it holds enough
+# payers (the rule's two-proportion test is only as sure as the baseline's
+# counts).
+echo "Loading two hours of history (600,000 events)..."
+"$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --events 600000 --hours 2 --seed 1 --quiet \
   "${USERS[@]}" --warm-start
 DROP_AFTER=${FD_QS_DROP_AFTER:-180s}
 DROP_FOR=${FD_QS_DROP_FOR:-240s}

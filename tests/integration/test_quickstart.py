@@ -32,9 +32,9 @@ in the quick start.
 
 Volume. The live feed sends 300 events/s over 50 products; p1 then has
 about 22,000 potential users per 5 min window. The test stream has 3
-products and ~6,000 events/min, which gives p1 ~16,000 per window (the
-rule's min_samples is 8000) and a 20-minute baseline of ~60,000 in about
-260,000 events. Users are drawn uniformly from 10 million, as in the quick
+products and ~10,000 events/min, which gives p1 ~25,000 per window (the
+rule's min_samples is 15,000) and a 20-minute baseline of ~100,000 in
+about 420,000 events. Users are drawn uniformly from 10 million, as in the quick
 start (docs/ALERTS.md explains why).
 
 Tolerance of the rate checks: payments are independent draws, so a count
@@ -61,7 +61,7 @@ from conftest import (KAFKA_PROPS, ORACLE, REPO, Funneld, assert_counters, creat
 EXAMPLE = REPO / "deploy" / "funneld.example.json"
 GROUPINGS = [[], ["product"]]
 SEED = 11
-EVENTS = 260000
+EVENTS = 420000
 SPAN_MIN = 43
 LEAD_MIN = 20  # the stream starts this long before a whole hour H0
 DROP_AFTER_MIN = 27  # drop at H0 + 7 min
