@@ -19,7 +19,7 @@
 # It installs what it needs (deploy/stack.sh deps), builds into build/, starts
 # Kafka (KRaft) and redis-server on free loopback ports in $FD_QUICKSTART_DIR
 # (default /tmp/funneld-quickstart), creates the topics, starts funneld, loads
-# one hour of history with funneld-gen and keeps a live feed going. On exit it
+# two hours of history with funneld-gen and keeps a live feed going. On exit it
 # stops exactly what it started: the generator, funneld (SIGTERM: final
 # flush), Kafka and Redis.
 set -euo pipefail
