@@ -40,7 +40,8 @@ APT_PACKAGES=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev
   libcjson-dev libuv1-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
   redis-server kcat clang libclang-rt-14-dev valgrind openjdk-17-jre-headless maven python3-pip
   prometheus-alertmanager  # the alert tests start their own (tests/integration/alert_receivers.py)
-  chromium chromium-driver python3-selenium fonts-wqy-zenhei)  # the screen's browser test (tests/integration/test_screen.py)
+  chromium chromium-driver python3-selenium fonts-wqy-zenhei  # the screen's browser test (tests/integration/test_screen.py)
+  systemd docker-compose python3-yaml)  # deploy/check.sh: systemd-analyze verify, Compose schema
 PY_MODULES=(pytest confluent_kafka)        # import names
 PY_PACKAGES=(pytest==9.2.0 confluent-kafka==2.16.1)  # matching PyPI names, pinned
 

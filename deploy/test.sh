@@ -123,10 +123,16 @@ fi
 # tests/fuzz/run.sh SECONDS runs it longer.
 step "fuzz parser (20 s)" env FUZZ_OUT="$(mktemp -d /tmp/funneld-fuzz.XXXXXX)" "$ROOT/tests/fuzz/run.sh" 20
 
+# The deploy files (systemd units, Containerfile, compose.yaml, redis.conf),
+# as far as this machine allows: no container daemon, no systemd as PID 1.
+if [ "$BUILD_OK" = 1 ]; then
+  step "deploy files (deploy/check.sh)" "$ROOT/deploy/check.sh" "$BUILD"
+fi
+
 # The README's first command, as a smoke test: the stack, funneld and the
 # generator come up, a snapshot appears, and everything stops again.
 if [ "$BUILD_OK" = 1 ]; then
-  step "quickstart smoke (deploy/quickstart.sh --for 25)" \
+  step "quickstart smoke (deploy/quickstart.sh --for 25: a snapshot, the alert rule evaluated)" \
     env FD_BUILD_DIR="$BUILD" FD_QUICKSTART_DIR="$(mktemp -d /tmp/funneld-qs.XXXXXX)" "$ROOT/deploy/quickstart.sh" --for 25
 fi
 

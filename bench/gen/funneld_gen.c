@@ -252,6 +252,10 @@ typedef struct {
     int quiet;
     int nprops;
     char *props[64];
+    const char *drop_product; /* --drop-product: a built-in conversion-drop scenario */
+    int64_t drop_after_ms, drop_for_ms;
+    double drop_payment;
+    int warm_start;
 } opts_t;
 
 typedef struct {
@@ -448,6 +452,32 @@ static void multipliers(const gen_t *g, const ev_t *e, int64_t ts, double *mi, d
         *mi *= s->interaction;
         *mp *= s->payment;
     }
+}
+
+/* --drop-product: one more scenario, product P's payment rate times
+ * --drop-payment over [after, after + for) from the start. A product the
+ * stream never names is an error here (a scenario file only warns): the
+ * quick start would otherwise show no alert without saying why. */
+static int add_drop_scenario(gen_t *g) {
+    const opts_t *o = &g->o;
+    int32_t idx = name_index(o->drop_product, "p", o->products);
+    if (idx < 0) {
+        fprintf(stderr, "funneld-gen: --drop-product \"%s\" is not one of p1..p%" PRIu32 "\n",
+                o->drop_product, o->products);
+        return -1;
+    }
+    if (g->nsc == MAX_SCENARIOS) {
+        fprintf(stderr, "funneld-gen: more than %d scenarios\n", MAX_SCENARIOS);
+        return -1;
+    }
+    scenario_t *s = &g->sc[g->nsc++];
+    for (int k = 0; k < M__COUNT; k++) s->want[k] = -1;
+    s->want[M_PRODUCT] = idx;
+    s->from_ms = o->drop_after_ms;
+    s->to_ms = o->drop_after_ms + o->drop_for_ms;
+    s->interaction = 1.0;
+    s->payment = o->drop_payment;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ time */
@@ -870,6 +900,62 @@ static int run(gen_t *g) {
     return rc < 0 || g->failed ? -1 : 0;
 }
 
+/* --warm-start: a stream that looks as if it had been running. A payment
+ * follows its exposure by up to 2 + 15 min, so a stream that starts cold has
+ * few payments at first. This draws the exposures of the WARM_MS before the
+ * start at the stream's exposure rate at its start (--rate, or the clock's
+ * first minute without --live, divided by the messages one exposure brings
+ * on average) and keeps only their follow-ups that fall at or after the
+ * start. */
+#define WARM_MS (17 * 60000LL)
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+static int warm_start(gen_t *g) {
+    double follow = 0; /* expected messages after an exposure */
+    for (int c = 0; c < NCHANNELS; c++) {
+        double pay = channels[c].interaction_rate * channels[c].payment_rate;
+        follow += channels[c].weight / 100.0 *
+                  (channels[c].interaction_rate + pay * (1 + g->o.refunds + g->o.dup));
+    }
+    double msg_s = g->o.rate; /* messages per second at the start */
+    if (!g->o.live) { /* the clock's density over its first minute */
+        double total_min = g->o.hours * 60.0;
+        size_t whole = (size_t)total_min;
+        double total =
+            g->cum[whole] + (total_min - (double)whole) * (g->cum[whole + 1] - g->cum[whole]);
+        msg_s = (double)g->o.events * g->cum[1] / total / 60.0;
+    }
+    double per_s = msg_s / (1 + follow);
+    int64_t n = (int64_t)(per_s * (double)WARM_MS / 1000.0);
+    int64_t from = g->o.start_ms - WARM_MS;
+    for (int64_t i = 0; i < n; i++) {
+        ev_t e;
+        if (new_exposure(g, from + (int64_t)((double)(i * WARM_MS) / (double)n), &e) < 0) return -1;
+    }
+    /* drop what falls before the start, and the refunds of the paid orders
+     * dropped so (a refund never comes without its payment) */
+    heap_t old = g->heap;
+    memset(&g->heap, 0, sizeof g->heap);
+    uint64_t *gone = malloc((old.n + 1) * sizeof *gone);
+    size_t ngone = 0;
+    int rc = gone ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < old.n; i++)
+        if (old.v[i].ts < g->o.start_ms && old.v[i].type == T_PAYMENT && !old.v[i].refunded)
+            gone[ngone++] = old.v[i].order;
+    if (rc == 0) qsort(gone, ngone, sizeof *gone, cmp_u64);
+    for (size_t i = 0; rc == 0 && i < old.n; i++) {
+        const ev_t *e = &old.v[i];
+        if (e->ts < g->o.start_ms) continue;
+        if (e->refunded && bsearch(&e->order, gone, ngone, sizeof *gone, cmp_u64)) continue;
+        rc = heap_push(&g->heap, e);
+    }
+    free(gone);
+    free(old.v);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ main */
 
 static void usage(FILE *f) {
@@ -912,7 +998,19 @@ static void usage(FILE *f) {
            "30s/20m/2h/1d)\n"
            "  --probe-ms MS        latency probes (product __probe__) every MS of wall time\n"
            "  --probe-log FILE     where probes are logged: SEQ WALL_MS M1_BUCKET\n"
-           "  --quiet              no progress, no summary\n");
+           "  --quiet              no progress, no summary\n"
+           "  --drop-product P     conversion drop: product P's payment rate times --drop-payment\n"
+           "                       from --drop-after to --drop-after + --drop-for (event-time\n"
+           "                       offsets from the start, like --scenario; with --live, from the\n"
+           "                       moment it starts): the quick start's alert scenario\n"
+           "  --drop-after D       (default 180s)\n"
+           "  --drop-for D         (default 240s); D: seconds or 30s/20m/2h/1d\n"
+           "  --drop-payment F     payment-rate multiplier during the drop, [0, 1] (default 0.1)\n"
+           "  --warm-start         start in steady state: the exposures of the 17 min before\n"
+           "                       the start are drawn but not sent, so their interactions and\n"
+           "                       payments arrive from the first second (without it payments\n"
+           "                       ramp up over ~15 min, which a conversion-drop rule reports\n"
+           "                       as a drop); with --live it needs --rate\n");
 }
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *out) {
@@ -957,7 +1055,12 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
         O_PROBE,
         O_PROBELOG,
         O_QUIET,
-        O_HELP
+        O_HELP,
+        O_DROP_PRODUCT,
+        O_DROP_AFTER,
+        O_DROP_FOR,
+        O_DROP_PAYMENT,
+        O_WARM
     };
     static const struct option lo[] = {{"seed", 1, 0, O_SEED},
                                        {"events", 1, 0, O_EVENTS},
@@ -988,6 +1091,11 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
                                        {"probe-log", 1, 0, O_PROBELOG},
                                        {"quiet", 0, 0, O_QUIET},
                                        {"help", 0, 0, O_HELP},
+                                       {"drop-product", 1, 0, O_DROP_PRODUCT},
+                                       {"drop-after", 1, 0, O_DROP_AFTER},
+                                       {"drop-for", 1, 0, O_DROP_FOR},
+                                       {"drop-payment", 1, 0, O_DROP_PAYMENT},
+                                       {"warm-start", 0, 0, O_WARM},
                                        {0, 0, 0, 0}};
     static char topics_buf[1024];
     double v;
@@ -1078,6 +1186,27 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
             if (o->nprops == 64) return -1;
             o->props[o->nprops++] = optarg;
             break;
+        case O_DROP_PRODUCT: o->drop_product = optarg; break;
+        case O_DROP_AFTER:
+        case O_DROP_FOR: {
+            cJSON *d = cJSON_CreateString(optarg);
+            int64_t ms = d ? parse_duration_ms(d) : -1;
+            cJSON_Delete(d);
+            if (ms < 0) {
+                fprintf(
+                    stderr,
+                    "funneld-gen: --%s wants a duration (seconds, or 30s/20m/2h/1d), got \"%s\"\n",
+                    name, optarg);
+                return -1;
+            }
+            if (c == O_DROP_AFTER) o->drop_after_ms = ms;
+            else o->drop_for_ms = ms;
+            break;
+        }
+        case O_DROP_PAYMENT:
+            if (parse_num("--drop-payment", optarg, 0, 1, &o->drop_payment)) return -1;
+            break;
+        case O_WARM: o->warm_start = 1; break;
         case O_HELP:
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
@@ -1101,6 +1230,14 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
     }
     if (o->probe_ms && !o->live) {
         fprintf(stderr, "funneld-gen: --probe-ms needs --live\n");
+        return -1;
+    }
+    if (o->warm_start && o->live && !(o->rate > 0)) {
+        fprintf(stderr, "funneld-gen: --warm-start with --live needs --rate\n");
+        return -1;
+    }
+    if (o->drop_for_ms == 0) {
+        fprintf(stderr, "funneld-gen: --drop-for must be > 0\n");
         return -1;
     }
     return 0;
@@ -1128,6 +1265,9 @@ int main(int argc, char **argv) {
     o->malformed = 0.001;
     o->refunds = 0.03;
     o->no_campaign = 0.25;
+    o->drop_after_ms = 180000;
+    o->drop_for_ms = 240000;
+    o->drop_payment = 0.1;
     if (parse_opts(argc, argv, o) < 0) return 2;
     int64_t span = (int64_t)(o->hours * 3600000.0);
     if (o->live) o->start_ms = wall_ms();
@@ -1144,7 +1284,12 @@ int main(int argc, char **argv) {
         code = 2;
         goto out;
     }
+    if (o->drop_product && add_drop_scenario(&g) < 0) {
+        code = 2;
+        goto out;
+    }
     if (!o->live && build_clock(&g) < 0) goto out;
+    if (o->warm_start && warm_start(&g) < 0) goto out;
     if (o->out) {
         g.out = strcmp(o->out, "-") == 0 ? stdout : fopen(o->out, "wb");
         if (!g.out) {

@@ -712,7 +712,14 @@ static void test_example_is_defaults(void **state) {
     fd_conf_defaults(&d);
     fd_conf_defaults(&e);
     if (fd_conf_load_file(&e, path, err, sizeof err) != 0) fail_msg("%s", err);
+    /* the one deliberate difference: the example enables one alert rule (the
+     * quick start's, docs/ALERTS.md); every other key keeps its default */
+    assert_int_equal(e.nalert_rules, 1);
+    assert_string_equal(e.alert_rules[0].name, "ConversionDrop");
+    int nrules = e.nalert_rules;
+    e.nalert_rules = 0;
     char *pd = print_conf(&d), *pe = print_conf(&e);
+    e.nalert_rules = nrules;
     assert_string_equal(pd, pe);
     /* and it is complete: every key of the printed defaults is in the file */
     char *text = read_all(path);
