@@ -310,6 +310,13 @@ start_kafka() {
   done
 }
 
+# The funneld block of deploy/redis.conf as redis-server arguments
+# ("--name value ..."): the settings funneld checks at start.
+funneld_redis_settings() {
+  awk '/^# ---- funneld:/ { f = 1; next } /^# ---- end funneld/ { f = 0 }
+       f && $0 !~ /^#/ && NF == 2 { printf "--%s %s ", $1, $2 }' "$HERE/redis.conf"
+}
+
 # start_redis PIDDIR [args...]: sets RPORT RPID; waits for PING.
 start_redis() {
   local rd=$1; shift
@@ -317,9 +324,10 @@ start_redis() {
   mkdir -p "$rd"
   for attempt in 1 2 3; do
     RPORT=$(free_ports 1)
+    # shellcheck disable=SC2046 # one word per setting name and value
     redis-server --port "$RPORT" --bind 127.0.0.1 --protected-mode no \
       --daemonize no --save '' --appendonly no --dir "$rd" \
-      --logfile "$rd/redis.log" "$@" </dev/null >/dev/null 2>&1 &
+      --logfile "$rd/redis.log" $(funneld_redis_settings) "$@" </dev/null >/dev/null 2>&1 &
     RPID=$!
     echo "$RPID" >"$rd/pid"
     echo "$RPORT" >"$rd/port"
