@@ -39,7 +39,8 @@ SCALE=${FD_TIMEOUT_SCALE:-1}
 APT_PACKAGES=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev
   libcjson-dev libuv1-dev libcmocka-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev
   redis-server kcat clang libclang-rt-14-dev valgrind openjdk-17-jre-headless maven python3-pip
-  prometheus-alertmanager)  # the alert tests start their own (tests/integration/alert_receivers.py)
+  prometheus-alertmanager  # the alert tests start their own (tests/integration/alert_receivers.py)
+  iproute2)  # ss: bench/e2e.sh reads the bytes funneld fetched from the broker
 PY_MODULES=(pytest confluent_kafka)        # import names
 PY_PACKAGES=(pytest==9.2.0 confluent-kafka==2.16.1)  # matching PyPI names, pinned
 
