@@ -3,9 +3,10 @@
  *
  * Per event: the user id is interned in the batch once; per grouping the
  * scope id is built in a stack buffer and admitted through the cap, which
- * returns its interned copy; per granularity the batch is updated by
- * (scope address, granularity, bucket) — no key string is built on the hot
- * path. A scope id is at most 5 dimensions × (name + 3 × 128 code points ×
+ * returns its interned copy; the batch gives the counters of the scope's
+ * buckets (remembered per scope, so the events of one scope within one
+ * minute skip those lookups) and each is updated — no key string is built
+ * on the hot path. A scope id is at most 5 dimensions × (name + 3 × 128 code points ×
  * 4 bytes), well under FD_KEY_MAX; one that would not fit is impossible after
  * validation and is refused with -E2BIG rather than cut.
  */
@@ -85,22 +86,17 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
         const char *sid = fd_scopes_admit(a->scopes, gi, gr, key, sn, &sn);
         if (!sid) return -ENOMEM;
         fd_str_t scope = {sid, (uint32_t)sn};
-        if ((rc = fd_batch_scope(b, scope)) < 0) return rc;
+        uint32_t cis[FD_GRAN__COUNT];
+        if ((rc = fd_batch_scope_counters(b, scope, buckets, cis)) < 0) return rc;
 
         for (int g = 0; g < FD_GRAN__COUNT; g++) {
-            uint32_t ci;
+            uint32_t ci = cis[g];
             switch (ev->type) {
-            case FD_TYPE_EXPOSURE:
-                rc = fd_batch_count(b, scope, (fd_gran_t)g, buckets[g], 1, 0, late, NULL, &ci);
-                break;
-            case FD_TYPE_INTERACTION:
-                rc = fd_batch_count(b, scope, (fd_gran_t)g, buckets[g], 0, 1, late, &ev->action, &ci);
-                break;
+            case FD_TYPE_EXPOSURE: rc = fd_batch_count_at(b, ci, 1, 0, late, NULL); break;
+            case FD_TYPE_INTERACTION: rc = fd_batch_count_at(b, ci, 0, 1, late, &ev->action); break;
             case FD_TYPE_PAYMENT:
                 /* counted in Redis only if the payment is new: record where */
-                rc = fd_batch_count(b, scope, (fd_gran_t)g, buckets[g], 0, 0, 0, NULL,
-                                    &pay_counters[npay++]);
-                if (rc < 0) return rc;
+                pay_counters[npay++] = ci;
                 continue;
             default: return -EINVAL;
             }

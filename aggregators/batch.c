@@ -243,6 +243,17 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
 
 /* ---- the batch ------------------------------------------------------------ */
 
+/* The counters of a scope's current buckets, by scope address (see
+ * fd_batch_scope_counters): direct-mapped, an entry valid only while its
+ * gen is the batch's. */
+#define CCACHE_SIZE 256
+typedef struct {
+    const char *scope;
+    uint64_t gen;
+    int64_t bucket[FD_GRAN__COUNT];
+    uint32_t ci[FD_GRAN__COUNT];
+} ccache_t;
+
 typedef struct {
     fd_batch_counter_t pub; /* actions points at own storage */
     fd_batch_action_t *actions;
@@ -274,6 +285,8 @@ struct fd_batch {
     size_t nscopes, capscopes;
     uint64_t events;
     fd_users_t *urecs; /* marketing per-user records (users.h) */
+    uint64_t gen; /* bumped by every reset: a cache entry of an older one is empty */
+    ccache_t cache[CCACHE_SIZE];
 };
 
 const char *fd_step_name(fd_step_t s) {
@@ -289,6 +302,7 @@ fd_batch_t *fd_batch_new(void) {
         free(b);
         return NULL;
     }
+    if (b) b->gen = 1; /* calloc'd cache entries have gen 0: empty */
     return b;
 }
 
@@ -299,6 +313,7 @@ void fd_batch_reset(fd_batch_t *b) {
     /* per-key arrays are kept for reuse: only the counts go */
     b->ncounters = b->nhlls = b->nusers = b->npayments = b->nscopes = 0;
     b->events = 0;
+    b->gen++;
     tuple_clear(&b->counter_idx);
     tuple_clear(&b->scope_idx);
     fd_set64_clear(&b->member_set);
@@ -365,16 +380,19 @@ int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx) {
     return 0;
 }
 
-int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, int64_t exposures,
-                   int64_t interactions, int64_t late, const fd_str_t *action, uint32_t *counter_idx) {
+/* The index of the counter (scope, g, bucket), created if new. */
+static int counter_lookup(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, uint32_t *idx) {
     int created;
     tslot_t *s = tuple_upsert(&b->counter_idx, (uint64_t)(uintptr_t)scope.p, (uint64_t)g,
                               (uint64_t)bucket, (uint32_t)b->ncounters, &created);
     if (!s) return -ENOMEM;
     if (created) {
         if (grow_zeroed((void **)&b->counters, &b->capcounters, b->ncounters + 1,
-                        sizeof(counter_t)) < 0)
+                        sizeof(counter_t)) < 0) {
+            /* not counted: the slot must not point past the counters */
+            s->val = UINT32_MAX;
             return -ENOMEM;
+        }
         counter_t *c = &b->counters[b->ncounters++];
         memset(&c->pub, 0, sizeof c->pub);
         memset(c->hll, 0, sizeof c->hll);
@@ -382,8 +400,42 @@ int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, i
         c->pub.gran = g;
         c->pub.bucket = bucket;
     }
-    counter_t *c = &b->counters[s->val];
-    if (counter_idx) *counter_idx = s->val;
+    if (s->val == UINT32_MAX) return -ENOMEM;
+    *idx = s->val;
+    return 0;
+}
+
+int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, int64_t exposures,
+                   int64_t interactions, int64_t late, const fd_str_t *action, uint32_t *counter_idx) {
+    uint32_t ci;
+    int rc = counter_lookup(b, scope, g, bucket, &ci);
+    if (rc < 0) return rc;
+    if (counter_idx) *counter_idx = ci;
+    return fd_batch_count_at(b, ci, exposures, interactions, late, action);
+}
+
+int fd_batch_scope_counters(fd_batch_t *b, fd_str_t scope, const int64_t bucket[FD_GRAN__COUNT],
+                            uint32_t ci[FD_GRAN__COUNT]) {
+    uint64_t h = (uint64_t)(uintptr_t)scope.p * 0x9E3779B97F4A7C15ull;
+    ccache_t *e = &b->cache[h >> (64 - 8)];
+    if (e->gen == b->gen && e->scope == scope.p && memcmp(e->bucket, bucket, sizeof e->bucket) == 0) {
+        memcpy(ci, e->ci, sizeof e->ci);
+        return 0; /* and the scope is listed: it was when the entry was made */
+    }
+    int rc = fd_batch_scope(b, scope);
+    for (int g = 0; rc == 0 && g < FD_GRAN__COUNT; g++)
+        rc = counter_lookup(b, scope, (fd_gran_t)g, bucket[g], &ci[g]);
+    if (rc < 0) return rc;
+    e->gen = b->gen;
+    e->scope = scope.p;
+    memcpy(e->bucket, bucket, sizeof e->bucket);
+    memcpy(e->ci, ci, sizeof e->ci);
+    return 0;
+}
+
+int fd_batch_count_at(fd_batch_t *b, uint32_t ci, int64_t exposures, int64_t interactions,
+                      int64_t late, const fd_str_t *action) {
+    counter_t *c = &b->counters[ci];
     c->pub.exposures += exposures;
     c->pub.interactions += interactions;
     c->pub.late += late;
@@ -392,8 +444,8 @@ int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, i
          * script admits them to the action cap in that order. A few are
          * scanned; past that the (counter, action) table finds them. */
         acttab_t *t = &b->action_idx;
-        uint32_t ci = s->val + 1;
-        uint64_t h = action_hash(ci, action->p, action->n);
+        uint32_t ci1 = ci + 1;
+        uint64_t h = action_hash(ci1, action->p, action->n);
         if (c->pub.nactions <= 8) {
             for (size_t i = 0; i < c->pub.nactions; i++) {
                 fd_batch_action_t *a = &c->actions[i];
@@ -407,7 +459,7 @@ int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, i
                 aslot_t *sl = &t->slots[j];
                 if (!sl->counter) break;
                 fd_batch_action_t *a = &c->actions[sl->action];
-                if (sl->hash == h && sl->counter == ci && a->name.n == action->n &&
+                if (sl->hash == h && sl->counter == ci1 && a->name.n == action->n &&
                     memcmp(a->name.p, action->p, action->n) == 0) {
                     a->count++;
                     return 0;
@@ -423,7 +475,7 @@ int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, i
             return -ENOMEM;
         char *name = arena_alloc(&b->arena, action->n);
         if (!name) return -ENOMEM;
-        t->slots[j] = (aslot_t){.hash = h, .counter = ci, .action = (uint32_t)c->pub.nactions};
+        t->slots[j] = (aslot_t){.hash = h, .counter = ci1, .action = (uint32_t)c->pub.nactions};
         t->used++;
         memcpy(name, action->p, action->n);
         c->actions[c->pub.nactions].name.p = name;

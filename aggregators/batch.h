@@ -84,6 +84,16 @@ void fd_batch_reset(fd_batch_t *b);
 int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx);
 int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, int64_t exposures,
                    int64_t interactions, int64_t late, const fd_str_t *action, uint32_t *counter_idx);
+/* The hot path's form of fd_batch_count: lists scope (fd_batch_scope) and
+ * returns in ci the counters of its buckets bucket[g], one per granularity,
+ * created if new. A scope's last buckets and counters are remembered (a
+ * small direct-mapped cache by scope address, emptied by reset), so the
+ * events of one scope within one minute skip the table lookups. */
+int fd_batch_scope_counters(fd_batch_t *b, fd_str_t scope, const int64_t bucket[FD_GRAN__COUNT],
+                            uint32_t ci[FD_GRAN__COUNT]);
+/* fd_batch_count on a counter index from fd_batch_scope_counters. */
+int fd_batch_count_at(fd_batch_t *b, uint32_t ci, int64_t exposures, int64_t interactions,
+                      int64_t late, const fd_str_t *action);
 /* Adds user to the distinct users of `step` in the bucket of counter_idx
  * (as returned by fd_batch_count). */
 int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_t user);

@@ -1,81 +1,182 @@
 #!/usr/bin/env bash
-# e2e.sh — funneld draining a preloaded multi-partition topic set into Redis,
-# against a raw consume of the same topics, in one run.
+# e2e.sh — funneld draining preloaded multi-partition topics into Redis,
+# against a raw consume of the same topics, in one run; optionally an older
+# funneld side by side.
 #
-#   bench/e2e.sh [--tiny]        env: E2E_EVENTS (default 3000000; tiny 20000),
-#                                     E2E_PARTITIONS (per topic, default 4; tiny 2)
+#   bench/e2e.sh [--tiny] [--compare OLD_FUNNELD] [--reps N]
+#        env: E2E_EVENTS (default 1000000; tiny 20000), E2E_PARTITIONS (per
+#             topic, default 4; tiny 2)
 #
-# 1. deploy/stack.sh up: a local Kafka (KRaft) and redis-server.
-# 2. funneld-gen preloads E2E_EVENTS messages (~300 B, 6 h of event time,
-#    default fault fractions) into funnel.exposure / funnel.interaction /
-#    funnel.payment, E2E_PARTITIONS partitions each, keyed by user / order.
-# 3. Raw consume: bench-rawconsume (librdkafka, every partition assigned from
-#    the beginning, messages dropped) reads everything; timed from process
-#    start to the last end-of-partition.
-# 4. funneld run with the default configuration (flush every 1 s): timed
-#    from process start until {prefix}:offsets:{group} in Redis equals every
-#    partition's end offset (so the time includes the group join and the
-#    last flush).
-# Goal: funneld >= 0.7 x raw consume throughput.
+# Two stream shapes, each preloaded once by funneld-gen (~300 B messages,
+# default fault fractions, 3 topics x E2E_PARTITIONS partitions, keyed by
+# user / order):
+#   backfill  6 h of event time (seed 1): many buckets, so many keys per event
+#   live      3 min of event time ending a minute before the preload (seed 2),
+#             the shape of production, where events arrive as they happen
+# Per shape, N repetitions (default 3; 1 with --tiny) of: a raw consume
+# (bench-rawconsume: librdkafka, every partition from the beginning, messages
+# dropped; timed to the last end of partition), then `funneld run` with the
+# default configuration (flush every 1 s), timed from process start until
+# {prefix}:offsets:{group} equals every end offset; with --compare, the old
+# binary too, the two alternating which goes first. Before each funneld run
+# Redis is emptied (FLUSHALL) and its statistics reset; the old binary runs
+# against hll-sparse-max-bytes 3000 (Redis's default, what it shipped with),
+# the new one against deploy/redis.conf's funneld block.
+# Per run: events/s; CPU microseconds per event of funneld, redis-server and
+# the Kafka broker (/proc/PID/stat and INFO cpu, over the drain); Redis
+# commands per event (INFO commandstats, commands run by scripts included);
+# Redis keys per event (DBSIZE after the drain); bytes funneld fetched from
+# Kafka per event (tcp_info bytes_received of its sockets to the broker, `ss`,
+# just before it is stopped) next to the bytes per event in the topics
+# (message keys and values, what the raw consume got). Printed: median and [min-max] over the
+# repetitions, and the ratios of medians new / old.
 set -euo pipefail
+OLD_BIN= REPS=
+ARGS=("$@")
+for ((i = 0; i < ${#ARGS[@]}; i++)); do
+  case ${ARGS[i]} in
+    --compare) OLD_BIN=${ARGS[i + 1]:-}; i=$((i + 1)) ;;
+    --reps) REPS=${ARGS[i + 1]:-}; i=$((i + 1)) ;;
+  esac
+done
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if [ "$TINY" = 1 ]; then N=${E2E_EVENTS:-20000} P=${E2E_PARTITIONS:-2}
-else N=${E2E_EVENTS:-3000000} P=${E2E_PARTITIONS:-4}; fi
-TOPICS=(funnel.exposure funnel.interaction funnel.payment)
+if [ "$TINY" = 1 ]; then N=${E2E_EVENTS:-20000} P=${E2E_PARTITIONS:-2} REPS=${REPS:-1}
+else N=${E2E_EVENTS:-1000000} P=${E2E_PARTITIONS:-4} REPS=${REPS:-3}; fi
+if [ -n "$OLD_BIN" ]; then
+  case $OLD_BIN in /*) ;; *) OLD_BIN=$PWD/$OLD_BIN ;; esac
+  [ -x "$OLD_BIN" ] || die "--compare: $OLD_BIN is not an executable"
+fi
+SHAPES=(backfill live)
+declare -A TOPICS_OF=([backfill]="funnel.exposure funnel.interaction funnel.payment"
+                      [live]="live.exposure live.interaction live.payment")
 
 ensure_built
+NEW_BIN=$BUILD/funneld
+NEW_HLL=$(awk '/^# ---- funneld:/ { f = 1 } f && $1 == "hll-sparse-max-bytes" { print $2; exit }' "$ROOT/deploy/redis.conf")
 say "e2e: starting the stack..."
 stack_up
-for t in "${TOPICS[@]}"; do topic "$t" "$P"; done
+KPID=$(cat "$STACK_DIR/kafka/pid")
+for s in "${SHAPES[@]}"; do for t in ${TOPICS_OF[$s]}; do topic "$t" "$P"; done; done
 topic bench.dlq 1
 
-say "e2e: preloading $N messages..."
-t0=$(now_ms)
+say "e2e: preloading 2 x $N messages..."
 "$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --seed 1 --events "$N" --hours 6 --quiet
-PRELOAD_S=$(awk -v a="$t0" -v b="$(now_ms)" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
-end_offsets "${TOPICS[@]}" >"$WORK/ends"
-TOTAL=$(awk '{ s += $2 } END { print s }' "$WORK/ends")
-[ "$TOTAL" = "$N" ] || die "topics hold $TOTAL messages, expected $N"
+"$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --seed 2 --events "$N" --hours 0.05 --quiet \
+  --topics "$(echo ${TOPICS_OF[live]} | tr ' ' ,)"
+for s in "${SHAPES[@]}"; do
+  # shellcheck disable=SC2086
+  end_offsets ${TOPICS_OF[$s]} >"$WORK/ends.$s"
+  tot=$(awk '{ s += $2 } END { print s }' "$WORK/ends.$s")
+  [ "$tot" = "$N" ] || die "$s topics hold $tot messages, expected $N"
+done
 
-say "e2e: raw consume..."
-"$BUILD/bench-rawconsume" --brokers "$KAFKA_BOOTSTRAP" "${TOPICS[@]}" >"$WORK/raw.out" &
-RPID=$!
-peak_rss_watch "$RPID" "$WORK/raw.rss"
-wait "$RPID" || die "bench-rawconsume failed"
-read -r RAW_MSGS RAW_BYTES RAW_SECS <"$WORK/raw.out"
-RAW_RSS_KB=$(cat "$WORK/raw.rss")
-[ "$RAW_MSGS" = "$N" ] || die "raw consume read $RAW_MSGS of $N"
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
 
-say "e2e: funneld run..."
-rcli CONFIG RESETSTAT >/dev/null
-fd_config "$WORK/funneld.json" e2e e2e
-funneld_drain funneld "$WORK/funneld.json" "$WORK/ends" e2e e2e $((N / 2000 + 120))
-[ "$FD_EXIT" = 0 ] || say "e2e: warning: funneld exited $FD_EXIT after SIGTERM"
-TOTALS=$(grep 'msg="totals"' "$WORK/funneld.log" | tail -n 1 | grep -o 'accepted=[0-9]* late=[0-9]* rejected=[0-9]* flushes=[0-9]* resyncs=[0-9]*' || true)
+# one line per run in $WORK/runs:
+# shape who rep secs fd_cpu redis_cpu broker_cpu commands keys kafka_rx_bytes rss_kb
+run_funneld() {   # SHAPE WHO BIN HLL_BYTES REP
+  local shape=$1 who=$2 bin=$3 hll=$4 rep=$5 k0 k1 topics cmds keys
+  rcli FLUSHALL >/dev/null
+  rcli CONFIG SET hll-sparse-max-bytes "$hll" >/dev/null
+  rcli CONFIG RESETSTAT >/dev/null
+  topics=$(for t in ${TOPICS_OF[$shape]}; do printf '"%s": "%s",' "$t" "${t#*.}"; done)
+  fd_config "$WORK/$shape.$who.$rep.json" e2e "e2e-$shape-$who-$rep" "{${topics%,}}"
+  k0=$(cpu_ticks "$KPID")
+  FD_BIN=$bin funneld_drain "$shape.$who.$rep" "$WORK/$shape.$who.$rep.json" "$WORK/ends.$shape" e2e \
+    "e2e-$shape-$who-$rep" $((N / 2000 + 120))
+  k1=$(cpu_ticks "$KPID")
+  [ "$FD_EXIT" = 0 ] || say "e2e: warning: $who funneld exited $FD_EXIT after SIGTERM"
+  cmds=$(rcli INFO commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ { s += $3 } END { print s + 0 }')
+  keys=$(rcli DBSIZE | tr -d '\r')
+  echo "$shape $who $rep $FD_SECS $FD_CPU_S $REDIS_CPU_S $(awk -v a="$k0" -v b="$k1" -v hz="$HZ" \
+    'BEGIN { printf "%.2f", (b - a) / hz }') $cmds $keys $FD_KAFKA_RX $FD_RSS_KB" >>"$WORK/runs"
+  say "e2e: $shape $who #$rep: ${FD_SECS}s"
+}
 
-MB=$(awk -v b="$RAW_BYTES" 'BEGIN { printf "%.0f", b / 1e6 }')
-RAW_RATE=$(awk -v n="$N" -v s="$RAW_SECS" 'BEGIN { printf "%.0f", n / s }')
-FD_RATE=$(awk -v n="$N" -v s="$FD_SECS" 'BEGIN { printf "%.0f", n / s }')
-RATIO=$(awk -v a="$FD_RATE" -v b="$RAW_RATE" 'BEGIN { printf "%.2f", a / b }')
-GOAL=$(awk -v r="$RATIO" 'BEGIN { print (r >= 0.7 ? "met" : "MISSED") }')
+: >"$WORK/runs"
+: >"$WORK/raw"
+for ((rep = 1; rep <= REPS; rep++)); do
+  for s in "${SHAPES[@]}"; do
+    say "e2e: $s raw consume #$rep..."
+    # shellcheck disable=SC2086
+    "$BUILD/bench-rawconsume" --brokers "$KAFKA_BOOTSTRAP" ${TOPICS_OF[$s]} >"$WORK/raw.out" ||
+      die "bench-rawconsume failed"
+    read -r msgs bytes secs <"$WORK/raw.out"
+    [ "$msgs" = "$N" ] || die "raw consume read $msgs of $N"
+    echo "$s $rep $secs $bytes" >>"$WORK/raw"
+    if [ -n "$OLD_BIN" ] && [ $((rep % 2)) = 1 ]; then
+      run_funneld "$s" old "$OLD_BIN" 3000 "$rep"
+      run_funneld "$s" new "$NEW_BIN" "$NEW_HLL" "$rep"
+    else
+      run_funneld "$s" new "$NEW_BIN" "$NEW_HLL" "$rep"
+      [ -n "$OLD_BIN" ] && run_funneld "$s" old "$OLD_BIN" 3000 "$rep"
+    fi
+  done
+done
+
+# median [min-max] of column COL over the rows matching SHAPE WHO, of the
+# per-event figure EXPR ("rate": N / secs; "us": CPU s -> us/event; "per": count/event)
+stat() {   # FILE SHAPE WHO COL KIND
+  awk -v shape="$2" -v who="$3" -v col="$4" -v kind="$5" -v n="$N" '
+    $1 == shape && (who == "" || $2 == who) {
+      v = $col
+      if (kind == "rate") v = n / v
+      else if (kind == "us") v = v * 1e6 / n
+      else if (kind == "per") v = v / n
+      x[++k] = v
+    }
+    END {
+      if (!k) { print "- - -"; exit }
+      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+      med = k % 2 ? x[(k + 1) / 2] : (x[k / 2] + x[k / 2 + 1]) / 2
+      print med, x[1], x[k]
+    }' "$1"
+}
+fmt() {   # MED MIN MAX DECIMALS
+  awk -v m="$1" -v a="$2" -v b="$3" -v d="$4" 'BEGIN {
+    if (m == "-") { print "-"; exit }
+    printf "%." d "f [%." d "f-%." d "f]", m, a, b }'
+}
 
 echo
-echo "e2e: $N messages ($MB MB) in 3 topics x $P partitions, preloaded in ${PRELOAD_S}s; one run, $(nproc) cores shared with Kafka and Redis"
+echo "e2e: $N messages per shape in 3 topics x $P partitions; $REPS repetition(s) each, median [min-max];"
+echo "$(nproc) cores shared by Kafka, Redis, funneld (and whatever else runs on the machine)"
+for s in "${SHAPES[@]}"; do
+  read -r rm ra rb < <(awk -v s="$s" '$1 == s { print $3 }' "$WORK/raw" | sed "s/^/$s r 0 /" | stat /dev/stdin "$s" r 4 rate)
+  read -r tb _ _ < <(awk -v s="$s" '$1 == s { print $4 }' "$WORK/raw" | sed "s/^/$s r 0 /" | stat /dev/stdin "$s" r 4 per)
+  echo
+  echo "### $s"
+  echo
+  echo "raw consume: $(fmt "$rm" "$ra" "$rb" 0) events/s; $(awk -v b="$tb" 'BEGIN { printf "%.0f", b }') bytes per event in the topics"
+  echo
+  printf '| %-34s | %-28s | %-28s | %-9s |\n' "per event" "funneld (this tree)" "${OLD_BIN:+funneld (--compare)}" "${OLD_BIN:+new / old}"
+  printf '|%s|%s|%s|%s|\n' "------------------------------------" "------------------------------" "------------------------------" "-----------"
+  row() {   # LABEL COL KIND DECIMALS
+    local nm na nb om oa ob ratio=
+    read -r nm na nb < <(stat "$WORK/runs" "$s" new "$2" "$3")
+    read -r om oa ob < <(stat "$WORK/runs" "$s" old "$2" "$3")
+    [ "$om" != - ] && ratio=$(awk -v a="$nm" -v b="$om" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    printf '| %-34s | %-28s | %-28s | %-9s |\n' "$1" "$(fmt "$nm" "$na" "$nb" "$4")" \
+      "$( [ "$om" != - ] && fmt "$om" "$oa" "$ob" "$4")" "$ratio"
+  }
+  row "events/s (whole drain)" 4 rate 0
+  row "funneld CPU us" 5 us 2
+  row "redis-server CPU us" 6 us 2
+  row "Kafka broker CPU us" 7 us 2
+  row "Redis commands (incl. in scripts)" 8 per 2
+  row "Redis keys after the drain" 9 per 3
+  row "bytes fetched from Kafka" 10 per 0
+  row "peak RSS (KiB, not per event)" 11 "" 0
+  read -r nm _ _ < <(stat "$WORK/runs" "$s" new 4 rate)
+  echo
+  echo "funneld / raw consume (medians): $(awk -v a="$nm" -v b="$rm" 'BEGIN { printf "%.2f", a / b }')"
+  if [ -n "$OLD_BIN" ]; then
+    read -r om _ _ < <(stat "$WORK/runs" "$s" old 4 rate)
+    echo "old funneld / raw consume (medians): $(awk -v a="$om" -v b="$rm" 'BEGIN { printf "%.2f", a / b }')"
+  fi
+done
 echo
-printf '| %-40s | %10s | %12s | %10s |\n' "consumer" "seconds" "events/s" "peak RSS"
-printf '|%s|%s|%s|%s|\n' "------------------------------------------" "------------" "--------------" "------------"
-printf '| %-40s | %10s | %12s | %10s |\n' "raw consume (librdkafka, no processing)" "$RAW_SECS" "$RAW_RATE" "$((RAW_RSS_KB / 1024)) MB"
-printf '| %-40s | %10s | %12s | %7s MB |\n' "funneld run -> Redis (drained)" "$FD_SECS" "$FD_RATE" "$((FD_RSS_KB / 1024))"
-echo
-echo "ratio funneld / raw consume: $RATIO (goal >= 0.7: $GOAL)"
-echo "where the time went: funneld used ${FD_CPU_S} CPU s, redis-server ${REDIS_CPU_S} CPU s (flush scripts) in ${FD_SECS} s;"
-echo "funneld totals: ${TOTALS:-?} (accepted + rejected > messages means input re-read after resyncs)"
-
-# Where redis-server's time went (INFO commandstats, since the RESETSTAT
-# before funneld started; commands called from Lua count under their own name).
-echo
-echo "redis-server during the drain: ${REDIS_CPU_S} CPU s; by command (usec total, calls, usec/call):"
-rcli INFO commandstats | tr -d '\r' |
-  awk -F'[:=,]' '/^cmdstat_/ { sub(/^cmdstat_/, "", $1); printf "  %-12s %12d %10d %8.2f\n", $1, $5, $3, $7 }' |
-  sort -k2,2nr | head -n 8
+echo "every run (shape who rep seconds fd_cpu_s redis_cpu_s broker_cpu_s commands keys kafka_rx_bytes rss_kb):"
+sed 's/^/  /' "$WORK/runs"

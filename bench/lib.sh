@@ -126,24 +126,34 @@ JSON
 
 # CPU seconds (user+sys) a process has used so far.
 proc_cpu_s() {
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.1f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
 # CPU seconds (user+sys) the stack's redis-server has used so far.
 redis_cpu_s() {
-  rcli INFO cpu | tr -d '\r' | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.1f", s }'
+  rcli INFO cpu | tr -d '\r' | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.3f", s }'
 }
 
-# Runs `funneld run -c CONFIG` until {PREFIX}:offsets:{GROUP} reaches the
+# Bytes a process has received on its open TCP connections to the broker
+# (tcp_info bytes_received; a connection closed earlier is not counted).
+kafka_rx_bytes() {   # PID
+  ss -tinpH "dport = :${KAFKA_BOOTSTRAP##*:}" 2>/dev/null | awk -v pid="pid=$1," '
+    /users:/ { mine = index($0, pid) > 0; next }
+    mine { for (i = 1; i <= NF; i++) if ($i ~ /^bytes_received:/) { sub(/^bytes_received:/, "", $i); s += $i } mine = 0 }
+    END { print s + 0 }'
+}
+
+# Runs `funneld run -c CONFIG` (FD_BIN, default $BUILD/funneld) until {PREFIX}:offsets:{GROUP} reaches the
 # end offsets in ENDS, then SIGTERM. Sets FD_SECS (start of the process to
 # drained), FD_RSS_KB (peak RSS), FD_CPU_S (its CPU seconds until drained),
+# FD_KAFKA_RX (bytes it received from the broker so far, kafka_rx_bytes),
 # REDIS_CPU_S (redis-server's CPU seconds meanwhile) and FD_EXIT.
 # funneld_drain NAME CONFIG ENDS PREFIX GROUP TIMEOUT_S
 funneld_drain() {
   local name=$1 cfg=$2 ends=$3 prefix=$4 group=$5 timeout=$6 t0 t1 pid wpid r0
   r0=$(redis_cpu_s)
   t0=$(now_ms)
-  "$BUILD/funneld" run -c "$cfg" >"$WORK/$name.log" 2>&1 &
+  "${FD_BIN:-$BUILD/funneld}" run -c "$cfg" >"$WORK/$name.log" 2>&1 &
   pid=$!
   BG_PIDS+=("$pid")
   peak_rss_watch "$pid" "$WORK/$name.rss" &
@@ -154,7 +164,8 @@ funneld_drain() {
   fi
   FD_RSS_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || cat "$WORK/$name.rss")
   FD_CPU_S=$(proc_cpu_s "$pid")
-  REDIS_CPU_S=$(awk -v a="$r0" -v b="$(redis_cpu_s)" 'BEGIN { printf "%.1f", b - a }')
+  FD_KAFKA_RX=$(kafka_rx_bytes "$pid")
+  REDIS_CPU_S=$(awk -v a="$r0" -v b="$(redis_cpu_s)" 'BEGIN { printf "%.3f", b - a }')
   kill -TERM "$pid" 2>/dev/null || true
   FD_EXIT=0
   wait "$pid" || FD_EXIT=$?

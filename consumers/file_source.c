@@ -130,7 +130,7 @@ static int op_exhausted(void *src) {
     return 1;
 }
 
-static const fd_source_ops_t ops = {op_pause, op_seek, NULL, op_stop, op_exhausted};
+static const fd_source_ops_t ops = {op_pause, op_seek, NULL, op_stop, op_exhausted, NULL};
 
 const fd_source_ops_t *fd_file_source_ops(void) { return &ops; }
 

@@ -32,6 +32,7 @@ struct fd_kafka_source {
     int handles_open;
     int stopped;
     int ever_assigned; /* see fd_kafka_source_free */
+    int held; /* fd_kafka_source_hold: nothing is drained meanwhile */
 };
 
 static int topic_index(const fd_kafka_source_t *s, const char *name) {
@@ -89,7 +90,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* Drains up to `budget` messages; returns 1 if the queue may hold more. */
 static int drain(fd_kafka_source_t *s, int budget) {
     rd_kafka_message_t *msgs[BATCH];
-    while (budget > 0 && !s->stopped) {
+    while (budget > 0 && !s->stopped && !s->held) {
         ssize_t n = rd_kafka_consume_batch_queue(s->q, 0, msgs, BATCH);
         if (n <= 0) return 0;
         for (ssize_t i = 0; i < n; i++) {
@@ -266,6 +267,19 @@ void fd_kafka_source_commit(fd_kafka_source_t *s, int ti, int32_t p, int64_t off
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Held, the queue is simply not drained: librdkafka keeps its prefetched
+ * messages and stops fetching a partition once its queue is at
+ * queued.max.messages.kbytes, so nothing is fetched twice. Released, the
+ * draining starts again from the loop (never from inside the caller, which
+ * is the pipeline in the middle of its own bookkeeping). */
+void fd_kafka_source_hold(fd_kafka_source_t *s, int hold) {
+    if (s->held == hold) return;
+    s->held = hold;
+    if (!hold && !s->stopped && s->handles_open) uv_idle_start(&s->idle, idle_cb);
+}
+
+static void ops_hold(void *s, int hold) { fd_kafka_source_hold(s, hold); }
+
 static int ops_pause(void *s, int key, int32_t part, int pause) {
     return fd_kafka_source_pause(s, key, part, pause);
 }
@@ -278,6 +292,6 @@ static void ops_commit(void *s, int key, int32_t part, int64_t off) {
 static void ops_stop(void *s) { fd_kafka_source_stop(s); }
 
 const fd_source_ops_t *fd_kafka_source_ops(void) {
-    static const fd_source_ops_t ops = {ops_pause, ops_seek, ops_commit, ops_stop, NULL};
+    static const fd_source_ops_t ops = {ops_pause, ops_seek, ops_commit, ops_stop, NULL, ops_hold};
     return &ops;
 }

@@ -40,6 +40,9 @@ fd_kafka_source_t *fd_kafka_source_new(uv_loop_t *loop, const fd_conf_t *c, fd_l
 void fd_kafka_source_free(fd_kafka_source_t *s);
 
 int fd_kafka_source_pause(fd_kafka_source_t *s, int topic_idx, int32_t partition, int pause);
+/* Stops / restarts delivering messages without dropping the prefetched ones
+ * (fd_source_ops_t.hold). */
+void fd_kafka_source_hold(fd_kafka_source_t *s, int hold);
 /* Seeks (offset -1: beginning); messages fetched before are discarded. */
 int fd_kafka_source_seek(fd_kafka_source_t *s, int topic_idx, int32_t partition, int64_t offset);
 /* Asynchronous commit of `offset` for lag monitoring only. */

@@ -25,6 +25,13 @@ typedef struct {
     void (*commit)(void *src, int src_key, int32_t partition, int64_t offset); /* may be NULL */
     void (*stop)(void *src);
     int (*exhausted)(void *src); /* NULL for an endless source */
+    /* hold 1: deliver no message until hold 0, keeping what the source has
+     * already fetched (librdkafka's pause throws its prefetched messages
+     * away, and resume fetches them again). The pipeline's routine flow
+     * control (a partition's next batch full, max_pending_events) holds;
+     * pause stays for partition states (syncing, halted, stopping). NULL:
+     * the pipeline pauses partitions instead. */
+    void (*hold)(void *src, int hold);
 } fd_source_ops_t;
 
 /* What a source calls. */

@@ -41,7 +41,8 @@ APT_PACKAGES=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev
   redis-server kcat clang libclang-rt-14-dev valgrind openjdk-17-jre-headless maven python3-pip
   prometheus-alertmanager  # the alert tests start their own (tests/integration/alert_receivers.py)
   chromium chromium-driver python3-selenium fonts-wqy-zenhei  # the screen's browser test (tests/integration/test_screen.py)
-  systemd docker-compose python3-yaml)  # deploy/check.sh: systemd-analyze verify, Compose schema
+  systemd docker-compose python3-yaml  # deploy/check.sh: systemd-analyze verify, Compose schema
+  iproute2)  # ss: bench/e2e.sh reads the bytes funneld fetched from the broker
 PY_MODULES=(pytest confluent_kafka)        # import names
 PY_PACKAGES=(pytest==9.2.0 confluent-kafka==2.16.1)  # matching PyPI names, pinned
 
@@ -315,6 +316,13 @@ start_kafka() {
   done
 }
 
+# The funneld block of deploy/redis.conf as redis-server arguments
+# ("--name value ..."): the settings funneld checks at start.
+funneld_redis_settings() {
+  awk '/^# ---- funneld:/ { f = 1; next } /^# ---- end funneld/ { f = 0 }
+       f && $0 !~ /^#/ && NF == 2 { printf "--%s %s ", $1, $2 }' "$HERE/redis.conf"
+}
+
 # start_redis PIDDIR [args...]: sets RPORT RPID; waits for PING.
 start_redis() {
   local rd=$1; shift
@@ -322,9 +330,10 @@ start_redis() {
   mkdir -p "$rd"
   for attempt in 1 2 3; do
     RPORT=$(free_ports 1)
+    # shellcheck disable=SC2046 # one word per setting name and value
     redis-server --port "$RPORT" --bind 127.0.0.1 --protected-mode no \
       --daemonize no --save '' --appendonly no --dir "$rd" \
-      --logfile "$rd/redis.log" "$@" </dev/null >/dev/null 2>&1 &
+      --logfile "$rd/redis.log" $(funneld_redis_settings) "$@" </dev/null >/dev/null 2>&1 &
     RPID=$!
     echo "$RPID" >"$rd/pid"
     echo "$RPORT" >"$rd/port"

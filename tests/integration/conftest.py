@@ -983,7 +983,22 @@ def redis_server_cmd(port, rdir, *extra):
     return ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
             "--protected-mode", "no", "--daemonize", "no", "--save", "",
             "--appendonly", "no", "--dir", str(rdir),
-            "--logfile", str(Path(rdir) / "redis.log"), *extra]
+            "--logfile", str(Path(rdir) / "redis.log"), *funneld_redis_settings(), *extra]
+
+
+def funneld_redis_settings():
+    """deploy/redis.conf's funneld block as redis-server arguments, as
+    stack.sh's funneld_redis_settings gives them."""
+    out, inside = [], False
+    for line in (REPO / "deploy" / "redis.conf").read_text().splitlines():
+        if line.startswith("# ---- funneld:"):
+            inside = True
+        elif line.startswith("# ---- end funneld"):
+            inside = False
+        elif inside and not line.startswith("#") and len(line.split()) == 2:
+            name, value = line.split()
+            out += ["--" + name, value]
+    return out
 
 
 def wait_ping(port, timeout=20):

@@ -188,7 +188,7 @@ static void f_commit(void *s, int k, int32_t p, int64_t o) {
     note(&((fake_src_t *)s)->committed_n, ((fake_src_t *)s)->committed, p, o);
 }
 static void f_stop(void *s) { ((fake_src_t *)s)->stopped = 1; }
-static const fd_source_ops_t fake_src_ops = {f_pause, f_seek, f_commit, f_stop, NULL};
+static const fd_source_ops_t fake_src_ops = {f_pause, f_seek, f_commit, f_stop, NULL, NULL};
 
 /* ---- fixture -------------------------------------------------------------- */
 typedef struct {
