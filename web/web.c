@@ -1244,6 +1244,8 @@ static const char *ctype_of(const char *name) {
 }
 
 static enum MHD_Result serve_file(fd_web_t *w, struct MHD_Connection *conn, const char *url) {
+    if (!w->dir[0]) /* no screen files: never "/" + name */
+        return send_error(conn, 404, "not_found", "no such page");
     const char *name = !strcmp(url, "/") ? "index.html" : url + 1;
     for (const char *p = name; *p; p++)
         if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_') ||
