@@ -1,5 +1,5 @@
 """
-test_rv10_static.py (review rv-10) — the screen's static file server must
+test_screen_files.py (review rv-10) — the screen's static file server must
 never read outside the screen's folder. When funneld finds no dashboard
 folder (an installed binary without share/funneld/dashboard, as in
 docs/DEPLOY.md's systemd steps), web.c's dir is "" and serve_file() opens
@@ -40,7 +40,7 @@ def test_no_dashboard_dir_serves_nothing_outside_it(tmp_path):
     exe.parent.mkdir()
     shutil.copy(src, exe)
     # a regular file directly under "/" for the probe (removed afterwards)
-    probe = Path("/rv10-probe-%d.txt" % os.getpid())
+    probe = Path("/screen-files-probe-%d.txt" % os.getpid())
     probe.write_text("outside the screen's folder\n")
     port = free_port()
     p = subprocess.Popen([str(exe), "serve", "--redis", "redis://127.0.0.1:1", "--brokers",
