@@ -1,5 +1,5 @@
 """
-test_screen_files.py (review rv-10) — the screen's static file server must
+test_screen_files.py — the screen's static file server must
 never read outside the screen's folder. When funneld finds no dashboard
 folder (an installed binary without share/funneld/dashboard, as in
 docs/DEPLOY.md's systemd steps), web.c's dir is "" and serve_file() opens
