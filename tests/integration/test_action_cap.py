@@ -204,13 +204,37 @@ def check_snapshots(r, prefix, want, drained_ms):
 
 def flush_script():
     """FD_LUA_FLUSH as compiled into funneld: the C string literals of
-    sinks/redis_scripts.h, concatenated and unescaped."""
+    sinks/redis_scripts.h, concatenated and unescaped, with the FD_LUA_*
+    macros pasted into it (sinks/redis_scripts.h, sinks/redis_users_lua.h)
+    expanded as the preprocessor does."""
     import re
+    tok = re.compile(r'"((?:[^"\\]|\\.)*)"|\b(FD_LUA_\w+)\b')
+    macros = {}
+    for h in ("redis_users_lua.h", "redis_scripts.h"):
+        text = (REPO / "sinks" / h).read_text()
+        for m in re.finditer(r'#define (FD_LUA_\w+) \\\n((?:.*\\\n)*.*)', text):
+            macros[m.group(1)] = m.group(2)
+
+    def expand(body):
+        out = []
+        for m in tok.finditer(body):
+            if m.group(1) is not None:
+                out.append(bytes(m.group(1), "utf-8").decode("unicode_escape"))
+            else:
+                out.append(expand(macros[m.group(2)]))
+        return "".join(out)
+
     text = (REPO / "sinks" / "redis_scripts.h").read_text()
-    body = text[text.index("FD_LUA_FLUSH[] ="):]
-    body = body[:body.index(";\n")]
-    return "".join(bytes(m, "utf-8").decode("unicode_escape")
-                   for m in re.findall(r'"((?:[^"\\]|\\.)*)"', body))
+    body = text[text.index("FD_LUA_FLUSH[] =") + len("FD_LUA_FLUSH[] ="):]
+    return expand(body[:body.index(";\n")])
+
+
+def flush_tail(args):
+    """The flush's ARGV tail after the scopes (fd_redis_sink_flush): the
+    coupon cap, then a per-user section with no records, then the index
+    where that section starts (sinks/redis_users_lua.h)."""
+    start = len(args) + 2  # ARGV is 1-based; the coupon cap comes first
+    return [64, 0, 86400, 604800000, "day_n", "exposure", "exposure", 32, 1, 1, 0, start]
 
 
 # (fields already in the hash, the entry's actions in batch order, cap,
@@ -253,6 +277,7 @@ def test_flush_script_action_cap(stack):
         for a, v in actions:
             args += ["interactions." + a, v]
         args += [0, 0]
+        args += flush_tail(args)
         assert dec(r.cmd("EVAL", script, 0, *args)) == "OK", n
         raw = r.cmd("HGETALL", key)
         h = {dec(f): int(v) for f, v in zip(raw[::2], raw[1::2])}
