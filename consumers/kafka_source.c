@@ -71,7 +71,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else {
             rd_kafka_assign(rk, parts);
         }
+        /* librdkafka keeps a partition's pause across a revoke and a new
+         * assignment (confluentinc/librdkafka#1849): a partition paused here
+         * (halted, syncing, the DLQ full) when it was revoked would come back
+         * paused while the pipeline takes it as running, and never be read
+         * again. So the pause state is set explicitly on every assignment. */
         if (!known) rd_kafka_pause_partitions(rk, parts);
+        else rd_kafka_resume_partitions(rk, parts);
     } else {
         s->cbs.on_revoke(s->ud, n, ti, pa);
         fd_log(s->log, FD_LOG_INFO, "partitions revoked", "count=%d", n);
