@@ -141,6 +141,14 @@ static redisContext *connect_or_report(const fd_conf_t *c) {
     return rc;
 }
 
+/* Prints a JSON document on stdout and frees it. */
+static void print_json(cJSON *out) {
+    char *s = cJSON_Print(out);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(out);
+}
+
 /* `funneld query lb:{grouping}:{window}:{metric}`: one leaderboard
  * `{prefix}:lb:...` (docs/METRICS.md, "Leaderboards"), best first, as JSON. */
 static int query_board(const fd_conf_t *c, const char *what) {
@@ -164,10 +172,7 @@ static int query_board(const fd_conf_t *c, const char *what) {
     if (bad) fprintf(stderr, "funneld: %s\n", r ? r->str : rc->errstr);
     if (r) freeReplyObject(r);
     redisFree(rc);
-    char *s = cJSON_Print(out);
-    printf("%s\n", s);
-    free(s);
-    cJSON_Delete(out);
+    print_json(out);
     if (!found && !bad) fprintf(stderr, "funneld: no leaderboard \"%s\" (yet)\n", key);
     return found ? 0 : 1;
 }
@@ -258,10 +263,7 @@ int fd_app_query(const fd_conf_t *c, const args_t *a) {
     }
     if (query_marketing(rc, c, a->files[0], out) > 0) found = 1;
     redisFree(rc);
-    char *s = cJSON_Print(out);
-    printf("%s\n", s);
-    free(s);
-    cJSON_Delete(out);
+    print_json(out);
     if (!found) fprintf(stderr, "funneld: no snapshot yet for scope \"%s\"\n", a->files[0]);
     return found ? 0 : 1;
 }
@@ -332,10 +334,7 @@ int fd_app_alerts(const fd_conf_t *c, const args_t *a) {
     }
     if (r) freeReplyObject(r);
     redisFree(rc);
-    char *s = cJSON_Print(out);
-    printf("%s\n", s);
-    free(s);
-    cJSON_Delete(out);
+    print_json(out);
     if (!ok) fprintf(stderr, "funneld: reading alerts from redis failed\n");
     return ok ? 0 : 1;
 }
