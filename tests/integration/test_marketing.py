@@ -17,6 +17,9 @@ Kafka broker into a real redis-server:
     tolerance;
   * two instances in one group, one SIGKILLed mid-stream: the same, for the
     groupings `all` and `product`;
+  * with `marketing.user_cap` 4 (a smaller stream of the same generator,
+    where many users pass 4 exposures / interactions): the same exactness
+    against the oracle's cap rule (docs/METRICS.md, "Bounds").
 
 Event time spans 36 days, beyond the default m1 TTL (48 h, which is also the
 `ts_too_old` bound): the test configures `ttl.m1_s` (and the TTLs that must
@@ -363,3 +366,57 @@ def test_marketing_refusal_writes_nothing(lctx, stack, tmp_path, plant):
         assert scan_keys(r, lctx.prefix + ":ret:*") == []
     assert fd.stop() == 1, fd.tail()
 
+
+# ---- the per-user cap (docs/METRICS.md, "Bounds")
+
+CAP = 4
+CAP_EVENTS = 20000
+
+
+def test_marketing_user_cap(lctx, stack, tmp_path):
+    """marketing.user_cap 4 on a 20,000-event stream of the same generator
+    (own topics): many (product, user) pairs have more than 4 exposures or
+    interactions, so the cap changes the oracle's answer; funneld's ret: and
+    attr: counters equal the oracle's with the same cap, exactly."""
+    d = tmp_path / "capstream"
+    now_ms = int(time.time()) * 1000
+    _run([sys.executable, GEN, "--seed", MKT_SEED + 1, "--events", CAP_EVENTS, "--out", d,
+          "--now-ms", now_ms, "--days", DAYS, "--topic-prefix", "mkcap-" + lctx.group],
+         scaled(120), "gen_marketing.py")
+    oracle = _load("oracle")
+    marketing = _load("marketing")
+    manifest, parts = oracle.load_manifest(str(d))
+    answers = {}
+    for cap in (CAP, 32):
+        o = oracle.Oracle(now_ms, prefix=ORACLE_PREFIX, groupings=[[]],
+                          limits=oracle.Limits(ttl_m1_s=TTL_S))
+        o.marketing = marketing.Marketing(o.cal, oracle.scope_encode,
+                                          marketing.Config(user_cap=cap))
+        lines = {}
+        for topic, p, ttype in parts:
+            name = "%s.%d.jsonl" % (topic, p)
+            lines[(topic, p)] = read_lines(d / name)
+            o.run_partition(name, topic, p, ttype, lines[(topic, p)])
+        answers[cap] = o.marketing.result(ORACLE_PREFIX)
+        if cap == CAP:
+            heavy = sum(1 for recs in o.marketing.users.values()
+                        if sum(1 for r in recs if r[0] == "exposure") > CAP)
+            busy = sum(1 for recs in o.marketing.users.values()
+                       if sum(1 for r in recs if r[0] == "interaction") > CAP)
+    assert heavy > 50 and busy > 50, ("too few users past the cap", heavy, busy)
+    changed = [k for k in set(answers[CAP]) | set(answers[32])
+               if answers[CAP].get(k) != answers[32].get(k)]
+    assert len(changed) > 10, ("the cap changes too few keys", len(changed))
+    s = Stream(d, now_ms, manifest, lines, {"rejects": [], "marketing": answers[CAP]})
+    topics = TopicSet(stack, s, "").create().produce(1.0)
+    r = stack.redis()
+    cfg = lctx.config(topics, groupings=[[]],
+                      ttl={"m1_s": TTL_S, "h1_s": TTL_S, "d1_s": TTL_S},
+                      dedup_ttl_s=TTL_S + 3600,
+                      marketing={"enabled": True, "user_cap": CAP}, flush_max_events=2000)
+    fd = lctx.start(cfg)
+    wait_drained(r, lctx.prefix, lctx.group, topics.end_offsets(), [fd], timeout=300)
+    assert fd.stop() == 0, fd.tail()
+    n = check_exact(r, s, lctx.prefix)
+    print("user_cap %d: %d marketing keys exact (%d differ from cap 32; %d users past "
+          "the cap in exposures, %d in interactions)" % (CAP, n, len(changed), heavy, busy))
