@@ -10,7 +10,8 @@ by case from a table (docs/METRICS.md):
   * day-N vs unbounded retention on the same activity days;
   * an interaction / payment at the conversion window's last ms counts, one
     ms later it does not;
-  * first vs last touch (payment, interaction, exposure-only, a tie in time);
+  * first vs last touch (payment, interaction, exposure-only, an exposure
+    at the payment's ms, a tie in time);
   * a late earlier exposure, flushed in a later batch, moves the cohort day,
     the first touch and the window (the old keys go back to 0).
 
@@ -131,6 +132,12 @@ ROWS = [
      dict({"ret:product=p1:" + day(0): {"cohort_size": 1},
            "ret:product=p1,channel=a:" + day(0): {"cohort_size": 1}},
           **both("a", "c", day(0), funnel(1)))),
+    # an exposure at the very ms of the payment is still at or before it
+    ("last_touch_at_the_payment", {},
+     [[E("u", T, "a"), I("u", T + H), E("u", T + D, "b"), P("u", T + D, "o1", 990)]],
+     dict({"ret:product=p1:" + day(0): {"cohort_size": 1, "retained_d1": 1},
+           "ret:product=p1,channel=a:" + day(0): {"cohort_size": 1, "retained_d1": 1}},
+          **both("a", "b", day(0), funnel(1, 1, 1, 990)))),
     ("first_vs_last_tie", {},
      [[E("u", T, "b"), E("u", T, "a")]],
      dict({"ret:product=p1:" + day(0): {"cohort_size": 1},
@@ -201,6 +208,9 @@ def oracle_answer(batches, st):
 
 def test_cohort_rows_through_the_flush_script(stack):
     r = stack.redis()
+    # a database of its own: SCAN there walks only this test's keys, not the
+    # other tests' (a reconnect would fall back to db 0 and find nothing)
+    r.cmd("SELECT", 13)
     script = flush_script()
     base = "coh%d" % (int(time.time() * 1000) % 10**8)
     bad = []
