@@ -5,7 +5,9 @@
 #   bench/memory.sh [--tiny]     env: MEM_EVENTS (base events per row, default
 #                                     300000; tiny 2000), MEM_10M=1 adds the
 #                                     10M-distinct-users row (11M events; minutes),
-#                                     MEM_ROWS="1 6" runs only those rows (1-based)
+#                                     MEM_ROWS="1 6" runs only those rows (1-based),
+#                                     MEM_MKT_USERS (N of the marketing rows,
+#                                     default 50000; tiny 2000)
 #
 # One stack; per row its own three topics (4 partitions each), preloaded by
 # funneld-gen (--lean events), then drained by `funneld run` with the default
@@ -13,24 +15,35 @@
 # Rows: ~1k, ~10k, ~100k scopes (products / communities / campaigns and
 # their popularity set the count); the 1k-scope stream with 3x the events;
 # 1M distinct users (--user-skew 0: each exposure a new user); with
-# MEM_10M=1, 10M distinct users. Scopes are counted in Redis
-# (ZCARD {prefix}:scopes), distinct users by HLL (PFCOUNT over the d1
-# `all` buckets), peak RSS from /proc VmHWM.
+# MEM_10M=1, 10M distinct users. Marketing rows (marketing.enabled: each
+# batch's per-user records, docs/METRICS.md): N and 4N distinct users
+# (MEM_MKT_USERS, --user-skew 0), and 4N and N without marketing beside
+# them (same flush_max_events 5000), so the rows show what marketing adds
+# at N and at 4N users. Scopes
+# are counted in Redis (ZCARD {prefix}:scopes), distinct users by HLL
+# (PFCOUNT over the d1 `all` buckets), peak RSS from /proc VmHWM.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-if [ "$TINY" = 1 ]; then B=${MEM_EVENTS:-2000} U1=5000 U2=0
-else B=${MEM_EVENTS:-300000} U1=1000000 U2=10000000; fi
+if [ "$TINY" = 1 ]; then B=${MEM_EVENTS:-2000} U1=5000 U2=0 UM=${MEM_MKT_USERS:-2000}
+else B=${MEM_EVENTS:-300000} U1=1000000 U2=10000000 UM=${MEM_MKT_USERS:-50000}; fi
+# marketing requires flush_max_events <= 5000 (docs/METRICS.md, "Cost"); the
+# row without marketing beside them gets the same batch size
+MKT='"marketing": {"enabled": true}, "flush_max_events": 5000'
 
 S1="--products 20 --communities 30 --campaigns 20"
 S2="--products 150 --communities 60 --campaigns 100 --zipf 0.8"
 S3="--products 1000 --communities 150 --campaigns 1000 --zipf 0.6"
-# name | events | cap | generator options
+# name | events | cap | generator options | extra configuration
 ROWS=("~1k scopes|$B|10000|$S1"
       "~10k scopes|$B|10000|$S2"
       "~100k scopes|$B|200000|$S3"
       "~1k scopes, 3x the events|$((3 * B))|10000|$S1"
-      "$U1 distinct users|$((U1 * 11 / 10))|10000|$S1 --users $U1 --user-skew 0")
+      "$U1 distinct users|$((U1 * 11 / 10))|10000|$S1 --users $U1 --user-skew 0"
+      "$UM users, marketing|$((UM * 11 / 10))|10000|$S1 --users $UM --user-skew 0|$MKT"
+      "$((4 * UM)) users, marketing|$((UM * 44 / 10))|10000|$S1 --users $((4 * UM)) --user-skew 0|$MKT"
+      "$((4 * UM)) users, no marketing|$((UM * 44 / 10))|10000|$S1 --users $((4 * UM)) --user-skew 0|\"flush_max_events\": 5000"
+      "$UM users, no marketing|$((UM * 11 / 10))|10000|$S1 --users $UM --user-skew 0|\"flush_max_events\": 5000")
 if [ "${MEM_10M:-0}" = 1 ] && [ "$TINY" != 1 ]; then
   ROWS+=("$U2 distinct users|$((U2 * 11 / 10))|10000|$S1 --users $U2 --user-skew 0")
 fi
@@ -44,7 +57,7 @@ OUT=$WORK/rows
 : >"$OUT"
 i=0
 for row in "${ROWS[@]}"; do
-  IFS='|' read -r name n cap opts <<<"$row"
+  IFS='|' read -r name n cap opts extra <<<"$row"
   i=$((i + 1))
   if [ -n "${MEM_ROWS:-}" ] && ! [[ " $MEM_ROWS " == *" $i "* ]]; then continue; fi
   T=("mem$i.exposure" "mem$i.interaction" "mem$i.payment")
@@ -56,7 +69,7 @@ for row in "${ROWS[@]}"; do
   end_offsets "${T[@]}" >"$WORK/ends$i"
   fd_config "$WORK/mem$i.json" "mem$i" "mem$i" \
     "{\"${T[0]}\": \"exposure\", \"${T[1]}\": \"interaction\", \"${T[2]}\": \"payment\"}" \
-    "\"cardinality_cap\": $cap"
+    "\"cardinality_cap\": $cap${extra:+, $extra}"
   funneld_drain "mem$i" "$WORK/mem$i.json" "$WORK/ends$i" "mem$i" "mem$i" $((n / 1000 + 120))
   scopes=$(rcli ZCARD "mem$i:scopes")
   mapfile -t hll < <(rcli --scan --pattern "mem$i:u:all:d1:*:exposed")

@@ -34,6 +34,7 @@
  * grammar; any new way of producing a slot must validate first.
  */
 #include "model/event.h"
+#include "model/cohort.h"
 #include "base/hex.h"
 
 #include <stdlib.h>
@@ -594,16 +595,6 @@ static int digits(const char *s, int n, int *out) {
     return 0;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t days_from_civil(int y, int m, int d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* RFC 3339 per docs/EVENTS.md into epoch ms. Returns -1 on any deviation. */
 static int parse_rfc3339(const char *s, size_t n, int64_t *out) {
     static const uint8_t mdays[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -645,7 +636,9 @@ static int parse_rfc3339(const char *s, size_t n, int64_t *out) {
     }
     if (i != n) return -1;
 
-    int64_t secs = days_from_civil(Y, M, D) * 86400 + h * 3600 + mi * 60 + sec;
+    /* the cohorts' day count (proleptic Gregorian) read on a UTC date */
+    int64_t secs =
+        (int64_t)fd_cohort_daynum(Y * 10000 + M * 100 + D) * 86400 + h * 3600 + mi * 60 + sec;
     secs -= (int64_t)sign * (oh * 3600 + om * 60); /* local = UTC + offset */
     *out = secs * 1000 + ms;
     return 0;

@@ -11,7 +11,15 @@ Kafka broker into a real redis-server:
     (tests/oracle/marketing.py), which computes them from the whole event
     set at once — so the result does not depend on the order in which the
     partitions' flushes reached Redis, nor on the replays after each kill;
-  * two instances in one group, one SIGKILLed mid-stream: the same.
+    and every counter hash (`{prefix}:c:`: the coupon fields payments_coupon,
+    refunds_coupon, revenue_coupon, coupon.{id}.* included) equals the
+    oracle's (tests/oracle/oracle.py + incentives.py), every HLL within
+    tolerance;
+  * two instances in one group, one SIGKILLed mid-stream: the same, for the
+    groupings `all` and `product`;
+  * with `marketing.user_cap` 4 (a smaller stream of the same generator,
+    where many users pass 4 exposures / interactions): the same exactness
+    against the oracle's cap rule (docs/METRICS.md, "Bounds").
 
 Event time spans 36 days, beyond the default m1 TTL (48 h, which is also the
 `ts_too_old` bound): the test configures `ttl.m1_s` (and the TTLs that must
@@ -30,7 +38,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (ORACLE_PREFIX, REPO, Stream, TopicSet, _run, dec, funneld_bin, read_hash,
+from conftest import (ORACLE_PREFIX, REPO, Stream, TopicSet, _run, assert_counters,
+                      assert_distinct, dec, funneld_bin, hll_tolerance, read_counters, read_distinct, read_hash,
                       read_lines,
                       rng_for, scaled, scan_keys, batched, total_progress, wait_drained)
 from crafted import lctx  # noqa: F401  (fixture)
@@ -62,7 +71,8 @@ def mk(stack, tmp_path_factory):
     oracle = _load("oracle")
     marketing = _load("marketing")
     manifest, parts = oracle.load_manifest(str(d))
-    o = oracle.Oracle(now_ms, prefix=ORACLE_PREFIX, groupings=[[]],
+    # both tests' groupings: the kill test's `all` keys are a subset
+    o = oracle.Oracle(now_ms, prefix=ORACLE_PREFIX, groupings=[[], ["product"]],
                       limits=oracle.Limits(ttl_m1_s=TTL_S))
     o.marketing = marketing.Marketing(o.cal, oracle.scope_encode, marketing.Config())
     lines = {}
@@ -70,7 +80,11 @@ def mk(stack, tmp_path_factory):
         name = "%s.%d.jsonl" % (topic, p)
         lines[(topic, p)] = read_lines(d / name)
         o.run_partition(name, topic, p, ttype, lines[(topic, p)])
-    expected = {"rejects": o.rejects, "marketing": o.marketing.result(ORACLE_PREFIX)}
+    res = o.result()
+    expected = {"rejects": o.rejects, "marketing": o.marketing.result(ORACLE_PREFIX),
+                "counters": res["counters"], "distinct": res["distinct"],
+                "users": {"%s:u:%s:%s:%s:%s" % (ORACLE_PREFIX, sc, g, b, st): u
+                          for (sc, g, b, st), u in o.distinct.items()}}
     s = Stream(d, now_ms, manifest, lines, expected)
     assert s.total >= MKT_EVENTS
     intended = json.loads((d / "intended_rejects.json").read_text())
@@ -121,6 +135,44 @@ def check_exact(r, s, prefix):
     return len(want)
 
 
+def check_counters(r, s, prefix, groupings):
+    """Every `{prefix}:c:` counter hash (coupon fields included) equals the
+    oracle's exactly and every `{prefix}:u:` HLL is within the HLL
+    tolerance, for the scopes of `groupings` ("all" or a dimension); the
+    oracle's hashes carry coupon payments, refunds and per-coupon fields, so
+    those are compared for real. Returns the number of counter hashes."""
+    def ours(key, kind):
+        scope = key.split(":%s:" % kind, 1)[1].split(":")[0]
+        g = "all" if scope == "all" else ",".join(
+            part.split("=", 1)[0] for part in scope.split(","))
+        return g in groupings
+
+    want = {k: v for k, v in s.counters_for(prefix).items() if ours(k, "c")}
+    tot = {}
+    for h in want.values():
+        for f, v in h.items():
+            f = "coupon.{id}." + f.rsplit(".", 1)[1] if f.startswith("coupon.") else f
+            tot[f] = tot.get(f, 0) + abs(v)
+    for f in ("payments_coupon", "refunds_coupon", "revenue_coupon", "coupon.{id}.payments",
+              "coupon.{id}.revenue", "payments", "refunds"):
+        assert tot.get(f, 0) > 0, ("the stream exercises no %s" % f, tot)
+    assert_counters(want, read_counters(r, prefix), prefix)
+    dwant = {k: v for k, v in s.distinct_for(prefix).items() if ours(k, "u")}
+    got = read_distinct(r, prefix)
+    # an HLL depends only on its set: outside the tolerance, funneld's must
+    # equal Redis's own HLL over the oracle's exact set (conftest.hll_ref)
+    ref = {}
+    for k, n in dwant.items():
+        a = got.get(k)
+        if isinstance(a, int) and abs(a - n) > hll_tolerance(n):
+            users = s.expected["users"][ORACLE_PREFIX + k[len(prefix):]]
+            tmp = "%s:hllref" % prefix
+            ref[k[len(prefix):]] = r.pipeline([("DEL", tmp), ("PFADD", tmp, *users),
+                                               ("PFCOUNT", tmp), ("DEL", tmp)])[2]
+    assert_distinct(dwant, got, "HLLs of the marketing stream", ref=ref, prefix=prefix)
+    return len(want)
+
+
 def drive(c, cfg, r, ends, progress_goals, rng, procs_at_once=1):
     """Starts funneld, SIGKILLs it once stored progress passes each goal
     (plus a random 0-0.5 s), restarting after each kill; returns the kills."""
@@ -166,6 +218,8 @@ def test_marketing_exact_through_kills(lctx, stack, mk):
     assert fd.stop() == 0, fd.tail()
     n = check_exact(r, s, lctx.prefix)
     print("%d marketing keys exact after %d kills" % (n, len(kills)))
+    m = check_counters(r, s, lctx.prefix, ("all",))
+    print("%d counter hashes exact (coupon fields included) after %d kills" % (m, len(kills)))
 
 
 def test_marketing_two_instances_one_killed(lctx, stack, mk):
@@ -188,6 +242,7 @@ def test_marketing_two_instances_one_killed(lctx, stack, mk):
     assert at_kill < total, "the kill came after the drain"
     wait_drained(r, lctx.prefix, lctx.group, ends, [b], timeout=300)
     check_exact(r, s, lctx.prefix)
+    check_counters(r, s, lctx.prefix, ("all", "product"))
     check_snapshots(r, s, lctx.prefix, b)
     assert b.stop() == 0, b.tail()
     check_query(s, lctx.prefix, cfg)
@@ -310,3 +365,58 @@ def test_marketing_refusal_writes_nothing(lctx, stack, tmp_path, plant):
         assert scan_keys(r, lctx.prefix + ":us:*") == [planted.encode()]
         assert scan_keys(r, lctx.prefix + ":ret:*") == []
     assert fd.stop() == 1, fd.tail()
+
+
+# ---- the per-user cap (docs/METRICS.md, "Bounds")
+
+CAP = 4
+CAP_EVENTS = 20000
+
+
+def test_marketing_user_cap(lctx, stack, tmp_path):
+    """marketing.user_cap 4 on a 20,000-event stream of the same generator
+    (own topics): many (product, user) pairs have more than 4 exposures or
+    interactions, so the cap changes the oracle's answer; funneld's ret: and
+    attr: counters equal the oracle's with the same cap, exactly."""
+    d = tmp_path / "capstream"
+    now_ms = int(time.time()) * 1000
+    _run([sys.executable, GEN, "--seed", MKT_SEED + 1, "--events", CAP_EVENTS, "--out", d,
+          "--now-ms", now_ms, "--days", DAYS, "--topic-prefix", "mkcap-" + lctx.group],
+         scaled(120), "gen_marketing.py")
+    oracle = _load("oracle")
+    marketing = _load("marketing")
+    manifest, parts = oracle.load_manifest(str(d))
+    answers = {}
+    for cap in (CAP, 32):
+        o = oracle.Oracle(now_ms, prefix=ORACLE_PREFIX, groupings=[[]],
+                          limits=oracle.Limits(ttl_m1_s=TTL_S))
+        o.marketing = marketing.Marketing(o.cal, oracle.scope_encode,
+                                          marketing.Config(user_cap=cap))
+        lines = {}
+        for topic, p, ttype in parts:
+            name = "%s.%d.jsonl" % (topic, p)
+            lines[(topic, p)] = read_lines(d / name)
+            o.run_partition(name, topic, p, ttype, lines[(topic, p)])
+        answers[cap] = o.marketing.result(ORACLE_PREFIX)
+        if cap == CAP:
+            heavy = sum(1 for recs in o.marketing.users.values()
+                        if sum(1 for r in recs if r[0] == "exposure") > CAP)
+            busy = sum(1 for recs in o.marketing.users.values()
+                       if sum(1 for r in recs if r[0] == "interaction") > CAP)
+    assert heavy > 50 and busy > 50, ("too few users past the cap", heavy, busy)
+    changed = [k for k in set(answers[CAP]) | set(answers[32])
+               if answers[CAP].get(k) != answers[32].get(k)]
+    assert len(changed) > 10, ("the cap changes too few keys", len(changed))
+    s = Stream(d, now_ms, manifest, lines, {"rejects": [], "marketing": answers[CAP]})
+    topics = TopicSet(stack, s, "").create().produce(1.0)
+    r = stack.redis()
+    cfg = lctx.config(topics, groupings=[[]],
+                      ttl={"m1_s": TTL_S, "h1_s": TTL_S, "d1_s": TTL_S},
+                      dedup_ttl_s=TTL_S + 3600,
+                      marketing={"enabled": True, "user_cap": CAP}, flush_max_events=2000)
+    fd = lctx.start(cfg)
+    wait_drained(r, lctx.prefix, lctx.group, topics.end_offsets(), [fd], timeout=300)
+    assert fd.stop() == 0, fd.tail()
+    n = check_exact(r, s, lctx.prefix)
+    print("user_cap %d: %d marketing keys exact (%d differ from cap 32; %d users past "
+          "the cap in exposures, %d in interactions)" % (CAP, n, len(changed), heavy, busy))

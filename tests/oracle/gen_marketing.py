@@ -9,7 +9,8 @@ Users follow journeys over --days (default 36) of event time ending 10 min
 before --now-ms: a user arrives on some day, sees exposures on a few days
 (returning on day 1, a week later, a month later...), interacts, pays days
 after the exposure (sometimes past the 7-day window), sometimes with a
-coupon; ~6% of paid orders are refunded later; ~1% of payment lines are
+coupon; ~6% of paid orders are refunded later (a coupon order's refund
+carries its coupon_id on even order numbers); ~1% of payment lines are
 re-delivered (byte copies, same partition). Each line's position in its
 partition follows its arrival time = ts + delay: mostly seconds, ~3% hours
 late and ~1% one to three days late, so a user's earliest event often
@@ -137,7 +138,8 @@ class Gen:
         if rng.random() < 0.06:
             rts = min(self.end, ts + rng.randint(3_600_000, 5 * DAY))
             r = dict(extra, status="refunded")
-            r.pop("coupon_id", None)
+            if self.orders % 2:   # half the refunds of coupon orders carry the coupon too
+                r.pop("coupon_id", None)
             self.emit("payment", u, rts, r, order)
 
     def run(self):
