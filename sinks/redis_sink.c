@@ -70,7 +70,7 @@ struct fd_redis_sink {
      * connection, so a key can never be left without a TTL for long. */
     fd_set64_t ttl_known;
     int64_t ttl_epoch_ms;
-    char last_error[256]; /* the last flush script error reply */
+    char last_error[1024]; /* the last flush script error reply */
     fd_resp_t resp; /* the command being encoded (sinks/resp.h) */
     int settings_checked; /* CONFIG GET sent once per process */
 };
@@ -174,8 +174,8 @@ static int is_error(const redisReply *rep) { return !rep || rep->type == REDIS_R
 
 static void log_error_reply(fd_redis_sink_t *s, const char *what, const redisReply *rep) {
     if (rep && rep->type == REDIS_REPLY_ERROR)
-        fd_log(s->log, FD_LOG_ERROR, what, "error=\"%.*s\"", (int)(rep->len > 200 ? 200 : rep->len),
-               rep->str);
+        fd_log(s->log, FD_LOG_ERROR, what, "error=\"%.*s\"",
+               (int)(rep->len > 1000 ? 1000 : rep->len), rep->str);
 }
 
 /* ---- connection setup ---------------------------------------------------- */

@@ -18,8 +18,12 @@
  * the set of the user's events the state holds (the earliest `cap` of each
  * kind; the state is a set: merging in any order gives the same state).
  * Like the rest of the flush, it refuses before any write (NOPERM,
- * WRONGTYPE, CORRUPT state, NOTINT, OVERFLOW); users_write() then only runs
- * SET, HINCRBY and EXPIRE, which cannot fail. model/cohort.c states the same
+ * WRONGTYPE, CORRUPT state, NOTINT, OVERFLOW, MKTCONF); users_write() then
+ * only runs SET, HINCRBY and EXPIRE, which cannot fail. The differences are
+ * only exact with the settings the stored states were built with: the
+ * script keeps their canonical text (made here from the very ARGV it
+ * computes with, so it cannot disagree with them) at {prefix}:mkt:conf and
+ * refuses (MKTCONF) a batch sent with other ones. model/cohort.c states the same
  * arithmetic in C for the unit tests; in Redis this script is the authority.
  */
 #ifndef FD_REDIS_USERS_LUA_H
@@ -187,11 +191,32 @@
     "    u.recs[#u.recs + 1] = r\n" \
     "  end\n" \
     "  local uk0 = uorder[1]\n" \
-    "  for _, c in ipairs({{'GET', uk0}, {'SET', uk0, 'v', 'EX', '1'}}) do\n" \
+    "  local ck = prefix .. ':mkt:conf'\n" \
+    "  for _, c in ipairs({{'GET', uk0}, {'SET', uk0, 'v', 'EX', '1'}, {'GET', ck}, {'SET', ck, " \
+    "'v'}}) do\n" \
     "    if not redis.acl_check_cmd(unpack(c)) then\n" \
-    "      return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. uk0 .. ' " \
+    "      return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. c[2] .. ' " \
     "(docs/REDIS.md lists the ACL funneld needs)'\n" \
     "    end\n" \
+    "  end\n" \
+    "  -- the states and counters were built with the stored settings: other\n" \
+    "  -- settings would subtract contributions that were never added\n" \
+    "  local sk, sd = {}, {}\n" \
+    "  for j, v in ipairs(ks) do sk[j] = v end\n" \
+    "  for j, v in ipairs(rdims) do sd[j] = v end\n" \
+    "  table.sort(sk)\n" \
+    "  table.sort(sd, bytes_lt)\n" \
+    "  local conf = 'retention.mode=' .. mode .. ' retention.start_types=' .. starts .. " \
+    "' retention.active_types=' .. actives .. ' retention.days=' .. table.concat(sk, ',') .. " \
+    "' retention.groupings=' .. table.concat(sd, ',') .. ' funnel.window_s=' .. " \
+    "string.format('%.0f', window / 1000) .. ' marketing.user_cap=' .. string.format('%d', cap)\n" \
+    "  local had = redis.pcall('GET', ck)\n" \
+    "  if type(had) == 'table' and had.err then return 'WRONGTYPE ' .. ck .. ': ' .. had.err " \
+    "end\n" \
+    "  if had and had ~= conf then\n" \
+    "    return 'MKTCONF the marketing settings differ from those the stored per-user state was " \
+    "built with (stored: ' .. had .. '; now: ' .. conf .. '); keep them or use a new " \
+    "redis.prefix'\n" \
     "  end\n" \
     "  local packed, changed = {}, {}\n" \
     "  for _, uk in ipairs(uorder) do\n" \
@@ -286,10 +311,12 @@
     "      writes[#writes + 1] = {k, fs, ds}\n" \
     "    end\n" \
     "  end\n" \
-    "  U = {horizon = horizon, uorder = changed, packed = packed, writes = writes}\n" \
+    "  U = {horizon = horizon, uorder = changed, packed = packed, writes = writes,\n" \
+    "       conf = not had and conf or nil, ck = ck}\n" \
     "end\n" \
     "local function users_write()\n" \
     "  if not U then return end\n" \
+    "  if U.conf then redis.call('SET', U.ck, U.conf) end\n" \
     "  for _, uk in ipairs(U.uorder) do redis.call('SET', uk, U.packed[uk], 'EX', U.horizon) " \
     "end\n" \
     "  for _, w in ipairs(U.writes) do\n" \
