@@ -95,6 +95,9 @@ int fd_conf_finalize_marketing(fd_conf_t *c, char *err, size_t errlen) {
                        "retention.groupings: must list channel, community and/or campaign, got "
                        "\"%.100s\"",
                        c->ret_dims_s ? c->ret_dims_s : "");
+    /* the general default is too large a batch for the per-user section */
+    if (c->mkt_enabled && !fd_conf_given(c, "flush_max_events"))
+        c->flush_max_events = FD_MKT_DEFAULT_FLUSH_EVENTS;
     if (c->mkt_enabled && c->flush_max_events > FD_MKT_MAX_FLUSH_EVENTS)
         return fd_fail(err, errlen,
                        "flush_max_events (%" PRId64 ") must be <= %d with marketing.enabled: the "
