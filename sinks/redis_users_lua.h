@@ -29,8 +29,10 @@
 #ifndef FD_REDIS_USERS_LUA_H
 #define FD_REDIS_USERS_LUA_H
 
-#define FD_LUA_USERS \
-    "local U = nil\n" \
+/* bytes_lt(a, b): a before b bytewise. Lua's < on strings goes through
+ * strcoll, i.e. the locale Redis was started in, so every order the docs
+ * call bytewise uses this instead (also pasted into FD_LUA_BOARDS). */
+#define FD_LUA_BYTES_LT \
     "local function bytes_lt(a, b)\n" \
     "  if a == b then return false end\n" \
     "  for j = 1, math.min(#a, #b) do\n" \
@@ -38,7 +40,10 @@
     "    if x ~= y then return x < y end\n" \
     "  end\n" \
     "  return #a < #b\n" \
-    "end\n" \
+    "end\n"
+
+#define FD_LUA_USERS \
+    "local U = nil\n" FD_LUA_BYTES_LT \
     "-- tuples: numbers by value, strings bytewise (Lua's < on strings follows the locale)\n" \
     "local function tlt(a, b)\n" \
     "  for j = 1, math.max(#a, #b) do\n" \
