@@ -100,6 +100,36 @@
     "  if m <= 2 then y = y + 1 end\n" \
     "  return string.format('%04d%02d%02d', y, m, d)\n" \
     "end\n" \
+    "-- every element of a state has the shape the script reads (a state that\n" \
+    "-- decodes to anything else would fail mid-way with a raw Lua error)\n" \
+    "local function shaped(t, sh)\n" \
+    "  if type(t) ~= 'table' or #t ~= #sh then return false end\n" \
+    "  local n = 0\n" \
+    "  for _ in pairs(t) do n = n + 1 end\n" \
+    "  if n ~= #sh then return false end\n" \
+    "  for j = 1, #sh do\n" \
+    "    if type(t[j]) ~= (string.sub(sh, j, j) == 'n' and 'number' or 'string') then return " \
+    "false end\n" \
+    "  end\n" \
+    "  return true\n" \
+    "end\n" \
+    "local function user_state(v)\n" \
+    "  if type(v) ~= 'table' then return false end\n" \
+    "  for k in pairs(v) do\n" \
+    "    if k ~= 'f' and k ~= 'x' and k ~= 'i' and k ~= 'o' and k ~= 'r' and k ~= 'a' then " \
+    "return " \
+    "false end\n" \
+    "  end\n" \
+    "  for k, sh in pairs({x = 'nnsss', i = 'n', o = 'snn', r = 'snn', a = 'n'}) do\n" \
+    "    local l = v[k]\n" \
+    "    if type(l) ~= 'table' then return false end\n" \
+    "    local n = 0\n" \
+    "    for _ in pairs(l) do n = n + 1 end\n" \
+    "    if n ~= #l then return false end\n" \
+    "    for _, t in ipairs(l) do if not shaped(t, sh) then return false end end\n" \
+    "  end\n" \
+    "  return v.f == nil or shaped(v.f, 'nnsss')\n" \
+    "end\n" \
     "local function users_check()\n" \
     "  local s = tonumber(ARGV[#ARGV])\n" \
     "  local nrec = tonumber(ARGV[s])\n" \
@@ -232,8 +262,7 @@
     "    local st\n" \
     "    if raw then\n" \
     "      local ok, v = pcall(cmsgpack.unpack, raw)\n" \
-    "      if not ok or type(v) ~= 'table' or type(v.x) ~= 'table' or type(v.i) ~= 'table' or\n" \
-    "         type(v.o) ~= 'table' or type(v.r) ~= 'table' or type(v.a) ~= 'table' then\n" \
+    "      if not ok or not user_state(v) then\n" \
     "        return 'CORRUPT ' .. uk .. ' is not a funneld user state'\n" \
     "      end\n" \
     "      st = v\n" \
@@ -337,21 +366,30 @@
  * snapshot_cohorts). A product-level scope (`product=...` alone) gets, per
  * k, `cohort_day_d{k}`, `cohort_size_d{k}`, `retained_d{k}` and
  * `retention_d{k}` (retained / size, 6 decimals, "" when the size is 0)
- * from {prefix}:ret:{scope}:{day} (docs/METRICS.md). */
+ * from {prefix}:ret:{scope}:{day} (docs/METRICS.md); a `ret:` key of
+ * another type gives "" for its size, retained and retention. */
 #define FD_LUA_SNAPSHOT_RETENTION \
     "  local ri = 9 + 2 * nw\n" \
     "  local rn = tonumber(ARGV[ri] or '0') or 0\n" \
     "  if rn > 0 and string.find(scope, '^product=[^,]*$') then\n" \
     "    for j = 1, rn do\n" \
     "      local k, lab = ARGV[ri + 2 * j - 1], ARGV[ri + 2 * j]\n" \
-    "      local h = redis.call('HMGET', prefix .. ':ret:' .. scope .. ':' .. lab, " \
+    "      local h = redis.pcall('HMGET', prefix .. ':ret:' .. scope .. ':' .. lab, " \
     "'cohort_size', 'retained_d' .. k)\n" \
-    "      local cs, rt = tonumber(h[1] or '0') or 0, tonumber(h[2] or '0') or 0\n" \
     "      f[#f + 1] = 'cohort_day_d' .. k; f[#f + 1] = lab\n" \
+    "      if h.err then\n" \
+    "        -- not a hash (someone else's key): this cohort reads as unknown, the\n" \
+    "        -- rest of the snapshot is still written\n" \
+    "        f[#f + 1] = 'cohort_size_d' .. k; f[#f + 1] = ''\n" \
+    "        f[#f + 1] = 'retained_d' .. k; f[#f + 1] = ''\n" \
+    "        f[#f + 1] = 'retention_d' .. k; f[#f + 1] = ''\n" \
+    "      else\n" \
+    "      local cs, rt = tonumber(h[1] or '0') or 0, tonumber(h[2] or '0') or 0\n" \
     "      f[#f + 1] = 'cohort_size_d' .. k; f[#f + 1] = string.format('%d', cs)\n" \
     "      f[#f + 1] = 'retained_d' .. k; f[#f + 1] = string.format('%d', rt)\n" \
     "      f[#f + 1] = 'retention_d' .. k; f[#f + 1] = cs > 0 and string.format('%.6f', rt / cs) " \
     "or ''\n" \
+    "      end\n" \
     "    end\n" \
     "  end\n"
 
