@@ -325,7 +325,8 @@ static const char *const finalize_rules[] = {
     "`alerts.http.backoff_min_ms` <= `alerts.http.backoff_max_ms`.",
     "`alerts.kafka.topic` is a valid topic name and not an input or dead-letter topic.",
     ("`retention.days`, `retention.start_types`, `retention.active_types` and "
-     "`retention.groupings` parse; `funnel.window_s` <= `retention.horizon_s`; with "
+     "`retention.groupings` parse; `funnel.window_s` <= `retention.horizon_s`; "
+     "`retention.horizon_s` >= (largest `retention.days` + 1) days; with "
      "`marketing.enabled`, `flush_max_events` <= 5000."),
 };
 

@@ -312,17 +312,22 @@
     "    for f, d in pairs(acc[k]) do\n" \
     "      if d ~= 0 then fs[#fs + 1] = f; ds[#ds + 1] = d end\n" \
     "    end\n" \
-    "    if #fs > 0 then\n" \
-    "      if not kinds[kind] then\n" \
-    "        kinds[kind] = true\n" \
-    "        for _, c in ipairs({{'HMGET', k, fs[1]}, {'HINCRBY', k, fs[1], '1'}, {'EXPIRE', k, " \
-    "'1'}}) do\n" \
-    "          if not redis.acl_check_cmd(unpack(c)) then\n" \
-    "            return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k .. ' " \
+    "    -- every key the user's contribution touches (before or after) gets its\n" \
+    "    -- TTL refreshed, a zero delta too: no cohort key expires before a state\n" \
+    "    -- that counts in it\n" \
+    "    if #fs == 0 then writes[#writes + 1] = {k, {}, {}} end\n" \
+    "    if not kinds[kind] then\n" \
+    "      kinds[kind] = true\n" \
+    "      local f1 = fs[1] or 'cohort_size'\n" \
+    "      for _, c in ipairs({{'HMGET', k, f1}, {'HINCRBY', k, f1, '1'}, {'EXPIRE', k, '1'}}) " \
+    "do\n" \
+    "        if not redis.acl_check_cmd(unpack(c)) then\n" \
+    "          return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k .. ' " \
     "(docs/REDIS.md lists the ACL funneld needs)'\n" \
-    "          end\n" \
     "        end\n" \
     "      end\n" \
+    "    end\n" \
+    "    if #fs > 0 then\n" \
     "      local cur = redis.pcall('HMGET', k, unpack(fs))\n" \
     "      if cur.err then return 'WRONGTYPE ' .. k .. ': ' .. cur.err end\n" \
     "      for j, f in ipairs(fs) do\n" \

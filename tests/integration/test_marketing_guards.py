@@ -104,3 +104,28 @@ def test_wrongtype_cohort_leaves_snapshot_written(lctx, stack, tmp_path):
         (d1, "4", "1", "0.250000"), h
     assert dec(r.cmd("TYPE", planted)) == "list"
     assert fd.stop() == 0, fd.tail()
+
+
+def test_touched_cohort_ttl_refreshed_without_delta(stack):
+    """A batch that changes a user's state but moves none of a cohort's
+    counters still refreshes that cohort key's TTL (the state's TTL is
+    refreshed by the same write): the key never expires before a state that
+    counts in it."""
+    import datetime
+    r = stack.redis()
+    prefix = "mgt" + uuid.uuid4().hex[:8]
+    d = 20000
+    lab = (datetime.date(1970, 1, 1) + datetime.timedelta(days=d)).strftime("%Y%m%d")
+    rk = "%s:ret:product=p:%s" % (prefix, lab)
+    assert flush(r, flush_script(), prefix, "t:0",
+                 [["p", "u1", "e", d * DAY, d, "wechat", "c1", "", "", 0]], ["channel"]) == "OK"
+    assert read_hash(r, rk) == {"cohort_size": "1"}
+    r.cmd("EXPIRE", rk, 50)
+    # an interaction the same day: a new state, the same cohort counters
+    assert flush(r, flush_script(), prefix, "t:1",
+                 [["p", "u1", "i", d * DAY + 60_000, d, "", "", "", "", 0]], ["channel"]) == "OK"
+    ttl_ret, ttl_us = r.cmd("TTL", rk), r.cmd("TTL", prefix + ":us:p:u1")
+    counts = read_hash(r, rk)
+    r.cmd("DEL", *(r.cmd("KEYS", prefix + ":*") or [b"none"]))
+    assert counts == {"cohort_size": "1"}
+    assert ttl_ret > 86400 * 399 and ttl_us > 86400 * 399, (ttl_ret, ttl_us)
