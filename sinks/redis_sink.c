@@ -374,15 +374,16 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     free(r);
 }
 
-/* A flush: PFADD/EXPIRE commands for the exposure/interaction HLLs, then
- * EVALSHA, sha, numkeys, ARGV[1..14] of FD_LUA_FLUSH (prefix .. action cap)
- * and three sections (counters, payments, scopes), each a count followed by
- * its entries (a payment: dedup, user, signed amount, status, late,
- * coupon_id or "", number of buckets, the buckets), then the coupon cap and
- * the per-user section. Everything is written as RESP into s->resp
- * (sinks/resp.h), one command at a time, and handed to hiredis formatted;
- * each section has its own encoder. */
-#define FLUSH_FIXED_ARGS 17
+/* A flush (fd_redis_sink_flush, below): PFADD/EXPIRE commands for the
+ * exposure/interaction HLLs, then EVALSHA, sha, numkeys 0, ARGV[1..14] of
+ * FD_LUA_FLUSH (prefix .. action cap: enc_fixed) and three sections
+ * (counters, payments, scopes), each a count followed by its entries (a
+ * payment: dedup, user, signed amount, status, late, coupon_id or "", number
+ * of buckets, the buckets), then the coupon cap and the per-user section
+ * (enc_users, laid out in sinks/redis_users_lua.h), whose very last argument
+ * is the ARGV index where that section starts. Everything is written as RESP
+ * into s->resp (sinks/resp.h), one command at a time, and handed to hiredis
+ * formatted; each section has its own encoder. */
 
 static void ignore_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
