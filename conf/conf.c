@@ -136,7 +136,8 @@ static const conf_key_t keys[] = {
         "A message larger than this is rejected as `too_large` before parsing."),
     INT("flush_max_events", 100, 10000000, "20000", flush_max_events,
         "A partition whose unflushed batch reaches this many events is flushed at once, without "
-        "waiting for the timer: keeps each flush script short and memory low under load."),
+        "waiting for the timer: keeps each flush script short and memory low under load. When "
+        "not set, 2000 with `marketing.enabled` (whose limit is 5000)."),
     INT("max_pending_events", 1000, 100000000, "200000", max_pending_events,
         "Events accepted but not yet flushed, over all partitions; above this the consumer pauses "
         "its partitions until flushes catch up."),
@@ -324,7 +325,8 @@ static const char *const finalize_rules[] = {
     "`alerts.http.backoff_min_ms` <= `alerts.http.backoff_max_ms`.",
     "`alerts.kafka.topic` is a valid topic name and not an input or dead-letter topic.",
     ("`retention.days`, `retention.start_types`, `retention.active_types` and "
-     "`retention.groupings` parse; `funnel.window_s` <= `retention.horizon_s`; with "
+     "`retention.groupings` parse; `funnel.window_s` <= `retention.horizon_s`; "
+     "`retention.horizon_s` >= (largest `retention.days` + 1) days; with "
      "`marketing.enabled`, `flush_max_events` <= 5000."),
 };
 
@@ -917,11 +919,30 @@ void fd_conf_defaults(fd_conf_t *c) {
     /* Cannot fail short of memory: test_conf checks every default through
      * this very path and fd_conf_finalize(). */
     for (size_t i = 0; i < NKEYS; i++) (void)fd_conf_set(c, keys[i].name, keys[i].def, NULL, 0);
+    memset(c->given, 0, sizeof c->given); /* the defaults were not given */
 }
+
+_Static_assert(NKEYS <= FD_CONF_MAX_KEYS, "raise FD_CONF_MAX_KEYS");
+
+int fd_conf_given(const fd_conf_t *c, const char *key) {
+    const conf_key_t *k = key ? find_key(key) : NULL;
+    return k != NULL && c->given[k - keys];
+}
+
+static int mark_given(fd_conf_t *c, const conf_key_t *k, int rc) {
+    if (rc == 0) c->given[k - keys] = 1;
+    return rc;
+}
+
+static int conf_set(fd_conf_t *c, const conf_key_t *k, const char *value, char *err, size_t errlen);
 
 int fd_conf_set(fd_conf_t *c, const char *key, const char *value, char *err, size_t errlen) {
     const conf_key_t *k = key ? find_key(key) : NULL;
     if (k == NULL) return fd_fail(err, errlen, "unknown key \"%s\"", key ? key : "(null)");
+    return mark_given(c, k, conf_set(c, k, value, err, errlen));
+}
+
+static int conf_set(fd_conf_t *c, const conf_key_t *k, const char *value, char *err, size_t errlen) {
     if (value == NULL) return fd_fail(err, errlen, "%s: missing value", k->name);
     switch (k->kind) {
     case K_STR: {
@@ -1014,7 +1035,7 @@ static int walk(fd_conf_t *c, const cJSON *obj, const char *prefix, char *err, s
                            path);
         const conf_key_t *k = find_key(path);
         if (k != NULL) {
-            if (apply_json(c, k, m, true, err, errlen) != 0) return -1;
+            if (mark_given(c, k, apply_json(c, k, m, true, err, errlen)) != 0) return -1;
         } else if (is_section(path)) {
             if (!cJSON_IsObject(m)) {
                 char got[64];

@@ -23,6 +23,7 @@
 #define FD_MAX_WINDOWS 8
 #define FD_MAX_RET_DAYS 16
 #define FD_MAX_RET_DIMS 3
+#define FD_CONF_MAX_KEYS 256 /* bound on the rows of the configuration table */
 
 typedef struct {
     char *name;
@@ -118,12 +119,19 @@ typedef struct {
     int nret_dims;
     char ret_dims[FD_MAX_RET_DIMS][16]; /* "channel", "community", "campaign" */
     int64_t funnel_window_s; /* funnel.window_s, default 604800 (7 d) */
+    /* per key of the table (by its index): 1 once a file or fd_conf_set()
+     * gave it a value, so a default can depend on other keys */
+    unsigned char given[FD_CONF_MAX_KEYS];
 } fd_conf_t;
 
 #define FD_MKT_EXPOSURE 1u
 #define FD_MKT_INTERACTION 2u
 #define FD_MKT_PAYMENT 4u
 #define FD_MKT_MAX_FLUSH_EVENTS 5000 /* flush_max_events bound with marketing.enabled */
+/* flush_max_events when marketing.enabled and the key is not given */
+#define FD_MKT_DEFAULT_FLUSH_EVENTS 2000
+/* 1 when a file or fd_conf_set() (after fd_conf_defaults) gave key a value. */
+int fd_conf_given(const fd_conf_t *c, const char *key);
 /* Parses and checks the marketing keys (conf/marketing.c); called by
  * fd_conf_finalize. */
 int fd_conf_finalize_marketing(fd_conf_t *c, char *err, size_t errlen);

@@ -95,12 +95,25 @@ int fd_conf_finalize_marketing(fd_conf_t *c, char *err, size_t errlen) {
                        "retention.groupings: must list channel, community and/or campaign, got "
                        "\"%.100s\"",
                        c->ret_dims_s ? c->ret_dims_s : "");
+    /* the general default is too large a batch for the per-user section */
+    if (c->mkt_enabled && !fd_conf_given(c, "flush_max_events"))
+        c->flush_max_events = FD_MKT_DEFAULT_FLUSH_EVENTS;
     if (c->mkt_enabled && c->flush_max_events > FD_MKT_MAX_FLUSH_EVENTS)
         return fd_fail(err, errlen,
                        "flush_max_events (%" PRId64 ") must be <= %d with marketing.enabled: the "
                        "flush script merges every event into its user's state, so a larger "
                        "batch holds Redis for seconds (docs/METRICS.md, \"Cost\")",
                        c->flush_max_events, FD_MKT_MAX_FLUSH_EVENTS);
+    /* a cohort is counted until day d + k: its hash and the states of its
+     * users must live that long */
+    int32_t kmax = 0;
+    for (int i = 0; i < c->nret_days; i++)
+        if (c->ret_days[i] > kmax) kmax = c->ret_days[i];
+    if (c->ret_horizon_s < ((int64_t)kmax + 1) * 86400)
+        return fd_fail(err, errlen,
+                       "retention.horizon_s (%" PRId64 ") must be >= (largest retention.days + 1) "
+                       "days = %" PRId64 " s",
+                       c->ret_horizon_s, ((int64_t)kmax + 1) * 86400);
     if (c->funnel_window_s > c->ret_horizon_s)
         return fd_fail(err, errlen,
                        "funnel.window_s (%" PRId64 ") must be <= retention.horizon_s (%" PRId64

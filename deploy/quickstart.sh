@@ -61,9 +61,18 @@ for t in funnel.exposure funnel.interaction funnel.payment; do "$STACK" topic "$
 HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 cd "$DIR"
-# alerts.stdout: transitions are printed here, on funneld's stdout
+MKT=()
+if [ "${FD_QS_MARKETING:-1}" = 1 ]; then MKT=(--set marketing.enabled=true --set flush_max_events=2000); fi
+# alerts.stdout: transitions are printed here, on funneld's stdout.
+# marketing.enabled: retention cohorts and the attributed funnel
+# (docs/METRICS.md; the screen's L panel). The example file lists every key
+# at its default, flush_max_events 20000 included, and a value given counts
+# as chosen: the marketing limit (5000) then refuses it, so the quick start
+# also gives marketing's own default, 2000. It costs Redis time per user
+# (the feed's users are nearly all new): FD_QS_MARKETING=0 turns it off.
 "$BUILD/funneld" run -c "$ROOT/deploy/funneld.example.json" --brokers "$KAFKA_BOOTSTRAP" --redis "$REDIS_URL" \
   --set http.listen="127.0.0.1:$HTTP_PORT" --set snapshot_interval_ms=2000 \
+  "${MKT[@]}" \
   --set alerts.stdout=true --set alerts.eval_interval_ms=5000 2>"$DIR/funneld.log" &
 FUNNELD_PID=$!
 
@@ -101,6 +110,10 @@ cat <<INFO
   screen        http://127.0.0.1:$HTTP_PORT/
   big screen    http://127.0.0.1:$HTTP_PORT/?mode=big&lang=zh
 
+  Marketing metrics are on (docs/METRICS.md): a product's scope on the
+  screen shows the L panel (retention of the latest complete cohort per k in
+  retention.days); its rates stay empty until a cohort day d + k is
+  complete, which two hours of history never are.
   The alert ConversionDrop (product=p1) fires a few minutes after p1's drop
   (evaluation runs behind the watermark: lateness_s = 120 s) and resolves a
   few minutes after it ends; its transitions print here as JSON lines.

@@ -75,8 +75,9 @@ static const char FD_LUA_BOARDS[] =
     "      if cr and uve and uve >= minp then table.insert(rows.conversion_rate, {cr, s}) end\n"
     "    end\n"
     "  end\n"
+    "end\n" FD_LUA_BYTES_LT
+    "local function before(a, b) return a[1] > b[1] or (a[1] == b[1] and bytes_lt(b[2], a[2])) "
     "end\n"
-    "local function before(a, b) return a[1] > b[1] or (a[1] == b[1] and a[2] > b[2]) end\n"
     "for _, m in ipairs({'revenue', 'uv_paid', 'conversion_rate'}) do\n"
     "  local r = rows[m]\n"
     "  table.sort(r, before)\n"

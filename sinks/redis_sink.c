@@ -70,7 +70,7 @@ struct fd_redis_sink {
      * connection, so a key can never be left without a TTL for long. */
     fd_set64_t ttl_known;
     int64_t ttl_epoch_ms;
-    char last_error[256]; /* the last flush script error reply */
+    char last_error[1024]; /* the last flush script error reply */
     fd_resp_t resp; /* the command being encoded (sinks/resp.h) */
     int settings_checked; /* CONFIG GET sent once per process */
 };
@@ -174,8 +174,8 @@ static int is_error(const redisReply *rep) { return !rep || rep->type == REDIS_R
 
 static void log_error_reply(fd_redis_sink_t *s, const char *what, const redisReply *rep) {
     if (rep && rep->type == REDIS_REPLY_ERROR)
-        fd_log(s->log, FD_LOG_ERROR, what, "error=\"%.*s\"", (int)(rep->len > 200 ? 200 : rep->len),
-               rep->str);
+        fd_log(s->log, FD_LOG_ERROR, what, "error=\"%.*s\"",
+               (int)(rep->len > 1000 ? 1000 : rep->len), rep->str);
 }
 
 /* ---- connection setup ---------------------------------------------------- */
@@ -374,15 +374,16 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     free(r);
 }
 
-/* A flush: PFADD/EXPIRE commands for the exposure/interaction HLLs, then
- * EVALSHA, sha, numkeys, ARGV[1..14] of FD_LUA_FLUSH (prefix .. action cap)
- * and three sections (counters, payments, scopes), each a count followed by
- * its entries (a payment: dedup, user, signed amount, status, late,
- * coupon_id or "", number of buckets, the buckets), then the coupon cap and
- * the per-user section. Everything is written as RESP into s->resp
- * (sinks/resp.h), one command at a time, and handed to hiredis formatted;
- * each section has its own encoder. */
-#define FLUSH_FIXED_ARGS 17
+/* A flush (fd_redis_sink_flush, below): PFADD/EXPIRE commands for the
+ * exposure/interaction HLLs, then EVALSHA, sha, numkeys 0, ARGV[1..14] of
+ * FD_LUA_FLUSH (prefix .. action cap: enc_fixed) and three sections
+ * (counters, payments, scopes), each a count followed by its entries (a
+ * payment: dedup, user, signed amount, status, late, coupon_id or "", number
+ * of buckets, the buckets), then the coupon cap and the per-user section
+ * (enc_users, laid out in sinks/redis_users_lua.h), whose very last argument
+ * is the ARGV index where that section starts. Everything is written as RESP
+ * into s->resp (sinks/resp.h), one command at a time, and handed to hiredis
+ * formatted; each section has its own encoder. */
 
 static void ignore_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;

@@ -18,15 +18,21 @@
  * the set of the user's events the state holds (the earliest `cap` of each
  * kind; the state is a set: merging in any order gives the same state).
  * Like the rest of the flush, it refuses before any write (NOPERM,
- * WRONGTYPE, CORRUPT state, NOTINT, OVERFLOW); users_write() then only runs
- * SET, HINCRBY and EXPIRE, which cannot fail. model/cohort.c states the same
+ * WRONGTYPE, CORRUPT state, NOTINT, OVERFLOW, MKTCONF); users_write() then
+ * only runs SET, HINCRBY and EXPIRE, which cannot fail. The differences are
+ * only exact with the settings the stored states were built with: the
+ * script keeps their canonical text (made here from the very ARGV it
+ * computes with, so it cannot disagree with them) at {prefix}:mkt:conf and
+ * refuses (MKTCONF) a batch sent with other ones. model/cohort.c states the same
  * arithmetic in C for the unit tests; in Redis this script is the authority.
  */
 #ifndef FD_REDIS_USERS_LUA_H
 #define FD_REDIS_USERS_LUA_H
 
-#define FD_LUA_USERS \
-    "local U = nil\n" \
+/* bytes_lt(a, b): a before b bytewise. Lua's < on strings goes through
+ * strcoll, i.e. the locale Redis was started in, so every order the docs
+ * call bytewise uses this instead (also pasted into FD_LUA_BOARDS). */
+#define FD_LUA_BYTES_LT \
     "local function bytes_lt(a, b)\n" \
     "  if a == b then return false end\n" \
     "  for j = 1, math.min(#a, #b) do\n" \
@@ -34,7 +40,10 @@
     "    if x ~= y then return x < y end\n" \
     "  end\n" \
     "  return #a < #b\n" \
-    "end\n" \
+    "end\n"
+
+#define FD_LUA_USERS \
+    "local U = nil\n" FD_LUA_BYTES_LT \
     "-- tuples: numbers by value, strings bytewise (Lua's < on strings follows the locale)\n" \
     "local function tlt(a, b)\n" \
     "  for j = 1, math.max(#a, #b) do\n" \
@@ -90,6 +99,36 @@
     "  local m = mp < 10 and mp + 3 or mp - 9\n" \
     "  if m <= 2 then y = y + 1 end\n" \
     "  return string.format('%04d%02d%02d', y, m, d)\n" \
+    "end\n" \
+    "-- every element of a state has the shape the script reads (a state that\n" \
+    "-- decodes to anything else would fail mid-way with a raw Lua error)\n" \
+    "local function shaped(t, sh)\n" \
+    "  if type(t) ~= 'table' or #t ~= #sh then return false end\n" \
+    "  local n = 0\n" \
+    "  for _ in pairs(t) do n = n + 1 end\n" \
+    "  if n ~= #sh then return false end\n" \
+    "  for j = 1, #sh do\n" \
+    "    if type(t[j]) ~= (string.sub(sh, j, j) == 'n' and 'number' or 'string') then return " \
+    "false end\n" \
+    "  end\n" \
+    "  return true\n" \
+    "end\n" \
+    "local function user_state(v)\n" \
+    "  if type(v) ~= 'table' then return false end\n" \
+    "  for k in pairs(v) do\n" \
+    "    if k ~= 'f' and k ~= 'x' and k ~= 'i' and k ~= 'o' and k ~= 'r' and k ~= 'a' then " \
+    "return " \
+    "false end\n" \
+    "  end\n" \
+    "  for k, sh in pairs({x = 'nnsss', i = 'n', o = 'snn', r = 'snn', a = 'n'}) do\n" \
+    "    local l = v[k]\n" \
+    "    if type(l) ~= 'table' then return false end\n" \
+    "    local n = 0\n" \
+    "    for _ in pairs(l) do n = n + 1 end\n" \
+    "    if n ~= #l then return false end\n" \
+    "    for _, t in ipairs(l) do if not shaped(t, sh) then return false end end\n" \
+    "  end\n" \
+    "  return v.f == nil or shaped(v.f, 'nnsss')\n" \
     "end\n" \
     "local function users_check()\n" \
     "  local s = tonumber(ARGV[#ARGV])\n" \
@@ -187,11 +226,32 @@
     "    u.recs[#u.recs + 1] = r\n" \
     "  end\n" \
     "  local uk0 = uorder[1]\n" \
-    "  for _, c in ipairs({{'GET', uk0}, {'SET', uk0, 'v', 'EX', '1'}}) do\n" \
+    "  local ck = prefix .. ':mkt:conf'\n" \
+    "  for _, c in ipairs({{'GET', uk0}, {'SET', uk0, 'v', 'EX', '1'}, {'GET', ck}, {'SET', ck, " \
+    "'v'}}) do\n" \
     "    if not redis.acl_check_cmd(unpack(c)) then\n" \
-    "      return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. uk0 .. ' " \
+    "      return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. c[2] .. ' " \
     "(docs/REDIS.md lists the ACL funneld needs)'\n" \
     "    end\n" \
+    "  end\n" \
+    "  -- the states and counters were built with the stored settings: other\n" \
+    "  -- settings would subtract contributions that were never added\n" \
+    "  local sk, sd = {}, {}\n" \
+    "  for j, v in ipairs(ks) do sk[j] = v end\n" \
+    "  for j, v in ipairs(rdims) do sd[j] = v end\n" \
+    "  table.sort(sk)\n" \
+    "  table.sort(sd, bytes_lt)\n" \
+    "  local conf = 'retention.mode=' .. mode .. ' retention.start_types=' .. starts .. " \
+    "' retention.active_types=' .. actives .. ' retention.days=' .. table.concat(sk, ',') .. " \
+    "' retention.groupings=' .. table.concat(sd, ',') .. ' funnel.window_s=' .. " \
+    "string.format('%.0f', window / 1000) .. ' marketing.user_cap=' .. string.format('%d', cap)\n" \
+    "  local had = redis.pcall('GET', ck)\n" \
+    "  if type(had) == 'table' and had.err then return 'WRONGTYPE ' .. ck .. ': ' .. had.err " \
+    "end\n" \
+    "  if had and had ~= conf then\n" \
+    "    return 'MKTCONF the marketing settings differ from those the stored per-user state was " \
+    "built with (stored: ' .. had .. '; now: ' .. conf .. '); keep them or use a new " \
+    "redis.prefix'\n" \
     "  end\n" \
     "  local packed, changed = {}, {}\n" \
     "  for _, uk in ipairs(uorder) do\n" \
@@ -202,8 +262,7 @@
     "    local st\n" \
     "    if raw then\n" \
     "      local ok, v = pcall(cmsgpack.unpack, raw)\n" \
-    "      if not ok or type(v) ~= 'table' or type(v.x) ~= 'table' or type(v.i) ~= 'table' or\n" \
-    "         type(v.o) ~= 'table' or type(v.r) ~= 'table' or type(v.a) ~= 'table' then\n" \
+    "      if not ok or not user_state(v) then\n" \
     "        return 'CORRUPT ' .. uk .. ' is not a funneld user state'\n" \
     "      end\n" \
     "      st = v\n" \
@@ -253,17 +312,22 @@
     "    for f, d in pairs(acc[k]) do\n" \
     "      if d ~= 0 then fs[#fs + 1] = f; ds[#ds + 1] = d end\n" \
     "    end\n" \
-    "    if #fs > 0 then\n" \
-    "      if not kinds[kind] then\n" \
-    "        kinds[kind] = true\n" \
-    "        for _, c in ipairs({{'HMGET', k, fs[1]}, {'HINCRBY', k, fs[1], '1'}, {'EXPIRE', k, " \
-    "'1'}}) do\n" \
-    "          if not redis.acl_check_cmd(unpack(c)) then\n" \
-    "            return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k .. ' " \
+    "    -- every key the user's contribution touches (before or after) gets its\n" \
+    "    -- TTL refreshed, a zero delta too: no cohort key expires before a state\n" \
+    "    -- that counts in it\n" \
+    "    if #fs == 0 then writes[#writes + 1] = {k, {}, {}} end\n" \
+    "    if not kinds[kind] then\n" \
+    "      kinds[kind] = true\n" \
+    "      local f1 = fs[1] or 'cohort_size'\n" \
+    "      for _, c in ipairs({{'HMGET', k, f1}, {'HINCRBY', k, f1, '1'}, {'EXPIRE', k, '1'}}) " \
+    "do\n" \
+    "        if not redis.acl_check_cmd(unpack(c)) then\n" \
+    "          return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k .. ' " \
     "(docs/REDIS.md lists the ACL funneld needs)'\n" \
-    "          end\n" \
     "        end\n" \
     "      end\n" \
+    "    end\n" \
+    "    if #fs > 0 then\n" \
     "      local cur = redis.pcall('HMGET', k, unpack(fs))\n" \
     "      if cur.err then return 'WRONGTYPE ' .. k .. ': ' .. cur.err end\n" \
     "      for j, f in ipairs(fs) do\n" \
@@ -286,10 +350,12 @@
     "      writes[#writes + 1] = {k, fs, ds}\n" \
     "    end\n" \
     "  end\n" \
-    "  U = {horizon = horizon, uorder = changed, packed = packed, writes = writes}\n" \
+    "  U = {horizon = horizon, uorder = changed, packed = packed, writes = writes,\n" \
+    "       conf = not had and conf or nil, ck = ck}\n" \
     "end\n" \
     "local function users_write()\n" \
     "  if not U then return end\n" \
+    "  if U.conf then redis.call('SET', U.ck, U.conf) end\n" \
     "  for _, uk in ipairs(U.uorder) do redis.call('SET', uk, U.packed[uk], 'EX', U.horizon) " \
     "end\n" \
     "  for _, w in ipairs(U.writes) do\n" \
@@ -305,21 +371,30 @@
  * snapshot_cohorts). A product-level scope (`product=...` alone) gets, per
  * k, `cohort_day_d{k}`, `cohort_size_d{k}`, `retained_d{k}` and
  * `retention_d{k}` (retained / size, 6 decimals, "" when the size is 0)
- * from {prefix}:ret:{scope}:{day} (docs/METRICS.md). */
+ * from {prefix}:ret:{scope}:{day} (docs/METRICS.md); a `ret:` key of
+ * another type gives "" for its size, retained and retention. */
 #define FD_LUA_SNAPSHOT_RETENTION \
     "  local ri = 9 + 2 * nw\n" \
     "  local rn = tonumber(ARGV[ri] or '0') or 0\n" \
     "  if rn > 0 and string.find(scope, '^product=[^,]*$') then\n" \
     "    for j = 1, rn do\n" \
     "      local k, lab = ARGV[ri + 2 * j - 1], ARGV[ri + 2 * j]\n" \
-    "      local h = redis.call('HMGET', prefix .. ':ret:' .. scope .. ':' .. lab, " \
+    "      local h = redis.pcall('HMGET', prefix .. ':ret:' .. scope .. ':' .. lab, " \
     "'cohort_size', 'retained_d' .. k)\n" \
-    "      local cs, rt = tonumber(h[1] or '0') or 0, tonumber(h[2] or '0') or 0\n" \
     "      f[#f + 1] = 'cohort_day_d' .. k; f[#f + 1] = lab\n" \
+    "      if h.err then\n" \
+    "        -- not a hash (someone else's key): this cohort reads as unknown, the\n" \
+    "        -- rest of the snapshot is still written\n" \
+    "        f[#f + 1] = 'cohort_size_d' .. k; f[#f + 1] = ''\n" \
+    "        f[#f + 1] = 'retained_d' .. k; f[#f + 1] = ''\n" \
+    "        f[#f + 1] = 'retention_d' .. k; f[#f + 1] = ''\n" \
+    "      else\n" \
+    "      local cs, rt = tonumber(h[1] or '0') or 0, tonumber(h[2] or '0') or 0\n" \
     "      f[#f + 1] = 'cohort_size_d' .. k; f[#f + 1] = string.format('%d', cs)\n" \
     "      f[#f + 1] = 'retained_d' .. k; f[#f + 1] = string.format('%d', rt)\n" \
     "      f[#f + 1] = 'retention_d' .. k; f[#f + 1] = cs > 0 and string.format('%.6f', rt / cs) " \
     "or ''\n" \
+    "      end\n" \
     "    end\n" \
     "  end\n"
 

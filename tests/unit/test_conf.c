@@ -317,11 +317,17 @@ static const row_t rows[] = {
      "retention.active_types: must list exposure, interaction and/or payment"},
     {"{\"retention\": {\"groupings\": \"channel,content\"}}",
      "retention.groupings: must list channel, community and/or campaign"},
-    {"{\"funnel\": {\"window_s\": 86400}, \"retention\": {\"horizon_s\": 86400}}", NULL},
-    {"{\"funnel\": {\"window_s\": 86401}, \"retention\": {\"horizon_s\": 86400}}",
-     "funnel.window_s (86401) must be <= retention.horizon_s (86400)"},
-    {"{\"marketing\": {\"enabled\": true}}",
+    {"{\"funnel\": {\"window_s\": 2678400}, \"retention\": {\"horizon_s\": 2678400}}", NULL},
+    {"{\"funnel\": {\"window_s\": 2678401}, \"retention\": {\"horizon_s\": 2678400}}",
+     "funnel.window_s (2678401) must be <= retention.horizon_s (2678400)"},
+    {"{\"retention\": {\"days\": \"1,30\", \"horizon_s\": 2678399}}",
+     "retention.horizon_s (2678399) must be >= (largest retention.days + 1) days = 2678400 s"},
+    {"{\"retention\": {\"days\": \"1,30\", \"horizon_s\": 2678400}}", NULL},
+    {"{\"marketing\": {\"enabled\": true}}", NULL}, /* flush_max_events defaults to 2000 */
+    {"{\"marketing\": {\"enabled\": true}, \"flush_max_events\": 20000}",
      "flush_max_events (20000) must be <= 5000 with marketing.enabled"},
+    {"{\"marketing\": {\"enabled\": true}, \"flush_max_events\": 5001}",
+     "flush_max_events (5001) must be <= 5000 with marketing.enabled"},
     {"{\"marketing\": {\"enabled\": true, \"user_cap\": 3}, \"flush_max_events\": 5000}",
      "marketing.user_cap"},
     {"{\"marketing\": {\"enabled\": true}, \"flush_max_events\": 5000}", NULL},
@@ -743,6 +749,43 @@ static void test_example_is_defaults(void **state) {
     fd_conf_release(&e);
 }
 
+/* flush_max_events's default depends on marketing.enabled; a value given
+ * (file or --set) is kept as it is, and checked. */
+static void test_marketing_flush_default(void **state) {
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    assert_int_equal(load_text(&c, "{\"marketing\": {\"enabled\": true}}", err, sizeof err), 0);
+    assert_int_equal(c.flush_max_events, FD_MKT_DEFAULT_FLUSH_EVENTS);
+    assert_int_equal(FD_MKT_DEFAULT_FLUSH_EVENTS, 2000);
+    assert_false(fd_conf_given(&c, "flush_max_events"));
+    assert_true(fd_conf_given(&c, "marketing.enabled"));
+    fd_conf_release(&c);
+    assert_int_equal(load_text(&c, "{\"marketing\": {\"enabled\": false}}", err, sizeof err), 0);
+    assert_int_equal(c.flush_max_events, 20000);
+    fd_conf_release(&c);
+    assert_int_equal(load_text(&c, "{\"marketing\": {\"enabled\": true}, \"flush_max_events\": 3000}",
+                               err, sizeof err),
+                     0);
+    assert_int_equal(c.flush_max_events, 3000);
+    assert_true(fd_conf_given(&c, "flush_max_events"));
+    fd_conf_release(&c);
+    /* --set goes through fd_conf_set: given, so checked, not replaced */
+    fd_conf_defaults(&c);
+    assert_false(fd_conf_given(&c, "flush_max_events"));
+    assert_int_equal(fd_conf_set(&c, "marketing.enabled", "true", err, sizeof err), 0);
+    assert_int_equal(fd_conf_set(&c, "flush_max_events", "20000", err, sizeof err), 0);
+    assert_int_not_equal(fd_conf_finalize(&c, err, sizeof err), 0);
+    assert_non_null(strstr(err, "flush_max_events (20000) must be <= 5000"));
+    fd_conf_release(&c);
+    /* a failed set does not count as given */
+    fd_conf_defaults(&c);
+    assert_int_not_equal(fd_conf_set(&c, "flush_max_events", "7", err, sizeof err), 0);
+    assert_false(fd_conf_given(&c, "flush_max_events"));
+    assert_false(fd_conf_given(&c, "no.such.key"));
+    fd_conf_release(&c);
+}
+
 static void test_marketing_parsed(void **state) {
     (void)state;
     fd_conf_t c;
@@ -771,6 +814,7 @@ static void test_marketing_parsed(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_marketing_parsed),
+        cmocka_unit_test(test_marketing_flush_default),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_file_errors_name_path),
