@@ -23,8 +23,10 @@
  * only exact with the settings the stored states were built with: the
  * script keeps their canonical text (made here from the very ARGV it
  * computes with, so it cannot disagree with them) at {prefix}:mkt:conf and
- * refuses (MKTCONF) a batch sent with other ones. model/cohort.c states the same
- * arithmetic in C for the unit tests; in Redis this script is the authority.
+ * refuses (MKTCONF) a batch sent with other ones. This script is the only
+ * implementation of the arithmetic: tests/integration/test_cohort_lua.py
+ * runs it row by row, tests/oracle/marketing.py computes the same from the
+ * docs.
  */
 #ifndef FD_REDIS_USERS_LUA_H
 #define FD_REDIS_USERS_LUA_H
