@@ -1272,6 +1272,31 @@ static const char *ctype_of(const char *name) {
     return "application/octet-stream";
 }
 
+/* The screen's files: never sniffed as another type, and the page may load
+ * only its own scripts (ECharts is served from the same folder), talk only
+ * to its own origin (the API and the stream) and not be framed. Inline
+ * styles stay allowed: ECharts positions its tooltip through them. */
+#define WEB_CSP \
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " \
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; " \
+    "frame-ancestors 'none'; form-action 'none'"
+
+static enum MHD_Result send_file_body(struct MHD_Connection *conn, const char *ctype, char *body,
+                                      size_t n) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Content-Security-Policy", WEB_CSP);
+    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result serve_file(fd_web_t *w, struct MHD_Connection *conn, const char *url) {
     if (!w->dir[0]) /* no screen files: never "/" + name */
         return send_error(conn, 404, "not_found", "no such page");
@@ -1294,7 +1319,7 @@ static enum MHD_Result serve_file(fd_web_t *w, struct MHD_Connection *conn, cons
         return send_error(conn, 500, "read_failed", "cannot read %s", name);
     }
     fclose(fp);
-    return send_body(conn, 200, ctype_of(name), body, (size_t)n);
+    return send_file_body(conn, ctype_of(name), body, (size_t)n);
 }
 
 /* ---- routing ------------------------------------------------------------------------ */

@@ -200,7 +200,8 @@ def test_leaderboard_list_is_the_configured_boards(web, tmp_path):
         keys, cur = set(), "0"
         while True:
             cur, ks = web.r.cmd("SCAN", cur, "MATCH", pat, "COUNT", "1000")
-            keys.update(ks)
+            cur = cur.decode() if isinstance(cur, bytes) else cur
+            keys.update(k.decode() if isinstance(k, bytes) else k for k in ks)
             if cur == "0":
                 break
         # another test seeds a board under a grouping the writer has none for
