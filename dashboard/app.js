@@ -68,7 +68,10 @@
             windows: [], points: {}, snap: null, es: null, lastSide: 0, scopes: [] };
   if (!(S.hours >= 1 && S.hours <= 24)) S.hours = 1;
   window.__fdLoadedAt = Date.now(); /* the browser test checks no reload happened */
-  window.__fdUpdates = 0; /* `update` events handled: the test tells them from a fresh `state` */
+  /* `update` events handled and the latest one's data: the browser test
+   * tells numbers moved by an update from a reconnect's fresh `state` */
+  window.__fdUpdates = 0;
+  window.__fdLastUpdate = null;
   var retry = { n: 0, timer: 0 };
   /* ms to wait before attempt n+1: 1 s doubling to 30 s, times 0.5..1 (jitter) */
   function backoff() {
@@ -277,6 +280,7 @@
       mergePoints(d.series);
       S.snap = d;
       window.__fdUpdates++;
+      window.__fdLastUpdate = d;
       setStatus('live');
       renderFunnel(); renderChart(); renderFresh(d.freshness); renderSide();
     });

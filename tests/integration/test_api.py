@@ -177,7 +177,8 @@ def test_breakdown_leaderboards_alerts_freshness(web):
 def _commandstats(r):
     """{command: calls} from INFO commandstats."""
     out = {}
-    for line in r.cmd("INFO", "commandstats").splitlines():
+    info = r.cmd("INFO", "commandstats")
+    for line in (info.decode() if isinstance(info, bytes) else info).splitlines():
         if line.startswith("cmdstat_"):
             name, rest = line[len("cmdstat_"):].split(":", 1)
             out[name] = int(dict(kv.split("=") for kv in rest.split(","))["calls"])

@@ -45,7 +45,8 @@ def browser():
               "--window-size=1400,1250", "--hide-scrollbars"):
         o.add_argument(a)
     o.binary_location = "/usr/bin/chromium"
-    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # performance: the DevTools network events (the stream's HTTP statuses)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
     d.set_page_load_timeout(scaled(60))
     try:
@@ -77,6 +78,21 @@ def shot(d, name):
     return p
 
 
+def moved_by_update(d, window, before, proc):
+    """Waits until an `update` event (counted by the page, not a reconnect's
+    fresh `state`) carried exposures above before and the page shows them."""
+    n0 = d.execute_script("return window.__fdUpdates")
+
+    def moved():
+        u = d.execute_script("return [window.__fdUpdates, window.__fdLastUpdate]")
+        if u[0] <= n0 or not u[1]:
+            return None
+        e = (u[1]["windows"].get(window) or {}).get("exposures") or 0
+        shown = page_funnel(d)["exposures"] or 0
+        return e if e > before and shown >= e else None
+    return wait_until("the page's numbers to move through an update", moved, 90, proc)
+
+
 def test_screen_live(web, browser):
     d = browser
     scope, window = "product=p1", "1h"
@@ -100,8 +116,7 @@ def test_screen_live(web, browser):
     # a new batch: the numbers move through the stream, no reload; the
     # product whose conversion fell fires within one evaluation interval
     web.produce_batch2()
-    wait_until("the page's numbers to move",
-               lambda: (page_funnel(d)["exposures"] or 0) > got["exposures"], 90, web.run)
+    moved_by_update(d, window, got["exposures"], web.run)
     got2 = wait_until("the moved funnel equal to funneld query", equal_query, 30, web.run)
     assert got2["exposures"] > got["exposures"]
     assert d.execute_script("return window.__fdLoadedAt") == loaded, "the page reloaded"
@@ -159,3 +174,66 @@ def test_screen_big_mode_and_serve(web, browser):
                lambda: page_funnel(d)["exposures"] == float(q["exposures"]), 30, s)
     assert console_errors(d) == []
     shot(d, "screen-big.png")
+
+
+def stream_statuses(d):
+    """The HTTP statuses the browser got for /api/v1/stream since the last
+    call (DevTools network events)."""
+    import json
+    out = []
+    for e in d.get_log("performance"):
+        m = json.loads(e["message"])["message"]
+        if m.get("method") == "Network.responseReceived":
+            r = m["params"]["response"]
+            if "/api/v1/stream" in r.get("url", ""):
+                out.append(r.get("status"))
+    return out
+
+
+def test_screen_back_after_redis_outage(web, browser, tmp_path):
+    """A `funneld serve` on its own redis-server (a replica of the stack's,
+    so it sees the writer's snapshots and update messages): Redis goes away,
+    the browser's stream reconnect is answered 503 (which closes an
+    EventSource for good), Redis comes back, and the page goes live again
+    without a reload and its numbers move through an `update`."""
+    import subprocess
+    from alert_receivers import free_port
+    from conftest import redis_server_cmd, wait_ping
+    port, rdir = free_port(), tmp_path / "replica"
+    rdir.mkdir()
+    cmd = redis_server_cmd(port, rdir, "--replicaof", "127.0.0.1", str(web.stack.redis_port))
+
+    def replica_up():
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = wait_ping(port)
+        wait_until("the replica in sync",
+                   lambda: b"master_link_status:up" in r.cmd("INFO", "replication"), 30, web.run)
+        return p
+    srv = replica_up()
+    try:
+        s = web.serve(redis_url="redis://127.0.0.1:%d" % port)
+        d = browser
+        window = "1h"
+        d.get("http://127.0.0.1:%d/?scope=product%%3Dp1&window=%s&hours=1&lang=en" % (s.port, window))
+        wait_until("the page live", lambda: live(d), 30, s)
+        loaded = d.execute_script("return window.__fdLoadedAt")
+        before = page_funnel(d)["exposures"] or 0
+        stream_statuses(d)  # drop what came before
+
+        srv.terminate()
+        srv.wait(timeout=scaled(20))
+        seen = []
+        wait_until("the stream's reconnect answered 503",
+                   lambda: seen.extend(stream_statuses(d)) or 503 in seen, 60, s)
+        assert not live(d)
+
+        srv = replica_up()
+        wait_until("the page live again", lambda: live(d), 60, s)
+        web.produce_batch2(tag="b3")
+        moved_by_update(d, window, before, s)
+        assert d.execute_script("return window.__fdLoadedAt") == loaded, "the page reloaded"
+        # the 503s were the stream's only, and retried: nothing else on the console
+        assert [e for e in console_errors(d) if "503" not in e["message"]] == []
+    finally:
+        srv.terminate()
+        srv.wait(timeout=scaled(20))
