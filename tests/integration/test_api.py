@@ -255,6 +255,22 @@ def test_leaderboard_list_is_the_configured_boards(web, tmp_path):
         srv.wait(timeout=scaled(20))
 
 
+def test_screen_files_headers(web):
+    """The screen's files are never sniffed as another type and carry the
+    page's Content-Security-Policy (docs/API.md); the API's JSON is as before."""
+    import urllib.request
+    for path, ctype in (("/", "text/html"), ("/app.js", "text/javascript"),
+                        ("/echarts.min.js", "text/javascript"), ("/app.css", "text/css")):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (web.port, path),
+                                    timeout=scaled(10)) as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith(ctype), path
+            assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+            csp = resp.headers["Content-Security-Policy"] or ""
+            assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, (path, csp)
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/v1" % web.port, timeout=scaled(10)) as resp:
+        assert resp.headers["Content-Type"].startswith("application/json")
+
+
 BAD = [
     ("/api/v1/scopes?limit=0", "limit"), ("/api/v1/scopes?limit=abc", "limit"),
     ("/api/v1/scopes?cursor=-1", "cursor"), ("/api/v1/series?metric=nope", "metric"),
