@@ -462,3 +462,34 @@ def test_stream_state_updates_bound_and_slow_client(web):
         web.check_snapshot(scope, snap)
     for c in (c1, c2, slow):
         c.close()
+
+
+def test_client_gone_is_not_a_warning(web):
+    """A browser closing a page with a stream open (here: a reset, as a
+    closed tab gives) makes libmicrohttpd report that it could not send: an
+    ordinary event, logged at debug level, never a warning."""
+    import struct
+    from alert_receivers import free_port
+    from conftest import funneld_bin
+    from web_env import Serve
+    port = free_port()
+    cfg = web.config(port)
+    c = json.loads(cfg.read_text())
+    c["log"] = {"level": "debug"}
+    cfg.write_text(json.dumps(c))
+    p = Serve(funneld_bin(), cfg, web.dir / "serve-gone.log")
+    web.ctx.procs.append(p)
+    wait_until("funneld serve answering", lambda: web._answers(port, p), 30, p)
+    for _ in range(3):
+        c = SSE(port, "/api/v1/stream?scope=all")
+        assert c.events(1)[0][0] == "state"
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+
+    def gone_lines():
+        lines = [l for l in open(p.log_path, errors="replace").read().splitlines()
+                 if 'msg="http server"' in l]
+        return lines if any("Failed to send" in l for l in lines) else None
+    # the next heartbeat (http.sse_heartbeat_ms, 1 s here) meets the closed socket
+    lines = wait_until("libmicrohttpd's report of the gone client", gone_lines, 30, p)
+    assert [l for l in lines if "level=warn" in l] == [], lines

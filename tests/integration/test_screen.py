@@ -192,13 +192,16 @@ def stream_statuses(d):
 
 def test_screen_back_after_redis_outage(web, browser, tmp_path):
     """A `funneld serve` on its own redis-server (a replica of the stack's,
-    so it sees the writer's snapshots and update messages): Redis goes away,
-    the browser's stream reconnect is answered 503 (which closes an
-    EventSource for good), Redis comes back, and the page goes live again
+    so it sees the writer's snapshots and update messages). Redis goes away
+    and, while it is away, the stream's connection drops (here: the serve
+    instance restarts on the same port, as a deploy or a proxy cut does):
+    the browser's reconnect is answered 503 redis_unavailable, which closes
+    an EventSource for good. Redis comes back: the page goes live again
     without a reload and its numbers move through an `update`."""
     import subprocess
     from alert_receivers import free_port
-    from conftest import redis_server_cmd, wait_ping
+    from conftest import funneld_bin, redis_server_cmd, wait_ping
+    from web_env import Serve, get
     port, rdir = free_port(), tmp_path / "replica"
     rdir.mkdir()
     cmd = redis_server_cmd(port, rdir, "--replicaof", "127.0.0.1", str(web.stack.redis_port))
@@ -222,17 +225,22 @@ def test_screen_back_after_redis_outage(web, browser, tmp_path):
 
         srv.terminate()
         srv.wait(timeout=scaled(20))
+        s.stop()
+        s2 = Serve(funneld_bin(), s.cfg_path, tmp_path / "serve-again.log")
+        web.ctx.procs.append(s2)
+        wait_until("the serve instance back, Redis away",
+                   lambda: web._answers(s.port, s2) and get(s.port, "/api/v1/stream")[0] == 503, 30, s2)
         seen = []
-        wait_until("the stream's reconnect answered 503",
-                   lambda: seen.extend(stream_statuses(d)) or 503 in seen, 60, s)
+        wait_until("the page's stream reconnect answered 503",
+                   lambda: seen.extend(stream_statuses(d)) or 503 in seen, 60, s2)
         assert not live(d)
 
         srv = replica_up()
-        wait_until("the page live again", lambda: live(d), 60, s)
+        wait_until("the page live again", lambda: live(d), 60, s2)
         web.produce_batch2(tag="b3")
-        moved_by_update(d, window, before, s)
+        moved_by_update(d, window, before, s2)
         assert d.execute_script("return window.__fdLoadedAt") == loaded, "the page reloaded"
-        # the 503s were the stream's only, and retried: nothing else on the console
+        # the 503s were the stream's and were retried: nothing else on the console
         assert [e for e in console_errors(d) if "503" not in e["message"]] == []
     finally:
         srv.terminate()
