@@ -242,6 +242,20 @@ def test_screen_back_after_redis_outage(web, browser, tmp_path):
         assert d.execute_script("return window.__fdLoadedAt") == loaded, "the page reloaded"
         # the 503s were the stream's and were retried: nothing else on the console
         assert [e for e in console_errors(d) if "503" not in e["message"]] == []
+
+        # a page opened while Redis is away (its scopes answer 503) starts
+        # once Redis is back, without a reload
+        srv.terminate()
+        srv.wait(timeout=scaled(20))
+        wait_until("Redis away for the API", lambda: get(s.port, "/api/v1/scopes")[0] == 503, 30, s2)
+        d.get("http://127.0.0.1:%d/?scope=product%%3Dp1&window=%s&hours=1&lang=en" % (s.port, window))
+        loaded = d.execute_script("return window.__fdLoadedAt")
+        wait_until("the page's start refused",
+                   lambda: d.execute_script("return document.getElementById('status').dataset.state")
+                   == "reconnecting", 30, s2)
+        srv = replica_up()
+        wait_until("the page live after a refused start", lambda: live(d), 60, s2)
+        assert d.execute_script("return window.__fdLoadedAt") == loaded, "the page reloaded"
     finally:
         srv.terminate()
         srv.wait(timeout=scaled(20))
