@@ -144,8 +144,11 @@ def test_screen_live(web, browser):
     sel_b = "#boards table[data-board='product,channel:revenue'] tr:nth-child(2) td:nth-child(2)"
 
     def board_top():
-        cells = d.find_elements("css selector", sel_b)
-        return cells and cells[0].text == top
+        # read in the page in one step: the boards are re-rendered with
+        # every update, so an element found first may be gone when read
+        text = d.execute_script(
+            "var e = document.querySelector(arguments[0]); return e ? e.textContent : null;", sel_b)
+        return text == top
     wait_until("the revenue board on the page", board_top, 30, web.run)
     assert console_errors(d) == []
     p = shot(d, "screen.png")
