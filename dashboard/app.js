@@ -13,6 +13,13 @@
  * with its raw value in data-value (the browser test compares those), and
  * every rate is shown with its numerator and denominator.
  *
+ * Outages: the browser reconnects an EventSource by itself only after a
+ * network error; an answer other than 200 on a reconnect (503 while Redis is
+ * away or the server is full) closes it for good. So a closed stream, and a
+ * failed start (the index or the scopes), is retried here after a backoff
+ * (doubling from 1 s, capped at 30 s, with jitter so many screens do not
+ * come back in step), until the server answers again.
+ *
  * URL: ?scope=ID&window=5m&hours=1..24&mode=big&lang=zh|en, and
  * #token=TOKEN when the API needs a bearer token (a fragment never reaches
  * the server's logs).
@@ -61,6 +68,17 @@
             windows: [], points: {}, snap: null, es: null, lastSide: 0, scopes: [] };
   if (!(S.hours >= 1 && S.hours <= 24)) S.hours = 1;
   window.__fdLoadedAt = Date.now(); /* the browser test checks no reload happened */
+  /* `update` events handled and the latest one's data: the browser test
+   * tells numbers moved by an update from a reconnect's fresh `state` */
+  window.__fdUpdates = 0;
+  window.__fdLastUpdate = null;
+  var retry = { n: 0, timer: 0 };
+  /* ms to wait before attempt n+1: 1 s doubling to 30 s, times 0.5..1 (jitter) */
+  function backoff() {
+    var ms = Math.min(30000, 1000 * Math.pow(2, Math.min(retry.n, 5)));
+    retry.n++;
+    return Math.round(ms * (0.5 + Math.random() / 2));
+  }
 
   document.documentElement.lang = LANG === 'zh' ? 'zh-CN' : 'en';
   if (BIG) document.body.classList.add('big');
@@ -236,6 +254,8 @@
   /* ---- the stream ------------------------------------------------------- */
   function mergePoints(list) { (list || []).forEach(function (p) { S.points[p.t] = p; }); }
   function connect() {
+    clearTimeout(retry.timer);
+    retry.timer = 0;
     if (S.es) S.es.close();
     S.points = {};
     S.snap = null;
@@ -249,6 +269,7 @@
       S.points = {};
       mergePoints(d.series);
       S.snap = d;
+      retry.n = 0;
       setStatus('live');
       renderFunnel(); renderChart(); renderFresh(d.freshness);
       if (d.alerts) renderAlerts(d.alerts);
@@ -258,11 +279,18 @@
       var d = JSON.parse(e.data);
       mergePoints(d.series);
       S.snap = d;
+      window.__fdUpdates++;
+      window.__fdLastUpdate = d;
       setStatus('live');
       renderFunnel(); renderChart(); renderFresh(d.freshness); renderSide();
     });
     es.addEventListener('alert', refreshAlerts);
-    es.onerror = function () { setStatus('reconnecting'); };
+    es.onerror = function () {
+      setStatus('reconnecting');
+      /* CLOSED: the browser gave up (a non-200 answer); CONNECTING: it retries itself */
+      if (es.readyState === EventSource.CLOSED && S.es === es && !retry.timer)
+        retry.timer = setTimeout(function () { retry.timer = 0; if (S.es === es) connect(); }, backoff());
+    };
   }
   function pushUrl() {
     var q = new URLSearchParams(location.search);
@@ -277,10 +305,12 @@
     list.forEach(function (id) { sel.appendChild(el('option', id === 'all' ? L.all + ' (all)' : id, { value: id })); });
     sel.value = S.scope;
   }
-  api('').then(function (idx) {
+  function start() {
+  return api('').then(function (idx) {
     S.windows = idx.windows;
     if (S.windows.indexOf(S.window) < 0) S.window = S.windows[0];
     var ws = $('window');
+    ws.textContent = '';
     S.windows.forEach(function (w) { ws.appendChild(el('option', w, { value: w })); });
     ws.value = S.window;
     $('hours').value = String(S.hours);
@@ -304,5 +334,12 @@
       if (document.documentElement.requestFullscreen)
         document.addEventListener('dblclick', function () { document.documentElement.requestFullscreen().catch(function () {}); });
     }
-  }).catch(function (e) { setStatus('reconnecting'); $('status').title = String(e.message || e); });
+  }).catch(function (e) {
+    /* a 503 (Redis away) or no server at all: try the start again */
+    setStatus('reconnecting');
+    $('status').title = String(e.message || e);
+    setTimeout(start, backoff());
+  });
+  }
+  start();
 })();

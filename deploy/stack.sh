@@ -42,7 +42,8 @@ APT_PACKAGES=(build-essential cmake pkg-config librdkafka-dev libhiredis-dev
   prometheus-alertmanager  # the alert tests start their own (tests/integration/alert_receivers.py)
   chromium chromium-driver python3-selenium fonts-wqy-zenhei  # the screen's browser test (tests/integration/test_screen.py)
   systemd docker-compose python3-yaml  # deploy/check.sh: systemd-analyze verify, Compose schema
-  iproute2)  # ss: bench/e2e.sh reads the bytes funneld fetched from the broker
+  iproute2  # ss: bench/e2e.sh reads the bytes funneld fetched from the broker
+  openssl)  # dashboard/vendor.sh checks the ECharts tarball's sha512 (npm: cmd_deps below)
 PY_MODULES=(pytest confluent_kafka)        # import names
 PY_PACKAGES=(pytest==9.2.0 confluent-kafka==2.16.1)  # matching PyPI names, pinned
 

@@ -424,3 +424,20 @@ unsigned fd_grouping_mask(const fd_grouping_t *g) {
     for (int i = 0; i < g->ndims; i++) s |= 1u << g->dims[i];
     return s;
 }
+
+int fd_grouping_has_boards(const fd_grouping_t *g) {
+    if (g->ndims == 0) return 0;
+    fd_dim_t last = g->dims[g->ndims - 1];
+    return last == FD_DIM_CHANNEL || last == FD_DIM_COMMUNITY;
+}
+
+size_t fd_grouping_name(char *out, size_t cap, const fd_grouping_t *g) {
+    size_t n = 0;
+    if (cap > 0) out[0] = '\0';
+    for (int d = 0; d < g->ndims; d++) {
+        int k = snprintf(out + (n < cap ? n : cap), n < cap ? cap - n : 0, "%s%s", d ? "," : "",
+                         fd_dim_name(g->dims[d]));
+        if (k > 0) n += (size_t)k;
+    }
+    return n;
+}

@@ -73,4 +73,13 @@ uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi);
  * -1 if it is not a well-formed id, 1 if a value is __other__, else 0. */
 int fd_scope_parse(const char *id, unsigned *set, char vals[FD_DIM__COUNT][256]);
 
+/* Whether grouping g gets leaderboards (docs/METRICS.md): its last
+ * dimension is channel or community. The snapshot writer and the API's
+ * board list both ask this, so they agree on which boards can exist. */
+int fd_grouping_has_boards(const fd_grouping_t *g);
+/* Writes g's dimension names joined by "," ("product,channel") into out
+ * (always NUL-terminated when cap > 0). Returns the length (>= cap:
+ * truncated). */
+size_t fd_grouping_name(char *out, size_t cap, const fd_grouping_t *g);
+
 #endif

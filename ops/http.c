@@ -40,8 +40,16 @@ unsigned fd_http_conn_limit(int64_t max_conns, int64_t nofile) {
     return n < 1 ? 1u : (unsigned)n;
 }
 
+int fd_http_peer_gone(const char *msg) {
+    /* libmicrohttpd's wording: "Failed to send ... Error: %s" with its text
+     * for a reset (ECONNRESET) or a closed socket (EPIPE) */
+    return !strncmp(msg, "Failed to send ", 15) && (strstr(msg, "forcibly closed by remote peer") ||
+                                                    strstr(msg, "no longer available for sending"));
+}
+
 /* libmicrohttpd's messages (one per refused or failed connection under a
- * flood) as rate-limited logfmt lines instead of raw text on stderr. */
+ * flood) as rate-limited logfmt lines instead of raw text on stderr; a
+ * client that went away mid-response is debug (fd_http_peer_gone). */
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     fd_http_t *h = cls;
     char raw[512], esc[1024];
@@ -54,7 +62,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     }
     esc[k] = 0;
     pthread_mutex_lock(&h->logmu);
-    fd_log_limited(&h->log, FD_LOG_WARN, "http server", "detail=\"%s\"", esc);
+    fd_log_limited(&h->log, fd_http_peer_gone(raw) ? FD_LOG_DEBUG : FD_LOG_WARN, "http server",
+                   "detail=\"%s\"", esc);
     pthread_mutex_unlock(&h->logmu);
 }
 

@@ -63,4 +63,10 @@ struct MHD_Connection;
 typedef int (*fd_http_route_fn)(void *ud, struct MHD_Connection *conn, const char *url, void **state);
 void fd_http_set_route(fd_http_t *h, fd_http_route_fn fn, void *ud);
 
+/* Whether a libmicrohttpd message only says that the client went away while
+ * its response was being sent (a browser closing a page with a stream open,
+ * a reset): an ordinary event, logged at debug level. Every other message
+ * (refused connections, out of memory, TLS, ...) stays a warning. */
+int fd_http_peer_gone(const char *msg);
+
 #endif

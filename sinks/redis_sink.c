@@ -1373,14 +1373,9 @@ static int send_boards(fd_redis_sink_t *s) {
     fd_key_lease(lease, sizeof lease, c->prefix, "snapshot");
     for (int gi = 0; gi < c->ngroupings; gi++) {
         const fd_grouping_t *g = &c->groupings[gi];
-        if (g->ndims == 0) continue;
-        fd_dim_t last = g->dims[g->ndims - 1];
-        if (last != FD_DIM_CHANNEL && last != FD_DIM_COMMUNITY) continue;
-        char gname[256] = "";
-        size_t gl = 0;
-        for (int d = 0; d < g->ndims; d++)
-            gl += (size_t)snprintf(gname + gl, sizeof gname - gl, "%s%s", d ? "," : "",
-                                   fd_dim_name(g->dims[d]));
+        if (!fd_grouping_has_boards(g)) continue;
+        char gname[256];
+        fd_grouping_name(gname, sizeof gname, g);
         for (int w = 0; w < c->nwindows; w++) {
             char name[16];
             fd_duration_format(c->windows_s[w], name, sizeof name);

@@ -727,6 +727,71 @@ static enum MHD_Result api_breakdown(fd_web_t *w, struct MHD_Connection *conn, r
     return send_json(conn, 200, o);
 }
 
+/* The metrics of every board, in the order the list shows them. */
+static const char *const board_metrics[] = {"revenue", "uv_paid", "conversion_rate"};
+
+/* The list of boards that exist: every board the configuration can produce
+ * (fd_grouping_has_boards, the writer's own rule, x windows x metrics) with
+ * one pipelined EXISTS each. It never walks the keyspace, so its cost is the
+ * number of configured boards, whatever else the database holds. */
+static enum MHD_Result list_boards(fd_web_t *w, struct MHD_Connection *conn, redisContext *rc) {
+    const fd_conf_t *c = w->c;
+    enum { NM = sizeof board_metrics / sizeof board_metrics[0] };
+    char gnames[FD_MAX_GROUPINGS][256];
+    size_t sent = 0;
+    int bad = 0;
+    for (int gi = 0; gi < c->ngroupings; gi++) {
+        if (!fd_grouping_has_boards(&c->groupings[gi])) continue;
+        fd_grouping_name(gnames[gi], sizeof gnames[gi], &c->groupings[gi]);
+        for (int wi = 0; wi < c->nwindows; wi++)
+            for (int m = 0; m < NM; m++) {
+                char key[WEB_KEY];
+                snprintf(key, sizeof key, "%s:lb:%s:%s:%s", c->prefix, gnames[gi], w->windows[wi],
+                         board_metrics[m]);
+                if (redisAppendCommand(rc, "EXISTS %s", key) != REDIS_OK) bad = 1;
+                else sent++;
+            }
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON *boards = cJSON_AddArrayToObject(o, "boards");
+    /* every reply sent is read, an error reply too, so none is left to
+     * answer the next request on this connection; a broken connection stops
+     * the loop (rc->err: it is reopened by the next request) */
+    size_t got = 0;
+    int broken = 0;
+    for (int gi = 0; gi < c->ngroupings && !broken; gi++) {
+        if (!fd_grouping_has_boards(&c->groupings[gi])) continue;
+        for (int wi = 0; wi < c->nwindows && !broken; wi++)
+            for (int m = 0; m < NM && !broken && got < sent; m++) {
+                redisReply *r = NULL;
+                if (redisGetReply(rc, (void **)&r) != REDIS_OK || !r) {
+                    broken = 1;
+                    break;
+                }
+                got++;
+                if (r->type != REDIS_REPLY_INTEGER) {
+                    bad = 1;
+                } else if (r->integer > 0) {
+                    char key[WEB_KEY];
+                    snprintf(key, sizeof key, "%s:lb:%s:%s:%s", c->prefix, gnames[gi],
+                             w->windows[wi], board_metrics[m]);
+                    cJSON *b = cJSON_CreateObject();
+                    cJSON_AddStringToObject(b, "key", key);
+                    cJSON_AddStringToObject(b, "grouping", gnames[gi]);
+                    cJSON_AddStringToObject(b, "window", w->windows[wi]);
+                    cJSON_AddStringToObject(b, "metric", board_metrics[m]);
+                    cJSON_AddItemToArray(boards, b);
+                }
+                freeReplyObject(r);
+            }
+    }
+    if (bad || broken) {
+        cJSON_Delete(o);
+        return send_error(conn, 503, "redis_error", "listing the leaderboards failed");
+    }
+    return send_json(conn, 200, o);
+}
+
 /* One board `{prefix}:lb:{grouping}:{window}:{metric}`, or, without
  * grouping, the list of boards that exist. */
 static enum MHD_Result api_leaderboards(fd_web_t *w, struct MHD_Connection *conn, redisContext *rc) {
@@ -743,44 +808,8 @@ static enum MHD_Result api_leaderboards(fd_web_t *w, struct MHD_Connection *conn
     char key[WEB_KEY];
     cJSON *o = cJSON_CreateObject();
     if (!grouping || !grouping[0]) {
-        cJSON *boards = cJSON_AddArrayToObject(o, "boards");
-        char pat[WEB_KEY];
-        snprintf(pat, sizeof pat, "%s:lb:*", w->c->prefix);
-        size_t pl = strlen(w->c->prefix) + 4;
-        char cur[32] = "0";
-        for (int round = 0; round < 1000; round++) {
-            redisReply *r = redisCommand(rc, "SCAN %s MATCH %s COUNT 1000", cur, pat);
-            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-                if (r) freeReplyObject(r);
-                cJSON_Delete(o);
-                return send_error(conn, 503, "redis_error", "listing the leaderboards failed");
-            }
-            snprintf(cur, sizeof cur, "%s", r->element[0]->str);
-            const redisReply *ks = r->element[1];
-            for (size_t i = 0; i < ks->elements; i++) {
-                const char *k = ks->element[i]->str + pl;
-                const char *m = strrchr(k, ':');
-                const char *wn = NULL;
-                for (const char *p = m ? m - 1 : NULL; p && p >= k; p--)
-                    if (*p == ':') {
-                        wn = p;
-                        break;
-                    }
-                if (!m || !wn) continue;
-                cJSON *b = cJSON_CreateObject();
-                cJSON_AddStringToObject(b, "key", ks->element[i]->str);
-                char tmp[512];
-                snprintf(tmp, sizeof tmp, "%.*s", (int)(wn - k), k);
-                cJSON_AddStringToObject(b, "grouping", tmp);
-                snprintf(tmp, sizeof tmp, "%.*s", (int)(m - wn - 1), wn + 1);
-                cJSON_AddStringToObject(b, "window", tmp);
-                cJSON_AddStringToObject(b, "metric", m + 1);
-                cJSON_AddItemToArray(boards, b);
-            }
-            freeReplyObject(r);
-            if (!strcmp(cur, "0")) break;
-        }
-        return send_json(conn, 200, o);
+        cJSON_Delete(o);
+        return list_boards(w, conn, rc);
     }
     if (strlen(grouping) > 200 || strpbrk(grouping, " \r\n"))
         return send_error(conn, 400, "bad_parameter", "grouping: dimension names joined by ','");
@@ -1243,6 +1272,31 @@ static const char *ctype_of(const char *name) {
     return "application/octet-stream";
 }
 
+/* The screen's files: never sniffed as another type, and the page may load
+ * only its own scripts (ECharts is served from the same folder), talk only
+ * to its own origin (the API and the stream) and not be framed. Inline
+ * styles stay allowed: ECharts positions its tooltip through them. */
+#define WEB_CSP \
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " \
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; " \
+    "frame-ancestors 'none'; form-action 'none'"
+
+static enum MHD_Result send_file_body(struct MHD_Connection *conn, const char *ctype, char *body,
+                                      size_t n) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Content-Security-Policy", WEB_CSP);
+    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result serve_file(fd_web_t *w, struct MHD_Connection *conn, const char *url) {
     if (!w->dir[0]) /* no screen files: never "/" + name */
         return send_error(conn, 404, "not_found", "no such page");
@@ -1265,7 +1319,7 @@ static enum MHD_Result serve_file(fd_web_t *w, struct MHD_Connection *conn, cons
         return send_error(conn, 500, "read_failed", "cannot read %s", name);
     }
     fclose(fp);
-    return send_body(conn, 200, ctype_of(name), body, (size_t)n);
+    return send_file_body(conn, ctype_of(name), body, (size_t)n);
 }
 
 /* ---- routing ------------------------------------------------------------------------ */

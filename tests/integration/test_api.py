@@ -174,6 +174,103 @@ def test_breakdown_leaderboards_alerts_freshness(web):
         assert p["end_offset"] == web.ends[p["partition"]] and p["lag"] == 0, p
 
 
+def _commandstats(r):
+    """{command: calls} from INFO commandstats."""
+    out = {}
+    info = r.cmd("INFO", "commandstats")
+    for line in (info.decode() if isinstance(info, bytes) else info).splitlines():
+        if line.startswith("cmdstat_"):
+            name, rest = line[len("cmdstat_"):].split(":", 1)
+            out[name] = int(dict(kv.split("=") for kv in rest.split(","))["calls"])
+    return out
+
+
+def test_leaderboard_list_is_the_configured_boards(web, tmp_path):
+    """GET /api/v1/leaderboards lists every board the snapshot writer
+    produced (read from Redis by the test), found from the configuration
+    (groupings ending in channel or community x windows x metrics, docs/
+    METRICS.md) with one EXISTS each: no SCAN, so a large keyspace (1.2 M
+    unrelated keys in a private redis-server read by a `funneld serve`)
+    neither drops boards nor costs more Redis commands."""
+    import subprocess
+    from alert_receivers import free_port
+    from conftest import funneld_bin, redis_server_cmd, wait_ping
+    pat = "%s:lb:*" % web.prefix
+
+    def written():
+        keys, cur = set(), "0"
+        while True:
+            cur, ks = web.r.cmd("SCAN", cur, "MATCH", pat, "COUNT", "1000")
+            cur = cur.decode() if isinstance(cur, bytes) else cur
+            keys.update(k.decode() if isinstance(k, bytes) else k for k in ks)
+            if cur == "0":
+                break
+        # another test seeds a board under a grouping the writer has none for
+        keys.discard("%s:lb:product:1h:conversion_rate" % web.prefix)
+        return keys
+
+    def listed(port):
+        st, body = get(port, "/api/v1/leaderboards", timeout=scaled(20))
+        assert st == 200, body
+        for b in body["boards"]:  # each entry names its own key
+            assert b["key"] == "%s:lb:%s:%s:%s" % (web.prefix, b["grouping"], b["window"],
+                                                     b["metric"]), b
+        return [b["key"] for b in body["boards"]]
+
+    wait_until("the writer's revenue boards",
+               lambda: "%s:lb:product,channel:1h:revenue" % web.prefix in written(), 30, web.run)
+    boards = wait_until("every written board listed",
+                        lambda: (lambda w: w if sorted(listed(web.port)) == sorted(w) else None)(
+                            written()), 30, web.run)
+    assert len(boards) >= 3
+
+    # the boards the configuration can produce, from the effective config
+    eff = json.loads(subprocess.run([str(funneld_bin()), "check-config", "-c", str(web.cfg)],
+                                    capture_output=True, timeout=scaled(30)).stdout)
+    nconf = sum(1 for g in eff["groupings"] if g and g[-1] in ("channel", "community")) \
+        * len(eff["windows"]) * 3
+
+    port, rdir = free_port(), tmp_path / "redis"
+    rdir.mkdir()
+    srv = subprocess.Popen(redis_server_cmd(port, rdir), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        r2 = wait_ping(port)
+        for k in boards:  # the writer's boards, copied member by member
+            flat = web.r.cmd("ZRANGE", k, "0", "-1", "WITHSCORES")
+            r2.cmd("ZADD", k, *[x for i in range(0, len(flat), 2) for x in (flat[i + 1], flat[i])])
+        fill = ("for i = tonumber(ARGV[2]), tonumber(ARGV[3]) do "
+                "redis.call('SET', ARGV[1] .. i, '1') end return 1")
+        for lo in range(0, 1200000, 200000):  # in slices, so no script holds Redis long
+            r2.cmd("EVAL", fill, "0", "%s:c:seed:" % web.prefix, str(lo), str(lo + 199999))
+        assert r2.cmd("DBSIZE") == 1200000 + len(boards)
+        s = web.serve(redis_url="redis://127.0.0.1:%d" % port)
+        before = _commandstats(r2)
+        assert sorted(listed(s.port)) == sorted(boards)
+        after = _commandstats(r2)
+        assert after.get("scan", 0) == before.get("scan", 0)
+        assert after.get("exists", 0) - before.get("exists", 0) == nconf
+    finally:
+        srv.terminate()
+        srv.wait(timeout=scaled(20))
+
+
+def test_screen_files_headers(web):
+    """The screen's files are never sniffed as another type and carry the
+    page's Content-Security-Policy (docs/API.md); the API's JSON is as before."""
+    import urllib.request
+    for path, ctype in (("/", "text/html"), ("/app.js", "text/javascript"),
+                        ("/echarts.min.js", "text/javascript"), ("/app.css", "text/css")):
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (web.port, path),
+                                    timeout=scaled(10)) as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith(ctype), path
+            assert resp.headers["X-Content-Type-Options"] == "nosniff", path
+            csp = resp.headers["Content-Security-Policy"] or ""
+            assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp, (path, csp)
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/v1" % web.port, timeout=scaled(10)) as resp:
+        assert resp.headers["Content-Type"].startswith("application/json")
+
+
 BAD = [
     ("/api/v1/scopes?limit=0", "limit"), ("/api/v1/scopes?limit=abc", "limit"),
     ("/api/v1/scopes?cursor=-1", "cursor"), ("/api/v1/series?metric=nope", "metric"),
@@ -365,3 +462,34 @@ def test_stream_state_updates_bound_and_slow_client(web):
         web.check_snapshot(scope, snap)
     for c in (c1, c2, slow):
         c.close()
+
+
+def test_client_gone_is_not_a_warning(web):
+    """A browser closing a page with a stream open (here: a reset, as a
+    closed tab gives) makes libmicrohttpd report that it could not send: an
+    ordinary event, logged at debug level, never a warning."""
+    import struct
+    from alert_receivers import free_port
+    from conftest import funneld_bin
+    from web_env import Serve
+    port = free_port()
+    cfg = web.config(port)
+    c = json.loads(cfg.read_text())
+    c["log"] = {"level": "debug"}
+    cfg.write_text(json.dumps(c))
+    p = Serve(funneld_bin(), cfg, web.dir / "serve-gone.log")
+    web.ctx.procs.append(p)
+    wait_until("funneld serve answering", lambda: web._answers(port, p), 30, p)
+    for _ in range(3):
+        c = SSE(port, "/api/v1/stream?scope=all")
+        assert c.events(1)[0][0] == "state"
+        c.s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.close()
+
+    def gone_lines():
+        lines = [l for l in open(p.log_path, errors="replace").read().splitlines()
+                 if 'msg="http server"' in l]
+        return lines if any("Failed to send" in l for l in lines) else None
+    # the next heartbeat (http.sse_heartbeat_ms, 1 s here) meets the closed socket
+    lines = wait_until("libmicrohttpd's report of the gone client", gone_lines, 30, p)
+    assert [l for l in lines if "level=warn" in l] == [], lines

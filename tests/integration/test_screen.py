@@ -45,7 +45,8 @@ def browser():
               "--window-size=1400,1250", "--hide-scrollbars"):
         o.add_argument(a)
     o.binary_location = "/usr/bin/chromium"
-    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # performance: the DevTools network events (the stream's HTTP statuses)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
     d.set_page_load_timeout(scaled(60))
     try:
@@ -77,6 +78,21 @@ def shot(d, name):
     return p
 
 
+def moved_by_update(d, window, before, proc):
+    """Waits until an `update` event (counted by the page, not a reconnect's
+    fresh `state`) carried exposures above before and the page shows them."""
+    n0 = d.execute_script("return window.__fdUpdates")
+
+    def moved():
+        u = d.execute_script("return [window.__fdUpdates, window.__fdLastUpdate]")
+        if u[0] <= n0 or not u[1]:
+            return None
+        e = (u[1]["windows"].get(window) or {}).get("exposures") or 0
+        shown = page_funnel(d)["exposures"] or 0
+        return e if e > before and shown >= e else None
+    return wait_until("the page's numbers to move through an update", moved, 90, proc)
+
+
 def test_screen_live(web, browser):
     d = browser
     scope, window = "product=p1", "1h"
@@ -100,8 +116,7 @@ def test_screen_live(web, browser):
     # a new batch: the numbers move through the stream, no reload; the
     # product whose conversion fell fires within one evaluation interval
     web.produce_batch2()
-    wait_until("the page's numbers to move",
-               lambda: (page_funnel(d)["exposures"] or 0) > got["exposures"], 90, web.run)
+    moved_by_update(d, window, got["exposures"], web.run)
     got2 = wait_until("the moved funnel equal to funneld query", equal_query, 30, web.run)
     assert got2["exposures"] > got["exposures"]
     assert d.execute_script("return window.__fdLoadedAt") == loaded, "the page reloaded"
@@ -129,8 +144,11 @@ def test_screen_live(web, browser):
     sel_b = "#boards table[data-board='product,channel:revenue'] tr:nth-child(2) td:nth-child(2)"
 
     def board_top():
-        cells = d.find_elements("css selector", sel_b)
-        return cells and cells[0].text == top
+        # read in the page in one step: the boards are re-rendered with
+        # every update, so an element found first may be gone when read
+        text = d.execute_script(
+            "var e = document.querySelector(arguments[0]); return e ? e.textContent : null;", sel_b)
+        return text == top
     wait_until("the revenue board on the page", board_top, 30, web.run)
     assert console_errors(d) == []
     p = shot(d, "screen.png")
@@ -159,3 +177,88 @@ def test_screen_big_mode_and_serve(web, browser):
                lambda: page_funnel(d)["exposures"] == float(q["exposures"]), 30, s)
     assert console_errors(d) == []
     shot(d, "screen-big.png")
+
+
+def stream_statuses(d):
+    """The HTTP statuses the browser got for /api/v1/stream since the last
+    call (DevTools network events)."""
+    import json
+    out = []
+    for e in d.get_log("performance"):
+        m = json.loads(e["message"])["message"]
+        if m.get("method") == "Network.responseReceived":
+            r = m["params"]["response"]
+            if "/api/v1/stream" in r.get("url", ""):
+                out.append(r.get("status"))
+    return out
+
+
+def test_screen_back_after_redis_outage(web, browser, tmp_path):
+    """A `funneld serve` on its own redis-server (a replica of the stack's,
+    so it sees the writer's snapshots and update messages). Redis goes away
+    and, while it is away, the stream's connection drops (here: the serve
+    instance restarts on the same port, as a deploy or a proxy cut does):
+    the browser's reconnect is answered 503 redis_unavailable, which closes
+    an EventSource for good. Redis comes back: the page goes live again
+    without a reload and its numbers move through an `update`."""
+    import subprocess
+    from alert_receivers import free_port
+    from conftest import funneld_bin, redis_server_cmd, wait_ping
+    from web_env import Serve, get
+    port, rdir = free_port(), tmp_path / "replica"
+    rdir.mkdir()
+    cmd = redis_server_cmd(port, rdir, "--replicaof", "127.0.0.1", str(web.stack.redis_port))
+
+    def replica_up():
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = wait_ping(port)
+        wait_until("the replica in sync",
+                   lambda: b"master_link_status:up" in r.cmd("INFO", "replication"), 30, web.run)
+        return p
+    srv = replica_up()
+    try:
+        s = web.serve(redis_url="redis://127.0.0.1:%d" % port)
+        d = browser
+        window = "1h"
+        d.get("http://127.0.0.1:%d/?scope=product%%3Dp1&window=%s&hours=1&lang=en" % (s.port, window))
+        wait_until("the page live", lambda: live(d), 30, s)
+        loaded = d.execute_script("return window.__fdLoadedAt")
+        before = page_funnel(d)["exposures"] or 0
+        stream_statuses(d)  # drop what came before
+
+        srv.terminate()
+        srv.wait(timeout=scaled(20))
+        s.stop()
+        s2 = Serve(funneld_bin(), s.cfg_path, tmp_path / "serve-again.log")
+        web.ctx.procs.append(s2)
+        wait_until("the serve instance back, Redis away",
+                   lambda: web._answers(s.port, s2) and get(s.port, "/api/v1/stream")[0] == 503, 30, s2)
+        seen = []
+        wait_until("the page's stream reconnect answered 503",
+                   lambda: seen.extend(stream_statuses(d)) or 503 in seen, 60, s2)
+        assert not live(d)
+
+        srv = replica_up()
+        wait_until("the page live again", lambda: live(d), 60, s2)
+        web.produce_batch2(tag="b3")
+        moved_by_update(d, window, before, s2)
+        assert d.execute_script("return window.__fdLoadedAt") == loaded, "the page reloaded"
+        # the 503s were the stream's and were retried: nothing else on the console
+        assert [e for e in console_errors(d) if "503" not in e["message"]] == []
+
+        # a page opened while Redis is away (its scopes answer 503) starts
+        # once Redis is back, without a reload
+        srv.terminate()
+        srv.wait(timeout=scaled(20))
+        wait_until("Redis away for the API", lambda: get(s.port, "/api/v1/scopes")[0] == 503, 30, s2)
+        d.get("http://127.0.0.1:%d/?scope=product%%3Dp1&window=%s&hours=1&lang=en" % (s.port, window))
+        loaded = d.execute_script("return window.__fdLoadedAt")
+        wait_until("the page's start refused",
+                   lambda: d.execute_script("return document.getElementById('status').dataset.state")
+                   == "reconnecting", 30, s2)
+        srv = replica_up()
+        wait_until("the page live after a refused start", lambda: live(d), 60, s2)
+        assert d.execute_script("return window.__fdLoadedAt") == loaded, "the page reloaded"
+    finally:
+        srv.terminate()
+        srv.wait(timeout=scaled(20))

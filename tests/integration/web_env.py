@@ -138,10 +138,11 @@ class WebEnv:
                    lambda: all(self.r.cmd("EXISTS", "%s:r:%s:1h" % (self.prefix, s)) == 1
                                for s in self.oracle()[0]["scopes"]), 60, self.run)
 
-    def produce_batch2(self):
-        """The second batch (see the module's essay); returns its lines."""
+    def produce_batch2(self, tag="b2"):
+        """The second batch (see the module's essay); returns its lines.
+        Another tag gives another batch like it (its own users and orders)."""
         now = int(time.time() * 1000)
-        parts = batch_lines(now, 0, 240, "b2", p2_pays=False)
+        parts = batch_lines(now, 0, 240, tag, p2_pays=False)
         produce_lines(self.stack.bootstrap, [(self.topic, p, lines, len(self.parts[p]))
                                              for p, lines in enumerate(parts)])
         for p in range(2):

@@ -135,8 +135,26 @@ static void test_stalled_loop_is_503(void **state) {
     fd_conf_release(&c);
 }
 
+/* libmicrohttpd's own texts (as in the installed library): a client gone
+ * mid-response is debug, everything else stays a warning. */
+static void test_peer_gone(void **state) {
+    (void)state;
+    assert_true(fd_http_peer_gone("Failed to send the chunked response body for the request for "
+                                  "`/api/v1/stream'. Error: The connection was forcibly closed "
+                                  "by remote peer\n"));
+    assert_true(fd_http_peer_gone("Failed to send the response body for the request for `/'. "
+                                  "Error: The socket is no longer available for sending\n"));
+    assert_false(fd_http_peer_gone("Failed to send the response body for the request for `/'. "
+                                   "Error: TLS encryption or decryption error\n"));
+    assert_false(fd_http_peer_gone("Closing connection (out of memory).\n"));
+    assert_false(
+        fd_http_peer_gone("Server reached connection limit. Closing inbound connection.\n"));
+    assert_false(fd_http_peer_gone("The connection was forcibly closed by remote peer\n"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_peer_gone),
         cmocka_unit_test(test_alive_rule),
         cmocka_unit_test(test_conn_limit),
         cmocka_unit_test(test_stalled_loop_is_503),

@@ -387,6 +387,29 @@ static void test_scope_id_then_admit(void **state) {
     fd_scopes_free(s);
 }
 
+/* Which groupings get leaderboards (docs/METRICS.md: the last dimension is
+ * channel or community) and their names in board keys. */
+static void test_grouping_boards_and_name(void **state) {
+    (void)state;
+    fd_grouping_t all = {0}, p = {1, {FD_DIM_PRODUCT}}, pc = {2, {FD_DIM_PRODUCT, FD_DIM_CHANNEL}},
+                  pm = {2, {FD_DIM_PRODUCT, FD_DIM_COMMUNITY}},
+                  cp = {2, {FD_DIM_CHANNEL, FD_DIM_PRODUCT}}, c = {1, {FD_DIM_CAMPAIGN}};
+    assert_false(fd_grouping_has_boards(&all));
+    assert_false(fd_grouping_has_boards(&p));
+    assert_true(fd_grouping_has_boards(&pc));
+    assert_true(fd_grouping_has_boards(&pm));
+    assert_false(fd_grouping_has_boards(&cp));
+    assert_false(fd_grouping_has_boards(&c));
+    char buf[64];
+    assert_int_equal(fd_grouping_name(buf, sizeof buf, &pc), strlen("product,channel"));
+    assert_string_equal(buf, "product,channel");
+    assert_int_equal(fd_grouping_name(buf, sizeof buf, &all), 0);
+    assert_string_equal(buf, "");
+    char small[8]; /* truncated, still terminated, the full length returned */
+    assert_int_equal(fd_grouping_name(small, sizeof small, &pm), strlen("product,community"));
+    assert_string_equal(small, "product");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dim_names),
@@ -401,6 +424,7 @@ int main(void) {
         cmocka_unit_test(test_scopes_copies_and_stable_pointers),
         cmocka_unit_test(test_scopes_growth),
         cmocka_unit_test(test_scope_id_then_admit),
+        cmocka_unit_test(test_grouping_boards_and_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
