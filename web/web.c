@@ -3,12 +3,16 @@
  * docs/API.md for the contract).
  *
  * Threads and their connections (decision): libmicrohttpd answers every
- * request on its one server thread. An API request reads Redis there over
- * a blocking connection that only that thread uses (`req`), with the
- * command timeout of redis.timeout_ms; after a failed connect, requests for
- * the next second answer 503 at once instead of waiting again. The pipeline
- * runs on the libuv loop with its own connections, so a slow API answer can
- * only delay other HTTP answers, never a flush. The event stream has its own
+ * request on its one server thread, which also answers /healthz, /readyz
+ * and /metrics, so nothing there may wait for Redis. An API request is
+ * suspended and queued (at most WEB_API_QUEUE; one more is answered 503
+ * `busy` at once) for one of WEB_API_WORKERS worker threads; each worker
+ * reads Redis over a blocking connection only it uses, with the command
+ * timeout of redis.timeout_ms (after a failed connect, its requests for
+ * the next second answer 503 at once instead of waiting again), keeps the
+ * answer and resumes the connection (api_job_t). The pipeline runs on the
+ * libuv loop with its own connections, so a slow Redis delays API answers
+ * only: never a probe, the screen's files or a flush. The event stream has its own
  * thread (`stream_main`): a pub/sub connection on `{prefix}:updates` and
  * `{prefix}:alerts`, and a connection (`qc`) to read what it pushes. On each
  * snapshot note it reads the new state once per scope that clients watch
@@ -89,6 +93,7 @@ struct fd_web {
     /* API workers: a bounded queue of suspended requests (see api_job_t) */
     pthread_mutex_t jmu; /* the queue, every job's done flag, jobs, jstop */
     pthread_cond_t jcv;
+    pthread_mutex_t open_mu; /* one stream opens at a time: http.sse_max_clients holds */
     struct api_job *jhead, *jtail; /* waiting for a worker */
     int jqueued;
     struct api_job *jobs; /* every job not yet answered (freed at the end) */
@@ -1327,7 +1332,12 @@ static void job_run(fd_web_t *w, api_worker_t *k, api_job_t *j, int stop) {
     if (stop) ret = send_error(j->conn, 503, "shutting_down", "the server is stopping");
     else if (!rc) ret = send_error(j->conn, 503, "redis_unavailable", "redis cannot be reached");
     else {
+        /* a stream is counted only once its state is read: two opening at
+         * once on two workers could both pass the bound */
+        int opening = j->fn == api_stream;
+        if (opening) pthread_mutex_lock(&w->open_mu);
         ret = j->fn(w, j->conn, rc);
+        if (opening) pthread_mutex_unlock(&w->open_mu);
         if (rc->err) { /* a broken connection is reopened by the next request */
             redisFree(k->rc);
             k->rc = NULL;
@@ -1526,6 +1536,7 @@ fd_web_t *fd_web_new(const fd_conf_t *c, fd_log_t *log, char *err, size_t errlen
     pthread_mutex_init(&w->mu, NULL);
     pthread_mutex_init(&w->jmu, NULL);
     pthread_cond_init(&w->jcv, NULL);
+    pthread_mutex_init(&w->open_mu, NULL);
     for (int i = 0; i < c->nwindows; i++)
         fd_duration_format(c->windows_s[i], w->windows[i], sizeof w->windows[i]);
     if (!(w->cal = fd_daycal_new(c->time_zone, err, errlen)) || find_dir(w, err, errlen) < 0) {
@@ -1591,6 +1602,7 @@ void fd_web_free(fd_web_t *w) {
     free(w->workers);
     pthread_cond_destroy(&w->jcv);
     pthread_mutex_destroy(&w->jmu);
+    pthread_mutex_destroy(&w->open_mu);
     fd_daycal_free(w->cal);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -4,8 +4,9 @@
  *
  * Everything here only reads Redis (docs/REDIS.md, docs/ALERTS.md); the
  * contract for clients is docs/API.md. Nothing runs on the libuv loop:
- * requests are answered on the HTTP server's own thread over a blocking
- * Redis connection of their own, and the event stream is fed by a thread of
+ * API requests are answered by worker threads of this module, each over a
+ * blocking Redis connection of its own (the HTTP server's thread only
+ * suspends and resumes them), and the event stream is fed by a thread of
  * this module (a pub/sub connection on `{prefix}:updates` and
  * `{prefix}:alerts`, and one more connection to read the state it pushes;
  * and a librdkafka client without a group for the partitions' end offsets).
