@@ -1381,7 +1381,8 @@ static void *worker_main(void *arg) {
  * a stopping server) answers 503 at once. */
 static enum MHD_Result job_submit(fd_web_t *w, struct MHD_Connection *conn, api_fn fn, void **state) {
     pthread_mutex_lock(&w->jmu);
-    int full = w->jstop || w->nworkers == 0 || w->jqueued >= WEB_API_QUEUE;
+    int stopping = w->jstop || w->nworkers == 0;
+    int full = stopping || w->jqueued >= WEB_API_QUEUE;
     api_job_t *j = full ? NULL : calloc(1, sizeof *j);
     if (j) {
         j->conn = conn;
@@ -1400,6 +1401,7 @@ static enum MHD_Result job_submit(fd_web_t *w, struct MHD_Connection *conn, api_
         pthread_cond_signal(&w->jcv);
     }
     pthread_mutex_unlock(&w->jmu);
+    if (stopping) return send_error(conn, 503, "shutting_down", "the server is stopping");
     if (!j)
         return send_error(conn, 503, "busy",
                           "%d API requests are waiting for Redis; try again later", WEB_API_QUEUE);
@@ -1585,7 +1587,9 @@ void fd_web_stop(fd_web_t *w) {
     if (w->started) pthread_join(w->thr, NULL);
     w->started = 0;
     workers_stop(w);
-    if (w->http) fd_http_set_route(w->http, NULL, NULL);
+    /* the route stays until the server stops (fd_http_free): the requests
+     * the workers answered on their way out are handed back through it,
+     * and a new API request is answered 503 `shutting_down` */
     w->http = NULL;
 }
 

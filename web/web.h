@@ -16,7 +16,8 @@
  * Lifetime: fd_web_new() (starts the stream thread), fd_web_attach() (routes
  * every other GET of the HTTP server here), then at exit fd_web_stop()
  * BEFORE fd_http_free() (no stream push may touch a stopped server), and
- * fd_web_free() AFTER it (the server frees its stream responses into us).
+ * fd_web_free() AFTER it (the server frees its stream responses into us, and
+ * routes requests here until it stops).
  */
 #ifndef FD_WEB_H
 #define FD_WEB_H

@@ -490,3 +490,51 @@ def test_hung_redis_never_delays_healthz(web):
         assert "Sanitizer" not in open(s.log_path, errors="replace").read()
     finally:
         hung.close()
+
+
+def test_stop_with_api_requests_held(web):
+    """SIGTERM while API requests wait on a Redis that never answers: the
+    process exits 0 within a few redis.timeout_ms, every request ends (503
+    JSON, or its connection closed by the stopping server), nothing leaks."""
+    from alert_receivers import free_port
+    from conftest import funneld_bin
+    from web_env import Serve
+    hung = HungRedis()
+    port = free_port()
+    cfg = web.config(port, "redis://127.0.0.1:%d" % hung.port)
+    doc = json.loads(cfg.read_text())
+    doc["redis"]["timeout_ms"] = 2000
+    cfg.write_text(json.dumps(doc))
+    s = Serve(funneld_bin(), cfg, web.dir / "serve-stop.log")
+    web.ctx.procs.append(s)
+    try:
+        wait_until("funneld serve answering", lambda: web._answers(port, s), 30, s)
+        results = queue.Queue()
+
+        def call():
+            try:
+                st, body = get(port, "/api/v1/scopes", timeout=60)
+                results.put((st, body))
+            except OSError as e:  # closed by the stopping server
+                results.put((None, repr(e)))
+
+        threads = [threading.Thread(target=call, daemon=True) for _ in range(30)]
+        for t in threads:
+            t.start()
+        wait_until("the API reading the hung Redis", lambda: hung.accepted() >= 1, 30, s)
+        assert results.qsize() < 30
+        assert s.stop() == 0, s.tail()
+        for t in threads:
+            t.join(scaled(30))
+        assert results.qsize() == 30
+        codes = []
+        while not results.empty():
+            st, body = results.get()
+            assert st is None or (st == 503 and body["error"]["code"] in
+                                  ("shutting_down", "redis_error", "redis_unavailable")), (st, body)
+            codes.append(body["error"]["code"] if st else None)
+        # the queued ones were answered by the workers on their way out
+        assert "shutting_down" in codes, codes
+        assert "Sanitizer" not in open(s.log_path, errors="replace").read()
+    finally:
+        hung.close()
