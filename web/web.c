@@ -94,6 +94,7 @@ struct fd_web {
     pthread_mutex_t jmu; /* the queue, every job's done flag, jobs, jstop */
     pthread_cond_t jcv;
     pthread_mutex_t open_mu; /* one stream opens at a time: http.sse_max_clients holds */
+    pthread_mutex_t cal_mu; /* `cal` (its cache is not thread-safe) among the workers */
     struct api_job *jhead, *jtail; /* waiting for a worker */
     int jqueued;
     struct api_job *jobs; /* every job not yet answered (freed at the end) */
@@ -341,7 +342,9 @@ static int buckets(fd_web_t *w, fd_gran_t g, int64_t from, int64_t to, char (*la
         int32_t last = 0;
         for (int64_t t = from;; t += 3600) {
             if (t > to) t = to;
+            pthread_mutex_lock(&w->cal_mu);
             int32_t d = fd_daycal_label(w->cal, t * 1000);
+            pthread_mutex_unlock(&w->cal_mu);
             if (d != last) {
                 if (n < cap) {
                     snprintf(lab[n], 24, "%" PRId32, d);
@@ -1539,6 +1542,7 @@ fd_web_t *fd_web_new(const fd_conf_t *c, fd_log_t *log, char *err, size_t errlen
     pthread_mutex_init(&w->jmu, NULL);
     pthread_cond_init(&w->jcv, NULL);
     pthread_mutex_init(&w->open_mu, NULL);
+    pthread_mutex_init(&w->cal_mu, NULL);
     for (int i = 0; i < c->nwindows; i++)
         fd_duration_format(c->windows_s[i], w->windows[i], sizeof w->windows[i]);
     if (!(w->cal = fd_daycal_new(c->time_zone, err, errlen)) || find_dir(w, err, errlen) < 0) {
@@ -1575,6 +1579,12 @@ void fd_web_attach(fd_web_t *w, fd_http_t *h) {
 
 void fd_web_stop(fd_web_t *w) {
     if (!w) return;
+    /* first: queued API requests are answered 503 at once, not after the
+     * stream thread's last Redis read */
+    pthread_mutex_lock(&w->jmu);
+    w->jstop = 1;
+    pthread_cond_broadcast(&w->jcv);
+    pthread_mutex_unlock(&w->jmu);
     pthread_mutex_lock(&w->mu);
     w->stop = 1;
     /* wake every suspended stream so the server can end it */
@@ -1607,6 +1617,7 @@ void fd_web_free(fd_web_t *w) {
     pthread_cond_destroy(&w->jcv);
     pthread_mutex_destroy(&w->jmu);
     pthread_mutex_destroy(&w->open_mu);
+    pthread_mutex_destroy(&w->cal_mu);
     fd_daycal_free(w->cal);
     pthread_mutex_destroy(&w->mu);
     free(w);
