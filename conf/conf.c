@@ -328,6 +328,8 @@ static const char *const finalize_rules[] = {
      "`retention.groupings` parse; `funnel.window_s` <= `retention.horizon_s`; "
      "`retention.horizon_s` >= (largest `retention.days` + 1) days; with "
      "`marketing.enabled`, `flush_max_events` <= 5000."),
+    ("`http.sse_max_clients` + 16 <= `http.max_connections`: streams never take the last 16 "
+     "connections, kept for `/healthz`, `/readyz`, `/metrics` and the API."),
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -1171,6 +1173,20 @@ static int finalize_alerts(const fd_conf_t *c, char *err, size_t errlen) {
     return 0;
 }
 
+/* Connections a full house of event streams still leaves to the operations
+ * endpoints and the API: a stream holds its connection for hours, so
+ * without them /healthz would be refused once the streams fill the server. */
+#define HTTP_HEADROOM 16
+
+static int finalize_http_headroom(const fd_conf_t *c, char *err, size_t errlen) {
+    if (c->http_sse_max_clients + HTTP_HEADROOM <= c->http_max_connections) return 0;
+    return fd_fail(err, errlen,
+                   "http.sse_max_clients (%" PRId64 ") must be <= http.max_connections (%" PRId64
+                   ") - %d: streams must leave %d connections to /healthz, /readyz, /metrics "
+                   "and the API",
+                   c->http_sse_max_clients, c->http_max_connections, HTTP_HEADROOM, HTTP_HEADROOM);
+}
+
 int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
     if (c->ntopics < 1) return fd_fail(err, errlen, "kafka.topics: at least one topic is required");
     for (int i = 0; i < c->ntopics; i++)
@@ -1233,6 +1249,7 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
         if (strcmp(kk, "group.id") == 0)
             return fd_fail(err, errlen, "kafka.properties: set group.id with kafka.group");
     }
+    if (finalize_http_headroom(c, err, errlen) != 0) return -1;
     if (finalize_alerts(c, err, errlen) != 0) return -1;
     return fd_conf_finalize_marketing(c, err, errlen);
 }

@@ -3,12 +3,16 @@
  * docs/API.md for the contract).
  *
  * Threads and their connections (decision): libmicrohttpd answers every
- * request on its one server thread. An API request reads Redis there over
- * a blocking connection that only that thread uses (`req`), with the
- * command timeout of redis.timeout_ms; after a failed connect, requests for
- * the next second answer 503 at once instead of waiting again. The pipeline
- * runs on the libuv loop with its own connections, so a slow API answer can
- * only delay other HTTP answers, never a flush. The event stream has its own
+ * request on its one server thread, which also answers /healthz, /readyz
+ * and /metrics, so nothing there may wait for Redis. An API request is
+ * suspended and queued (at most WEB_API_QUEUE; one more is answered 503
+ * `busy` at once) for one of WEB_API_WORKERS worker threads; each worker
+ * reads Redis over a blocking connection only it uses, with the command
+ * timeout of redis.timeout_ms (after a failed connect, its requests for
+ * the next second answer 503 at once instead of waiting again), keeps the
+ * answer and resumes the connection (api_job_t). The pipeline runs on the
+ * libuv loop with its own connections, so a slow Redis delays API answers
+ * only: never a probe, the screen's files or a flush. The event stream has its own
  * thread (`stream_main`): a pub/sub connection on `{prefix}:updates` and
  * `{prefix}:alerts`, and a connection (`qc`) to read what it pushes. On each
  * snapshot note it reads the new state once per scope that clients watch
@@ -66,6 +70,8 @@
 #define LAG_MAX_PARTS 512 /* partitions whose end offsets are kept */
 #define LAG_EVERY_MS 5000 /* how often the stream thread reads them */
 #define LAG_QUERY_MS 500 /* one partition's query at most */
+#define WEB_API_WORKERS 4 /* API requests read Redis at once, one connection each */
+#define WEB_API_QUEUE 64 /* API requests waiting for a worker; one more gets 503 */
 
 typedef struct sse_client {
     struct sse_client *next, *prev;
@@ -84,9 +90,16 @@ struct fd_web {
     char dir[1024]; /* the screen's files */
     char windows[FD_MAX_WINDOWS][16];
     fd_daycal_t *cal;
-    /* the server thread's Redis connection */
-    redisContext *req;
-    int64_t req_fail_ms; /* monotonic ms of the last failed connect */
+    /* API workers: a bounded queue of suspended requests (see api_job_t) */
+    pthread_mutex_t jmu; /* the queue, every job's done flag, jobs, jstop */
+    pthread_cond_t jcv;
+    pthread_mutex_t open_mu; /* one stream opens at a time: http.sse_max_clients holds */
+    pthread_mutex_t cal_mu; /* `cal` (its cache is not thread-safe) among the workers */
+    struct api_job *jhead, *jtail; /* waiting for a worker */
+    int jqueued;
+    struct api_job *jobs; /* every job not yet answered (freed at the end) */
+    int jstop, nworkers;
+    struct api_worker *workers;
     /* stream */
     pthread_t thr;
     int started;
@@ -156,6 +169,52 @@ static int64_t reply_int(const redisReply *r) {
     return v;
 }
 
+/* ---- API requests off the server thread ------------------------------------ */
+
+typedef enum MHD_Result (*api_fn)(fd_web_t *, struct MHD_Connection *, redisContext *);
+
+/* One API request between the server thread and a worker. The server thread
+ * suspends the connection and queues the job; a worker runs the endpoint
+ * with `tl_job` set, so the answer the endpoint would queue is kept here
+ * instead (queue_or_keep), then marks it done and resumes the connection;
+ * libmicrohttpd calls the route again with the job in *state, and the server
+ * thread queues the kept answer and frees the job. A job whose connection
+ * is never handed back (the server stopped first) is freed by
+ * fd_web_free. */
+typedef struct api_job {
+    struct api_job *qnext; /* the waiting queue */
+    struct api_job *anext, *aprev; /* w->jobs */
+    struct MHD_Connection *conn;
+    api_fn fn;
+    int done;
+    unsigned status;
+    struct MHD_Response *resp; /* the kept answer; NULL: close the connection */
+} api_job_t;
+
+typedef struct api_worker {
+    fd_web_t *w;
+    pthread_t thr;
+    int started;
+    redisContext *rc; /* this worker's own connection, opened on demand */
+    int64_t rc_fail_ms; /* monotonic ms of its last failed connect */
+} api_worker_t;
+
+static _Thread_local api_job_t *tl_job; /* the job a worker is answering */
+
+/* Queues r on conn, or on a worker keeps it in the job; takes r. */
+static enum MHD_Result queue_or_keep(struct MHD_Connection *conn, unsigned status,
+                                     struct MHD_Response *r) {
+    if (tl_job) {
+        if (tl_job->resp) MHD_destroy_response(tl_job->resp);
+        tl_job->resp = r;
+        tl_job->status = status;
+        return MHD_YES;
+    }
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* ---- responses ------------------------------------------------------------ */
 
 static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, const char *ctype,
@@ -168,9 +227,7 @@ static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, c
     MHD_add_response_header(r, "Content-Type", ctype);
     MHD_add_response_header(r, "Cache-Control", "no-store");
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return queue_or_keep(conn, status, r);
 }
 
 /* Takes o. */
@@ -226,23 +283,23 @@ static int authorized(fd_web_t *w, struct MHD_Connection *conn) {
     return token_eq(arg(conn, "access_token"), want);
 }
 
-/* The server thread's connection, opened on demand; NULL when Redis cannot
- * be reached (then 503). */
-static redisContext *req_conn(fd_web_t *w) {
-    if (w->req && w->req->err) {
-        redisFree(w->req);
-        w->req = NULL;
+/* A worker's connection, opened on demand; NULL when Redis cannot be
+ * reached (then 503). */
+static redisContext *req_conn(fd_web_t *w, api_worker_t *k) {
+    if (k->rc && k->rc->err) {
+        redisFree(k->rc);
+        k->rc = NULL;
     }
-    if (w->req) return w->req;
+    if (k->rc) return k->rc;
     int64_t now = fd_clock_mono_ms();
-    if (w->req_fail_ms && now - w->req_fail_ms < 1000) return NULL;
+    if (k->rc_fail_ms && now - k->rc_fail_ms < 1000) return NULL;
     char err[256];
-    w->req = fd_redis_connect_sync(w->c, w->c->redis_timeout_ms, err, sizeof err);
-    if (!w->req) {
-        w->req_fail_ms = now;
+    k->rc = fd_redis_connect_sync(w->c, w->c->redis_timeout_ms, err, sizeof err);
+    if (!k->rc) {
+        k->rc_fail_ms = now;
         fd_log(w->log, FD_LOG_WARN, "api redis connect failed", "error=\"%s\"", err);
     }
-    return w->req;
+    return k->rc;
 }
 
 static int window_known(fd_web_t *w, const char *name) {
@@ -285,7 +342,9 @@ static int buckets(fd_web_t *w, fd_gran_t g, int64_t from, int64_t to, char (*la
         int32_t last = 0;
         for (int64_t t = from;; t += 3600) {
             if (t > to) t = to;
+            pthread_mutex_lock(&w->cal_mu);
             int32_t d = fd_daycal_label(w->cal, t * 1000);
+            pthread_mutex_unlock(&w->cal_mu);
             if (d != last) {
                 if (n < cap) {
                     snprintf(lab[n], 24, "%" PRId32, d);
@@ -1067,9 +1126,7 @@ static enum MHD_Result api_stream(fd_web_t *w, struct MHD_Connection *conn, redi
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     int sndbuf = SSE_SNDBUF;
     if (ci) setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
-    MHD_destroy_response(r);
-    return ret;
+    return queue_or_keep(conn, 200, r);
 }
 
 /* Stream thread: a snapshot note → one "update" per watched scope. */
@@ -1322,18 +1379,127 @@ static enum MHD_Result serve_file(fd_web_t *w, struct MHD_Connection *conn, cons
     return send_file_body(conn, ctype_of(name), body, (size_t)n);
 }
 
+/* ---- the API workers ---------------------------------------------------------------- */
+
+/* Answers one job on a worker: the answer is kept in the job (tl_job). */
+static void job_run(fd_web_t *w, api_worker_t *k, api_job_t *j, int stop) {
+    tl_job = j;
+    enum MHD_Result ret;
+    redisContext *rc = stop ? NULL : req_conn(w, k);
+    if (stop) ret = send_error(j->conn, 503, "shutting_down", "the server is stopping");
+    else if (!rc) ret = send_error(j->conn, 503, "redis_unavailable", "redis cannot be reached");
+    else {
+        /* a stream is counted only once its state is read: two opening at
+         * once on two workers could both pass the bound */
+        int opening = j->fn == api_stream;
+        if (opening) pthread_mutex_lock(&w->open_mu);
+        ret = j->fn(w, j->conn, rc);
+        if (opening) pthread_mutex_unlock(&w->open_mu);
+        if (rc->err) { /* a broken connection is reopened by the next request */
+            redisFree(k->rc);
+            k->rc = NULL;
+        }
+    }
+    tl_job = NULL;
+    if (ret != MHD_YES && j->resp) { /* the endpoint gave up: close the connection */
+        MHD_destroy_response(j->resp);
+        j->resp = NULL;
+    }
+}
+
+static void *worker_main(void *arg) {
+    api_worker_t *k = arg;
+    fd_web_t *w = k->w;
+    pthread_mutex_lock(&w->jmu);
+    for (;;) {
+        while (!w->jhead && !w->jstop) pthread_cond_wait(&w->jcv, &w->jmu);
+        api_job_t *j = w->jhead;
+        if (!j) break; /* stopping and nothing waits */
+        w->jhead = j->qnext;
+        if (!w->jhead) w->jtail = NULL;
+        w->jqueued--;
+        int stop = w->jstop;
+        pthread_mutex_unlock(&w->jmu);
+        job_run(w, k, j, stop);
+        struct MHD_Connection *conn = j->conn;
+        pthread_mutex_lock(&w->jmu);
+        j->done = 1; /* from here the server thread may free j */
+        pthread_mutex_unlock(&w->jmu);
+        MHD_resume_connection(conn);
+        pthread_mutex_lock(&w->jmu);
+    }
+    pthread_mutex_unlock(&w->jmu);
+    if (k->rc) redisFree(k->rc);
+    k->rc = NULL;
+    return NULL;
+}
+
+/* Server thread: suspends conn and queues fn for a worker; a full queue (or
+ * a stopping server) answers 503 at once. */
+static enum MHD_Result job_submit(fd_web_t *w, struct MHD_Connection *conn, api_fn fn, void **state) {
+    pthread_mutex_lock(&w->jmu);
+    int stopping = w->jstop || w->nworkers == 0;
+    int full = stopping || w->jqueued >= WEB_API_QUEUE;
+    api_job_t *j = full ? NULL : calloc(1, sizeof *j);
+    if (j) {
+        j->conn = conn;
+        j->fn = fn;
+        if (w->jtail) w->jtail->qnext = j;
+        else w->jhead = j;
+        w->jtail = j;
+        w->jqueued++;
+        j->anext = w->jobs;
+        if (w->jobs) w->jobs->aprev = j;
+        w->jobs = j;
+        *state = j;
+        /* under jmu: no worker can take the job (and resume conn) before
+         * the connection is suspended */
+        MHD_suspend_connection(conn);
+        pthread_cond_signal(&w->jcv);
+    }
+    pthread_mutex_unlock(&w->jmu);
+    if (stopping) return send_error(conn, 503, "shutting_down", "the server is stopping");
+    if (!j)
+        return send_error(conn, 503, "busy",
+                          "%d API requests are waiting for Redis; try again later", WEB_API_QUEUE);
+    return MHD_YES;
+}
+
+/* Server thread, called again for a resumed connection: queues the kept
+ * answer and frees the job. */
+static enum MHD_Result job_answer(fd_web_t *w, struct MHD_Connection *conn, void **state) {
+    api_job_t *j = *state;
+    pthread_mutex_lock(&w->jmu);
+    int done = j->done;
+    if (done) {
+        if (j->aprev) j->aprev->anext = j->anext;
+        else w->jobs = j->anext;
+        if (j->anext) j->anext->aprev = j->aprev;
+    }
+    pthread_mutex_unlock(&w->jmu);
+    if (!done) return MHD_YES; /* not resumed by a worker: nothing to answer yet */
+    *state = NULL;
+    enum MHD_Result ret = MHD_NO;
+    if (j->resp) {
+        ret = MHD_queue_response(conn, j->status, j->resp);
+        MHD_destroy_response(j->resp);
+    }
+    free(j);
+    return ret;
+}
+
 /* ---- routing ------------------------------------------------------------------------ */
 
 static int route(void *ud, struct MHD_Connection *conn, const char *url, void **state) {
-    (void)state;
     fd_web_t *w = ud;
+    if (*state) return job_answer(w, conn, state);
     if (strncmp(url, "/api/", 5) != 0) return serve_file(w, conn, url);
     if (!authorized(w, conn))
         return send_error(conn, 401, "unauthorized", "a valid bearer token is required");
     if (!strcmp(url, "/api/v1") || !strcmp(url, "/api/v1/")) return api_index(w, conn);
     static const struct {
         const char *path;
-        enum MHD_Result (*fn)(fd_web_t *, struct MHD_Connection *, redisContext *);
+        api_fn fn;
     } eps[] = {{"/api/v1/scopes", api_scopes},
                {"/api/v1/snapshots", api_snapshots},
                {"/api/v1/series", api_series},
@@ -1344,14 +1510,7 @@ static int route(void *ud, struct MHD_Connection *conn, const char *url, void **
                {"/api/v1/stream", api_stream}};
     for (size_t i = 0; i < sizeof eps / sizeof *eps; i++) {
         if (strcmp(url, eps[i].path)) continue;
-        redisContext *rc = req_conn(w);
-        if (!rc) return send_error(conn, 503, "redis_unavailable", "redis cannot be reached");
-        enum MHD_Result r = eps[i].fn(w, conn, rc);
-        if (rc->err) { /* a broken connection is reopened by the next request */
-            redisFree(w->req);
-            w->req = NULL;
-        }
-        return r;
+        return job_submit(w, conn, eps[i].fn, state);
     }
     return send_error(conn, 404, "not_found", "no such endpoint: %s", url);
 }
@@ -1391,6 +1550,39 @@ static int find_dir(fd_web_t *w, char *err, size_t errlen) {
     return 0;
 }
 
+static int workers_start(fd_web_t *w, char *err, size_t errlen) {
+    w->workers = calloc(WEB_API_WORKERS, sizeof *w->workers);
+    if (!w->workers) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < WEB_API_WORKERS; i++) {
+        w->workers[i].w = w;
+        if (pthread_create(&w->workers[i].thr, NULL, worker_main, &w->workers[i]) != 0) {
+            snprintf(err, errlen, "cannot start an API worker thread");
+            return -1;
+        }
+        w->workers[i].started = 1;
+        pthread_mutex_lock(&w->jmu);
+        w->nworkers++;
+        pthread_mutex_unlock(&w->jmu);
+    }
+    return 0;
+}
+
+/* Every queued request is answered (503 once stopping) and resumed before
+ * the workers end, so no connection stays suspended in a stopping server. */
+static void workers_stop(fd_web_t *w) {
+    if (!w->workers) return;
+    pthread_mutex_lock(&w->jmu);
+    w->jstop = 1;
+    pthread_cond_broadcast(&w->jcv);
+    pthread_mutex_unlock(&w->jmu);
+    for (int i = 0; i < WEB_API_WORKERS; i++)
+        if (w->workers[i].started) pthread_join(w->workers[i].thr, NULL);
+    for (int i = 0; i < WEB_API_WORKERS; i++) w->workers[i].started = 0;
+}
+
 fd_web_t *fd_web_new(const fd_conf_t *c, fd_log_t *log, char *err, size_t errlen) {
     fd_web_t *w = calloc(1, sizeof *w);
     if (!w) {
@@ -1401,6 +1593,10 @@ fd_web_t *fd_web_new(const fd_conf_t *c, fd_log_t *log, char *err, size_t errlen
     w->log = log;
     w->kop.log = log;
     pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_init(&w->jmu, NULL);
+    pthread_cond_init(&w->jcv, NULL);
+    pthread_mutex_init(&w->open_mu, NULL);
+    pthread_mutex_init(&w->cal_mu, NULL);
     for (int i = 0; i < c->nwindows; i++)
         fd_duration_format(c->windows_s[i], w->windows[i], sizeof w->windows[i]);
     if (!(w->cal = fd_daycal_new(c->time_zone, err, errlen)) || find_dir(w, err, errlen) < 0) {
@@ -1416,6 +1612,10 @@ fd_web_t *fd_web_new(const fd_conf_t *c, fd_log_t *log, char *err, size_t errlen
         return NULL;
     }
     w->started = 1;
+    if (workers_start(w, err, errlen) < 0) {
+        fd_web_free(w);
+        return NULL;
+    }
     return w;
 }
 
@@ -1433,6 +1633,12 @@ void fd_web_attach(fd_web_t *w, fd_http_t *h) {
 
 void fd_web_stop(fd_web_t *w) {
     if (!w) return;
+    /* first: queued API requests are answered 503 at once, not after the
+     * stream thread's last Redis read */
+    pthread_mutex_lock(&w->jmu);
+    w->jstop = 1;
+    pthread_cond_broadcast(&w->jcv);
+    pthread_mutex_unlock(&w->jmu);
     pthread_mutex_lock(&w->mu);
     w->stop = 1;
     /* wake every suspended stream so the server can end it */
@@ -1444,14 +1650,28 @@ void fd_web_stop(fd_web_t *w) {
     pthread_mutex_unlock(&w->mu);
     if (w->started) pthread_join(w->thr, NULL);
     w->started = 0;
-    if (w->http) fd_http_set_route(w->http, NULL, NULL);
+    workers_stop(w);
+    /* the route stays until the server stops (fd_http_free): the requests
+     * the workers answered on their way out are handed back through it,
+     * and a new API request is answered 503 `shutting_down` */
     w->http = NULL;
 }
 
 void fd_web_free(fd_web_t *w) {
     if (!w) return;
     fd_web_stop(w);
-    if (w->req) redisFree(w->req);
+    /* answers the server stopped before handing back (it runs no more) */
+    while (w->jobs) {
+        api_job_t *j = w->jobs;
+        w->jobs = j->anext;
+        if (j->resp) MHD_destroy_response(j->resp);
+        free(j);
+    }
+    free(w->workers);
+    pthread_cond_destroy(&w->jcv);
+    pthread_mutex_destroy(&w->jmu);
+    pthread_mutex_destroy(&w->open_mu);
+    pthread_mutex_destroy(&w->cal_mu);
     fd_daycal_free(w->cal);
     pthread_mutex_destroy(&w->mu);
     free(w);

@@ -4,8 +4,9 @@
  *
  * Everything here only reads Redis (docs/REDIS.md, docs/ALERTS.md); the
  * contract for clients is docs/API.md. Nothing runs on the libuv loop:
- * requests are answered on the HTTP server's own thread over a blocking
- * Redis connection of their own, and the event stream is fed by a thread of
+ * API requests are answered by worker threads of this module, each over a
+ * blocking Redis connection of its own (the HTTP server's thread only
+ * suspends and resumes them), and the event stream is fed by a thread of
  * this module (a pub/sub connection on `{prefix}:updates` and
  * `{prefix}:alerts`, and one more connection to read the state it pushes;
  * and a librdkafka client without a group for the partitions' end offsets).
@@ -15,7 +16,8 @@
  * Lifetime: fd_web_new() (starts the stream thread), fd_web_attach() (routes
  * every other GET of the HTTP server here), then at exit fd_web_stop()
  * BEFORE fd_http_free() (no stream push may touch a stopped server), and
- * fd_web_free() AFTER it (the server frees its stream responses into us).
+ * fd_web_free() AFTER it (the server frees its stream responses into us, and
+ * routes requests here until it stops).
  */
 #ifndef FD_WEB_H
 #define FD_WEB_H

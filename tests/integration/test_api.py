@@ -493,3 +493,176 @@ def test_client_gone_is_not_a_warning(web):
     # the next heartbeat (http.sse_heartbeat_ms, 1 s here) meets the closed socket
     lines = wait_until("libmicrohttpd's report of the gone client", gone_lines, 30, p)
     assert [l for l in lines if "level=warn" in l] == [], lines
+
+
+class HungRedis:
+    """A Redis endpoint that accepts connections and never answers: every
+    read on it waits for the reader's own timeout."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(128)
+        self.port = self.lsock.getsockname()[1]
+        self.conns = []
+        self.closed = False
+        self.mu = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            with self.mu:
+                if self.closed:  # accepted while closing: never held
+                    c.close()
+                    return
+                self.conns.append(c)
+
+    def accepted(self):
+        with self.mu:
+            return len(self.conns)
+
+    def close(self):
+        """Closes every connection and the listener: the readers waiting on
+        it get an error at once."""
+        with self.mu:
+            self.closed = True
+            for c in self.conns:
+                c.close()
+        try:  # wakes the blocked accept(), which close() alone does not
+            self.lsock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.lsock.close()
+
+
+def test_hung_redis_never_delays_healthz(web):
+    """API requests wait for Redis on worker threads, never on the HTTP
+    server's thread: against a Redis that accepts and never answers (and
+    redis.timeout_ms of a minute), with more API requests in flight than
+    the workers and their queue hold, /healthz, /readyz and /metrics answer
+    at once, the requests past the queue get 503 `busy` at once, and every
+    request held gets its 503 JSON as soon as the Redis goes away."""
+    from alert_receivers import free_port
+    from conftest import funneld_bin
+    from web_env import Serve
+    hung = HungRedis()
+    port = free_port()
+    cfg = web.config(port, "redis://127.0.0.1:%d" % hung.port)
+    doc = json.loads(cfg.read_text())
+    doc["redis"]["timeout_ms"] = 60000
+    cfg.write_text(json.dumps(doc))
+    s = Serve(funneld_bin(), cfg, web.dir / "serve-hung.log")
+    web.ctx.procs.append(s)
+    try:
+        wait_until("funneld serve answering", lambda: web._answers(port, s), 30, s)
+        workers, queued, extra = 4, 64, 12  # docs/API.md: the workers and their queue
+        n = workers + queued + extra
+        paths = ["/api/v1/scopes", "/api/v1/snapshots?scope=all", "/api/v1/freshness",
+                 "/api/v1/stream", "/api/v1/alerts"]
+        results = queue.Queue()
+
+        def call(path):
+            t0 = time.monotonic()
+            try:
+                st, body = get(port, path, timeout=120)
+                results.put((path, st, body, time.monotonic() - t0))
+            except OSError as e:
+                results.put((path, None, repr(e), time.monotonic() - t0))
+
+        threads = [threading.Thread(target=call, args=(paths[i % len(paths)],), daemon=True)
+                   for i in range(n)]
+        for t in threads:
+            t.start()
+        done = []
+        wait_until("the API reading the hung Redis", lambda: hung.accepted() >= 1, 30, s)
+        # the operations endpoints answer at once while the API requests wait
+        for _ in range(5):
+            for ep, want in (("/healthz", (200,)), ("/readyz", (200, 503)), ("/metrics", (200,))):
+                t0 = time.monotonic()
+                try:
+                    st = get(port, ep, timeout=5)[0]
+                except OSError as e:
+                    st = repr(e)
+                dt = time.monotonic() - t0
+                assert st in want and dt < scaled(1.0), (ep, st, dt)
+            time.sleep(0.2)  # pacing only: probes spread over a second
+        # the requests past the queue are turned away at once
+        deadline = time.monotonic() + scaled(20)
+        while len(done) < extra and time.monotonic() < deadline:
+            try:
+                done.append(results.get(timeout=0.2))
+            except queue.Empty:
+                pass
+        assert len(done) >= extra, done
+        for path, st, body, dt in done:
+            assert st == 503 and body["error"]["code"] == "busy", (path, st, body)
+        pending = n - len(done) - results.qsize()
+        assert pending >= queued, "fewer requests held than the queue (%d)" % pending
+        # the Redis goes away: every held request is answered, 503 JSON
+        hung.close()
+        for t in threads:
+            t.join(scaled(60))
+        while not results.empty():
+            done.append(results.get())
+        assert len(done) == n
+        for path, st, body, dt in done:
+            assert st == 503 and isinstance(body, dict), (path, st, body)
+            assert body["error"]["code"] in ("busy", "redis_error", "redis_unavailable"), body
+        assert get(port, "/healthz")[0] == 200
+        # the workers end and nothing is left behind (ASan builds: no leak)
+        assert s.stop() == 0, s.tail()
+        assert "Sanitizer" not in open(s.log_path, errors="replace").read()
+    finally:
+        hung.close()
+
+
+def test_stop_with_api_requests_held(web):
+    """SIGTERM while API requests wait on a Redis that never answers: the
+    process exits 0 within a few redis.timeout_ms, every request ends (503
+    JSON, or its connection closed by the stopping server), nothing leaks."""
+    from alert_receivers import free_port
+    from conftest import funneld_bin
+    from web_env import Serve
+    hung = HungRedis()
+    port = free_port()
+    cfg = web.config(port, "redis://127.0.0.1:%d" % hung.port)
+    doc = json.loads(cfg.read_text())
+    doc["redis"]["timeout_ms"] = 2000
+    cfg.write_text(json.dumps(doc))
+    s = Serve(funneld_bin(), cfg, web.dir / "serve-stop.log")
+    web.ctx.procs.append(s)
+    try:
+        wait_until("funneld serve answering", lambda: web._answers(port, s), 30, s)
+        results = queue.Queue()
+
+        def call():
+            try:
+                st, body = get(port, "/api/v1/scopes", timeout=60)
+                results.put((st, body))
+            except OSError as e:  # closed by the stopping server
+                results.put((None, repr(e)))
+
+        threads = [threading.Thread(target=call, daemon=True) for _ in range(30)]
+        for t in threads:
+            t.start()
+        wait_until("the API reading the hung Redis", lambda: hung.accepted() >= 1, 30, s)
+        assert results.qsize() < 30
+        assert s.stop() == 0, s.tail()
+        for t in threads:
+            t.join(scaled(30))
+        assert results.qsize() == 30
+        codes = []
+        while not results.empty():
+            st, body = results.get()
+            assert st is None or (st == 503 and body["error"]["code"] in
+                                  ("shutting_down", "redis_error", "redis_unavailable")), (st, body)
+            codes.append(body["error"]["code"] if st else None)
+        # the queued ones were answered by the workers on their way out
+        assert "shutting_down" in codes, codes
+        assert "Sanitizer" not in open(s.log_path, errors="replace").read()
+    finally:
+        hung.close()

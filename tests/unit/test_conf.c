@@ -786,6 +786,39 @@ static void test_marketing_flush_default(void **state) {
     fd_conf_release(&c);
 }
 
+/* Event streams must leave 16 connections to the operations endpoints and
+ * the API; the error names the key. */
+static void test_http_headroom(void **state) {
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    static const struct {
+        const char *text;
+        int ok;
+    } cases[] = {
+        {"{}", 1}, /* the defaults: 1000 streams of 1024 connections */
+        {"{\"http\": {\"sse_max_clients\": 1008}}", 1},
+        {"{\"http\": {\"sse_max_clients\": 1009}}", 0},
+        {"{\"http\": {\"sse_max_clients\": 1024}}", 0},
+        {"{\"http\": {\"sse_max_clients\": 5000}}", 0},
+        {"{\"http\": {\"max_connections\": 16}}", 0},
+        {"{\"http\": {\"max_connections\": 17, \"sse_max_clients\": 1}}", 1},
+        {"{\"http\": {\"max_connections\": 4096, \"sse_max_clients\": 4080}}", 1},
+        {"{\"http\": {\"max_connections\": 4096, \"sse_max_clients\": 4081}}", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = load_text(&c, cases[i].text, err, sizeof err);
+        if (cases[i].ok) {
+            if (rc != 0) fail_msg("%s: %s", cases[i].text, err);
+        } else {
+            if (rc == 0) fail_msg("%s: accepted", cases[i].text);
+            if (!strstr(err, "http.sse_max_clients") || !strstr(err, "http.max_connections"))
+                fail_msg("%s: %s", cases[i].text, err);
+        }
+        fd_conf_release(&c);
+    }
+}
+
 static void test_marketing_parsed(void **state) {
     (void)state;
     fd_conf_t c;
@@ -829,6 +862,7 @@ int main(void) {
         cmocka_unit_test(test_window_name),
         cmocka_unit_test(test_doc_matches_file),
         cmocka_unit_test(test_example_is_defaults),
+        cmocka_unit_test(test_http_headroom),
     };
     return cmocka_run_group_tests(tests, setup_env, NULL);
 }
