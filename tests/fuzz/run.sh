@@ -17,7 +17,7 @@ mkdir -p "$out/corpus"
 "$cc" -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -Wall -Wextra -Wshadow -I"$root" $(pkg-config --cflags libcjson) \
-    "$root/model/event.c" "$here/fuzz_event.c" \
+    "$root/model/event.c" "$root/model/cohort.c" "$here/fuzz_event.c" \
     $(pkg-config --libs libcjson) -o "$out/fuzz_event"
 
 # max_len a little over the harness's 1024-byte limit, so too_large is reached
