@@ -1,14 +1,16 @@
 /*
  * agg.c — one valid event → deltas in a partition batch (see agg.h).
  *
- * Per event: the user id is interned in the batch once; per grouping the
- * scope id is built in a stack buffer and admitted through the cap, which
- * returns its interned copy; the batch gives the counters of the scope's
- * buckets (remembered per scope, so the events of one scope within one
- * minute skip those lookups) and each is updated — no key string is built
- * on the hot path. A scope id is at most 5 dimensions × (name + 3 × 128 code points ×
- * 4 bytes), well under FD_KEY_MAX; one that would not fit is impossible after
- * validation and is refused with -E2BIG rather than cut.
+ * Per event: the user id is interned in the batch once; the scope set gives
+ * the admitted (interned) scope id of every grouping in one call
+ * (fd_scopes_admit_event: an id already admitted is found from the raw
+ * dimension values without being built; a new one is built, capped and
+ * admitted); the batch gives the counters of each scope's buckets
+ * (remembered per scope, so the events of one scope within one minute skip
+ * those lookups) and each is updated — no key string is built on the hot
+ * path. A scope id is at most 5 dimensions × (name + 3 × 128 code points ×
+ * 4 bytes); one that would not fit is impossible after validation and is
+ * refused with -E2BIG rather than cut.
  */
 #include "aggregators/agg.h"
 
@@ -19,8 +21,6 @@
 #include "model/scope.h"
 #include "model/window.h"
 #include "model/cohort.h"
-
-#define FD_KEY_MAX 16384
 
 struct fd_agg {
     const fd_conf_t *conf;
@@ -64,7 +64,6 @@ static int coupon_member(fd_batch_t *b, const fd_event_t *ev, uint32_t ci, uint3
 }
 
 int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
-    char key[FD_KEY_MAX];
     int64_t buckets[FD_GRAN__COUNT] = {
         fd_bucket_m1(ev->ts_ms),
         fd_bucket_h1(ev->ts_ms),
@@ -76,16 +75,13 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
     if (rc < 0) return rc;
     fd_step_t step = ev->type == FD_TYPE_EXPOSURE ? FD_STEP_EXPOSED : FD_STEP_INTERACTED;
 
+    /* the interned copies: stable for the aggregator's lifetime, so the
+     * batch keys on their addresses */
+    fd_str_t sids[FD_MAX_GROUPINGS];
+    if ((rc = fd_scopes_admit_event(a->scopes, a->conf->groupings, ev, sids)) < 0) return rc;
     for (int gi = 0; gi < a->conf->ngroupings; gi++) {
-        const fd_grouping_t *gr = &a->conf->groupings[gi];
-        size_t sn = fd_scope_id(key, sizeof key, gr, ev);
-        if (sn == 0) continue; /* event lacks a dimension of this grouping */
-        if (sn == (size_t)-1) return -E2BIG;
-        /* the interned copy: stable for the aggregator's lifetime, so the
-         * batch keys on its address */
-        const char *sid = fd_scopes_admit(a->scopes, gi, gr, key, sn, &sn);
-        if (!sid) return -ENOMEM;
-        fd_str_t scope = {sid, (uint32_t)sn};
+        fd_str_t scope = sids[gi];
+        if (!scope.p) continue; /* event lacks a dimension of this grouping */
         uint32_t cis[FD_GRAN__COUNT];
         if ((rc = fd_batch_scope_counters(b, scope, buckets, cis)) < 0) return rc;
 
