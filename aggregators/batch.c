@@ -273,6 +273,15 @@ typedef struct {
     unsigned valid; /* bit g: bucket[g] and ci[g] are set */
 } scur_t;
 
+/* Per user (parallel to users): its HLLs so far as mlog[start..start+n), or
+ * n == ULOG_IN_SET once they are in member_set (see member_new). */
+#define ULOG_IN_SET UINT32_MAX
+#define ULOG_MAX 32
+typedef struct {
+    uint32_t start, n;
+    uint64_t seen; /* bit hi % 64 for each hi in the list: most new ones skip the scan */
+} ulog_t;
+
 typedef struct {
     fd_batch_counter_t pub; /* actions points at own storage */
     fd_batch_action_t *actions;
@@ -282,7 +291,7 @@ typedef struct {
 
 typedef struct {
     fd_batch_hll_t pub;
-    uint32_t *members;
+    uint32_t *members; /* in the arena */
     size_t capmembers;
 } hll_t;
 
@@ -304,6 +313,10 @@ struct fd_batch {
     size_t nscopes, capscopes;
     scur_t *scur;
     size_t capscur;
+    ulog_t *ulogs; /* parallel to users */
+    size_t capulogs;
+    uint32_t *mlog; /* the users' member lists (see member_new) */
+    size_t nmlog, capmlog;
     uint64_t events;
     fd_users_t *urecs; /* marketing per-user records (users.h) */
     uint64_t gen; /* bumped by every reset: a cache entry of an older one is empty */
@@ -332,7 +345,7 @@ fd_users_t *fd_batch_users(const fd_batch_t *b) { return b->urecs; }
 void fd_batch_reset(fd_batch_t *b) {
     if (!b) return;
     /* per-key arrays are kept for reuse: only the counts go */
-    b->ncounters = b->nhlls = b->nusers = b->npayments = b->nscopes = 0;
+    b->ncounters = b->nhlls = b->nusers = b->npayments = b->nscopes = b->nmlog = 0;
     b->events = 0;
     b->gen++;
     tuple_clear(&b->counter_idx);
@@ -347,7 +360,6 @@ void fd_batch_reset(fd_batch_t *b) {
 void fd_batch_free(fd_batch_t *b) {
     if (!b) return;
     for (size_t i = 0; i < b->capcounters; i++) free(b->counters[i].actions);
-    for (size_t i = 0; i < b->caphlls; i++) free(b->hlls[i].members);
     arena_reset(&b->arena, 0);
     free(b->counter_idx.slots);
     free(b->scope_idx.slots);
@@ -360,6 +372,8 @@ void fd_batch_free(fd_batch_t *b) {
     free(b->payments);
     free(b->scopes);
     free(b->scur);
+    free(b->ulogs);
+    free(b->mlog);
     fd_users_free(b->urecs);
     free(b);
 }
@@ -387,7 +401,9 @@ int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx) {
             return 0;
         }
     }
-    if (grow((void **)&b->users, &b->capusers, b->nusers + 1, sizeof(fd_str_t)) < 0) return -ENOMEM;
+    if (grow((void **)&b->users, &b->capusers, b->nusers + 1, sizeof(fd_str_t)) < 0 ||
+        grow((void **)&b->ulogs, &b->capulogs, b->nusers + 1, sizeof(ulog_t)) < 0)
+        return -ENOMEM;
     char *copy = arena_alloc(&b->arena, user.n ? user.n : 1);
     if (!copy) return -ENOMEM;
     memcpy(copy, user.p, user.n);
@@ -398,6 +414,7 @@ int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx) {
     s->val = (uint32_t)b->nusers;
     t->used++;
     b->users[b->nusers] = s->key;
+    b->ulogs[b->nusers] = (ulog_t){.start = (uint32_t)b->nmlog, .n = 0, .seen = 0};
     *idx = (uint32_t)b->nusers++;
     return 0;
 }
@@ -486,13 +503,23 @@ int fd_batch_scope_counters(fd_batch_t *b, fd_str_t scope, const int64_t bucket[
     return 0;
 }
 
+static int count_action(fd_batch_t *b, uint32_t ci, const fd_str_t *action);
+
+/* Kept small for the same reason as fd_batch_member: exposures carry no
+ * action, and an action's bookkeeping lives in count_action. */
 int fd_batch_count_at(fd_batch_t *b, uint32_t ci, int64_t exposures, int64_t interactions,
                       int64_t late, const fd_str_t *action) {
     counter_t *c = &b->counters[ci];
     c->pub.exposures += exposures;
     c->pub.interactions += interactions;
     c->pub.late += late;
-    if (action && action->p) {
+    if (action && action->p) return count_action(b, ci, action);
+    return 0;
+}
+
+__attribute__((noinline)) static int count_action(fd_batch_t *b, uint32_t ci, const fd_str_t *action) {
+    counter_t *c = &b->counters[ci];
+    {
         /* Actions stay in the order this batch first saw them: the flush
          * script admits them to the action cap in that order. A few are
          * scanned; past that the (counter, action) table finds them. */
@@ -541,13 +568,88 @@ int fd_batch_count_at(fd_batch_t *b, uint32_t ci, int64_t exposures, int64_t int
     return 0;
 }
 
+/*
+ * 1 if (HLL index + 1 hi, user) is new to the batch (and records it), 0 if
+ * not, or -ENOMEM. Most events of a batch are their user's first (79% on the
+ * reference stream), and all their members are new: rather than one
+ * member_set insert per member (~15 per event, the hot path's largest cost),
+ * a user's members go to a short list of its own at the end of mlog, so a
+ * duplicate is found by scanning a few integers (and only when the `seen`
+ * bit of the HLL is set). When another user's list follows it (the user's
+ * next event), the list is copied to the end again; once it is full
+ * (ULOG_MAX), it moves into member_set and the user is looked up there from
+ * then on.
+ */
+static int member_new(fd_batch_t *b, uint32_t hi, uint32_t user) {
+    ulog_t *u = &b->ulogs[user];
+    int rc;
+    if (u->n != ULOG_IN_SET) {
+        if (u->start + u->n != b->nmlog && u->n < ULOG_MAX) {
+            /* the user's next event: its list moves to the end (a user's
+             * list is copied at most ULOG_MAX times before it goes to the
+             * set, so mlog stays within ULOG_MAX entries per member) */
+            if (b->nmlog + u->n >= b->capmlog &&
+                grow((void **)&b->mlog, &b->capmlog, b->nmlog + u->n + 1, sizeof(uint32_t)) < 0)
+                return -ENOMEM;
+            memmove(b->mlog + b->nmlog, b->mlog + u->start, u->n * sizeof(uint32_t));
+            u->start = (uint32_t)b->nmlog;
+            b->nmlog += u->n;
+        }
+        if (u->start + u->n == b->nmlog && u->n < ULOG_MAX) {
+            uint64_t bit = UINT64_C(1) << (hi & 63);
+            if (u->seen & bit)
+                for (uint32_t i = u->start; i < b->nmlog; i++)
+                    if (b->mlog[i] == hi) return 0;
+            u->seen |= bit;
+            if (b->nmlog == b->capmlog &&
+                grow((void **)&b->mlog, &b->capmlog, b->nmlog + 1, sizeof(uint32_t)) < 0)
+                return -ENOMEM;
+            b->mlog[b->nmlog++] = hi;
+            u->n++;
+            return 1;
+        }
+        for (uint32_t i = u->start; i < u->start + u->n; i++)
+            if ((rc = fd_set64_add(&b->member_set, (uint64_t)b->mlog[i] << 32 | user)) < 0)
+                return rc; /* retried whole next time: the set ignores repeats */
+        u->n = ULOG_IN_SET;
+    }
+    return fd_set64_add(&b->member_set, (uint64_t)hi << 32 | user);
+}
+
+static int member_add(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_t user);
+
+/* The usual case inline, the rest in member_add: a small function keeps the
+ * call cheap (~12 of these per event). The usual case: the HLL exists, the
+ * user's list is the newest one with room, its `seen` bit is clear (so the
+ * member is new) and both arrays have room. */
 int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_t user) {
+    uint32_t hi = b->counters[counter_idx].hll[step];
+    ulog_t *u = &b->ulogs[user];
+    uint64_t bit = UINT64_C(1) << (hi & 63);
+    if (hi != 0 && u->n < ULOG_MAX && u->start + u->n == b->nmlog && !(u->seen & bit) &&
+        b->nmlog < b->capmlog) {
+        hll_t *h = &b->hlls[hi - 1];
+        if (h->pub.nmembers < h->capmembers) {
+            u->seen |= bit;
+            u->n++;
+            b->mlog[b->nmlog++] = hi;
+            h->members[h->pub.nmembers++] = user;
+            return 0;
+        }
+    }
+    return member_add(b, counter_idx, step, user);
+}
+
+__attribute__((noinline)) static int member_add(fd_batch_t *b, uint32_t counter_idx, fd_step_t step,
+                                                uint32_t user) {
     counter_t *c = &b->counters[counter_idx];
     if (!c->hll[step]) {
         if (grow_zeroed((void **)&b->hlls, &b->caphlls, b->nhlls + 1, sizeof(hll_t)) < 0)
             return -ENOMEM;
         hll_t *h = &b->hlls[b->nhlls];
         memset(&h->pub, 0, sizeof h->pub);
+        h->members = NULL; /* the arena's, gone with the last reset */
+        h->capmembers = 0;
         h->pub.scope = c->pub.scope;
         h->pub.gran = c->pub.gran;
         h->pub.bucket = c->pub.bucket;
@@ -555,11 +657,20 @@ int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_
         c->hll[step] = (uint32_t)++b->nhlls;
     }
     uint32_t hi = c->hll[step]; /* index + 1: never 0, so the set key is never 0 */
-    int added = fd_set64_add(&b->member_set, ((uint64_t)hi << 32) | user);
+    int added = member_new(b, hi, user);
     if (added <= 0) return added;
     hll_t *h = &b->hlls[hi - 1];
-    if (grow((void **)&h->members, &h->capmembers, h->pub.nmembers + 1, sizeof(uint32_t)) < 0)
-        return -ENOMEM;
+    if (h->pub.nmembers == h->capmembers) {
+        /* in the arena, doubling: a batch makes tens of thousands of HLLs,
+         * most with a few members, and realloc per HLL cost ~300
+         * instructions per event; the arena wastes at most half */
+        size_t ncap = h->capmembers ? h->capmembers * 2 : 4;
+        uint32_t *m = (uint32_t *)arena_alloc(&b->arena, ncap * sizeof(uint32_t));
+        if (!m) return -ENOMEM;
+        if (h->pub.nmembers) memcpy(m, h->members, h->pub.nmembers * sizeof(uint32_t));
+        h->members = m;
+        h->capmembers = ncap;
+    }
     h->members[h->pub.nmembers++] = user;
     return 0;
 }
