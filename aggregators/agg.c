@@ -74,6 +74,8 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
     int rc = fd_batch_user(b, ev->user_id, &user);
     if (rc < 0) return rc;
     fd_step_t step = ev->type == FD_TYPE_EXPOSURE ? FD_STEP_EXPOSED : FD_STEP_INTERACTED;
+    int64_t exposures = ev->type == FD_TYPE_EXPOSURE, interactions = ev->type == FD_TYPE_INTERACTION;
+    const fd_str_t *action = ev->type == FD_TYPE_INTERACTION ? &ev->action : NULL;
 
     /* the interned copies: stable for the aggregator's lifetime, so the
      * batch keys on their addresses */
@@ -85,18 +87,16 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
         uint32_t cis[FD_GRAN__COUNT];
         if ((rc = fd_batch_scope_counters(b, scope, buckets, cis)) < 0) return rc;
 
+        if (ev->type == FD_TYPE_PAYMENT) {
+            /* counted in Redis only if the payment is new: record where */
+            for (int g = 0; g < FD_GRAN__COUNT; g++) pay_counters[npay++] = cis[g];
+            continue;
+        }
+        if (ev->type != FD_TYPE_EXPOSURE && ev->type != FD_TYPE_INTERACTION) return -EINVAL;
         for (int g = 0; g < FD_GRAN__COUNT; g++) {
             uint32_t ci = cis[g];
-            switch (ev->type) {
-            case FD_TYPE_EXPOSURE: rc = fd_batch_count_at(b, ci, 1, 0, late, NULL); break;
-            case FD_TYPE_INTERACTION: rc = fd_batch_count_at(b, ci, 0, 1, late, &ev->action); break;
-            case FD_TYPE_PAYMENT:
-                /* counted in Redis only if the payment is new: record where */
-                pay_counters[npay++] = ci;
-                continue;
-            default: return -EINVAL;
-            }
-            if (rc < 0) return rc;
+            if ((rc = fd_batch_count_at(b, ci, exposures, interactions, late, action)) < 0)
+                return rc;
             if ((rc = fd_batch_member(b, ci, step, user)) < 0) return rc;
             if ((rc = coupon_member(b, ev, ci, user)) < 0) return rc;
         }

@@ -572,6 +572,25 @@ static int raw_insert(group_t *g, uint32_t h, const char *id, size_t n) {
     return 0;
 }
 
+/* A miss: the id built and admitted as fd_scopes_admit does, then indexed.
+ * noinline: its 16 KiB buffer and calls stay out of the loop above. */
+__attribute__((noinline)) static int admit_slow(fd_scopes_t *s, int gi, const fd_grouping_t *gr,
+                                                const fd_event_t *ev, uint32_t h, size_t len,
+                                                fd_str_t *out) {
+    group_t *g = &s->g[gi];
+    char buf[RAW_ID_MAX];
+    size_t n = fd_scope_id(buf, sizeof buf, gr, ev), outlen;
+    if (n == (size_t)-1) return -E2BIG;
+    const char *id = fd_scopes_admit(s, gi, gr, buf, n, &outlen);
+    if (id == NULL) return -ENOMEM;
+    out->p = id;
+    out->n = (uint32_t)outlen;
+    if (gr->ndims == 0) g->all_id = id;
+    else if (id != g->other && n == len) /* admitted, and no value was encoded */
+        if (raw_insert(g, h, id, n) < 0) return -ENOMEM;
+    return 0;
+}
+
 int fd_scopes_admit_event(fd_scopes_t *s, const fd_grouping_t *gs, const fd_event_t *ev,
                           fd_str_t ids[]) {
     const fd_str_t *const val[FD_DIM__COUNT] = {
@@ -616,17 +635,8 @@ int fd_scopes_admit_event(fd_scopes_t *s, const fd_grouping_t *gs, const fd_even
             }
             if (ids[gi].p != NULL) continue;
         }
-        /* slow path: the id built and admitted as fd_scopes_admit does */
-        char buf[RAW_ID_MAX];
-        size_t n = fd_scope_id(buf, sizeof buf, gr, ev), outlen;
-        if (n == (size_t)-1) return -E2BIG;
-        const char *id = fd_scopes_admit(s, gi, gr, buf, n, &outlen);
-        if (id == NULL) return -ENOMEM;
-        ids[gi].p = id;
-        ids[gi].n = (uint32_t)outlen;
-        if (gr->ndims == 0) g->all_id = id;
-        else if (id != g->other && n == len) /* admitted, and no value was encoded */
-            if (raw_insert(g, h, id, n) < 0) return -ENOMEM;
+        int rc = admit_slow(s, gi, gr, ev, h, len, &ids[gi]);
+        if (rc < 0) return rc;
     }
     return 0;
 }
