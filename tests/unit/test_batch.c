@@ -253,11 +253,76 @@ static void test_users_members_payments_scopes(void **state) {
     fd_batch_free(b);
 }
 
+/* Distinct members against a model: users whose events interleave (a user's
+ * short member list is copied to the end on its next event), a user with
+ * more HLLs than the short list holds (it moves to the set), HLL indexes 64
+ * apart (they share a `seen` bit), repeats everywhere, and the same again
+ * after a reset. Each HLL must list each of its users exactly once, in
+ * first-added order. */
+#define MU 6
+#define MC 150
+static void test_members_dedup(void **state) {
+    (void)state;
+    fd_batch_t *b = fd_batch_new();
+    assert_non_null(b);
+    static unsigned char want[MC][MU]; /* the model: member or not */
+    for (int round = 0; round < 2; round++) {
+        memset(want, 0, sizeof want);
+        uint32_t u[MU], ci[MC];
+        char name[16];
+        for (int i = 0; i < MU; i++) {
+            snprintf(name, sizeof name, "user-%d", i);
+            assert_int_equal(fd_batch_user(b, str(name), &u[i]), 0);
+        }
+        fd_str_t sc = str("all");
+        for (int c = 0; c < MC; c++)
+            assert_int_equal(fd_batch_count(b, sc, FD_GRAN_M1, 60 * c, 1, 0, 0, NULL, &ci[c]), 0);
+        /* a deterministic, repetitive and interleaved pattern of adds */
+        uint32_t x = 12345;
+        for (int k = 0; k < 6000; k++) {
+            x = x * 1103515245u + 12345u;
+            int who = (int)((x >> 16) % MU);
+            /* user 0 reaches every counter; the others a few, so their lists stay short */
+            int c = who == 0 ? (int)((x >> 8) % MC) : (int)((x >> 8) % 5) * 64 % MC;
+            int runs = 1 + (int)(x % 3); /* the same pair up to 3 times in a row */
+            for (int r = 0; r < runs; r++)
+                assert_int_equal(fd_batch_member(b, ci[c], FD_STEP_EXPOSED, u[who]), 0);
+            want[c][who] = 1;
+        }
+        size_t total = 0, expect = 0;
+        for (int c = 0; c < MC; c++)
+            for (int i = 0; i < MU; i++) expect += want[c][i];
+        for (size_t h = 0; h < fd_batch_nhll(b); h++) {
+            fd_batch_hll_t hl;
+            fd_batch_hll(b, h, &hl);
+            int c = (int)(hl.bucket / 60);
+            unsigned char seen[MU] = {0};
+            for (size_t m = 0; m < hl.nmembers; m++) {
+                int who = -1;
+                for (int i = 0; i < MU; i++)
+                    if (u[i] == hl.members[m]) who = i;
+                assert_true(who >= 0);
+                assert_int_equal(seen[who], 0); /* listed once */
+                assert_int_equal(want[c][who], 1);
+                seen[who] = 1;
+            }
+            total += hl.nmembers;
+        }
+        assert_int_equal(total, expect);
+        size_t user0 = 0;
+        for (int c = 0; c < MC; c++) user0 += want[c][0];
+        assert_true(user0 > 64); /* past the short list (32) and around the seen bits */
+        fd_batch_reset(b);
+    }
+    fd_batch_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_few_actions),
         cmocka_unit_test(test_key_layout),
         cmocka_unit_test(test_users_members_payments_scopes),
+        cmocka_unit_test(test_members_dedup),
         cmocka_unit_test(test_many_actions_first_seen_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
