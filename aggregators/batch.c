@@ -171,25 +171,30 @@ static void tuple_clear(tuple_t *t) {
 
 /* ---- byte strings → index ------------------------------------------------ */
 
+/* Used when gen is the table's, as tuple_t (the user table of a batch of
+ * the reference stream is 2 MiB: zeroing it on every reset showed). */
 typedef struct {
     uint64_t hash;
-    fd_str_t key; /* key.p NULL: empty */
+    fd_str_t key;
     uint32_t val;
+    uint32_t gen;
 } sslot_t;
 
 typedef struct {
     sslot_t *slots;
     size_t mask, used;
+    uint32_t gen; /* 0 until the slots exist */
 } strtab_t;
 
 static int strtab_grow(strtab_t *t) {
     size_t ncap = grown_cap(t->slots ? t->mask : 0);
     sslot_t *ns = calloc(ncap, sizeof(*ns));
     if (!ns) return -ENOMEM;
+    if (t->gen == 0) t->gen = 1; /* calloc'd slots have gen 0: empty */
     for (size_t i = 0; t->slots && i <= t->mask; i++) {
-        if (!t->slots[i].key.p) continue;
+        if (t->slots[i].gen != t->gen) continue;
         size_t j = t->slots[i].hash & (ncap - 1);
-        while (ns[j].key.p) j = (j + 1) & (ncap - 1);
+        while (ns[j].gen == t->gen) j = (j + 1) & (ncap - 1);
         ns[j] = t->slots[i];
     }
     free(t->slots);
@@ -199,7 +204,10 @@ static int strtab_grow(strtab_t *t) {
 }
 
 static void strtab_clear(strtab_t *t) {
-    if (t->used) memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+    if (t->used && ++t->gen == 0) { /* wrapped: every old gen must read as empty */
+        memset(t->slots, 0, (t->mask + 1) * sizeof(*t->slots));
+        t->gen = 1;
+    }
     t->used = 0;
 }
 
@@ -406,7 +414,7 @@ int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx) {
     size_t j = h & t->mask;
     for (;; j = (j + 1) & t->mask) {
         sslot_t *s = &t->slots[j];
-        if (!s->key.p) break;
+        if (s->gen != t->gen) break;
         if (s->hash == h && s->key.n == user.n && memcmp(s->key.p, user.p, user.n) == 0) {
             *idx = s->val;
             return 0;
@@ -423,6 +431,7 @@ int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx) {
     s->key.p = copy;
     s->key.n = user.n;
     s->val = (uint32_t)b->nusers;
+    s->gen = t->gen;
     t->used++;
     b->users[b->nusers] = s->key;
     b->ulogs[b->nusers] = (ulog_t){.start = (uint32_t)b->nmlog, .n = 0, .seen = 0};
@@ -655,8 +664,8 @@ __attribute__((noinline)) static int member_add(fd_batch_t *b, uint32_t counter_
                                                 uint32_t user) {
     counter_t *c = &b->counters[counter_idx];
     if (!c->hll[step]) {
-        if (grow_zeroed((void **)&b->hlls, &b->caphlls, b->nhlls + 1, sizeof(hll_t)) < 0)
-            return -ENOMEM;
+        if (grow((void **)&b->hlls, &b->caphlls, b->nhlls + 1, sizeof(hll_t)) < 0)
+            return -ENOMEM; /* every field is set below: no zeroing */
         hll_t *h = &b->hlls[b->nhlls];
         memset(&h->pub, 0, sizeof h->pub);
         h->members = NULL; /* the arena's, gone with the last reset */
