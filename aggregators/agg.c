@@ -54,15 +54,6 @@ void fd_agg_free(fd_agg_t *a) {
 
 uint64_t fd_agg_overflow(const fd_agg_t *a, int gi) { return fd_scopes_overflow(a->scopes, gi); }
 
-/* An exposure or interaction carrying a coupon_id puts its user in the
- * bucket's coupon_touched HLL (the coupon group of docs/METRICS.md,
- * "Coupons"); a payment does so in the flush script, only when it is new,
- * so a repeated payment changes nothing. */
-static int coupon_member(fd_batch_t *b, const fd_event_t *ev, uint32_t ci, uint32_t user) {
-    if (!ev->coupon_id.p || ev->coupon_id.n == 0) return 0;
-    return fd_batch_member(b, ci, FD_STEP_COUPON, user);
-}
-
 int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
     int64_t buckets[FD_GRAN__COUNT] = {
         fd_bucket_m1(ev->ts_ms),
@@ -76,6 +67,12 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
     fd_step_t step = ev->type == FD_TYPE_EXPOSURE ? FD_STEP_EXPOSED : FD_STEP_INTERACTED;
     int64_t exposures = ev->type == FD_TYPE_EXPOSURE, interactions = ev->type == FD_TYPE_INTERACTION;
     const fd_str_t *action = ev->type == FD_TYPE_INTERACTION ? &ev->action : NULL;
+    /* An exposure or interaction carrying a coupon_id puts its user in the
+     * bucket's coupon_touched HLL (the coupon group of docs/METRICS.md,
+     * "Coupons"); a payment does so in the flush script, only when it is
+     * new, so a repeated payment changes nothing. */
+    int coupon = ev->coupon_id.p && ev->coupon_id.n > 0;
+    const unsigned all_grans = (1u << FD_GRAN__COUNT) - 1;
 
     /* the interned copies: stable for the aggregator's lifetime, so the
      * batch keys on their addresses */
@@ -84,22 +81,18 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
     for (int gi = 0; gi < a->conf->ngroupings; gi++) {
         fd_str_t scope = sids[gi];
         if (!scope.p) continue; /* event lacks a dimension of this grouping */
-        uint32_t cis[FD_GRAN__COUNT];
-        if ((rc = fd_batch_scope_counters(b, scope, buckets, cis)) < 0) return rc;
-
         if (ev->type == FD_TYPE_PAYMENT) {
             /* counted in Redis only if the payment is new: record where */
+            uint32_t cis[FD_GRAN__COUNT];
+            if ((rc = fd_batch_scope_counters(b, scope, buckets, cis)) < 0) return rc;
             for (int g = 0; g < FD_GRAN__COUNT; g++) pay_counters[npay++] = cis[g];
             continue;
         }
         if (ev->type != FD_TYPE_EXPOSURE && ev->type != FD_TYPE_INTERACTION) return -EINVAL;
-        for (int g = 0; g < FD_GRAN__COUNT; g++) {
-            uint32_t ci = cis[g];
-            if ((rc = fd_batch_count_at(b, ci, exposures, interactions, late, action)) < 0)
-                return rc;
-            if ((rc = fd_batch_member(b, ci, step, user)) < 0) return rc;
-            if ((rc = coupon_member(b, ev, ci, user)) < 0) return rc;
-        }
+        /* the counters and distinct users of every granularity */
+        if ((rc = fd_batch_scope_event(b, scope, buckets, exposures, interactions, late, action,
+                                       all_grans, step, coupon, user)) < 0)
+            return rc;
     }
 
     if (ev->type == FD_TYPE_PAYMENT) {

@@ -493,8 +493,10 @@ int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, i
     return fd_batch_count_at(b, ci, exposures, interactions, late, action);
 }
 
-int fd_batch_scope_counters(fd_batch_t *b, fd_str_t scope, const int64_t bucket[FD_GRAN__COUNT],
-                            uint32_t ci[FD_GRAN__COUNT]) {
+/* fd_batch_scope_counters, inlined into fd_batch_scope_event */
+__attribute__((always_inline)) static inline int scope_counters(fd_batch_t *b, fd_str_t scope,
+                                                                const int64_t bucket[FD_GRAN__COUNT],
+                                                                uint32_t ci[FD_GRAN__COUNT]) {
     uint64_t h = (uint64_t)(uintptr_t)scope.p * 0x9E3779B97F4A7C15ull;
     ccache_t *e = &b->cache[h >> (64 - CCACHE_BITS)];
     if (e->gen == b->gen && e->scope == scope.p && memcmp(e->bucket, bucket, sizeof e->bucket) == 0) {
@@ -527,6 +529,11 @@ static int count_action(fd_batch_t *b, uint32_t ci, const fd_str_t *action);
 
 /* Kept small for the same reason as fd_batch_member: exposures carry no
  * action, and an action's bookkeeping lives in count_action. */
+int fd_batch_scope_counters(fd_batch_t *b, fd_str_t scope, const int64_t bucket[FD_GRAN__COUNT],
+                            uint32_t ci[FD_GRAN__COUNT]) {
+    return scope_counters(b, scope, bucket, ci);
+}
+
 int fd_batch_count_at(fd_batch_t *b, uint32_t ci, int64_t exposures, int64_t interactions,
                       int64_t late, const fd_str_t *action) {
     counter_t *c = &b->counters[ci];
@@ -642,7 +649,8 @@ static int member_add(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint3
  * call cheap (~12 of these per event). The usual case: the HLL exists, the
  * user's list is the newest one with room, its `seen` bit is clear (so the
  * member is new) and both arrays have room. */
-int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_t user) {
+__attribute__((always_inline)) static inline int member_fast(fd_batch_t *b, uint32_t counter_idx,
+                                                             fd_step_t step, uint32_t user) {
     uint32_t hi = b->counters[counter_idx].hll[step];
     ulog_t *u = &b->ulogs[user];
     uint64_t bit = UINT64_C(1) << (hi & 63);
@@ -658,6 +666,10 @@ int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_
         }
     }
     return member_add(b, counter_idx, step, user);
+}
+
+int fd_batch_member(fd_batch_t *b, uint32_t counter_idx, fd_step_t step, uint32_t user) {
+    return member_fast(b, counter_idx, step, user);
 }
 
 __attribute__((noinline)) static int member_add(fd_batch_t *b, uint32_t counter_idx, fd_step_t step,
@@ -693,6 +705,22 @@ __attribute__((noinline)) static int member_add(fd_batch_t *b, uint32_t counter_
     }
     h->members[h->pub.nmembers++] = user;
     return 0;
+}
+
+int fd_batch_scope_event(fd_batch_t *b, fd_str_t scope, const int64_t bucket[FD_GRAN__COUNT],
+                         int64_t exposures, int64_t interactions, int64_t late,
+                         const fd_str_t *action, unsigned member_grans, fd_step_t step, int coupon,
+                         uint32_t user) {
+    uint32_t ci[FD_GRAN__COUNT];
+    int rc = scope_counters(b, scope, bucket, ci);
+    for (int g = 0; rc == 0 && g < FD_GRAN__COUNT; g++) {
+        rc = fd_batch_count_at(b, ci[g], exposures, interactions, late, action);
+        if (rc == 0 && (member_grans >> g & 1)) {
+            rc = member_fast(b, ci[g], step, user);
+            if (rc == 0 && coupon) rc = member_fast(b, ci[g], FD_STEP_COUPON, user);
+        }
+    }
+    return rc;
 }
 
 int fd_batch_payment(fd_batch_t *b, const fd_batch_payment_t *p) {
