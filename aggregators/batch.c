@@ -34,7 +34,7 @@ typedef struct {
     chunk_t *head;
 } arena_t;
 
-static char *arena_alloc(arena_t *a, size_t n) {
+static inline char *arena_alloc(arena_t *a, size_t n) {
     n = (n + 7) & ~(size_t)7; /* keep everything 8-byte aligned */
     if (!a->head || a->head->cap - a->head->used < n) {
         size_t cap = n > 65536 ? n : 65536;
@@ -114,8 +114,9 @@ typedef struct {
 } tuple_t;
 
 static inline uint64_t tuple_hash(uint64_t a, uint64_t b, uint64_t c) {
-    return fd_mix64(a * 0x9E3779B97F4A7C15ull ^ fd_mix64(b + 0x632BE59BD9B4E019ull) ^
-                    (c * 0xD6E8FEB86659FD93ull));
+    /* one avalanche of a sum of odd multiples (a collision costs a probe
+     * only: a slot matches on the whole tuple) */
+    return fd_mix64(a * 0x9E3779B97F4A7C15ull + b * 0x632BE59BD9B4E019ull + c * 0xD6E8FEB86659FD93ull);
 }
 
 static int tuple_grow(tuple_t *t) {
@@ -298,7 +299,7 @@ typedef struct {
 #define ULOG_MAX 32
 typedef struct {
     uint32_t start, n;
-    uint64_t seen; /* bit hi % 64 for each hi in the list: most new ones skip the scan */
+    uint64_t seen[2]; /* bit hi % 128 for each hi in the list: most new ones skip the scan */
 } ulog_t;
 
 typedef struct {
@@ -434,7 +435,7 @@ int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx) {
     s->gen = t->gen;
     t->used++;
     b->users[b->nusers] = s->key;
-    b->ulogs[b->nusers] = (ulog_t){.start = (uint32_t)b->nmlog, .n = 0, .seen = 0};
+    b->ulogs[b->nusers] = (ulog_t){.start = (uint32_t)b->nmlog, .n = 0, .seen = {0, 0}};
     *idx = (uint32_t)b->nusers++;
     return 0;
 }
@@ -624,10 +625,10 @@ static int member_new(fd_batch_t *b, uint32_t hi, uint32_t user) {
         }
         if (u->start + u->n == b->nmlog && u->n < ULOG_MAX) {
             uint64_t bit = UINT64_C(1) << (hi & 63);
-            if (u->seen & bit)
+            if (u->seen[hi >> 6 & 1] & bit)
                 for (uint32_t i = u->start; i < b->nmlog; i++)
                     if (b->mlog[i] == hi) return 0;
-            u->seen |= bit;
+            u->seen[hi >> 6 & 1] |= bit;
             if (b->nmlog == b->capmlog &&
                 grow((void **)&b->mlog, &b->capmlog, b->nmlog + 1, sizeof(uint32_t)) < 0)
                 return -ENOMEM;
@@ -654,11 +655,11 @@ __attribute__((always_inline)) static inline int member_fast(fd_batch_t *b, uint
     uint32_t hi = b->counters[counter_idx].hll[step];
     ulog_t *u = &b->ulogs[user];
     uint64_t bit = UINT64_C(1) << (hi & 63);
-    if (hi != 0 && u->n < ULOG_MAX && u->start + u->n == b->nmlog && !(u->seen & bit) &&
-        b->nmlog < b->capmlog) {
+    if (hi != 0 && u->n < ULOG_MAX && u->start + u->n == b->nmlog &&
+        !(u->seen[hi >> 6 & 1] & bit) && b->nmlog < b->capmlog) {
         hll_t *h = &b->hlls[hi - 1];
         if (h->pub.nmembers < h->capmembers) {
-            u->seen |= bit;
+            u->seen[hi >> 6 & 1] |= bit;
             u->n++;
             b->mlog[b->nmlog++] = hi;
             h->members[h->pub.nmembers++] = user;

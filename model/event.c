@@ -424,7 +424,7 @@ static size_t decode_string(const uchar *s, size_t n, char *dst, size_t cap) {
 /* Index of a known key, or -1. Length and one byte pick the one candidate,
  * then one fixed-length memcmp (inlined as one or two word compares)
  * confirms it, so a near miss ("user_idx", "Type", "channeL") is unknown. */
-static int key_index(const char *k, size_t n) {
+__attribute__((always_inline)) static inline int key_index(const char *k, size_t n) {
 #define KEY(LIT, F) return memcmp(k, LIT, sizeof LIT - 1) == 0 ? (F) : -1
     switch (n) {
     case 2: KEY("ts", F_TS);
@@ -476,12 +476,17 @@ static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slo
             if (i >= 0) dst = &slots[i];
         }
         /* Compact JSON, the usual case, has ':' right after the key and ','
-         * right after the value: test for those before skipping whitespace. */
-        if (p >= end || *p != ':') {
-            p = skip_ws(p, end);
-            if (p >= end || *p != ':') return NULL;
+         * right after the value, each followed by a quote: test for those
+         * two bytes before skipping whitespace. */
+        if (end - p >= 2 && p[0] == ':' && p[1] == '"') {
+            p++;
+        } else {
+            if (p >= end || *p != ':') {
+                p = skip_ws(p, end);
+                if (p >= end || *p != ':') return NULL;
+            }
+            p = skip_ws(p + 1, end);
         }
-        p = skip_ws(p + 1, end);
         if (p < end && *p == '"') { /* most values: skip a call */
             const uchar *v = p + 1;
             esc = 0;
@@ -496,6 +501,10 @@ static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slo
         } else {
             p = scan_value(p, end, depth, dst, NULL);
             if (p == NULL) return NULL;
+        }
+        if (end - p >= 2 && p[0] == ',' && p[1] == '"') {
+            p++;
+            continue;
         }
         if (p >= end || *p != ',') {
             p = skip_ws(p, end);
@@ -607,7 +616,7 @@ static inline uint64_t eight_digits(const char *s) {
 }
 
 /* Reads validated integer text. Returns -1 when outside int64. */
-static int read_i64(const char *s, size_t n, int64_t *out) {
+static inline int read_i64(const char *s, size_t n, int64_t *out) {
     size_t i = 0;
     int neg = 0;
     uint64_t v = 0;
@@ -643,7 +652,7 @@ static size_t count_cp(const char *s, size_t n) {
 }
 
 /* Slot string as an fd_str_t: into the message, or decoded into scratch. */
-static fd_str_t slot_str(fd_parser_t *p, const slot_t *s) {
+static inline fd_str_t slot_str(fd_parser_t *p, const slot_t *s) {
     fd_str_t r = {s->p, s->n};
     if (s->esc) {
         char *dst = p->scratch + p->used;

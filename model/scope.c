@@ -201,6 +201,9 @@ typedef struct {
     slot_t *raw;
     uint32_t raw_mask, raw_count;
     const char *all_id; /* the empty grouping's "all", once admitted */
+    unsigned dmask; /* the grouping's dimensions (fd_grouping_mask); 0 until first used */
+    uint32_t names_len; /* bytes of an id that are not values: "name=" and "," */
+    uint8_t pre[FD_DIM__COUNT]; /* bytes before value k: ",", the name, "=" */
 } group_t;
 
 struct fd_scopes {
@@ -537,12 +540,12 @@ static inline int same_bytes(const char *a, const char *b, size_t n) {
 /* Whether stored id (len n) is grouping gr's id of the raw values val (raw
  * id length len): see the essay above. */
 static inline int raw_equal(const char *id, size_t n, size_t len, const fd_grouping_t *gr,
-                            const fd_str_t *const *val) {
+                            const group_t *g, const fd_str_t *const *val) {
     if (n != len) return 0;
     size_t off = 0;
     for (int k = 0; k < gr->ndims; k++) {
         const fd_str_t *v = val[gr->dims[k]];
-        off += (k > 0) + dim_names[gr->dims[k]].len + 1;
+        off += g->pre[k];
         if (!same_bytes(id + off, v->p, v->n)) return 0;
         off += v->n;
         if (k + 1 < gr->ndims && id[off] != ',') return 0;
@@ -591,6 +594,17 @@ __attribute__((noinline)) static int admit_slow(fd_scopes_t *s, int gi, const fd
     return 0;
 }
 
+/* Fills g's constants of grouping gr (ndims > 0) on first use. */
+static unsigned group_prepare(group_t *g, const fd_grouping_t *gr) {
+    g->names_len = 0;
+    for (int k = 0; k < gr->ndims; k++) {
+        g->pre[k] = (uint8_t)((k > 0) + dim_names[gr->dims[k]].len + 1);
+        g->names_len += g->pre[k];
+    }
+    g->dmask = fd_grouping_mask(gr);
+    return g->dmask;
+}
+
 int fd_scopes_admit_event(fd_scopes_t *s, const fd_grouping_t *gs, const fd_event_t *ev,
                           fd_str_t ids[]) {
     const fd_str_t *const val[FD_DIM__COUNT] = {
@@ -599,41 +613,45 @@ int fd_scopes_admit_event(fd_scopes_t *s, const fd_grouping_t *gs, const fd_even
         [FD_DIM_CONTENT] = &ev->content_id,
     };
     uint64_t hv[FD_DIM__COUNT];
-    unsigned hashed = 0; /* hv[d] computed (bit per fd_dim_t): each value once */
+    unsigned present = 0, hashed = 0; /* hv[d] computed: each value is hashed once */
+    for (int d = 0; d < FD_DIM__COUNT; d++)
+        present |= (unsigned)(val[d]->p != NULL && val[d]->n != 0) << d;
     for (int gi = 0; gi < s->ngroupings; gi++) {
         const fd_grouping_t *gr = &gs[gi];
         group_t *g = &s->g[gi];
         ids[gi].p = NULL;
         ids[gi].n = 0;
-        if (gr->ndims == 0 && g->all_id != NULL) {
-            ids[gi].p = g->all_id;
-            ids[gi].n = 3;
-            continue;
-        }
-        size_t len = 0;
-        int k;
-        for (k = 0; k < gr->ndims; k++) {
-            fd_dim_t d = gr->dims[k];
-            if (val[d]->p == NULL || val[d]->n == 0) break;
-            len += (k > 0) + dim_names[d].len + 1 + val[d]->n;
-            if (!(hashed >> d & 1)) {
+        size_t len = 3; /* "all" */
+        uint32_t h = 0;
+        if (gr->ndims == 0) {
+            if (g->all_id != NULL) {
+                ids[gi].p = g->all_id;
+                ids[gi].n = 3;
+                continue;
+            }
+        } else {
+            unsigned need = g->dmask ? g->dmask : group_prepare(g, gr);
+            if ((present & need) != need) continue; /* lacks a dimension: no scope */
+            for (unsigned m = need & ~hashed; m != 0; m &= m - 1) {
+                int d = __builtin_ctz(m);
                 hv[d] = raw_hash(s->seed, val[d]->p, val[d]->n);
-                hashed |= 1u << d;
             }
-        }
-        if (k < gr->ndims) continue; /* lacks a dimension: no scope */
-        uint32_t h = raw_combine(hv, gr);
-        if (gr->ndims > 0 && g->raw != NULL) {
-            const slot_t *sl;
-            for (uint32_t i = h & g->raw_mask; (sl = &g->raw[i])->key != NULL;
-                 i = (i + 1) & g->raw_mask) {
-                if (sl->h == h && raw_equal(sl->key, sl->len, len, gr, val)) {
-                    ids[gi].p = sl->key;
-                    ids[gi].n = sl->len;
-                    break;
+            hashed |= need;
+            len = g->names_len;
+            for (int k = 0; k < gr->ndims; k++) len += val[gr->dims[k]]->n;
+            h = raw_combine(hv, gr);
+            if (g->raw != NULL) {
+                const slot_t *sl;
+                for (uint32_t i = h & g->raw_mask; (sl = &g->raw[i])->key != NULL;
+                     i = (i + 1) & g->raw_mask) {
+                    if (sl->h == h && raw_equal(sl->key, sl->len, len, gr, g, val)) {
+                        ids[gi].p = sl->key;
+                        ids[gi].n = sl->len;
+                        break;
+                    }
                 }
+                if (ids[gi].p != NULL) continue;
             }
-            if (ids[gi].p != NULL) continue;
         }
         int rc = admit_slow(s, gi, gr, ev, h, len, &ids[gi]);
         if (rc < 0) return rc;

@@ -256,7 +256,7 @@ static void test_users_members_payments_scopes(void **state) {
 /* Distinct members against a model: users whose events interleave (a user's
  * short member list is copied to the end on its next event), a user with
  * more HLLs than the short list holds (it moves to the set), HLL indexes 64
- * apart (they share a `seen` bit), repeats everywhere, and the same again
+ * apart (indexes 128 apart share a `seen` bit), repeats everywhere, and the same again
  * after a reset. Each HLL must list each of its users exactly once, in
  * first-added order. */
 #define MU 6
