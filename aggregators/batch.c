@@ -6,10 +6,21 @@
  *   tuple_t   (a, b, c) 64-bit tuples → index: counter keys (scope pointer,
  *             granularity, bucket), HLL keys (scope pointer, granularity and
  *             step, bucket) and touched scopes;
- *   fd_set64  (base/set64.c) HLL members as (HLL index + 1, user index);
+ *   fd_set64  (base/set64.c) HLL members as (HLL index + 1, user index),
+ *             for users past their short member list (member_new);
  *   strtab_t  byte strings → index: user ids, copied once into the arena.
  * Reset keeps every allocation (tables are cleared, not freed), so a steady
- * stream reuses memory; the arena keeps its newest chunk.
+ * stream reuses memory; the arena keeps its newest chunk. tuple_t and
+ * strtab_t are cleared by bumping a generation, not by zeroing.
+ *
+ * Per event the hot path (fd_batch_scope_event, one call per scope) costs a
+ * cache probe per scope and, per granularity, a counter update and a member
+ * append; the rest happens once per new scope, bucket, HLL or returning
+ * user. Memory on top of the tables: per listed scope its current buckets
+ * (scur_t, 48 bytes), per user its member list header (ulog_t, 24 bytes),
+ * 4 bytes per member of a user's short list (a list is copied at most
+ * ULOG_MAX times), HLL member arrays in the arena (at most twice their
+ * members), and a 64 KiB scope cache.
  *
  * Invariant: every index handed out stays valid until the next reset.
  */
