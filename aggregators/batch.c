@@ -17,10 +17,10 @@
  * cache probe per scope and, per granularity, a counter update and a member
  * append; the rest happens once per new scope, bucket, HLL or returning
  * user. Memory on top of the tables: per listed scope its current buckets
- * (scur_t, 48 bytes), per user its member list header (ulog_t, 24 bytes),
- * 4 bytes per member of a user's short list (a list is copied at most
- * ULOG_MAX times), HLL member arrays in the arena (at most twice their
- * members), and a 64 KiB scope cache.
+ * (scur_t, 48 bytes), per user its member list header (ulog_t, 32 bytes)
+ * and at most (ULOG_MOVES + 1) × ULOG_MAX × 4 bytes of list (a list is
+ * copied to the end at most ULOG_MOVES times), HLL member arrays in the
+ * arena (at most twice their members), and a 64 KiB scope cache.
  *
  * Invariant: every index handed out stays valid until the next reset.
  */
@@ -308,8 +308,9 @@ typedef struct {
  * n == ULOG_IN_SET once they are in member_set (see member_new). */
 #define ULOG_IN_SET UINT32_MAX
 #define ULOG_MAX 32
+#define ULOG_MOVES 4 /* copies of a list to the end before it goes to the set */
 typedef struct {
-    uint32_t start, n;
+    uint32_t start, n, moves;
     uint64_t seen[2]; /* bit hi % 128 for each hi in the list: most new ones skip the scan */
 } ulog_t;
 
@@ -446,7 +447,7 @@ int fd_batch_user(fd_batch_t *b, fd_str_t user, uint32_t *idx) {
     s->gen = t->gen;
     t->used++;
     b->users[b->nusers] = s->key;
-    b->ulogs[b->nusers] = (ulog_t){.start = (uint32_t)b->nmlog, .n = 0, .seen = {0, 0}};
+    b->ulogs[b->nusers] = (ulog_t){.start = (uint32_t)b->nmlog, .n = 0, .moves = 0, .seen = {0, 0}};
     *idx = (uint32_t)b->nusers++;
     return 0;
 }
@@ -616,17 +617,18 @@ __attribute__((noinline)) static int count_action(fd_batch_t *b, uint32_t ci, co
  * duplicate is found by scanning a few integers (and only when the `seen`
  * bit of the HLL is set). When another user's list follows it (the user's
  * next event), the list is copied to the end again; once it is full
- * (ULOG_MAX), it moves into member_set and the user is looked up there from
- * then on.
+ * (ULOG_MAX) or has moved ULOG_MOVES times, it goes into member_set and the
+ * user is looked up there from then on.
  */
 static int member_new(fd_batch_t *b, uint32_t hi, uint32_t user) {
     ulog_t *u = &b->ulogs[user];
     int rc;
     if (u->n != ULOG_IN_SET) {
-        if (u->start + u->n != b->nmlog && u->n < ULOG_MAX) {
-            /* the user's next event: its list moves to the end (a user's
-             * list is copied at most ULOG_MAX times before it goes to the
-             * set, so mlog stays within ULOG_MAX entries per member) */
+        if (u->start + u->n != b->nmlog && u->n < ULOG_MAX && u->moves < ULOG_MOVES) {
+            /* the user's next event: its list moves to the end (at most
+             * ULOG_MOVES times, so mlog holds at most ULOG_MOVES + 1 copies
+             * of ULOG_MAX entries per user, whatever the input) */
+            u->moves++;
             if (b->nmlog + u->n >= b->capmlog &&
                 grow((void **)&b->mlog, &b->capmlog, b->nmlog + u->n + 1, sizeof(uint32_t)) < 0)
                 return -ENOMEM;
