@@ -456,8 +456,8 @@ __attribute__((always_inline)) static inline int key_index(const char *k, size_t
 static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slot_t *slots) {
     p = skip_ws(p + 1, end);
     if (p < end && *p == '}') return p + 1;
-    for (;;) {
-        if (p >= end || *p != '"') return NULL;
+    if (p >= end || *p != '"') return NULL;
+    for (;;) { /* p is at a key's opening quote */
         const uchar *k = p + 1;
         int esc = 0;
         p = scan_string_fast(k, end, &esc);
@@ -476,18 +476,21 @@ static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slo
             if (i >= 0) dst = &slots[i];
         }
         /* Compact JSON, the usual case, has ':' right after the key and ','
-         * right after the value, each followed by a quote: test for those
-         * two bytes before skipping whitespace. */
-        if (end - p >= 2 && p[0] == ':' && p[1] == '"') {
+         * right after the value, each followed by a quote: those two bytes
+         * are tested (as one 16-bit compare) before anything else. */
+        int str;
+        if (end - p >= 2 && memcmp(p, ":\"", 2) == 0) {
             p++;
+            str = 1;
         } else {
             if (p >= end || *p != ':') {
                 p = skip_ws(p, end);
                 if (p >= end || *p != ':') return NULL;
             }
             p = skip_ws(p + 1, end);
+            str = p < end && *p == '"';
         }
-        if (p < end && *p == '"') { /* most values: skip a call */
+        if (str) { /* most values: skip a call */
             const uchar *v = p + 1;
             esc = 0;
             p = scan_string_fast(v, end, &esc);
@@ -502,7 +505,7 @@ static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slo
             p = scan_value(p, end, depth, dst, NULL);
             if (p == NULL) return NULL;
         }
-        if (end - p >= 2 && p[0] == ',' && p[1] == '"') {
+        if (end - p >= 2 && memcmp(p, ",\"", 2) == 0) {
             p++;
             continue;
         }
@@ -513,6 +516,7 @@ static const uchar *scan_object(const uchar *p, const uchar *end, int depth, slo
             if (*p != ',') return NULL;
         }
         p = skip_ws(p + 1, end);
+        if (p >= end || *p != '"') return NULL;
     }
 }
 
@@ -870,8 +874,7 @@ fd_reason_t fd_event_parse(fd_parser_t *p, const char *buf, size_t len, fd_event
     if (buf == NULL || len == 0) return FD_R_INVALID_JSON;
 
     const uchar *s = (const uchar *)buf, *end = s + len;
-    for (int i = 0; i < F__COUNT; i++)
-        p->slot[i].kind = K_ABSENT; /* the rest is read only if set */
+    memset(p->slot, 0, sizeof p->slot);
     p->used = 0;
 
     s = skip_ws(s, end);
