@@ -392,6 +392,26 @@ static const row_t rows[] = {
     {TS("1700000000000.0"), NO, FD_R_BAD_TYPE, "ts"},
     {TS("17000000000000000e0"), NO, FD_R_BAD_TYPE, "ts"},
     {TS("1700000000000"), NO, FD_OK, "-"},
+    /* ---- the two-byte ':"' / ',"' shortcuts and their slow paths */
+    {"{ 'event_id' : 'e1' , 'type' :'exposure','ts': 1700000000000 ,'user_id'\t:\n'u1',"
+     "'product_id':'p1' }",
+     NO, FD_OK, "-"},
+    {"{'event_id':'e1','type':'exposure','ts':1700000000000,'user_id':'u1','product_id':'p1',}", NO,
+     FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure','ts':1700000000000,'user_id':'u1','product_id':'p1',"
+     " }",
+     NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure','ts':1700000000000,'user_id':'u1','product_id':'p1':'x'}",
+     NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id''e1','type':'exposure'," REST "}", NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure'," REST ",'ctx':{'a':'b','c':{'d':'e'},'f':[1,'g']}}", NO,
+     FD_OK, "-"},
+    {"{'event_id':'e1','type':'exposure'," REST ",'ctx':{'a':'b',}}", NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure'," REST ",'ctx':{'a':'b' 'c':'d'}}", NO, FD_R_INVALID_JSON,
+     "-"},
+    {"{,'event_id':'e1'}", NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure'," REST ",'z':'", NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure'," REST ",'", NO, FD_R_INVALID_JSON, "-"},
 };
 
 static fd_parser_t *new_parser(size_t max, int64_t age, int64_t future) {
