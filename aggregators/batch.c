@@ -729,10 +729,8 @@ int fd_batch_scope_event(fd_batch_t *b, fd_str_t scope, const int64_t bucket[FD_
     int rc = scope_counters(b, scope, bucket, ci);
     for (int g = 0; rc == 0 && g < FD_GRAN__COUNT; g++) {
         rc = fd_batch_count_at(b, ci[g], exposures, interactions, late, action);
-        if (rc == 0 && (member_grans >> g & 1)) {
-            rc = member_fast(b, ci[g], step, user);
-            if (rc == 0 && coupon) rc = member_fast(b, ci[g], FD_STEP_COUPON, user);
-        }
+        if (rc == 0 && (member_grans >> g & 1)) rc = member_fast(b, ci[g], step, user);
+        if (rc == 0 && coupon) rc = member_fast(b, ci[g], FD_STEP_COUPON, user);
     }
     return rc;
 }
