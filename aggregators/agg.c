@@ -1,14 +1,16 @@
 /*
  * agg.c — one valid event → deltas in a partition batch (see agg.h).
  *
- * Per event: the user id is interned in the batch once; per grouping the
- * scope id is built in a stack buffer and admitted through the cap, which
- * returns its interned copy; the batch gives the counters of the scope's
- * buckets (remembered per scope, so the events of one scope within one
- * minute skip those lookups) and each is updated — no key string is built
- * on the hot path. A scope id is at most 5 dimensions × (name + 3 × 128 code points ×
- * 4 bytes), well under FD_KEY_MAX; one that would not fit is impossible after
- * validation and is refused with -E2BIG rather than cut.
+ * Per event: the user id is interned in the batch once; the scope set gives
+ * the admitted (interned) scope id of every grouping in one call
+ * (fd_scopes_admit_event: an id already admitted is found from the raw
+ * dimension values without being built; a new one is built, capped and
+ * admitted); the batch gives the counters of each scope's buckets
+ * (remembered per scope, so the events of one scope within one minute skip
+ * those lookups) and each is updated — no key string is built on the hot
+ * path. A scope id is at most 5 dimensions × (name + 3 × 128 code points ×
+ * 4 bytes); one that would not fit is impossible after validation and is
+ * refused with -E2BIG rather than cut.
  */
 #include "aggregators/agg.h"
 
@@ -19,8 +21,6 @@
 #include "model/scope.h"
 #include "model/window.h"
 #include "model/cohort.h"
-
-#define FD_KEY_MAX 16384
 
 struct fd_agg {
     const fd_conf_t *conf;
@@ -54,17 +54,7 @@ void fd_agg_free(fd_agg_t *a) {
 
 uint64_t fd_agg_overflow(const fd_agg_t *a, int gi) { return fd_scopes_overflow(a->scopes, gi); }
 
-/* An exposure or interaction carrying a coupon_id puts its user in the
- * bucket's coupon_touched HLL (the coupon group of docs/METRICS.md,
- * "Coupons"); a payment does so in the flush script, only when it is new,
- * so a repeated payment changes nothing. */
-static int coupon_member(fd_batch_t *b, const fd_event_t *ev, uint32_t ci, uint32_t user) {
-    if (!ev->coupon_id.p || ev->coupon_id.n == 0) return 0;
-    return fd_batch_member(b, ci, FD_STEP_COUPON, user);
-}
-
 int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
-    char key[FD_KEY_MAX];
     int64_t buckets[FD_GRAN__COUNT] = {
         fd_bucket_m1(ev->ts_ms),
         fd_bucket_h1(ev->ts_ms),
@@ -75,35 +65,34 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
     int rc = fd_batch_user(b, ev->user_id, &user);
     if (rc < 0) return rc;
     fd_step_t step = ev->type == FD_TYPE_EXPOSURE ? FD_STEP_EXPOSED : FD_STEP_INTERACTED;
+    int64_t exposures = ev->type == FD_TYPE_EXPOSURE, interactions = ev->type == FD_TYPE_INTERACTION;
+    const fd_str_t *action = ev->type == FD_TYPE_INTERACTION ? &ev->action : NULL;
+    /* An exposure or interaction carrying a coupon_id puts its user in the
+     * bucket's coupon_touched HLL (the coupon group of docs/METRICS.md,
+     * "Coupons"); a payment does so in the flush script, only when it is
+     * new, so a repeated payment changes nothing. */
+    int coupon = ev->coupon_id.p && ev->coupon_id.n > 0;
+    const unsigned all_grans = (1u << FD_GRAN__COUNT) - 1;
 
+    /* the interned copies: stable for the aggregator's lifetime, so the
+     * batch keys on their addresses */
+    fd_str_t sids[FD_MAX_GROUPINGS];
+    if ((rc = fd_scopes_admit_event(a->scopes, a->conf->groupings, ev, sids)) < 0) return rc;
     for (int gi = 0; gi < a->conf->ngroupings; gi++) {
-        const fd_grouping_t *gr = &a->conf->groupings[gi];
-        size_t sn = fd_scope_id(key, sizeof key, gr, ev);
-        if (sn == 0) continue; /* event lacks a dimension of this grouping */
-        if (sn == (size_t)-1) return -E2BIG;
-        /* the interned copy: stable for the aggregator's lifetime, so the
-         * batch keys on its address */
-        const char *sid = fd_scopes_admit(a->scopes, gi, gr, key, sn, &sn);
-        if (!sid) return -ENOMEM;
-        fd_str_t scope = {sid, (uint32_t)sn};
-        uint32_t cis[FD_GRAN__COUNT];
-        if ((rc = fd_batch_scope_counters(b, scope, buckets, cis)) < 0) return rc;
-
-        for (int g = 0; g < FD_GRAN__COUNT; g++) {
-            uint32_t ci = cis[g];
-            switch (ev->type) {
-            case FD_TYPE_EXPOSURE: rc = fd_batch_count_at(b, ci, 1, 0, late, NULL); break;
-            case FD_TYPE_INTERACTION: rc = fd_batch_count_at(b, ci, 0, 1, late, &ev->action); break;
-            case FD_TYPE_PAYMENT:
-                /* counted in Redis only if the payment is new: record where */
-                pay_counters[npay++] = ci;
-                continue;
-            default: return -EINVAL;
-            }
-            if (rc < 0) return rc;
-            if ((rc = fd_batch_member(b, ci, step, user)) < 0) return rc;
-            if ((rc = coupon_member(b, ev, ci, user)) < 0) return rc;
+        fd_str_t scope = sids[gi];
+        if (!scope.p) continue; /* event lacks a dimension of this grouping */
+        if (ev->type == FD_TYPE_PAYMENT) {
+            /* counted in Redis only if the payment is new: record where */
+            uint32_t cis[FD_GRAN__COUNT];
+            if ((rc = fd_batch_scope_counters(b, scope, buckets, cis)) < 0) return rc;
+            for (int g = 0; g < FD_GRAN__COUNT; g++) pay_counters[npay++] = cis[g];
+            continue;
         }
+        if (ev->type != FD_TYPE_EXPOSURE && ev->type != FD_TYPE_INTERACTION) return -EINVAL;
+        /* the counters and distinct users of every granularity */
+        if ((rc = fd_batch_scope_event(b, scope, buckets, exposures, interactions, late, action,
+                                       all_grans, step, coupon, user)) < 0)
+            return rc;
     }
 
     if (ev->type == FD_TYPE_PAYMENT) {

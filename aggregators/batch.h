@@ -91,6 +91,17 @@ int fd_batch_count(fd_batch_t *b, fd_str_t scope, fd_gran_t g, int64_t bucket, i
  * events of one scope within one minute skip the table lookups. */
 int fd_batch_scope_counters(fd_batch_t *b, fd_str_t scope, const int64_t bucket[FD_GRAN__COUNT],
                             uint32_t ci[FD_GRAN__COUNT]);
+/* The hot path's whole update of one scope for one exposure or interaction,
+ * in one call: fd_batch_scope_counters, then for each granularity g
+ * fd_batch_count_at(exposures, interactions, late, action), then, when bit
+ * g of member_grans is set, fd_batch_member(step, user), then, if coupon,
+ * fd_batch_member(FD_STEP_COUPON, user) — the same calls in the same order,
+ * so the same batch; one call instead of ten saved ~200 instructions per
+ * event on the reference stream. */
+int fd_batch_scope_event(fd_batch_t *b, fd_str_t scope, const int64_t bucket[FD_GRAN__COUNT],
+                         int64_t exposures, int64_t interactions, int64_t late,
+                         const fd_str_t *action, unsigned member_grans, fd_step_t step, int coupon,
+                         uint32_t user);
 /* fd_batch_count on a counter index from fd_batch_scope_counters. */
 int fd_batch_count_at(fd_batch_t *b, uint32_t ci, int64_t exposures, int64_t interactions,
                       int64_t late, const fd_str_t *action);

@@ -67,6 +67,16 @@ void fd_scopes_free(fd_scopes_t *s);
 const char *fd_scopes_admit(fd_scopes_t *s, int gi, const fd_grouping_t *g, const char *id,
                             size_t n, size_t *outlen);
 uint64_t fd_scopes_overflow(const fd_scopes_t *s, int gi);
+/* The hot path's form of fd_scope_id + fd_scopes_admit, for every grouping
+ * of the set at once (gs: the groupings the set was made for, in order):
+ * ids[gi] is exactly what fd_scopes_admit returns for the event's id in
+ * grouping gi (same pointer, same cap decision, same overflow count), or
+ * {NULL, 0} when the event lacks a dimension of gi. The event's dimension
+ * values are hashed once and an admitted id is found without being built.
+ * Returns 0, -ENOMEM, or -E2BIG for an id that cannot be built (impossible
+ * after validation). */
+int fd_scopes_admit_event(fd_scopes_t *s, const fd_grouping_t *gs, const fd_event_t *ev,
+                          fd_str_t ids[]);
 
 /* Splits scope id ("all", or "name=value,name=value" in dimension order) into its dimensions
  * (*set, bits as fd_grouping_mask) and decoded values (vals[dim]). Returns

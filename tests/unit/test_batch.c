@@ -253,11 +253,177 @@ static void test_users_members_payments_scopes(void **state) {
     fd_batch_free(b);
 }
 
+/* Distinct members against a model: users whose events interleave (a user's
+ * short member list is copied to the end on its next event), a user with
+ * more HLLs than the short list holds (it moves to the set), HLL indexes 64
+ * apart (indexes 128 apart share a `seen` bit), repeats everywhere, and the same again
+ * after a reset. Each HLL must list each of its users exactly once, in
+ * first-added order. */
+#define MU 6
+#define MC 150
+static void test_members_dedup(void **state) {
+    (void)state;
+    fd_batch_t *b = fd_batch_new();
+    assert_non_null(b);
+    static unsigned char want[MC][MU]; /* the model: member or not */
+    for (int round = 0; round < 2; round++) {
+        memset(want, 0, sizeof want);
+        uint32_t u[MU], ci[MC];
+        char name[16];
+        /* the second round interns users and counters in the other order:
+         * a table not emptied by the reset would hand out the old indexes */
+        for (int j = 0; j < MU; j++) {
+            int i = round ? MU - 1 - j : j;
+            snprintf(name, sizeof name, "user-%d", i);
+            assert_int_equal(fd_batch_user(b, str(name), &u[i]), 0);
+            assert_int_equal(u[i], j);
+        }
+        fd_str_t sc = str("all");
+        for (int j = 0; j < MC; j++) {
+            int c = round ? MC - 1 - j : j;
+            assert_int_equal(fd_batch_count(b, sc, FD_GRAN_M1, 60 * c, 1, 0, 0, NULL, &ci[c]), 0);
+            assert_int_equal(ci[c], j);
+        }
+        /* a deterministic, repetitive and interleaved pattern of adds */
+        uint32_t x = 12345;
+        for (int k = 0; k < 6000; k++) {
+            x = x * 1103515245u + 12345u;
+            int who = (int)((x >> 16) % MU);
+            /* user 0 reaches every counter; the others a few, so their lists stay short */
+            int c = who == 0 ? (int)((x >> 8) % MC) : (int)((x >> 8) % 5) * 64 % MC;
+            int runs = 1 + (int)(x % 3); /* the same pair up to 3 times in a row */
+            for (int r = 0; r < runs; r++)
+                assert_int_equal(fd_batch_member(b, ci[c], FD_STEP_EXPOSED, u[who]), 0);
+            want[c][who] = 1;
+        }
+        size_t total = 0, expect = 0;
+        for (int c = 0; c < MC; c++)
+            for (int i = 0; i < MU; i++) expect += want[c][i];
+        for (size_t h = 0; h < fd_batch_nhll(b); h++) {
+            fd_batch_hll_t hl;
+            fd_batch_hll(b, h, &hl);
+            int c = (int)(hl.bucket / 60);
+            unsigned char seen[MU] = {0};
+            for (size_t m = 0; m < hl.nmembers; m++) {
+                int who = -1;
+                for (int i = 0; i < MU; i++)
+                    if (u[i] == hl.members[m]) who = i;
+                assert_true(who >= 0);
+                assert_int_equal(seen[who], 0); /* listed once */
+                assert_int_equal(want[c][who], 1);
+                seen[who] = 1;
+            }
+            total += hl.nmembers;
+        }
+        assert_int_equal(total, expect);
+        size_t user0 = 0;
+        for (int c = 0; c < MC; c++) user0 += want[c][0];
+        assert_true(user0 > 64); /* past the short list (32) and around the seen bits */
+        fd_batch_reset(b);
+    }
+    fd_batch_free(b);
+}
+
+/* fd_batch_scope_event against the plain calls it stands for (fd_batch_scope,
+ * then per granularity fd_batch_count, which looks the counter up without any
+ * cache, and fd_batch_member): after the same events, two batches must hold
+ * the same counters, HLLs and scopes in the same order. 1,500 scopes overrun
+ * the 1,024-entry cache, minutes advance and step back, users repeat, some
+ * events carry an action or a coupon, some get no m1 member (member_grans),
+ * and a reset happens half way. */
+#define XS 1500
+static void test_scope_event_matches_plain_calls(void **state) {
+    (void)state;
+    static char names[XS][8];
+    fd_str_t scopes[XS];
+    for (int i = 0; i < XS; i++) {
+        snprintf(names[i], sizeof names[i], "s%d", i);
+        scopes[i] = str(names[i]);
+    }
+    static const char *const acts[] = {"click", "like", "share"};
+    fd_batch_t *fast = fd_batch_new(), *plain = fd_batch_new();
+    assert_non_null(fast);
+    assert_non_null(plain);
+    uint32_t x = 99;
+    int64_t minute = 1000;
+    for (int e = 0; e < 40000; e++) {
+        if (e == 20000) {
+            fd_batch_reset(fast);
+            fd_batch_reset(plain);
+        }
+        x = x * 1103515245u + 12345u;
+        if (x % 50 == 0) minute++;
+        int64_t m = minute - (x % 97 == 0 ? 3 : 0); /* now and then a late event */
+        int64_t bucket[FD_GRAN__COUNT] = {m * 60, m / 60 * 3600, 20240000 + m / 1440};
+        fd_str_t sc = scopes[(x >> 8) % (e < 10000 ? 40 : XS)];
+        int inter = (x >> 4) % 5 == 0, coupon = (x >> 6) % 7 == 0;
+        fd_str_t act = str(acts[(x >> 12) % 3]);
+        char uname[16];
+        snprintf(uname, sizeof uname, "u%u", (x >> 16) % 300);
+        uint32_t uf, up;
+        assert_int_equal(fd_batch_user(fast, str(uname), &uf), 0);
+        assert_int_equal(fd_batch_user(plain, str(uname), &up), 0);
+        fd_step_t step = inter ? FD_STEP_INTERACTED : FD_STEP_EXPOSED;
+        unsigned grans = (x >> 20) % 3 ? 7u : 6u; /* now and then no m1 member */
+        assert_int_equal(fd_batch_scope_event(fast, sc, bucket, !inter, inter, x % 97 == 0,
+                                              inter ? &act : NULL, grans, step, coupon, uf),
+                         0);
+        assert_int_equal(fd_batch_scope(plain, sc), 0);
+        for (int g = 0; g < FD_GRAN__COUNT; g++) {
+            uint32_t ci;
+            assert_int_equal(fd_batch_count(plain, sc, (fd_gran_t)g, bucket[g], !inter, inter,
+                                            x % 97 == 0, inter ? &act : NULL, &ci),
+                             0);
+            if (grans >> g & 1) assert_int_equal(fd_batch_member(plain, ci, step, up), 0);
+            if (coupon) assert_int_equal(fd_batch_member(plain, ci, FD_STEP_COUPON, up), 0);
+        }
+    }
+    assert_int_equal(fd_batch_ncounters(fast), fd_batch_ncounters(plain));
+    assert_true(fd_batch_ncounters(fast) > 3000);
+    for (size_t i = 0; i < fd_batch_ncounters(fast); i++) {
+        fd_batch_counter_t a, b;
+        fd_batch_counter(fast, i, &a);
+        fd_batch_counter(plain, i, &b);
+        assert_ptr_equal(a.scope.p, b.scope.p);
+        assert_int_equal(a.gran, b.gran);
+        assert_int_equal(a.bucket, b.bucket);
+        assert_int_equal(a.exposures, b.exposures);
+        assert_int_equal(a.interactions, b.interactions);
+        assert_int_equal(a.late, b.late);
+        assert_int_equal(a.nactions, b.nactions);
+        for (size_t k = 0; k < a.nactions; k++) {
+            assert_int_equal(a.actions[k].count, b.actions[k].count);
+            assert_int_equal(a.actions[k].name.n, b.actions[k].name.n);
+            assert_memory_equal(a.actions[k].name.p, b.actions[k].name.p, a.actions[k].name.n);
+        }
+    }
+    assert_int_equal(fd_batch_nhll(fast), fd_batch_nhll(plain));
+    for (size_t i = 0; i < fd_batch_nhll(fast); i++) {
+        fd_batch_hll_t a, b;
+        fd_batch_hll(fast, i, &a);
+        fd_batch_hll(plain, i, &b);
+        assert_ptr_equal(a.scope.p, b.scope.p);
+        assert_int_equal(a.gran, b.gran);
+        assert_int_equal(a.bucket, b.bucket);
+        assert_int_equal(a.step, b.step);
+        assert_int_equal(a.nmembers, b.nmembers);
+        if (a.nmembers) assert_memory_equal(a.members, b.members, a.nmembers * sizeof(uint32_t));
+    }
+    assert_int_equal(fd_batch_nscopes(fast), fd_batch_nscopes(plain));
+    assert_true(fd_batch_nscopes(fast) > 1024);
+    for (size_t i = 0; i < fd_batch_nscopes(fast); i++)
+        assert_ptr_equal(fd_batch_scope_at(fast, i).p, fd_batch_scope_at(plain, i).p);
+    fd_batch_free(fast);
+    fd_batch_free(plain);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_few_actions),
         cmocka_unit_test(test_key_layout),
         cmocka_unit_test(test_users_members_payments_scopes),
+        cmocka_unit_test(test_members_dedup),
+        cmocka_unit_test(test_scope_event_matches_plain_calls),
         cmocka_unit_test(test_many_actions_first_seen_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -347,6 +347,71 @@ static const row_t rows[] = {
     {EXPO(",'extra':{'a':[1,2,]}"), NO, FD_R_INVALID_JSON, "-"},
     {EXPO(",'extra':{'a':'\\udfff'}"), NO, FD_R_INVALID_JSON, "-"},
     {EXPO(",'备注':'中文 text \\n ok'"), NO, FD_OK, "-"},
+    /* ---- key dispatch: one candidate per (length, byte), then an exact
+     * compare, so near misses of known keys are unknown keys (ignored) */
+    {"{'event_id':'e1','type':'exposure','ts':1700000000000,'user_idx':'u1','product_id':'p1'}", NO,
+     FD_R_MISSING_FIELD, "user_id"},
+    {"{'event_id':'e1','type':'exposure','ts':1700000000000,'user_iD':'u1','product_id':'p1'}", NO,
+     FD_R_MISSING_FIELD, "user_id"},
+    {"{'event_id':'e1','Type':'exposure'," REST "}", NO, FD_R_MISSING_FIELD, "type"},
+    {"{'event_id':'e1','typ':'exposure','tz':1," REST "}", EX, FD_OK, "-"},
+    {EXPO(",'channeL':5,'chAnnel':5,'cHannel':5,'coupon_iz':5,'content_ix':5"), NO, FD_OK, "-"},
+    {EXPO(",'channel':5"), NO, FD_R_BAD_TYPE, "channel"},
+    {EXPO(",'community_iD':5,'campaign_iD':5,'product_ix':5"), NO, FD_OK, "-"},
+    {INTER(",'actioN':'click'"), NO, FD_R_MISSING_FIELD, "action"},
+    {INTER(",'amount':'x','action':'click'"), NO, FD_OK, "-"},
+    {PAY(",'amount':1,'status':'paid','statuS':5,'currencY':5,'order_iD':5"), NO, FD_OK, "-"},
+    {PAY(",'amount':1,'currency':'cny'"), NO, FD_R_BAD_VALUE, "currency"},
+    {"{'event_id':'e1','type':'exposure','ts':1700000000000,'user\\u005fid':'u1','product_id':"
+     "'p1'}",
+     NO, FD_OK, "-"},
+    /* ---- strings past 16 bytes: special bytes on both sides of the first
+     * 16 (the vector scan's end), escapes and UTF-8 there, a bad byte there */
+    {EXPO(",'channel':'aaaaaaaaaaaaaaa\\nbbbbbbbbbbbbbbbbbbbbb'"), NO, FD_OK, "-"},
+    {EXPO(",'channel':'aaaaaaaaaaaaaaaa\\nbbbbbbbbbbbbbbbbbbbb'"), NO, FD_OK, "-"},
+    {EXPO(",'channel':'aaaaaaaaaaaaaaa中bbbbbbbbbbbbbbbbbbbb'"), NO, FD_OK, "-"},
+    {EXPO(",'channel':'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa中'"), NO, FD_OK, "-"},
+    {EXPO(",'channel':'aaaaaaaaaaaaaaa\xff"
+          "bbbbbbbbbbbbbbbbbbbbb'"),
+     NO, FD_R_INVALID_JSON, "-"},
+    {EXPO(",'channel':'aaaaaaaaaaaaaaaa\xc3"
+          "bbbbbbbbbbbbbbbbbbbb'"),
+     NO, FD_R_INVALID_JSON, "-"},
+    {EXPO(",'channel':'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x01'"), NO, FD_R_INVALID_JSON, "-"},
+    {EXPO(",'channel':'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\x7f'"), NO, FD_OK, "-"},
+    {EXPO(",'channel':'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\\x'"), NO, FD_R_INVALID_JSON, "-"},
+    {EXPO(",'channel':'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), NO, FD_R_INVALID_JSON, "-"},
+    /* ---- integers: the unchecked path ends at 18 digits */
+    {TS("999999999999999999"), NO, FD_R_TS_IN_FUTURE, "ts"},
+    {TS("-999999999999999999"), NO, FD_R_TS_TOO_OLD, "ts"},
+    {TS("9223372036854775807"), NO, FD_R_TS_IN_FUTURE, "ts"},
+    {TS("9999999999999999999"), NO, FD_R_BAD_VALUE, "ts"},
+    {TS("-9223372036854775809"), NO, FD_R_BAD_VALUE, "ts"},
+    {TS("00000000000000000001"), NO, FD_R_INVALID_JSON, "-"},
+    {TS("17000000000000000x"), NO, FD_R_INVALID_JSON, "-"},
+    {TS("1700000000000.0"), NO, FD_R_BAD_TYPE, "ts"},
+    {TS("17000000000000000e0"), NO, FD_R_BAD_TYPE, "ts"},
+    {TS("1700000000000"), NO, FD_OK, "-"},
+    /* ---- the two-byte ':"' / ',"' shortcuts and their slow paths */
+    {"{ 'event_id' : 'e1' , 'type' :'exposure','ts': 1700000000000 ,'user_id'\t:\n'u1',"
+     "'product_id':'p1' }",
+     NO, FD_OK, "-"},
+    {"{'event_id':'e1','type':'exposure','ts':1700000000000,'user_id':'u1','product_id':'p1',}", NO,
+     FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure','ts':1700000000000,'user_id':'u1','product_id':'p1',"
+     " }",
+     NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure','ts':1700000000000,'user_id':'u1','product_id':'p1':'x'}",
+     NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id''e1','type':'exposure'," REST "}", NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure'," REST ",'ctx':{'a':'b','c':{'d':'e'},'f':[1,'g']}}", NO,
+     FD_OK, "-"},
+    {"{'event_id':'e1','type':'exposure'," REST ",'ctx':{'a':'b',}}", NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure'," REST ",'ctx':{'a':'b' 'c':'d'}}", NO, FD_R_INVALID_JSON,
+     "-"},
+    {"{,'event_id':'e1'}", NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure'," REST ",'z':'", NO, FD_R_INVALID_JSON, "-"},
+    {"{'event_id':'e1','type':'exposure'," REST ",'", NO, FD_R_INVALID_JSON, "-"},
 };
 
 static fd_parser_t *new_parser(size_t max, int64_t age, int64_t future) {

@@ -387,6 +387,76 @@ static void test_scope_id_then_admit(void **state) {
     fd_scopes_free(s);
 }
 
+/* fd_scopes_admit_event must give, grouping by grouping, what fd_scope_id +
+ * fd_scopes_admit give: the same id text, the same overflow counts, and the
+ * set's own pointer. Values are chosen to trap an in-place compare of raw
+ * values with stored ids: "," and its encoded form "%2C" as raw text,
+ * "ab"+"c" against "a"+"bc", a value that is a prefix of another, a space,
+ * and values past the cap (each admission of one counts). */
+static void test_admit_event_matches_admit(void **state) {
+    (void)state;
+    static const fd_grouping_t gs[] = {{0, {0}},
+                                       {1, {FD_DIM_PRODUCT}},
+                                       {2, {FD_DIM_PRODUCT, FD_DIM_CHANNEL}},
+                                       {2, {FD_DIM_CHANNEL, FD_DIM_PRODUCT}},
+                                       {1, {FD_DIM_CAMPAIGN}}};
+    static const struct {
+        const char *product, *channel, *campaign;
+    } evs[] = {
+        {",", "w", "c1"},     {"%2C", "w", "c1"},    {",", "w", "c1"},       {"%2C", "w", NULL},
+        {"ab", "c", "c2"},    {"a", "bc", "c2"},     {"ab", "c", NULL},      {"a", "bc", "c3"},
+        {"p", "wechat", "x"}, {"p1", "wechat", "x"}, {"p", "wechat_g", "x"}, {"a b", "w", "x"},
+        {"q1", "w", "c4"},    {"q2", "w", "c5"},     {"q3", "w", "c6"},      {"q1", "w", "c4"},
+        {"q3", "w", "c6"},    {"a", "bc", "c2"},     {",", "w", "c1"},       {"%2C", "w", "c1"},
+    };
+    char err[128], id[512];
+    for (uint32_t cap = 3; cap <= 40; cap += 37) { /* with and without overflow */
+        fd_scopes_t *fast = fd_scopes_new(5, cap, err, sizeof err);
+        fd_scopes_t *ref = fd_scopes_new(5, cap, err, sizeof err);
+        assert_non_null(fast);
+        assert_non_null(ref);
+        for (int rep = 0; rep < 2; rep++) {
+            for (size_t e = 0; e < sizeof evs / sizeof evs[0]; e++) {
+                fd_event_t ev = full_event();
+                ev.product_id = str(evs[e].product);
+                ev.channel = str(evs[e].channel);
+                ev.campaign_id = evs[e].campaign ? str(evs[e].campaign) : absent;
+                fd_str_t ids[5];
+                assert_int_equal(fd_scopes_admit_event(fast, gs, &ev, ids), 0);
+                for (int gi = 0; gi < 5; gi++) {
+                    size_t n = fd_scope_id(id, sizeof id, &gs[gi], &ev), m;
+                    if (n == 0) {
+                        assert_null(ids[gi].p);
+                        continue;
+                    }
+                    const char *r = fd_scopes_admit(ref, gi, &gs[gi], id, n, &m);
+                    assert_non_null(r);
+                    assert_non_null(ids[gi].p);
+                    assert_int_equal(ids[gi].n, m);
+                    assert_memory_equal(ids[gi].p, r, m);
+                    assert_int_equal(ids[gi].p[m], '\0');
+                }
+            }
+            for (int gi = 0; gi < 5; gi++)
+                assert_int_equal(fd_scopes_overflow(fast, gi), fd_scopes_overflow(ref, gi));
+        }
+        /* the pointers are the set's own: fd_scopes_admit on the same set
+         * finds the same copy for an admitted id */
+        fd_event_t ev = full_event();
+        ev.product_id = str(",");
+        ev.channel = str("w");
+        ev.campaign_id = str("c1");
+        fd_str_t ids[5];
+        assert_int_equal(fd_scopes_admit_event(fast, gs, &ev, ids), 0);
+        size_t m;
+        assert_ptr_equal(fd_scopes_admit(fast, 1, &gs[1], S("product=%2C"), &m), ids[1].p);
+        assert_ptr_equal(fd_scopes_admit(fast, 0, &gs[0], S("all"), &m), ids[0].p);
+        if (cap == 3) assert_true(fd_scopes_overflow(fast, 1) > 0);
+        fd_scopes_free(fast);
+        fd_scopes_free(ref);
+    }
+}
+
 /* Which groupings get leaderboards (docs/METRICS.md: the last dimension is
  * channel or community) and their names in board keys. */
 static void test_grouping_boards_and_name(void **state) {
@@ -424,6 +494,7 @@ int main(void) {
         cmocka_unit_test(test_scopes_copies_and_stable_pointers),
         cmocka_unit_test(test_scopes_growth),
         cmocka_unit_test(test_scope_id_then_admit),
+        cmocka_unit_test(test_admit_event_matches_admit),
         cmocka_unit_test(test_grouping_boards_and_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
