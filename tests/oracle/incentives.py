@@ -110,12 +110,12 @@ def fold_coupons(sums, cap):
 
 # ------------------------------------------------------------ window figures
 
-def window_sets(o, scope, frm, to, gran="m1"):
-    """Exact distinct-user sets of a scope over the m1 (or `gran`) buckets
-    in [frm, to) (epoch seconds): {step: set}."""
+def window_sets(o, scope, frm, to):
+    """Exact distinct-user sets of a scope over the m1 buckets in [frm, to)
+    (epoch seconds): {step: set}."""
     out = {}
-    for (sid, g, b, step), users in o.distinct.items():
-        if sid == scope and g == gran and frm <= int(b) < to:
+    for (sid, gran, b, step), users in o.distinct.items():
+        if sid == scope and gran == "m1" and frm <= int(b) < to:
             out.setdefault(step, set()).update(users)
     return out
 
