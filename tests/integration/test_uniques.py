@@ -14,10 +14,12 @@ default grouping. Checked against the independent oracle (tests/oracle/):
   uv_to the whole-hour span the docs define (the test's own arithmetic);
   uv_* = PFCOUNT of the union of that span's h1 HLLs as Redis holds them,
   and within HLL tolerance of the oracle's exact union; conversion_rate from
-  them; the 5m window's uv fields "" (no whole hour in it);
+  them; the coupon groups' distinct users over the same span; the 5m
+  window's uv fields "" and no coupon group fields (no whole hour in it);
 - a snapshot of `all` (m1 HLLs) states its own window as its span;
 - the API: a per-minute uniques series of such a scope is a 400
-  `no_m1_uniques`; per hour it equals the h1 HLLs; counts per minute work.
+  `no_m1_uniques`; per hour it equals the h1 HLLs; counts per minute work;
+  the event stream's per-minute points carry null uniques.
 Config (check-config, no stack): a non-configured grouping in
 `hll_m1_groupings` and an alert rule on distinct users of an unlisted
 grouping are refused with a message naming `hll_m1_groupings`; the default
@@ -69,6 +71,8 @@ def crafted_lines(now_ms):
                     community_id=rnd.choice(["g1", "g2"]))
         if k % 3 == 0:
             base["campaign_id"] = "c1"
+        if k % 4 == 1:
+            base["coupon_id"] = "cp1"
         x = rnd.random()
         if x < 0.6:
             lines.append(event(type="exposure", **base))
@@ -173,6 +177,7 @@ def test_m1_layout_and_whole_hour_snapshots(lctx, stack, tmp_path):
             for f in ("uv_exposed", "uv_interacted", "uv_paid", "uv_from", "uv_to",
                       "conversion_rate"):
                 assert snap[f] == "", "%s %s: %r, want \"\" (no whole hour)" % (name, f, snap[f])
+            assert "uv_coupon_touched" not in snap and "coupon_users" not in snap, snap
             continue
         # docs/REDIS.md: the ceil(window / 1 h) whole hours ending at the last
         # hour boundary at or before the window's end
@@ -190,6 +195,11 @@ def test_m1_layout_and_whole_hour_snapshots(lctx, stack, tmp_path):
             assert got[step] == r.cmd("PFCOUNT", *keys), "%s uv_%s" % (name, step)
             assert abs(got[step] - len(union)) <= hll_tolerance(len(union)), (name, step)
         assert got["exposed"] > 0 and got["paid"] > 0, "%s: empty span; vacuous" % name
+        # the coupon groups count the same span (docs/METRICS.md)
+        for step in ("coupon_touched", "coupon_paid"):
+            keys = ["%s:u:%s:h1:%d:%s" % (lctx.prefix, SCOPE, t, step) for t in hours]
+            assert int(snap["uv_" + step]) == r.cmd("PFCOUNT", *keys), (name, step, snap)
+        assert int(snap["uv_coupon_touched"]) > 0, snap
         assert snap["conversion_rate"] == "%.6f" % (got["paid"] / got["exposed"]), snap
 
     # `all` has m1 HLLs: its uniques span its own window
