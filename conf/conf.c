@@ -338,6 +338,9 @@ static const char *const finalize_rules[] = {
      "`marketing.enabled`, `flush_max_events` <= 5000."),
     ("`http.sse_max_clients` + 16 <= `http.max_connections`: streams never take the last 16 "
      "connections, kept for `/healthz`, `/readyz`, `/metrics` and the API."),
+    ("`redis.timeout_ms` <= half of `max.poll.interval.ms` (`kafka.properties`, librdkafka's "
+     "default 300000): a hold of the input lasts at most one flush round trip, ended by the "
+     "watchdog, and must not make the member leave its group."),
     ("Each of `hll_m1_groupings` is one of `groupings`; an alert rule whose metric (or "
      "`while`) counts distinct users (`conversion_rate`, `uv_exposed`, `uv_interacted`, "
      "`uv_paid`) has its `grouping` in `hll_m1_groupings`."),
@@ -1198,6 +1201,35 @@ static int finalize_http_headroom(const fd_conf_t *c, char *err, size_t errlen) 
                    c->http_sse_max_clients, c->http_max_connections, HTTP_HEADROOM, HTTP_HEADROOM);
 }
 
+/* A hold of the input (flow control) stops polling the consumer for up to
+ * one flush round trip, which the watchdog ends after redis.timeout_ms; a
+ * member that does not poll for max.poll.interval.ms leaves its group. Half
+ * of it leaves room for the drain that follows (decision). */
+#define KAFKA_MAX_POLL_DEFAULT_MS 300000 /* librdkafka's default */
+
+static int finalize_poll_headroom(const fd_conf_t *c, char *err, size_t errlen) {
+    int64_t max_poll = KAFKA_MAX_POLL_DEFAULT_MS;
+    for (int i = 0; i < c->nkprops; i++) {
+        if (strcmp(c->kprops[i].key, "max.poll.interval.ms") != 0) continue;
+        char *end;
+        errno = 0;
+        long long v = strtoll(c->kprops[i].value, &end, 10);
+        if (errno || end == c->kprops[i].value || *end || v <= 0)
+            return fd_fail(err, errlen,
+                           "kafka.properties: max.poll.interval.ms must be a positive integer, "
+                           "got \"%.40s\"",
+                           c->kprops[i].value);
+        max_poll = v;
+    }
+    if (c->redis_timeout_ms * 2 <= max_poll) return 0;
+    return fd_fail(err, errlen,
+                   "redis.timeout_ms (%" PRId64 ") must be at most half of max.poll.interval.ms "
+                   "(%" PRId64 ", kafka.properties): while a flush is outstanding the input is "
+                   "held without polling, and a member that does not poll that long leaves the "
+                   "group",
+                   c->redis_timeout_ms, max_poll);
+}
+
 int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
     if (c->ntopics < 1) return fd_fail(err, errlen, "kafka.topics: at least one topic is required");
     for (int i = 0; i < c->ntopics; i++)
@@ -1261,6 +1293,7 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
             return fd_fail(err, errlen, "kafka.properties: set group.id with kafka.group");
     }
     if (finalize_http_headroom(c, err, errlen) != 0) return -1;
+    if (finalize_poll_headroom(c, err, errlen) != 0) return -1;
     if (finalize_alerts(c, err, errlen) != 0) return -1;
     if (fd_conf_finalize_uniques(c, err, errlen) != 0) return -1;
     return fd_conf_finalize_marketing(c, err, errlen);

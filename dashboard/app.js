@@ -142,7 +142,8 @@
     setNum('v-conversion_rate', w.conversion_rate === undefined ? null : w.conversion_rate, pct(w.conversion_rate));
     $('f-interaction_rate').textContent = '= ' + fmt(w.interactions) + ' / ' + fmt(w.exposures) + ' (' + L.interactions + ' / ' + L.exposures + ')';
     $('f-conversion_rate').textContent = '= ' + fmt(w.uv_paid) + ' / ' + fmt(w.uv_exposed) + ' (' + L.uv_paid + ' / ' + L.uv_exposed + ')';
-    var ret = Object.keys(w).filter(function (k) { return /^retention_d\d+$/.test(k); }).sort();
+    var ret = Object.keys(w).filter(function (k) { return /^retention_d\d+$/.test(k); })
+      .sort(function (a, b) { return Number(a.slice(11)) - Number(b.slice(11)); }); // d1, d7, d30
     $('retention').hidden = !ret.length;
     $('v-retention').textContent = ret.map(function (k) {
       var d = k.slice(10);

@@ -67,14 +67,20 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     pthread_mutex_unlock(&h->logmu);
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *ctype, char *body,
-                             size_t n) {
+struct MHD_Response *fd_http_response(char *body, size_t n, const char *ctype) {
     struct MHD_Response *r = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, "Content-Type", ctype);
+    return r;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *ctype, char *body,
+                             size_t n) {
+    struct MHD_Response *r = fd_http_response(body, n, ctype);
+    if (!r) return MHD_NO;
     enum MHD_Result ret = MHD_queue_response(c, code, r);
     MHD_destroy_response(r);
     return ret;

@@ -69,4 +69,10 @@ void fd_http_set_route(fd_http_t *h, fd_http_route_fn fn, void *ud);
  * (refused connections, out of memory, TLS, ...) stays a warning. */
 int fd_http_peer_gone(const char *msg);
 
+/* A response that owns body (malloc'd, n bytes) with its Content-Type set:
+ * the one way every route builds one. On failure body is freed and NULL
+ * returned (the caller answers MHD_NO). */
+struct MHD_Response;
+struct MHD_Response *fd_http_response(char *body, size_t n, const char *ctype);
+
 #endif

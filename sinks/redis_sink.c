@@ -878,6 +878,30 @@ static int snapshot_cohorts(const fd_conf_t *c, int64_t wm_ms, char k[][16], cha
     return c->nret_days;
 }
 
+/* The rolling windows as script arguments, name and seconds per window
+ * ("1h", "3600"), as the snapshot and coupon-read scripts take them. */
+typedef struct {
+    int n;
+    char names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
+} win_args_t;
+
+static void win_args_format(const fd_conf_t *c, win_args_t *wa) {
+    wa->n = c->nwindows;
+    for (int w = 0; w < c->nwindows; w++) {
+        fd_duration_format(c->windows_s[w], wa->names[w], sizeof wa->names[w]);
+        snprintf(wa->secs[w], sizeof wa->secs[w], "%" PRId64, c->windows_s[w]);
+    }
+}
+
+/* Appends the pairs to argv at n; returns the new n. */
+static int push_windows(const win_args_t *wa, const char **argv, int n) {
+    for (int w = 0; w < wa->n; w++) {
+        argv[n++] = wa->names[w];
+        argv[n++] = wa->secs[w];
+    }
+    return n;
+}
+
 static void snap_send(fd_redis_sink_t *s) {
     const fd_conf_t *c = s->conf;
     const redisReply *scopes = s->snap_scopes;
@@ -886,7 +910,8 @@ static void snap_send(fd_redis_sink_t *s) {
         return;
     }
     char sto[24], swm[24], snow[24], sttl[24], snw[8], scap[24];
-    char names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
+    win_args_t wins;
+    win_args_format(c, &wins);
     snprintf(sto, sizeof sto, "%" PRId64, s->snap_to);
     snprintf(swm, sizeof swm, "%" PRId64, s->snap_wm);
     snprintf(snow, sizeof snow, "%" PRId64, s->snap_now_ms);
@@ -920,12 +945,7 @@ static void snap_send(fd_redis_sink_t *s) {
         argv[n++] = snow;
         argv[n++] = sttl;
         argv[n++] = snw;
-        for (int w = 0; w < c->nwindows; w++) {
-            fd_duration_format(c->windows_s[w], names[w], sizeof names[w]);
-            snprintf(secs[w], sizeof secs[w], "%" PRId64, c->windows_s[w]);
-            argv[n++] = names[w];
-            argv[n++] = secs[w];
-        }
+        n = push_windows(&wins, argv, n);
         argv[n++] = scap;
         argv[n++] = snret;
         for (int k = 0; k < nret; k++) {
@@ -1312,7 +1332,9 @@ static int snap_read_coupons(fd_redis_sink_t *s) {
     }
     const char *argv[8 + 2 * FD_MAX_WINDOWS];
     size_t lens[sizeof argv / sizeof argv[0]];
-    char sto[24], snw[8], names[FD_MAX_WINDOWS][16], secs[FD_MAX_WINDOWS][24];
+    char sto[24], snw[8];
+    win_args_t wins;
+    win_args_format(c, &wins);
     snprintf(sto, sizeof sto, "%" PRId64, s->snap_to);
     snprintf(snw, sizeof snw, "%d", c->nwindows);
     int n = 0;
@@ -1322,12 +1344,7 @@ static int snap_read_coupons(fd_redis_sink_t *s) {
     argv[n++] = c->prefix;
     argv[n++] = sto;
     argv[n++] = snw;
-    for (int w = 0; w < c->nwindows; w++) {
-        fd_duration_format(c->windows_s[w], names[w], sizeof names[w]);
-        snprintf(secs[w], sizeof secs[w], "%" PRId64, c->windows_s[w]);
-        argv[n++] = names[w];
-        argv[n++] = secs[w];
-    }
+    n = push_windows(&wins, argv, n);
     for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
     s->snap_cp_seq++;
     s->snap_cp_failed = 0;

@@ -219,12 +219,8 @@ static enum MHD_Result queue_or_keep(struct MHD_Connection *conn, unsigned statu
 
 static enum MHD_Result send_body(struct MHD_Connection *conn, unsigned status, const char *ctype,
                                  char *body, size_t n) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", ctype);
+    struct MHD_Response *r = fd_http_response(body, n, ctype);
+    if (!r) return MHD_NO;
     MHD_add_response_header(r, "Cache-Control", "no-store");
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
     return queue_or_keep(conn, status, r);
@@ -1353,12 +1349,8 @@ static const char *ctype_of(const char *name) {
 
 static enum MHD_Result send_file_body(struct MHD_Connection *conn, const char *ctype, char *body,
                                       size_t n) {
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", ctype);
+    struct MHD_Response *r = fd_http_response(body, n, ctype);
+    if (!r) return MHD_NO;
     MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(r, "Content-Security-Policy", WEB_CSP);

@@ -882,6 +882,13 @@ def offsets_progress(r, prefix, group):
     return out
 
 
+def last_flush_ms(r, prefix, group):
+    """Wall-clock ms of the latest flush that carried events, from
+    {prefix}:seen:{group}: "a snapshot written after the drain" means
+    updated_at above this, whenever the harness noticed the drain."""
+    return max(int(v) for v in r.cmd("HVALS", "%s:seen:%s" % (prefix, group)))
+
+
 def wait_drained(r, prefix, group, end_offsets, procs=(), timeout=150,
                  must_stay_alive=True):
     """Waits until `{prefix}:offsets:{group}` equals end_offsets for every

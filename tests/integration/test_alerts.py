@@ -155,16 +155,19 @@ def am_check_active(aenv, am, f, procs):
     """Alertmanager's own view (GET /api/v2/alerts) of the firing alert f:
     held, active, with f's labels, the rule's annotations, f's startsAt and
     an endsAt still ahead. Returns it."""
-    held = aenv.wait(lambda: [a for a in am.alerts(alertname="ConversionDrop")
-                              if a["status"]["state"] == "active"], 20,
-                     "the alert to be active at Alertmanager", procs)
+    asked = {}
+
+    def active():
+        asked["ms"] = time.time() * 1000  # before the GET: endsAt must lie past it
+        return [a for a in am.alerts(alertname="ConversionDrop") if a["status"]["state"] == "active"]
+    held = aenv.wait(active, 20, "the alert to be active at Alertmanager", procs)
     assert len(held) == 1, held
     a = held[0]
     assert a["labels"] == f["labels"], a
     assert a["annotations"]["summary"] == "conversion dropped", a
     assert a["annotations"]["runbook_url"].startswith("https://"), a
     assert epoch_ms(a["startsAt"]) == f["starts_at"], (a, f["starts_at"])
-    assert epoch_ms(a["endsAt"]) > time.time() * 1000, a
+    assert epoch_ms(a["endsAt"]) > asked["ms"], a
     assert a["generatorURL"].endswith("scope=product%3DA"), a
     assert a["status"]["silencedBy"] == [] and a["status"]["inhibitedBy"] == [], a
     return a
@@ -357,7 +360,8 @@ def test_dead_receiver_does_not_slow_consumer(aenv):
         cfg = aenv.config([ABSENT_RULE],
                           webhook={"url": hole.url, "secret": SECRET},
                           alertmanager={"url": hole.url, "resend_interval_ms": 500},
-                          http={"timeout_ms": 120000, "backoff_min_ms": 100, "backoff_max_ms": 500})
+                          http={"timeout_ms": min(600000, int(scaled(120) * 1000)),
+                                "backoff_min_ms": 100, "backoff_max_ms": 500})
         p = aenv.start(cfg)
         aenv.replay(cfg, path)
         aenv.wait_cursor(last, [p])

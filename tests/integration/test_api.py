@@ -539,13 +539,10 @@ class HungRedis:
         self.lsock.close()
 
 
-def test_hung_redis_never_delays_healthz(web):
-    """API requests wait for Redis on worker threads, never on the HTTP
-    server's thread: against a Redis that accepts and never answers (and
-    redis.timeout_ms of a minute), with more API requests in flight than
-    the workers and their queue hold, /healthz, /readyz and /metrics answer
-    at once, the requests past the queue get 503 `busy` at once, and every
-    request held gets its 503 JSON as soon as the Redis goes away."""
+def serve_against_hung_redis(web, timeout_ms, log_name):
+    """`funneld serve` reading a HungRedis with redis.timeout_ms set, once it
+    answers HTTP. Returns (the HungRedis, the HTTP port, the process); the
+    caller closes the HungRedis."""
     from alert_receivers import free_port
     from conftest import funneld_bin
     from web_env import Serve
@@ -553,12 +550,27 @@ def test_hung_redis_never_delays_healthz(web):
     port = free_port()
     cfg = web.config(port, "redis://127.0.0.1:%d" % hung.port)
     doc = json.loads(cfg.read_text())
-    doc["redis"]["timeout_ms"] = 60000
+    doc["redis"]["timeout_ms"] = timeout_ms
     cfg.write_text(json.dumps(doc))
-    s = Serve(funneld_bin(), cfg, web.dir / "serve-hung.log")
+    s = Serve(funneld_bin(), cfg, web.dir / log_name)
     web.ctx.procs.append(s)
     try:
         wait_until("funneld serve answering", lambda: web._answers(port, s), 30, s)
+    except BaseException:
+        hung.close()
+        raise
+    return hung, port, s
+
+
+def test_hung_redis_never_delays_healthz(web):
+    """API requests wait for Redis on worker threads, never on the HTTP
+    server's thread: against a Redis that accepts and never answers (and
+    redis.timeout_ms of a minute), with more API requests in flight than
+    the workers and their queue hold, /healthz, /readyz and /metrics answer
+    at once, the requests past the queue get 503 `busy` at once, and every
+    request held gets its 503 JSON as soon as the Redis goes away."""
+    hung, port, s = serve_against_hung_redis(web, 60000, "serve-hung.log")
+    try:
         workers, queued, extra = 4, 64, 12  # docs/API.md: the workers and their queue
         n = workers + queued + extra
         paths = ["/api/v1/scopes", "/api/v1/snapshots?scope=all", "/api/v1/freshness",
@@ -624,19 +636,8 @@ def test_stop_with_api_requests_held(web):
     """SIGTERM while API requests wait on a Redis that never answers: the
     process exits 0 within a few redis.timeout_ms, every request ends (503
     JSON, or its connection closed by the stopping server), nothing leaks."""
-    from alert_receivers import free_port
-    from conftest import funneld_bin
-    from web_env import Serve
-    hung = HungRedis()
-    port = free_port()
-    cfg = web.config(port, "redis://127.0.0.1:%d" % hung.port)
-    doc = json.loads(cfg.read_text())
-    doc["redis"]["timeout_ms"] = 2000
-    cfg.write_text(json.dumps(doc))
-    s = Serve(funneld_bin(), cfg, web.dir / "serve-stop.log")
-    web.ctx.procs.append(s)
+    hung, port, s = serve_against_hung_redis(web, 2000, "serve-stop.log")
     try:
-        wait_until("funneld serve answering", lambda: web._answers(port, s), 30, s)
         results = queue.Queue()
 
         def call():

@@ -30,7 +30,7 @@ import pytest
 
 from alert_receivers import free_port
 from conftest import (REPO, assert_counters, produce_lines, read_counters, read_hash, read_topic,
-                      redis_server_cmd, scaled, wait_drained, wait_ping)
+                      redis_server_cmd, scaled, wait_drained, wait_ping, last_flush_ms)
 from crafted import (event, http_get, lctx, metric, oracle_counters,  # noqa: F401 (lctx)
                      produce_crafted, wait_log, wait_until)
 
@@ -349,7 +349,7 @@ def test_snapshot_revenue_exact_past_2_53(lctx, stack, tmp_path):
     ends = produce_crafted(stack, tmp_path / "s", topic, "mixed", [lines], now)
     fd = lctx.start(lctx.config({topic: "mixed"}))
     wait_drained(r, lctx.prefix, lctx.group, ends, [fd], timeout=60)
-    drained = int(time.time() * 1000)
+    drained = last_flush_ms(r, lctx.prefix, lctx.group)
     for window in ("1h", "24h"):
         key = "%s:r:all:%s" % (lctx.prefix, window)
         snap = wait_until("snapshot %s after the drain" % key,

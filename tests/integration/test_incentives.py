@@ -40,7 +40,7 @@ import time
 
 from conftest import (REPO, Ctx, assert_counters, assert_distinct, create_topics, dec,
                       funneld_bin, hll_tolerance, produce_lines, read_counters, read_distinct, read_hash,
-                      scaled, wait_drained)
+                      last_flush_ms, scaled, wait_drained)
 from crafted import lctx, wait_until  # noqa: F401 (lctx)
 
 sys.path.insert(0, str(REPO / "tests" / "oracle"))
@@ -134,11 +134,6 @@ def run_oracle(tmp_path, parts, now_ms, prefix, coupon_cap=64, hll_m1_groupings=
 def read_board(r, key):
     raw = r.cmd("ZREVRANGE", key, 0, -1, "WITHSCORES") or []
     return [(dec(m), float(s)) for m, s in zip(raw[::2], raw[1::2])]
-
-
-def last_flush_ms(r, prefix, group):
-    """Wall-clock ms of the latest flush that carried events."""
-    return max(int(v) for v in r.cmd("HVALS", "%s:seen:%s" % (prefix, group)))
 
 
 def snapshot_after(r, prefix, scope, t_ms, timeout=60):

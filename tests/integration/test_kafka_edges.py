@@ -19,6 +19,7 @@ broker and redis-server of the session stack, with small crafted streams
   loops (unreachable brokers, unreachable Redis) at most once per 10 s each.
 """
 
+import calendar
 import collections
 import json
 import re
@@ -215,7 +216,7 @@ def stamps(lines):
     for l in lines:
         m = LINE.match(l)
         assert m, l
-        out.append(time.mktime(time.strptime(m.group(1)[:19], "%Y-%m-%dT%H:%M:%S"))
+        out.append(calendar.timegm(time.strptime(m.group(1)[:19], "%Y-%m-%dT%H:%M:%S"))
                    + int(m.group(1)[20:]) / 1000.0)
     return out
 

@@ -75,8 +75,11 @@ def test_wrongtype_cohort_leaves_snapshot_written(lctx, stack, tmp_path):
                    product_id="course-a", channel="wechat_group") for i in range(100)]
     topic = "mkguard-" + uuid.uuid4().hex[:8]
     produce_crafted(stack, tmp_path / "s", topic, "mixed", [lines], now)
-    # the cohort the snapshot shows for k = 7: (watermark day) - 7 - 1
-    wm_day = cal.label(ts)
+    # the cohort the snapshot shows for k = 7: (watermark day) - 7 - 1; the
+    # watermark is ts - lateness_s (one partition), a day earlier than ts
+    # when ts falls in the first lateness_s of a day
+    lateness_s = 120
+    wm_day = cal.label(ts - lateness_s * 1000)
     import datetime
     d7 = (datetime.date(int(wm_day[:4]), int(wm_day[4:6]), int(wm_day[6:])) -
           datetime.timedelta(days=8)).strftime("%Y%m%d")
@@ -86,7 +89,8 @@ def test_wrongtype_cohort_leaves_snapshot_written(lctx, stack, tmp_path):
     r.cmd("RPUSH", planted, "not a cohort")
     r.cmd("HSET", "%s:ret:product=course-a:%s" % (lctx.prefix, d1),
           "cohort_size", 4, "retained_d1", 1)
-    fd = lctx.start(lctx.config({topic: "mixed"}, marketing={"enabled": True}))
+    fd = lctx.start(lctx.config({topic: "mixed"}, marketing={"enabled": True},
+                                lateness_s=lateness_s))
     deadline = time.monotonic() + scaled(60)
     h = {}
     while time.monotonic() < deadline:

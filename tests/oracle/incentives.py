@@ -33,32 +33,6 @@ import math
 OTHER = "__other__"
 
 
-class Coupons:
-    """Per-hash coupon naming state (first come, like the action cap)."""
-
-    def __init__(self, cap):
-        self.cap = cap
-        self.named = {}   # (scope, gran, bucket) -> [set of ids, partition or None]
-
-    def field(self, k, cp, part):
-        a = self.named.get(k)
-        if a is None:
-            a = self.named[k] = [set(), part]
-        elif a[1] != part:
-            a[1] = None
-        named = a[0]
-        if cp not in named and cp != OTHER and len(named) < self.cap:
-            named.add(cp)
-        if cp in named:
-            return "coupon." + cp
-        if a[1] is None:
-            raise SystemExit(
-                "oracle: hash %s:%s:%s has more than %d coupons from several "
-                "partitions; which keep their field depends on arrival order"
-                % (k + (self.cap,)))
-        return "coupon." + OTHER
-
-
 def apply_bucket(o, ev, k, h):
     """The coupon part of one counted event in counter hash k (its dict h)
     and its distinct-user sets. o is the Oracle (o.coupons, o.distinct,
@@ -71,7 +45,7 @@ def apply_bucket(o, ev, k, h):
     touched.add(ev["user"])
     if ev["type"] != "payment":
         return
-    f = o.coupons.field(k, cp, o.part)
+    f = "coupon." + o.coupons.name(k, cp, o.part)
     if ev["status"] == "paid":
         delta = ev["amount"]
         inc = [("payments_coupon", 1), (f + ".payments", 1)]

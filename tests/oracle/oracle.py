@@ -58,6 +58,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import incentives  # noqa: E402  coupons and leaderboards (docs/METRICS.md)
+from capped import CappedNames  # noqa: E402  the action and coupon caps
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -471,8 +472,8 @@ class Oracle:
         self.lim = limits or Limits()
         self.cap = cardinality_cap
         self.action_cap = action_cap
-        self.coupons = incentives.Coupons(coupon_cap)  # docs/METRICS.md, "Coupons"
-        self.actions = {}    # (scope, gran, bucket) -> [named set, source partition or None]
+        self.coupons = CappedNames(coupon_cap, "coupons")  # docs/METRICS.md, "Coupons"
+        self.actions = CappedNames(action_cap, "actions")  # per (scope, gran, bucket)
         self.part = None
         self.counters = {}   # (scope, gran, bucket) -> {field: int}
         self.distinct = {}   # (scope, gran, bucket, step) -> set(user)
@@ -583,22 +584,7 @@ class Oracle:
 
     def action_field(self, k, action):
         """The field an interaction with `action` increments in hash k."""
-        a = self.actions.get(k)
-        if a is None:
-            a = self.actions[k] = [set(), self.part]
-        elif a[1] != self.part:
-            a[1] = None
-        named = a[0]
-        if action not in named and action != "__other__" and len(named) < self.action_cap:
-            named.add(action)
-        if action in named:
-            return "interactions." + action
-        if a[1] is None:
-            raise SystemExit(
-                "oracle: hash %s:%s:%s has more than %d actions and gets "
-                "interactions from several partitions; which actions keep their "
-                "field depends on arrival order" % (k + (self.action_cap,)))
-        return "interactions.__other__"
+        return "interactions." + self.actions.name(k, action, self.part)
 
     def result(self):
         p = self.prefix

@@ -819,6 +819,46 @@ static void test_http_headroom(void **state) {
     }
 }
 
+/* A hold of the input lasts up to redis.timeout_ms without polling Kafka:
+ * it must stay within half of max.poll.interval.ms; the error names both. */
+static void test_poll_headroom(void **state) {
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    static const struct {
+        const char *text;
+        int ok;
+    } cases[] = {
+        {"{}", 1},
+        {"{\"redis\": {\"timeout_ms\": 150000}}", 1},
+        {"{\"redis\": {\"timeout_ms\": 150001}}", 0},
+        {"{\"redis\": {\"timeout_ms\": 600000}}", 0},
+        {"{\"redis\": {\"timeout_ms\": 600000}, \"kafka\": {\"properties\": "
+         "{\"max.poll.interval.ms\": \"1200000\"}}}",
+         1},
+        {"{\"kafka\": {\"properties\": {\"max.poll.interval.ms\": \"9999\"}}}", 0},
+        {"{\"kafka\": {\"properties\": {\"max.poll.interval.ms\": \"10000\"}}}", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = load_text(&c, cases[i].text, err, sizeof err);
+        if (cases[i].ok) {
+            if (rc != 0) fail_msg("%s: %s", cases[i].text, err);
+        } else {
+            if (rc == 0) fail_msg("%s: accepted", cases[i].text);
+            if (!strstr(err, "redis.timeout_ms") || !strstr(err, "max.poll.interval.ms"))
+                fail_msg("%s: %s", cases[i].text, err);
+        }
+        fd_conf_release(&c);
+    }
+    assert_int_not_equal(load_text(&c,
+                                   "{\"kafka\": {\"properties\": {\"max.poll.interval.ms\": "
+                                   "\"soon\"}}}",
+                                   err, sizeof err),
+                         0);
+    assert_non_null(strstr(err, "max.poll.interval.ms"));
+    fd_conf_release(&c);
+}
+
 static void test_marketing_parsed(void **state) {
     (void)state;
     fd_conf_t c;
@@ -911,6 +951,7 @@ int main(void) {
         cmocka_unit_test(test_doc_matches_file),
         cmocka_unit_test(test_example_is_defaults),
         cmocka_unit_test(test_http_headroom),
+        cmocka_unit_test(test_poll_headroom),
         cmocka_unit_test(test_hll_m1),
     };
     return cmocka_run_group_tests(tests, setup_env, NULL);
