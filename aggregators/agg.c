@@ -26,6 +26,9 @@ struct fd_agg {
     const fd_conf_t *conf;
     fd_scopes_t *scopes;
     fd_daycal_t *days;
+    /* per grouping: its scopes get m1 exposed/interacted HLLs
+     * (hll_m1_groupings); else only h1 and d1 ones */
+    unsigned char m1_hll[FD_MAX_GROUPINGS];
 };
 
 fd_agg_t *fd_agg_new(const fd_conf_t *c, char *err, size_t errlen) {
@@ -35,6 +38,8 @@ fd_agg_t *fd_agg_new(const fd_conf_t *c, char *err, size_t errlen) {
         return NULL;
     }
     a->conf = c;
+    for (int gi = 0; gi < c->ngroupings; gi++)
+        a->m1_hll[gi] = (unsigned char)fd_conf_hll_m1(c, &c->groupings[gi]);
     a->scopes = fd_scopes_new(c->ngroupings, (uint32_t)c->cardinality_cap, err, errlen);
     if (!a->scopes) goto fail;
     a->days = fd_daycal_new(c->time_zone, err, errlen);
@@ -91,7 +96,8 @@ int fd_agg_add(fd_agg_t *a, fd_batch_t *b, const fd_event_t *ev, int late) {
         if (ev->type != FD_TYPE_EXPOSURE && ev->type != FD_TYPE_INTERACTION) return -EINVAL;
         /* the counters and distinct users of every granularity */
         if ((rc = fd_batch_scope_event(b, scope, buckets, exposures, interactions, late, action,
-                                       all_grans, step, coupon, user)) < 0)
+                                       a->m1_hll[gi] ? all_grans : all_grans & ~(1u << FD_GRAN_M1),
+                                       step, coupon, user)) < 0)
             return rc;
     }
 

@@ -4,7 +4,8 @@
  * For each configured grouping the event has all dimensions of, the
  * aggregator builds the scope id, admits it through the cardinality cap,
  * and for each of m1, h1, d1 records into the partition's batch:
- * the counters, the distinct-user member of the step, or (for payments)
+ * the counters, the distinct-user member of the step (in m1 only for the
+ * groupings of hll_m1_groupings: fd_conf_hll_m1), or (for payments)
  * one payment record naming every bucket it touches, so that Redis can
  * deduplicate it by (order_id, status) before counting it anywhere.
  *

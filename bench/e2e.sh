@@ -20,8 +20,10 @@
 # {prefix}:offsets:{group} equals every end offset; with --compare, the old
 # binary too, the two alternating which goes first. Before each funneld run
 # Redis is emptied (FLUSHALL) and its statistics reset; the old binary runs
-# against hll-sparse-max-bytes 3000 (Redis's default, what it shipped with),
-# the new one against deploy/redis.conf's funneld block.
+# against hll-sparse-max-bytes 3000 (Redis's default, what it shipped with;
+# env E2E_OLD_HLL sets another, e.g. 1000 to compare two builds that both
+# ship deploy/redis.conf's block), the new one against deploy/redis.conf's
+# funneld block.
 # Per run: events/s; CPU microseconds per event of funneld, redis-server and
 # the Kafka broker (/proc/PID/stat and INFO cpu, over the drain); Redis
 # commands per event (INFO commandstats, commands run by scripts included);
@@ -107,11 +109,11 @@ for ((rep = 1; rep <= REPS; rep++)); do
     [ "$msgs" = "$N" ] || die "raw consume read $msgs of $N"
     echo "$s $rep $secs $bytes" >>"$WORK/raw"
     if [ -n "$OLD_BIN" ] && [ $((rep % 2)) = 1 ]; then
-      run_funneld "$s" old "$OLD_BIN" 3000 "$rep"
+      run_funneld "$s" old "$OLD_BIN" "${E2E_OLD_HLL:-3000}" "$rep"
       run_funneld "$s" new "$NEW_BIN" "$NEW_HLL" "$rep"
     else
       run_funneld "$s" new "$NEW_BIN" "$NEW_HLL" "$rep"
-      [ -n "$OLD_BIN" ] && run_funneld "$s" old "$OLD_BIN" 3000 "$rep"
+      [ -n "$OLD_BIN" ] && run_funneld "$s" old "$OLD_BIN" "${E2E_OLD_HLL:-3000}" "$rep"
     fi
   done
 done

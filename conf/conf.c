@@ -147,6 +147,14 @@ static const conf_key_t keys[] = {
          groupings, ngroupings,
          "Breakdowns: each event updates one scope per grouping whose dimensions it carries; "
          "`[]` is the global scope `all`. No two groupings may have the same dimensions."),
+    LIST("hll_m1_groupings", K_GROUPINGS, 0, FD_MAX_GROUPINGS, "[[], [\"product\"]]", hll_m1, nhll_m1,
+         "The groupings whose scopes get minute (m1) distinct-user HLLs `exposed` and "
+         "`interacted` (same syntax as `groupings`; each must be one of `groupings`). Not "
+         "given: `all` and `product`, those of them that are in `groupings`. Every other scope "
+         "has them per hour and day only, and its rolling snapshots count distinct users over "
+         "the window's whole hours (`uv_from`..`uv_to`; docs/REDIS.md): m1 HLLs were 47% of "
+         "the keys and 69% of the PFADDs (docs/BENCHMARKS.md). An alert rule on distinct users "
+         "(`conversion_rate`, `uv_*`) needs its grouping here."),
     INT("cardinality_cap", 1, 10000000, "10000", cardinality_cap,
         "Distinct scope ids kept per grouping; further values aggregate into `__other__` and "
         "are counted."),
@@ -333,6 +341,9 @@ static const char *const finalize_rules[] = {
     ("`redis.timeout_ms` <= half of `max.poll.interval.ms` (`kafka.properties`, librdkafka's "
      "default 300000): a hold of the input lasts at most one flush round trip, ended by the "
      "watchdog, and must not make the member leave its group."),
+    ("Each of `hll_m1_groupings` is one of `groupings`; an alert rule whose metric (or "
+     "`while`) counts distinct users (`conversion_rate`, `uv_exposed`, `uv_interacted`, "
+     "`uv_paid`) has its `grouping` in `hll_m1_groupings`."),
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -1284,6 +1295,7 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
     if (finalize_http_headroom(c, err, errlen) != 0) return -1;
     if (finalize_poll_headroom(c, err, errlen) != 0) return -1;
     if (finalize_alerts(c, err, errlen) != 0) return -1;
+    if (fd_conf_finalize_uniques(c, err, errlen) != 0) return -1;
     return fd_conf_finalize_marketing(c, err, errlen);
 }
 

@@ -57,6 +57,11 @@ typedef struct {
     int ngroupings;
     fd_grouping_t groupings[FD_MAX_GROUPINGS]; /* groupings: [["product","channel"], ...] */
     int64_t cardinality_cap; /* cardinality_cap, default 10000 */
+    /* hll_m1_groupings (conf/uniques.c): the groupings whose scopes get m1
+     * exposed/interacted HLLs; hll_m1_set has bit (1u << mask) per entry */
+    int nhll_m1;
+    fd_grouping_t hll_m1[FD_MAX_GROUPINGS];
+    uint32_t hll_m1_set;
     int64_t action_cap; /* action_cap, default 64 */
     /* time */
     char *time_zone; /* time_zone, default "Asia/Shanghai" */
@@ -135,6 +140,17 @@ int fd_conf_given(const fd_conf_t *c, const char *key);
 /* Parses and checks the marketing keys (conf/marketing.c); called by
  * fd_conf_finalize. */
 int fd_conf_finalize_marketing(fd_conf_t *c, char *err, size_t errlen);
+
+/* hll_m1_groupings (conf/uniques.c). fd_conf_finalize_uniques applies its
+ * default (`all` and `product` when in `groupings`), checks each entry is one
+ * of `groupings` and that no alert rule needs distinct users of a grouping
+ * without m1 HLLs; called by fd_conf_finalize. */
+int fd_conf_finalize_uniques(fd_conf_t *c, char *err, size_t errlen);
+/* 1 if the scopes of grouping g get m1 distinct-user HLLs. */
+int fd_conf_hll_m1(const fd_conf_t *c, const fd_grouping_t *g);
+/* The same for a scope id ("all", "product=p1,channel=x"); 0 for an id that
+ * does not parse. */
+int fd_conf_scope_hll_m1(const fd_conf_t *c, const char *scope);
 
 /* Fills c with every default. */
 void fd_conf_defaults(fd_conf_t *c);

@@ -25,14 +25,17 @@
 #include "sinks/redis_scripts.h"
 
 /* ARGV: prefix, to (epoch s), nwindows, then name, seconds per window,
- * then the scope id. Reply: 5 integers per window. */
+ * then the scope id, then `uv=m1` or `uv=h1` (FD_LUA_UV_SPAN: the counts
+ * are over the span the snapshot's uv_* fields count). Reply: 5 integers
+ * per window, -1 each for a window without a span. */
 static const char FD_LUA_COUPON_READ[] =
-    "local prefix, to, nw = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])\n" FD_LUA_WINDOW_BUCKETS
-    "local out = {}\n"
-    "for si = 4 + 2 * nw, #ARGV do\n"
+    "local prefix, to, nw = ARGV[1], tonumber(ARGV[2]), "
+    "tonumber(ARGV[3])\n" FD_LUA_WINDOW_BUCKETS FD_LUA_UV_SPAN "local out = {}\n"
+    "for si = 4 + 2 * nw, #ARGV - 1 do\n"
     "  local scope = ARGV[si]\n"
     "  for w = 0, nw - 1 do\n"
-    "    local b = buckets(to - tonumber(ARGV[5 + 2 * w]), to)\n"
+    "    local uf, ut = uv_span(to, tonumber(ARGV[5 + 2 * w]))\n"
+    "    local b = uf and uv_buckets(uf, ut) or {}\n"
     "    local t, pt, ept, p, cp = {}, {}, {}, {}, {}\n"
     "    for _, x in ipairs(b) do\n"
     "      local u = prefix .. ':u:' .. scope .. ':' .. x\n"
@@ -42,7 +45,7 @@ static const char FD_LUA_COUPON_READ[] =
     "      ept[#ept + 1] = ku; ept[#ept + 1] = kp; ept[#ept + 1] = ke\n"
     "    end\n"
     "    for _, ks in ipairs({t, pt, ept, p, cp}) do\n"
-    "      out[#out + 1] = #ks > 0 and redis.call('PFCOUNT', unpack(ks)) or 0\n"
+    "      out[#out + 1] = not uf and -1 or #ks > 0 and redis.call('PFCOUNT', unpack(ks)) or 0\n"
     "    end\n"
     "  end\n"
     "end\n"

@@ -37,6 +37,10 @@
 
 static inline size_t fd_key_len(int n) { return n < 0 ? 0 : (size_t)n; }
 
+/* The contract version `{prefix}:schema` holds (docs/REDIS.md): "2" since
+ * the m1 distinct-user HLLs exist only for hll_m1_groupings. */
+#define FD_REDIS_SCHEMA "2"
+
 static inline size_t fd_key_schema(char *buf, size_t cap, const char *prefix) {
     return fd_key_len(snprintf(buf, cap, "%s:schema", prefix));
 }

@@ -395,6 +395,28 @@ static const char FD_LUA_FLUSH[] =
     "if events > 0 then redis.call('HSET', prefix .. ':seen:' .. group, field, nowms) end\n"
     "return 'OK'\n";
 
+/* The span a snapshot counts distinct users over (docs/REDIS.md, "Distinct
+ * users per minute"). The script's last argument is `uv=m1` for a scope
+ * with m1 HLLs (hll_m1_groupings): the window itself, over
+ * buckets(from, to). `uv=h1` for any other scope: the N = ceil(window / 1 h)
+ * whole hours ending at the last hour boundary at or before the window's
+ * end, over their h1 HLLs; none (nil) for a window shorter than an hour.
+ * Needs FD_LUA_WINDOW_BUCKETS before it. */
+#define FD_LUA_UV_SPAN \
+    "local uvh = ARGV[#ARGV] == 'uv=h1'\n" \
+    "local function uv_span(to, secs)\n" \
+    "  if not uvh then return to - secs, to end\n" \
+    "  if secs < 3600 then return nil, nil end\n" \
+    "  local t = math.floor(to / 3600) * 3600\n" \
+    "  return t - math.ceil(secs / 3600) * 3600, t\n" \
+    "end\n" \
+    "local function uv_buckets(from, to)\n" \
+    "  if not uvh then return buckets(from, to) end\n" \
+    "  local b = {}\n" \
+    "  for t = from, to - 3600, 3600 do b[#b + 1] = 'h1:' .. num(t) end\n" \
+    "  return b\n" \
+    "end\n"
+
 /* ARGV: prefix, scope, to (epoch s, minute-aligned), watermark ms, now ms,
  * ttl s, nwindows, then name, seconds per window, then the action cap, then
  * the retention section (FD_LUA_SNAPSHOT_RETENTION: a count, then day and
@@ -410,7 +432,9 @@ static const char FD_LUA_FLUSH[] =
  * the (action_cap + 1)-th largest sum (so at most action_cap, and a tie never
  * needs names compared: Lua compares strings by Redis's LC_COLLATE) and adds
  * the rest to interactions.__other__, so a snapshot is as bounded as a
- * bucket. */
+ * bucket. The last argument is `uv=m1` or `uv=h1` (FD_LUA_UV_SPAN): the
+ * uv_* fields and conversion_rate count the users of [uv_from, uv_to),
+ * all three "" when there is no span. */
 static const char FD_LUA_SNAPSHOT[] =
     "local prefix, scope = ARGV[1], ARGV[2]\n"
     "local to, wm, now, ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]\n"
@@ -418,7 +442,8 @@ static const char FD_LUA_SNAPSHOT[] =
     "local action_cap = tonumber(ARGV[8 + 2 * nw])\n"
     "local rn0 = tonumber(ARGV[9 + 2 * nw] or '0') or 0\n"
     "local coupon_cap = tonumber(ARGV[10 + 2 * nw + 2 * rn0] or '1000')\n"
-    "local xi = 11 + 2 * nw + 2 * rn0\n" FD_LUA_WINDOW_BUCKETS FD_LUA_BIGINT "for w = 0, nw - 1 do\n"
+    "local xi = 11 + 2 * nw + 2 * rn0\n" FD_LUA_WINDOW_BUCKETS FD_LUA_UV_SPAN FD_LUA_BIGINT
+    "for w = 0, nw - 1 do\n"
     "  local name, secs = ARGV[8 + 2 * w], tonumber(ARGV[9 + 2 * w])\n"
     "  local from = to - secs\n"
     "  local b = buckets(from, to)\n"
@@ -431,6 +456,9 @@ static const char FD_LUA_SNAPSHOT[] =
     "' .. scope) end\n"
     "      sums[kv[j]] = add(sums[kv[j]] or {0, 0}, v)\n"
     "    end\n"
+    "  end\n"
+    "  local uf, ut = uv_span(to, secs)\n"
+    "  for _, s in ipairs(uf and uv_buckets(uf, ut) or {}) do\n"
     "    local u = prefix .. ':u:' .. scope .. ':' .. s\n"
     "    ex[#ex + 1] = u .. ':exposed'; it[#it + 1] = u .. ':interacted'; pd[#pd + 1] = u .. "
     "':paid'\n"
@@ -487,9 +515,11 @@ static const char FD_LUA_SNAPSHOT[] =
     "  end\n"
     "  local e = tonumber(text(sums['exposures'] or {0, 0}))\n"
     "  local i = tonumber(text(sums['interactions'] or {0, 0}))\n"
-    "  f[#f + 1] = 'uv_exposed'; f[#f + 1] = num(uve)\n"
-    "  f[#f + 1] = 'uv_interacted'; f[#f + 1] = num(uvi)\n"
-    "  f[#f + 1] = 'uv_paid'; f[#f + 1] = num(uvp)\n"
+    "  f[#f + 1] = 'uv_exposed'; f[#f + 1] = uf and num(uve) or ''\n"
+    "  f[#f + 1] = 'uv_interacted'; f[#f + 1] = uf and num(uvi) or ''\n"
+    "  f[#f + 1] = 'uv_paid'; f[#f + 1] = uf and num(uvp) or ''\n"
+    "  f[#f + 1] = 'uv_from'; f[#f + 1] = uf and num(uf) or ''\n"
+    "  f[#f + 1] = 'uv_to'; f[#f + 1] = uf and num(ut) or ''\n"
     "  f[#f + 1] = 'interaction_rate'; f[#f + 1] = e > 0 and string.format('%.6f', i / e) or ''\n"
     "  f[#f + 1] = 'conversion_rate'; f[#f + 1] = uve > 0 and string.format('%.6f', uvp / uve) or "
     "''\n"

@@ -242,7 +242,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         send_strs(s, setup_reply, r, 3, a);
         s->setup_pending++;
     }
-    const char *a[] = {"SET", schema_key, "1"};
+    const char *a[] = {"SET", schema_key, FD_REDIS_SCHEMA};
     send_strs(s, setup_reply, req_new(s), 3, a);
     s->setup_pending++;
     check_settings(s); /* not part of the setup: its answer never holds the start */
@@ -738,7 +738,7 @@ int fd_redis_sink_check_state(fd_redis_sink_t *s, const char *const *fields, int
     second->check_cb = cb;
     second->ud = ud;
     second->nfields = n;
-    const char *a1[] = {"SET", schema_key, "1", "NX"};
+    const char *a1[] = {"SET", schema_key, FD_REDIS_SCHEMA, "NX"};
     req_t *sent = first;
     rc = send_strs(s, check_schema_reply, first, 4, a1);
     first = NULL; /* sent or freed by send_strs */
@@ -764,6 +764,12 @@ fail:
 }
 
 /* ---- snapshots ------------------------------------------------------------- */
+
+/* The last argument of SNAPSHOT and COUPON_READ (FD_LUA_UV_SPAN): whether
+ * the scope's distinct users are read per minute or per whole hour. */
+static const char *snap_uv_span(const fd_conf_t *c, const char *scope) {
+    return fd_conf_scope_hll_m1(c, scope) ? "uv=m1" : "uv=h1";
+}
 
 /* hiredis frees a reply after its callback; a reply needed later (the wm
  * hash until the seen hash arrives, a tick's scope list until its last
@@ -923,7 +929,7 @@ static void snap_send(fd_redis_sink_t *s) {
     for (size_t i = s->snap_next; i < end; i++) {
         /* 10 fixed, the windows, the action cap, the retention days, the
          * coupon cap, per window the coupon fields */
-        const char *argv[13 + 2 * FD_MAX_WINDOWS + 2 * FD_MAX_RET_DAYS +
+        const char *argv[14 + 2 * FD_MAX_WINDOWS + 2 * FD_MAX_RET_DAYS +
                          FD_MAX_WINDOWS * (1 + 2 * FD_COUPON_FIELDS)];
         size_t lens[sizeof argv / sizeof argv[0]];
         char xvals[FD_MAX_WINDOWS][FD_COUPON_FIELDS][32];
@@ -955,6 +961,7 @@ static void snap_send(fd_redis_sink_t *s) {
                 argv[n++] = xvals[w][k];
             }
         }
+        argv[n++] = snap_uv_span(c, scopes->element[i]->str);
         for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
         lens[4] = scopes->element[i]->len;
         if (send_argv(s, ignore_reply, req_new(s), n, argv, lens) < 0) {
@@ -1323,7 +1330,7 @@ static int snap_read_coupons(fd_redis_sink_t *s) {
         snap_send(s);
         return 0;
     }
-    const char *argv[7 + 2 * FD_MAX_WINDOWS];
+    const char *argv[8 + 2 * FD_MAX_WINDOWS];
     size_t lens[sizeof argv / sizeof argv[0]];
     char sto[24], snw[8];
     win_args_t wins;
@@ -1345,12 +1352,14 @@ static int snap_read_coupons(fd_redis_sink_t *s) {
     for (size_t i = s->snap_next; i < end; i++) {
         argv[n] = scopes->element[i]->str;
         lens[n] = scopes->element[i]->len;
+        argv[n + 1] = snap_uv_span(c, scopes->element[i]->str);
+        lens[n + 1] = strlen(argv[n + 1]);
         req_t *r = req_new(s);
         if (r) {
             r->wm = s->snap_cp_seq;
             r->offset = (int64_t)(i - s->snap_next);
         }
-        if (send_argv(s, snap_coupons_reply, r, n + 1, argv, lens) < 0) {
+        if (send_argv(s, snap_coupons_reply, r, n + 2, argv, lens) < 0) {
             s->snap_cp_seq++; /* the replies already asked for are ignored */
             return -1;
         }

@@ -365,16 +365,19 @@ static int buckets(fd_web_t *w, fd_gran_t g, int64_t from, int64_t to, char (*la
 }
 
 /* Every counter and distinct-user count of the n buckets into points[]
- * (objects with t, bucket and the nine figures). -1 on a Redis error. */
+ * (objects with t, bucket and the nine figures). A scope without m1 HLLs
+ * (hll_m1_groupings) has no distinct users per minute: its m1 points carry
+ * null uv_* (docs/API.md). -1 on a Redis error. */
 static int read_points(fd_web_t *w, redisContext *rc, const char *scope, fd_gran_t g,
                        char (*lab)[24], const int64_t *start, int n, cJSON *points) {
     char key[WEB_KEY];
     const char *gn = fd_gran_name(g);
+    int uv = g != FD_GRAN_M1 || fd_conf_scope_hll_m1(w->c, scope);
     for (int i = 0; i < n; i++) {
         snprintf(key, sizeof key, "%s:c:%s:%s:%s", w->c->prefix, scope, gn, lab[i]);
         redisAppendCommand(rc, "HMGET %s %s %s %s %s %s %s", key, COUNTERS[0], COUNTERS[1],
                            COUNTERS[2], COUNTERS[3], COUNTERS[4], COUNTERS[5]);
-        for (int s = 0; s < 3; s++) {
+        for (int s = 0; uv && s < 3; s++) {
             snprintf(key, sizeof key, "%s:u:%s:%s:%s:%s", w->c->prefix, scope, gn, lab[i], STEPS[s]);
             redisAppendCommand(rc, "PFCOUNT %s", key);
         }
@@ -399,6 +402,10 @@ static int read_points(fd_web_t *w, redisContext *rc, const char *scope, fd_gran
         for (int s = 0; s < 3; s++) {
             char name[32];
             snprintf(name, sizeof name, "uv_%s", STEPS[s]);
+            if (!uv) {
+                cJSON_AddNullToObject(p, name);
+                continue;
+            }
             if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
                 cJSON_Delete(p);
                 return -1;
@@ -653,6 +660,12 @@ static enum MHD_Result api_series(fd_web_t *w, struct MHD_Connection *conn, redi
     else if (!strcmp(gs, "h1")) g = FD_GRAN_H1;
     else if (!strcmp(gs, "d1")) g = FD_GRAN_D1;
     else return send_error(conn, 400, "bad_parameter", "gran: m1, h1 or d1");
+    if (g == FD_GRAN_M1 && (!strncmp(num, "uv_", 3) || (den && !strncmp(den, "uv_", 3))) &&
+        !fd_conf_scope_hll_m1(w->c, scope))
+        return send_error(conn, 400, "no_m1_uniques",
+                          "%s: the scope's grouping is not in hll_m1_groupings, so it has no "
+                          "distinct users per minute; use gran=h1 or d1",
+                          metric);
     int64_t to, from, span = g == FD_GRAN_M1 ? 3600 : g == FD_GRAN_H1 ? 86400 : 30 * 86400;
     if (int_arg(conn, "to", 0, INT64_C(1) << 40, now_s(), &to) < 0)
         return send_error(conn, 400, "bad_parameter", "to: epoch seconds");

@@ -5,7 +5,7 @@ Claims checked: every counter hash equals the oracle exactly (absent = 0,
 both ways); every HLL is within 2% of the exact distinct count (±2 under
 100); the dead-letter topic holds exactly the malformed messages — each once,
 with the oracle's reason and field headers and the original bytes; SIGTERM
-gives exit status 0; `{prefix}:schema` is "1"; `{prefix}:scopes` names every
+gives exit status 0; `{prefix}:schema` is "2"; `{prefix}:scopes` names every
 scope; every c:/u: key carries the TTL of its granularity; the rolling
 snapshots of `all` written after the drain hold, for each window, exactly the
 sums of the oracle's m1 counters over the window's [from, to), and rates
@@ -57,7 +57,7 @@ def test_exactness(ctx, stack, stream, main_topics):
     counters, distinct = check_redis_equals_oracle(r, stream, ctx.prefix)
     stream.registry["kafka_prefix"] = ctx.prefix
 
-    assert dec(r.cmd("GET", ctx.prefix + ":schema")) == "1"
+    assert dec(r.cmd("GET", ctx.prefix + ":schema")) == "2"
 
     scopes = {dec(s) for s in r.cmd("ZRANGE", ctx.prefix + ":scopes", 0, -1)}
     missing = sorted(stream.scopes() - scopes)

@@ -14,6 +14,7 @@ minutes: p1 gets more exposures and payments, p2 only exposures of new
 users, so the rule fires for product=p2 once the watermark passes.
 """
 
+import importlib.util
 import json
 import os
 import socket
@@ -27,8 +28,18 @@ import pytest
 
 from alert_receivers import free_port
 from conftest import (Ctx, Funneld, funneld_bin, hll_tolerance, produce_lines, run_oracle,
-                      scaled, wait_drained, ORACLE_PREFIX)
+                      scaled, wait_drained, ORACLE, ORACLE_PREFIX)
 from crafted import event, produce_crafted, wait_until
+
+_spec = importlib.util.spec_from_file_location("fd_oracle_web", ORACLE)
+ORACLE_MOD = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ORACLE_MOD)
+
+
+def m1_uniques(scope):
+    """Whether scope has m1 distinct-user HLLs: its grouping is in
+    hll_m1_groupings (the default, `all` and `product`; docs/CONFIG.md)."""
+    return scope == "all" or "," not in scope and scope.startswith("product=")
 
 EVAL_MS = 1000
 RULE = {"name": "P2Floor", "kind": "below_threshold", "metric": "conversion_rate",
@@ -164,9 +175,11 @@ class WebEnv:
             self._oracle = run_oracle(self.data, int(time.time() * 1000))
         return self._oracle
 
-    def expected_window(self, scope, frm, to):
+    def expected_window(self, scope, frm, to, uv_span=None):
         """The oracle's sums over the m1 buckets [frm, to) of scope:
-        (counters, {step: exact distinct users})."""
+        (counters, {step: exact distinct users}); the users over uv_span
+        (docs/REDIS.md, contract 2: a scope without m1 HLLs counts them over
+        whole hours, from its h1 HLLs) when given."""
         res, users = self.oracle()
         sums, uv = {}, {"exposed": set(), "interacted": set(), "paid": set()}
         head = "%s:c:%s:m1:" % (ORACLE_PREFIX, scope)
@@ -174,17 +187,29 @@ class WebEnv:
             if k.startswith(head) and frm <= int(k[len(head):]) < to:
                 for f, v in h.items():
                     sums[f] = sums.get(f, 0) + v
-        uhead = "%s:u:%s:m1:" % (ORACLE_PREFIX, scope)
+        gran = "m1" if uv_span is None or m1_uniques(scope) else "h1"
+        if uv_span is not None:
+            frm, to = uv_span
+        uhead = "%s:u:%s:%s:" % (ORACLE_PREFIX, scope, gran)
         for k, u in users.items():
             if k.startswith(uhead):
                 b, step = k[len(uhead):].split(":")
-                if frm <= int(b) < to:
+                if frm <= int(b) < to and step in uv:
                     uv[step] |= u
         return sums, {s: len(v) for s, v in uv.items()}
 
     def check_snapshot(self, scope, snap):
         """Asserts one API snapshot (a window's fields) against the oracle."""
-        sums, uv = self.expected_window(scope, snap["from"], snap["to"])
+        span = ORACLE_MOD.uv_span(snap["to"], snap["to"] - snap["from"], m1_uniques(scope))
+        if span is None:  # no whole hour in the window: no uniques
+            for f in ("uv_exposed", "uv_interacted", "uv_paid", "uv_from", "uv_to",
+                      "conversion_rate"):
+                assert snap[f] is None, (scope, f, snap)
+            span = (snap["from"], snap["from"])
+            snap = dict(snap, uv_exposed=0, uv_interacted=0, uv_paid=0)
+        else:
+            assert (snap["uv_from"], snap["uv_to"]) == span, (scope, snap)
+        sums, uv = self.expected_window(scope, snap["from"], snap["to"], span)
         for f in ("exposures", "interactions", "payments", "refunds", "revenue", "late"):
             assert snap[f] == sums.get(f, 0), (scope, f, snap[f], sums.get(f, 0))
         for f, v in sums.items():

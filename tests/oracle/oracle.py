@@ -7,7 +7,8 @@ JSON Lines file per topic-partition, `{topic}.{partition}.jsonl`), validates
 every line by docs/EVENTS.md, and computes what Redis must hold after a single
 pass: the counter hashes `{prefix}:c:{scope}:{gran}:{bucket}` and the exact
 distinct-user counts behind the HLLs `{prefix}:u:...:{exposed|interacted|paid}`
-(docs/REDIS.md), every rejected line with its reason and field, and the
+(docs/REDIS.md, contract 2: m1 `exposed` and `interacted` HLLs only for the
+groupings of `hll_m1_groupings`), every rejected line with its reason and field, and the
 offset each partition must end at.
 
 It is written from the documents only (SPEC.md, docs/EVENTS.md,
@@ -461,7 +462,8 @@ def load_manifest(d):
 class Oracle:
     def __init__(self, now_ms, prefix="funnel", lateness_s=120,
                  tz="Asia/Shanghai", groupings=None, limits=None,
-                 cardinality_cap=10000, action_cap=64, coupon_cap=64):
+                 cardinality_cap=10000, action_cap=64, coupon_cap=64,
+                 hll_m1_groupings=None):
         self.now_ms = now_ms
         self.prefix = prefix
         self.lateness_ms = lateness_s * 1000
@@ -478,6 +480,10 @@ class Oracle:
         self.rejects = []
         self.offsets = {}
         self.scopes = [set() for _ in self.groupings]
+        # docs/REDIS.md (contract 2): m1 `exposed` / `interacted` HLLs only
+        # for the groupings of hll_m1_groupings; not given: `all` and
+        # `product`, those of them that are groupings
+        self.m1_hll = m1_hll_flags(self.groupings, hll_m1_groupings)
         self.dedup = {}      # (order_id, status) -> (topic, partition, offset)
         self.accepted = 0
         self.late = 0
@@ -569,7 +575,7 @@ class Oracle:
                     f = self.action_field(k, ev["action"])
                     h[f] = h.get(f, 0) + 1
                 incentives.apply_bucket(self, ev, k, h)
-                if step is not None:
+                if step is not None and (gran != "m1" or step == "paid" or self.m1_hll[gi]):
                     dk = (sid, gran, b, step)
                     s = distinct.get(dk)
                     if s is None:
@@ -597,6 +603,29 @@ class Oracle:
                         "rejected": len(self.rejects),
                         "reject_reasons": _reason_counts(self.rejects)},
         }
+
+
+def m1_hll_flags(groupings, hll_m1_groupings=None):
+    """Per grouping: whether its scopes get m1 exposed/interacted HLLs
+    (docs/CONFIG.md `hll_m1_groupings`, compared as sets of dimensions)."""
+    if hll_m1_groupings is None:
+        listed = [g for g in ([], ["product"]) if set(g) in [set(x) for x in groupings]]
+    else:
+        listed = hll_m1_groupings
+    sets = [set(g) for g in listed]
+    return [set(g) in sets for g in groupings]
+
+
+def uv_span(to, window_s, m1_hll):
+    """docs/REDIS.md, "Distinct users per minute": the [from, to) epoch
+    seconds a rolling snapshot of a window ending at `to` counts distinct
+    users over; None when it has none (its uv_* fields are "")."""
+    if m1_hll:
+        return to - window_s, to
+    if window_s < 3600:
+        return None
+    end = to // 3600 * 3600
+    return end - -(-window_s // 3600) * 3600, end
 
 
 def fold_actions(sums, action_cap):
@@ -654,6 +683,8 @@ def main(argv=None):
     ap.add_argument("--tz", default="Asia/Shanghai")
     ap.add_argument("--groupings", default="default",
                     help="'default', 'all;product;product,channel' or JSON")
+    ap.add_argument("--hll-m1-groupings", default=None,
+                    help="like --groupings; default: all and product")
     ap.add_argument("--cardinality-cap", type=int, default=10000)
     ap.add_argument("--action-cap", type=int, default=64)
     ap.add_argument("--coupon-cap", type=int, default=64)
@@ -679,7 +710,9 @@ def main(argv=None):
     res = compute(a.dir, now_ms, prefix=a.prefix, lateness_s=a.lateness_s,
                   tz=a.tz, groupings=parse_groupings(a.groupings), limits=lim,
                   cardinality_cap=a.cardinality_cap, action_cap=a.action_cap,
-                  coupon_cap=a.coupon_cap)
+                  coupon_cap=a.coupon_cap,
+                  hll_m1_groupings=(None if a.hll_m1_groupings is None
+                                    else parse_groupings(a.hll_m1_groupings)))
     text = json.dumps(res, ensure_ascii=False, separators=(",", ":"))
     if a.out:
         with open(a.out, "w", encoding="utf-8") as f:

@@ -86,7 +86,12 @@ def test_handful_of_events_exact_hashes(tmp_path):
     assert r["distinct"][u("all", "d1", "20241105", "interacted")] == 1
     assert r["distinct"][u("product=course-py", "h1", H1_11, "paid")] == 1
     assert u("campaign=c1", "m1", M1_1155, "paid") not in r["distinct"]
-    assert len(r["distinct"]) == 3 * (6 + 2 + 2)  # exposed, interacted, paid scopes
+    # contract 2: no m1 exposed/interacted HLL for the scopes of groupings
+    # outside hll_m1_groupings (default all, product): 2 channels, 1
+    # community, 1 campaign
+    assert u("campaign=c1", "m1", M1_1155, "exposed") not in r["distinct"]
+    assert r["distinct"][u("campaign=c1", "h1", H1_11, "exposed")] == 1
+    assert len(r["distinct"]) == 3 * (6 + 2 + 2) - 4  # exposed, interacted, paid scopes
     assert r["rejects"] == []
     assert r["offsets"] == {"t.mixed:0": 4}
 

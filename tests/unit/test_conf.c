@@ -884,6 +884,54 @@ static void test_marketing_parsed(void **state) {
     fd_conf_release(&c);
 }
 
+/* hll_m1_groupings: the default follows `groupings`, a listed grouping must
+ * be configured, a rule on distinct users needs its grouping listed; which
+ * scope ids get m1 HLLs (dimension order does not matter). */
+static void test_hll_m1(void **state) {
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    static const struct {
+        const char *text;
+        int ok;
+        const char *m1, *not_m1; /* scope ids, checked when ok */
+    } cases[] = {
+        {"{}", 1, "product=p%2C1", "product=p,channel=w"},
+        {"{}", 1, "all", "campaign=c"},
+        {"{\"groupings\": [[\"campaign\"], [\"product\", \"channel\"]]}", 1, NULL, "campaign=c"},
+        {"{\"groupings\": [[], [\"campaign\"]]}", 1, "all", "campaign=c"},
+        {"{\"hll_m1_groupings\": [[\"channel\", \"product\"]]}", 1, "product=p,channel=w",
+         "product=p"},
+        {"{\"hll_m1_groupings\": []}", 1, NULL, "all"},
+        {"{\"hll_m1_groupings\": [[\"channel\"]]}", 0, NULL, NULL},
+        {"{\"groupings\": [[]], \"hll_m1_groupings\": [[\"product\"]]}", 0, NULL, NULL},
+        {"{\"hll_m1_groupings\": [[], []]}", 0, NULL, NULL},
+        {"{\"alerts\": {\"rules\": [{\"name\": \"a\", \"kind\": \"below_threshold\", "
+         "\"metric\": \"uv_paid\", \"grouping\": [\"campaign\"], \"window\": \"5m\", "
+         "\"threshold\": 1}]}}",
+         0, NULL, NULL},
+        {"{\"alerts\": {\"rules\": [{\"name\": \"a\", \"kind\": \"below_threshold\", "
+         "\"metric\": \"payments\", \"grouping\": [\"campaign\"], \"window\": \"5m\", "
+         "\"threshold\": 1}]}}",
+         1, "product=p", "campaign=c"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = load_text(&c, cases[i].text, err, sizeof err);
+        if (cases[i].ok) {
+            if (rc != 0) fail_msg("%s: %s", cases[i].text, err);
+            if (cases[i].m1 && !fd_conf_scope_hll_m1(&c, cases[i].m1))
+                fail_msg("%s: %s has no m1 HLLs", cases[i].text, cases[i].m1);
+            if (cases[i].not_m1 && fd_conf_scope_hll_m1(&c, cases[i].not_m1))
+                fail_msg("%s: %s has m1 HLLs", cases[i].text, cases[i].not_m1);
+        } else {
+            if (rc == 0) fail_msg("%s: accepted", cases[i].text);
+            if (!strstr(err, "hll_m1_groupings")) fail_msg("%s: %s", cases[i].text, err);
+        }
+        fd_conf_release(&c);
+    }
+    assert_int_equal(fd_conf_scope_hll_m1(&c, "bogus"), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_marketing_parsed),
@@ -904,6 +952,7 @@ int main(void) {
         cmocka_unit_test(test_example_is_defaults),
         cmocka_unit_test(test_http_headroom),
         cmocka_unit_test(test_poll_headroom),
+        cmocka_unit_test(test_hll_m1),
     };
     return cmocka_run_group_tests(tests, setup_env, NULL);
 }
