@@ -322,19 +322,29 @@ static char *arena_copy(group_t *g, const char *p, size_t n) {
     return dst;
 }
 
-static int grow(group_t *g) {
-    uint32_t nslots = (g->mask + 1) * 2, mask = nslots - 1;
+/* A table of nslots (a power of two) holding the slots of old (old_mask + 1
+ * slots, may be NULL), placed by their hash; old is freed. NULL when out of
+ * memory (old is kept then). */
+static slot_t *rehash(slot_t *old, uint32_t old_mask, uint32_t nslots) {
+    uint32_t mask = nslots - 1;
     slot_t *ns = calloc(nslots, sizeof *ns);
-    if (ns == NULL) return -1;
-    for (uint32_t i = 0; i <= g->mask; i++) {
-        if (g->slots[i].key == NULL) continue;
-        uint32_t j = g->slots[i].h & mask;
+    if (ns == NULL) return NULL;
+    for (uint32_t i = 0; old && i <= old_mask; i++) {
+        if (old[i].key == NULL) continue;
+        uint32_t j = old[i].h & mask;
         while (ns[j].key != NULL) j = (j + 1) & mask;
-        ns[j] = g->slots[i];
+        ns[j] = old[i];
     }
-    free(g->slots);
+    free(old);
+    return ns;
+}
+
+static int grow(group_t *g) {
+    uint32_t nslots = (g->mask + 1) * 2;
+    slot_t *ns = rehash(g->slots, g->mask, nslots);
+    if (ns == NULL) return -1;
     g->slots = ns;
-    g->mask = mask;
+    g->mask = nslots - 1;
     return 0;
 }
 
@@ -562,18 +572,11 @@ static inline int raw_equal(const char *id, size_t n, size_t len, const fd_group
 
 static int raw_insert(group_t *g, uint32_t h, const char *id, size_t n) {
     if (g->raw == NULL || (g->raw_count + 1) * 2 > g->raw_mask + 1) {
-        uint32_t nslots = g->raw ? (g->raw_mask + 1) * 2 : MIN_SLOTS, mask = nslots - 1;
-        slot_t *ns = calloc(nslots, sizeof *ns);
+        uint32_t nslots = g->raw ? (g->raw_mask + 1) * 2 : MIN_SLOTS;
+        slot_t *ns = rehash(g->raw, g->raw_mask, nslots);
         if (ns == NULL) return -ENOMEM;
-        for (uint32_t i = 0; g->raw && i <= g->raw_mask; i++) {
-            if (g->raw[i].key == NULL) continue;
-            uint32_t j = g->raw[i].h & mask;
-            while (ns[j].key != NULL) j = (j + 1) & mask;
-            ns[j] = g->raw[i];
-        }
-        free(g->raw);
         g->raw = ns;
-        g->raw_mask = mask;
+        g->raw_mask = nslots - 1;
     }
     uint32_t i = h & g->raw_mask;
     while (g->raw[i].key != NULL) i = (i + 1) & g->raw_mask;

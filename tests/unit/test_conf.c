@@ -786,16 +786,34 @@ static void test_marketing_flush_default(void **state) {
     fd_conf_release(&c);
 }
 
+/* A table of configurations that load (ok) or are refused with an error
+ * naming both keys. */
+typedef struct {
+    const char *text;
+    int ok;
+} pair_case_t;
+
+static void check_pair_cases(const pair_case_t *cases, size_t n, const char *key_a,
+                             const char *key_b) {
+    fd_conf_t c;
+    char err[512];
+    for (size_t i = 0; i < n; i++) {
+        int rc = load_text(&c, cases[i].text, err, sizeof err);
+        if (cases[i].ok) {
+            if (rc != 0) fail_msg("%s: %s", cases[i].text, err);
+        } else {
+            if (rc == 0) fail_msg("%s: accepted", cases[i].text);
+            if (!strstr(err, key_a) || !strstr(err, key_b)) fail_msg("%s: %s", cases[i].text, err);
+        }
+        fd_conf_release(&c);
+    }
+}
+
 /* Event streams must leave 16 connections to the operations endpoints and
  * the API; the error names the key. */
 static void test_http_headroom(void **state) {
     (void)state;
-    fd_conf_t c;
-    char err[512];
-    static const struct {
-        const char *text;
-        int ok;
-    } cases[] = {
+    static const pair_case_t cases[] = {
         {"{}", 1}, /* the defaults: 1000 streams of 1024 connections */
         {"{\"http\": {\"sse_max_clients\": 1008}}", 1},
         {"{\"http\": {\"sse_max_clients\": 1009}}", 0},
@@ -806,29 +824,15 @@ static void test_http_headroom(void **state) {
         {"{\"http\": {\"max_connections\": 4096, \"sse_max_clients\": 4080}}", 1},
         {"{\"http\": {\"max_connections\": 4096, \"sse_max_clients\": 4081}}", 0},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int rc = load_text(&c, cases[i].text, err, sizeof err);
-        if (cases[i].ok) {
-            if (rc != 0) fail_msg("%s: %s", cases[i].text, err);
-        } else {
-            if (rc == 0) fail_msg("%s: accepted", cases[i].text);
-            if (!strstr(err, "http.sse_max_clients") || !strstr(err, "http.max_connections"))
-                fail_msg("%s: %s", cases[i].text, err);
-        }
-        fd_conf_release(&c);
-    }
+    check_pair_cases(cases, sizeof cases / sizeof cases[0], "http.sse_max_clients",
+                     "http.max_connections");
 }
 
 /* A hold of the input lasts up to redis.timeout_ms without polling Kafka:
  * it must stay within half of max.poll.interval.ms; the error names both. */
 static void test_poll_headroom(void **state) {
     (void)state;
-    fd_conf_t c;
-    char err[512];
-    static const struct {
-        const char *text;
-        int ok;
-    } cases[] = {
+    static const pair_case_t cases[] = {
         {"{}", 1},
         {"{\"redis\": {\"timeout_ms\": 150000}}", 1},
         {"{\"redis\": {\"timeout_ms\": 150001}}", 0},
@@ -839,17 +843,10 @@ static void test_poll_headroom(void **state) {
         {"{\"kafka\": {\"properties\": {\"max.poll.interval.ms\": \"9999\"}}}", 0},
         {"{\"kafka\": {\"properties\": {\"max.poll.interval.ms\": \"10000\"}}}", 1},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int rc = load_text(&c, cases[i].text, err, sizeof err);
-        if (cases[i].ok) {
-            if (rc != 0) fail_msg("%s: %s", cases[i].text, err);
-        } else {
-            if (rc == 0) fail_msg("%s: accepted", cases[i].text);
-            if (!strstr(err, "redis.timeout_ms") || !strstr(err, "max.poll.interval.ms"))
-                fail_msg("%s: %s", cases[i].text, err);
-        }
-        fd_conf_release(&c);
-    }
+    check_pair_cases(cases, sizeof cases / sizeof cases[0], "redis.timeout_ms",
+                     "max.poll.interval.ms");
+    fd_conf_t c;
+    char err[512];
     assert_int_not_equal(load_text(&c,
                                    "{\"kafka\": {\"properties\": {\"max.poll.interval.ms\": "
                                    "\"soon\"}}}",
