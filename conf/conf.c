@@ -343,7 +343,8 @@ static const char *const finalize_rules[] = {
      "watchdog, and must not make the member leave its group."),
     ("Each of `hll_m1_groupings` is one of `groupings`; an alert rule whose metric (or "
      "`while`) counts distinct users (`conversion_rate`, `uv_exposed`, `uv_interacted`, "
-     "`uv_paid`) has its `grouping` in `hll_m1_groupings`."),
+     "`uv_paid`) has its `grouping` in `hll_m1_groupings`; while a grouping is not in "
+     "`hll_m1_groupings`, `ttl.h1_s` >= the largest window + 1 h."),
 };
 
 /* ---- small helpers ---------------------------------------------------- */

@@ -20,6 +20,7 @@
 #include "conf/conf.h"
 #include "base/err.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 static int in_groupings(const fd_conf_t *c, const fd_grouping_t *g) {
@@ -57,6 +58,21 @@ int fd_conf_finalize_uniques(fd_conf_t *c, char *err, size_t errlen) {
         }
         c->hll_m1_set |= UINT32_C(1) << fd_grouping_mask(&c->hll_m1[i]);
     }
+    /* A window's whole-hour span starts up to 59 min before the window and
+     * an hour's HLL may have been written last at its start: with a
+     * grouping left out, h1 HLLs must outlive the largest window by an
+     * hour, or the oldest hour of a span is read after it expired. */
+    int64_t wmax = 0;
+    for (int i = 0; i < c->nwindows; i++)
+        if (c->windows_s[i] > wmax) wmax = c->windows_s[i];
+    int left_out = 0;
+    for (int i = 0; i < c->ngroupings; i++) left_out |= !fd_conf_hll_m1(c, &c->groupings[i]);
+    if (left_out && c->ttl_h1_s < wmax + 3600)
+        return fd_fail(err, errlen,
+                       "ttl.h1_s (%" PRId64 ") must be >= the largest window + 1 h (%" PRId64
+                       " s) while a grouping is not in hll_m1_groupings: those scopes read "
+                       "distinct users from h1 HLLs over whole hours",
+                       c->ttl_h1_s, wmax + 3600);
     for (int i = 0; i < c->nalert_rules; i++) {
         const fd_alert_rule_t *r = &c->alert_rules[i];
         fd_metric_t m = needs_uniques(r->metric) ? r->metric : r->while_metric;

@@ -46,13 +46,20 @@ def test_oracle_answer_is_substantial(stream):
 def test_hll_reference_is_a_rare_fallback(stream, hll_ref):
     """The reference HLL (Redis's own estimate over the exact user set) must
     agree with the exact counts almost everywhere; it only excuses the rare
-    key where HyperLogLog itself is more than 2% off."""
+    key where HyperLogLog itself is more than 2% off: at most 1% of the keys
+    holding 100 users or more (below that the tolerance is 2 users, which
+    HyperLogLog's small-range estimate all but always meets; counting those
+    keys in the denominator made the bound depend on how many tiny m1 keys
+    the contract has, not on HyperLogLog)."""
     n = len(ORACLE_PREFIX)
     exact = {k[n:]: v for k, v in stream.expected["distinct"].items()}
     assert set(hll_ref) == set(exact)
     off = [k for k, v in exact.items() if abs(hll_ref[k] - v) > hll_tolerance(v)]
-    print("%d of %d reference HLLs outside tolerance" % (len(off), len(exact)))
-    assert len(off) <= max(3, len(exact) // 10000), off[:10]
+    sized = sum(1 for v in exact.values() if v >= 100)
+    print("%d of %d reference HLLs outside tolerance (%d of 100 users or more)"
+          % (len(off), len(exact), sized))
+    assert sized >= 500, "too few keys of 100 users or more for the check to mean anything"
+    assert len(off) <= max(3, sized // 100), off[:10]
 
 
 def test_comparisons_catch_differences(stack, stream):

@@ -180,7 +180,11 @@ static const row_t rows[] = {
     {"{\"time_zone\": \"UTC\"}", NULL},
     {"{\"http\": {\"listen\": \"\"}}", NULL},
     {"{\"dedup_ttl_s\": 173100}", NULL}, /* exactly ttl.m1_s + max_future_s */
-    {"{\"ttl\": {\"m1_s\": 86400, \"h1_s\": 86400, \"d1_s\": 86400}, \"dedup_ttl_s\": 86700}", NULL},
+    {"{\"ttl\": {\"m1_s\": 86400, \"h1_s\": 90000, \"d1_s\": 90000}, \"dedup_ttl_s\": 86700}", NULL},
+    /* the 24h window's uniques of a grouping without m1 HLLs read h1 HLLs up
+     * to 25 h old */
+    {"{\"ttl\": {\"m1_s\": 86400, \"h1_s\": 86400, \"d1_s\": 86400}, \"dedup_ttl_s\": 86700}",
+     "ttl.h1_s (86400) must be >= the largest window + 1 h (90000 s)"},
     /* unknown keys */
     {"{\"kafka\": {\"brokerz\": \"x\"}}", "unknown key \"kafka.brokerz\""},
     {"{\"flush_intervall_ms\": 5}", "unknown key \"flush_intervall_ms\""},
@@ -856,6 +860,26 @@ static void test_poll_headroom(void **state) {
     fd_conf_release(&c);
 }
 
+/* A grouping left out of hll_m1_groupings reads its uniques from h1 HLLs
+ * over whole hours, up to an hour before the window: ttl.h1_s must cover
+ * the largest window + 1 h then, and only then. */
+static void test_h1_ttl_for_spans(void **state) {
+    (void)state;
+    static const pair_case_t cases[] = {
+        {"{\"windows\": [\"5m\", \"48h\"], \"ttl\": {\"m1_s\": 172800, \"h1_s\": 172800}}", 0},
+        {"{\"windows\": [\"5m\", \"48h\"], \"ttl\": {\"m1_s\": 172800, \"h1_s\": 176399}}", 0},
+        {"{\"windows\": [\"5m\", \"48h\"], \"ttl\": {\"m1_s\": 172800, \"h1_s\": 176400}}", 1},
+        {"{\"windows\": [\"5m\", \"48h\"], \"ttl\": {\"m1_s\": 172800, \"h1_s\": 172800}, "
+         "\"hll_m1_groupings\": [[], [\"product\"], [\"product\", \"channel\"], "
+         "[\"product\", \"community\"], [\"campaign\"]]}",
+         1},
+        {"{\"windows\": [\"5m\", \"48h\"], \"ttl\": {\"m1_s\": 172800, \"h1_s\": 172800}, "
+         "\"groupings\": [[], [\"product\"]]}",
+         1},
+    };
+    check_pair_cases(cases, sizeof cases / sizeof cases[0], "ttl.h1_s", "hll_m1_groupings");
+}
+
 static void test_marketing_parsed(void **state) {
     (void)state;
     fd_conf_t c;
@@ -949,6 +973,7 @@ int main(void) {
         cmocka_unit_test(test_example_is_defaults),
         cmocka_unit_test(test_http_headroom),
         cmocka_unit_test(test_poll_headroom),
+        cmocka_unit_test(test_h1_ttl_for_spans),
         cmocka_unit_test(test_hll_m1),
     };
     return cmocka_run_group_tests(tests, setup_env, NULL);
