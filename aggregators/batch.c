@@ -17,7 +17,7 @@
  * cache probe per scope and, per granularity, a counter update and a member
  * append; the rest happens once per new scope, bucket, HLL or returning
  * user. Memory on top of the tables: per listed scope its current buckets
- * (scur_t, 48 bytes), per user its member list header (ulog_t, 32 bytes)
+ * (scur_t, 40 bytes), per user its member list header (ulog_t, 32 bytes)
  * and at most (ULOG_MOVES + 1) × ULOG_MAX × 4 bytes of list (a list is
  * copied to the end at most ULOG_MOVES times), HLL member arrays in the
  * arena (at most twice their members), and a 64 KiB scope cache.

@@ -434,7 +434,8 @@ static const char FD_LUA_FLUSH[] =
  * the rest to interactions.__other__, so a snapshot is as bounded as a
  * bucket. The last argument is `uv=m1` or `uv=h1` (FD_LUA_UV_SPAN): the
  * uv_* fields and conversion_rate count the users of [uv_from, uv_to),
- * all three "" when there is no span. */
+ * and all of uv_exposed, uv_interacted, uv_paid, uv_from, uv_to and
+ * conversion_rate are "" when there is no span. */
 static const char FD_LUA_SNAPSHOT[] =
     "local prefix, scope = ARGV[1], ARGV[2]\n"
     "local to, wm, now, ttl = tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]\n"
