@@ -5,7 +5,9 @@ With a funneld run instance on 127.0.0.1:PORT consuming a live feed:
 phase A1 measures flush round trips for PHASE_S seconds with no stream
 client; phase B opens CLIENTS event-stream clients that read everything
 (over the scopes `all` and product=p1..p10) plus one client that never
-reads (a 4 KiB receive buffer), waits until all are connected, and
+reads (a 4 KiB receive buffer), waits until all are connected (an open
+refused with 503 while the API's queue is full is retried after a jittered
+backoff, as the screen retries), and
 measures again for PHASE_S seconds; phase A2 closes them and measures
 PHASE_S seconds more without. A is A1 and A2 pooled (so warm-up or a
 neighbour's load at either end does not favour one side). Flush round trips come from funneld's
@@ -15,6 +17,7 @@ Prometheus's histogram_quantile does. Prints one line:
   A_COUNT A_P50_MS A_P99_MS B_COUNT B_P50_MS B_P99_MS CONNECTED EVENTS_PER_CLIENT DROPPED
 """
 import json
+import random
 import resource
 import selectors
 import socket
@@ -70,37 +73,78 @@ def main():
     a1 = measure(port, phase)
     sel = selectors.DefaultSelector()
     scopes = ["all"] + ["product%%3Dp%d" % i for i in range(1, 11)]
-    socks, events = [], {}
-    for i in range(nclients):
+    socks, events, status, retry_at = {}, {}, {}, {}
+    retries = [0]
+    rng = random.Random(1)
+
+    def open_client(i):
         s = socket.socket()
         s.connect(("127.0.0.1", port))
         s.sendall(("GET /api/v1/stream?scope=%s&minutes=5 HTTP/1.0\r\n\r\n" % scopes[i % len(scopes)]).encode())
         s.setblocking(False)
         sel.register(s, selectors.EVENT_READ, i)
-        socks.append(s)
+        socks[i] = s
+        status[i] = None
+
+    def refused(i, s):
+        """A stream refused (503 `busy` while the API's queue is full, as a
+        burst of 1,000 opens makes it): closed and opened again after a
+        jittered backoff, as the screen does."""
+        sel.unregister(s)
+        s.close()
+        del socks[i]
+        retries[0] += 1
+        retry_at[i] = time.monotonic() + rng.uniform(0.2, 2.0)
+
+    for i in range(nclients):
+        open_client(i)
         events[i] = 0
-    slow = socket.socket()
-    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    slow.connect(("127.0.0.1", port))
-    slow.sendall(b"GET /api/v1/stream?scope=all&minutes=60 HTTP/1.0\r\n\r\n")
+
+    def open_slow():
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /api/v1/stream?scope=all&minutes=60 HTTP/1.0\r\n\r\n")
+        return s
+    slow = open_slow()
 
     def pump(until):
         while time.monotonic() < until:
+            now = time.monotonic()
+            for i in [i for i, t in retry_at.items() if t <= now]:
+                del retry_at[i]
+                open_client(i)
             for key, _ in sel.select(timeout=0.1):
+                i = key.data
                 try:
                     data = key.fileobj.recv(262144)
                 except BlockingIOError:
                     continue
                 except OSError:
                     data = b""
+                if status[i] is None and data:
+                    status[i] = data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
+                    if not status[i]:
+                        refused(i, key.fileobj)
+                        continue
                 if not data:
                     sel.unregister(key.fileobj)
                     continue
-                events[key.data] += data.count(b"\nevent: ")
-    # connected: every client has its first (state) event
+                events[i] += data.count(b"\nevent: ")
+    # connected: every client has its first (state) event; the slow one has
+    # its 200 (it reads nothing else)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and sum(1 for v in events.values() if v > 0) < nclients:
         pump(time.monotonic() + 0.5)
+    while time.monotonic() < deadline:
+        head = slow.recv(16, socket.MSG_PEEK)
+        if head.startswith(b"HTTP/1.1 200") or head.startswith(b"HTTP/1.0 200"):
+            break
+        slow.close()
+        retries[0] += 1
+        time.sleep(rng.uniform(0.2, 2.0))
+        slow = open_slow()
+    print("sse_load: %d opens refused and retried" % retries[0], file=sys.stderr)
     connected = sum(1 for v in events.values() if v > 0)
     base = dict(events)
     import threading
@@ -112,7 +156,7 @@ def main():
     per = sum(events[i] - base[i] for i in events) / max(nclients, 1)
     with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/freshness" % port, timeout=10) as r:
         dropped = json.loads(r.read())["stream"]["dropped"]
-    for s in socks:
+    for s in socks.values():
         s.close()
     slow.close()
     a2 = measure(port, phase)
