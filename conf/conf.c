@@ -1243,9 +1243,7 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
                        "snapshot_interval_ms (%" PRId64 ") must be >= flush_interval_ms (%" PRId64
                        ")",
                        c->snapshot_interval_ms, c->flush_interval_ms);
-    int64_t wmax = 0;
-    for (int i = 0; i < c->nwindows; i++)
-        if (c->windows_s[i] > wmax) wmax = c->windows_s[i];
+    int64_t wmax = fd_conf_longest_window_s(c);
     if (c->ttl_m1_s < wmax) {
         char wn[32];
         fd_duration_format(wmax, wn, sizeof wn);
@@ -1298,6 +1296,13 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
     if (finalize_alerts(c, err, errlen) != 0) return -1;
     if (fd_conf_finalize_uniques(c, err, errlen) != 0) return -1;
     return fd_conf_finalize_marketing(c, err, errlen);
+}
+
+int64_t fd_conf_longest_window_s(const fd_conf_t *c) {
+    int64_t w = 0;
+    for (int i = 0; i < c->nwindows; i++)
+        if (c->windows_s[i] > w) w = c->windows_s[i];
+    return w;
 }
 
 int fd_conf_is_secret(const char *key) {

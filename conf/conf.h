@@ -137,6 +137,8 @@ typedef struct {
 #define FD_MKT_DEFAULT_FLUSH_EVENTS 2000
 /* 1 when a file or fd_conf_set() (after fd_conf_defaults) gave key a value. */
 int fd_conf_given(const fd_conf_t *c, const char *key);
+/* The longest of `windows`, in seconds. */
+int64_t fd_conf_longest_window_s(const fd_conf_t *c);
 /* Parses and checks the marketing keys (conf/marketing.c); called by
  * fd_conf_finalize. */
 int fd_conf_finalize_marketing(fd_conf_t *c, char *err, size_t errlen);

@@ -62,9 +62,7 @@ int fd_conf_finalize_uniques(fd_conf_t *c, char *err, size_t errlen) {
      * an hour's HLL may have been written last at its start: with a
      * grouping left out, h1 HLLs must outlive the largest window by an
      * hour, or the oldest hour of a span is read after it expired. */
-    int64_t wmax = 0;
-    for (int i = 0; i < c->nwindows; i++)
-        if (c->windows_s[i] > wmax) wmax = c->windows_s[i];
+    int64_t wmax = fd_conf_longest_window_s(c);
     int left_out = 0;
     for (int i = 0; i < c->ngroupings; i++) left_out |= !fd_conf_hll_m1(c, &c->groupings[i]);
     if (left_out && c->ttl_h1_s < wmax + 3600)

@@ -810,13 +810,6 @@ static void tick_done_reply(redisAsyncContext *ac, void *reply, void *privdata) 
     free(r);
 }
 
-static int64_t longest_window(const fd_conf_t *c) {
-    int64_t w = 0;
-    for (int i = 0; i < c->nwindows; i++)
-        if (c->windows_s[i] > w) w = c->windows_s[i];
-    return w;
-}
-
 /* A tick writes its scopes' snapshots SNAP_CHUNK scripts at a time: after
  * each chunk goes the lease script, and the next chunk goes out when it
  * answers that the lease is still ours. So a partition's flush script, sent
@@ -1048,8 +1041,8 @@ static void tick_seen_reply(redisAsyncContext *ac, void *reply, void *privdata) 
      * snapshot_max_scopes per tick, most recently updated first, so a
      * high-cardinality grouping cannot starve the flushes of Redis time. */
     int64_t now_s = r->now_ms / 1000;
-    int64_t since =
-        r->to != s->snap_last_to ? now_s - longest_window(s->conf) - 60 : s->snap_last_tick_s - 1;
+    int64_t since = r->to != s->snap_last_to ? now_s - fd_conf_longest_window_s(s->conf) - 60
+                                             : s->snap_last_tick_s - 1;
     s->snap_last_to = r->to;
     s->snap_last_tick_s = now_s;
     char key[512], min[32], lim[24];
@@ -1392,7 +1385,8 @@ static void boards_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 static int send_boards(fd_redis_sink_t *s) {
     const fd_conf_t *c = s->conf;
     char since[24], size[24], minp[24], ttl[24], lease[512];
-    snprintf(since, sizeof since, "%" PRId64, s->snap_now_ms / 1000 - longest_window(c) - 60);
+    snprintf(since, sizeof since, "%" PRId64,
+             s->snap_now_ms / 1000 - fd_conf_longest_window_s(c) - 60);
     snprintf(size, sizeof size, "%" PRId64, c->lb_size);
     snprintf(minp, sizeof minp, "%" PRId64, c->lb_min_potential);
     snprintf(ttl, sizeof ttl, "%" PRId64, c->ttl_m1_s);
