@@ -5,7 +5,15 @@
 #
 #   bench/e2e.sh [--tiny] [--compare OLD_FUNNELD] [--reps N]
 #        env: E2E_EVENTS (default 1000000; tiny 20000), E2E_PARTITIONS (per
-#             topic, default 4; tiny 2)
+#             topic, default 4; tiny 2), E2E_SHAPES (default "backfill live"),
+#             E2E_EXTRA (top-level JSON members added to both binaries' configs,
+#             e.g. '"snapshot_interval_ms": 3600000'), E2E_REDIS_SET
+#             ("name value ..." given to CONFIG SET before every run),
+#             E2E_PERF=1 (perf record -g on redis-server during every run; the
+#             top symbols of each binary's first run are printed: Debian's
+#             redis-server is stripped, so put a redis-server built from the
+#             same source with symbols first in PATH to see names;
+#             docs/BENCHMARKS.md, "Method notes")
 #
 # Two stream shapes, each preloaded once by funneld-gen (~300 B messages,
 # default fault fractions, 3 topics x E2E_PARTITIONS partitions, keyed by
@@ -31,7 +39,8 @@
 # Kafka per event (tcp_info bytes_received of its sockets to the broker, `ss`,
 # just before it is stopped) next to the bytes per event in the topics
 # (message keys and values, what the raw consume got). Printed: median and [min-max] over the
-# repetitions, and the ratios of medians new / old.
+# repetitions, and the ratios of medians new / old; then, per shape, the
+# commands Redis ran per event, by command (first repetition of each binary).
 set -euo pipefail
 OLD_BIN= REPS=
 ARGS=("$@")
@@ -49,7 +58,11 @@ if [ -n "$OLD_BIN" ]; then
   case $OLD_BIN in /*) ;; *) OLD_BIN=$PWD/$OLD_BIN ;; esac
   [ -x "$OLD_BIN" ] || die "--compare: $OLD_BIN is not an executable"
 fi
-SHAPES=(backfill live)
+SHAPES=(${E2E_SHAPES:-backfill live})
+for s in "${SHAPES[@]}"; do
+  case $s in backfill | live) ;; *) die "E2E_SHAPES: unknown shape '$s' (backfill, live)" ;; esac
+done
+if [ "${E2E_PERF:-0}" = 1 ]; then command -v perf >/dev/null || die "E2E_PERF=1: perf is not installed"; fi
 declare -A TOPICS_OF=([backfill]="funnel.exposure funnel.interaction funnel.payment"
                       [live]="live.exposure live.interaction live.payment")
 
@@ -82,13 +95,22 @@ run_funneld() {   # SHAPE WHO BIN HLL_BYTES REP
   local shape=$1 who=$2 bin=$3 hll=$4 rep=$5 k0 k1 topics cmds keys
   rcli FLUSHALL >/dev/null
   rcli CONFIG SET hll-sparse-max-bytes "$hll" >/dev/null
+  # shellcheck disable=SC2086
+  [ -z "${E2E_REDIS_SET:-}" ] || rcli CONFIG SET $E2E_REDIS_SET >/dev/null || die "E2E_REDIS_SET: CONFIG SET refused"
   rcli CONFIG RESETSTAT >/dev/null
   topics=$(for t in ${TOPICS_OF[$shape]}; do printf '"%s": "%s",' "$t" "${t#*.}"; done)
-  fd_config "$WORK/$shape.$who.$rep.json" e2e "e2e-$shape-$who-$rep" "{${topics%,}}"
+  fd_config "$WORK/$shape.$who.$rep.json" e2e "e2e-$shape-$who-$rep" "{${topics%,}}" "${E2E_EXTRA:-}"
+  local perf_pid=
+  if [ "${E2E_PERF:-0}" = 1 ]; then
+    perf record -F 999 -g -p "$REDIS_PID" -o "$WORK/perf.$shape.$who.$rep" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   k0=$(cpu_ticks "$KPID")
   FD_BIN=$bin funneld_drain "$shape.$who.$rep" "$WORK/$shape.$who.$rep.json" "$WORK/ends.$shape" e2e \
     "e2e-$shape-$who-$rep" $((N / 2000 + 120))
   k1=$(cpu_ticks "$KPID")
+  if [ -n "$perf_pid" ]; then kill -TERM "$perf_pid"; wait "$perf_pid" || true; fi
+  rcli INFO commandstats | tr -d '\r' >"$WORK/cmd.$shape.$who.$rep"
   [ "$FD_EXIT" = 0 ] || say "e2e: warning: $who funneld exited $FD_EXIT after SIGTERM"
   cmds=$(rcli INFO commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ { s += $3 } END { print s + 0 }')
   keys=$(rcli DBSIZE | tr -d '\r')
@@ -179,6 +201,34 @@ for s in "${SHAPES[@]}"; do
     echo "old funneld / raw consume (medians): $(awk -v a="$om" -v b="$rm" 'BEGIN { printf "%.2f", a / b }')"
   fi
 done
+
+# calls per event by command, first repetition of each binary
+for s in "${SHAPES[@]}"; do
+  echo
+  echo "### $s: Redis commands per event, by command (repetition 1)"
+  echo
+  awk -F'[:=,]' -v n="$N" -v old="${OLD_BIN:+1}" '
+    /^cmdstat_/ { c = substr($1, 9); calls[c, FILENAME ~ /\.new\./ ? "new" : "old"] = $3; seen[c] = 1 }
+    END {
+      for (c in seen) {
+        a = calls[c, "new"] / n; b = calls[c, "old"] / n
+        if (a >= 0.001 || b >= 0.001) printf "| %-22s | %12.3f | %12s |\n", c, a, old ? sprintf("%.3f", b) : ""
+      }
+    }' "$WORK/cmd.$s.new.1" ${OLD_BIN:+"$WORK/cmd.$s.old.1"} >"$WORK/cmdrows"
+  printf '| %-22s | %12s | %12s |\n' "command" "this tree" "${OLD_BIN:+--compare}"
+  printf '|%s|%s|%s|\n' "------------------------" "--------------" "--------------"
+  sort -t'|' -k3,3nr "$WORK/cmdrows"
+done
+if [ "${E2E_PERF:-0}" = 1 ]; then
+  for s in "${SHAPES[@]}"; do for who in new ${OLD_BIN:+old}; do
+    echo
+    echo "### $s, $who: redis-server's top symbols (perf, repetition 1)"
+    echo
+    perf report -i "$WORK/perf.$s.$who.1" --no-children --sort symbol --stdio -g none 2>/dev/null |
+      awk '/%/ && !/^#/ { printf "    %7s  %s\n", $1, $3; if (++k == 25) exit }'
+  done; done
+fi
+
 echo
 echo "every run (shape who rep seconds fd_cpu_s redis_cpu_s broker_cpu_s commands keys kafka_rx_bytes rss_kb):"
 sed 's/^/  /' "$WORK/runs"
