@@ -10,10 +10,12 @@
 #             e.g. '"snapshot_interval_ms": 3600000'), E2E_REDIS_SET
 #             ("name value ..." given to CONFIG SET before every run),
 #             E2E_PERF=1 (perf record -g on redis-server during every run; the
-#             top symbols of each binary's first run are printed: Debian's
+#             top symbols of each binary's first run are printed; sampling
+#             adds load, so that run's CPU figures are perturbed; Debian's
 #             redis-server is stripped, so put a redis-server built from the
 #             same source with symbols first in PATH to see names;
-#             docs/BENCHMARKS.md, "Method notes")
+#             docs/BENCHMARKS.md, "Where Redis's time goes now").
+#             E2E_REDIS_SET is split on spaces: a value cannot contain one.
 #
 # Two stream shapes, each preloaded once by funneld-gen (~300 B messages,
 # default fault fractions, 3 topics x E2E_PARTITIONS partitions, keyed by
@@ -40,7 +42,8 @@
 # just before it is stopped) next to the bytes per event in the topics
 # (message keys and values, what the raw consume got). Printed: median and [min-max] over the
 # repetitions, and the ratios of medians new / old; then, per shape, the
-# commands Redis ran per event, by command (first repetition of each binary).
+# commands Redis ran per event, by command (first repetition of each binary;
+# the harness's own polling, HGETALL of the offsets every 50 ms, included).
 set -euo pipefail
 OLD_BIN= REPS=
 ARGS=("$@")
@@ -58,9 +61,13 @@ if [ -n "$OLD_BIN" ]; then
   case $OLD_BIN in /*) ;; *) OLD_BIN=$PWD/$OLD_BIN ;; esac
   [ -x "$OLD_BIN" ] || die "--compare: $OLD_BIN is not an executable"
 fi
-SHAPES=(${E2E_SHAPES:-backfill live})
+read -r -a SHAPES <<<"${E2E_SHAPES:-backfill live}"
+[ ${#SHAPES[@]} -gt 0 ] || die "E2E_SHAPES: no shape given (backfill, live)"
+declare -A SEEN_SHAPE=()
 for s in "${SHAPES[@]}"; do
   case $s in backfill | live) ;; *) die "E2E_SHAPES: unknown shape '$s' (backfill, live)" ;; esac
+  [ -z "${SEEN_SHAPE[$s]:-}" ] || die "E2E_SHAPES: '$s' given twice"
+  SEEN_SHAPE[$s]=1
 done
 if [ "${E2E_PERF:-0}" = 1 ]; then command -v perf >/dev/null || die "E2E_PERF=1: perf is not installed"; fi
 declare -A TOPICS_OF=([backfill]="funnel.exposure funnel.interaction funnel.payment"
@@ -75,10 +82,14 @@ KPID=$(cat "$STACK_DIR/kafka/pid")
 for s in "${SHAPES[@]}"; do for t in ${TOPICS_OF[$s]}; do topic "$t" "$P"; done; done
 topic bench.dlq 1
 
-say "e2e: preloading 2 x $N messages..."
-"$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --seed 1 --events "$N" --hours 6 --quiet
-"$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --seed 2 --events "$N" --hours 0.05 --quiet \
-  --topics "$(echo ${TOPICS_OF[live]} | tr ' ' ,)"
+say "e2e: preloading ${#SHAPES[@]} x $N messages..."
+if [ -n "${SEEN_SHAPE[backfill]:-}" ]; then
+  "$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --seed 1 --events "$N" --hours 6 --quiet
+fi
+if [ -n "${SEEN_SHAPE[live]:-}" ]; then
+  "$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --seed 2 --events "$N" --hours 0.05 --quiet \
+    --topics "$(echo ${TOPICS_OF[live]} | tr ' ' ,)"
+fi
 for s in "${SHAPES[@]}"; do
   # shellcheck disable=SC2086
   end_offsets ${TOPICS_OF[$s]} >"$WORK/ends.$s"
@@ -96,7 +107,9 @@ run_funneld() {   # SHAPE WHO BIN HLL_BYTES REP
   rcli FLUSHALL >/dev/null
   rcli CONFIG SET hll-sparse-max-bytes "$hll" >/dev/null
   # shellcheck disable=SC2086
-  [ -z "${E2E_REDIS_SET:-}" ] || rcli CONFIG SET $E2E_REDIS_SET >/dev/null || die "E2E_REDIS_SET: CONFIG SET refused"
+  if [ -n "${E2E_REDIS_SET:-}" ] && [ "$(rcli CONFIG SET $E2E_REDIS_SET | tr -d '\r')" != OK ]; then
+    die "E2E_REDIS_SET: Redis refused CONFIG SET $E2E_REDIS_SET"
+  fi
   rcli CONFIG RESETSTAT >/dev/null
   topics=$(for t in ${TOPICS_OF[$shape]}; do printf '"%s": "%s",' "$t" "${t#*.}"; done)
   fd_config "$WORK/$shape.$who.$rep.json" e2e "e2e-$shape-$who-$rep" "{${topics%,}}" "${E2E_EXTRA:-}"
@@ -104,15 +117,19 @@ run_funneld() {   # SHAPE WHO BIN HLL_BYTES REP
   if [ "${E2E_PERF:-0}" = 1 ]; then
     perf record -F 999 -g -p "$REDIS_PID" -o "$WORK/perf.$shape.$who.$rep" >/dev/null 2>&1 &
     perf_pid=$!
+    BG_PIDS+=("$perf_pid")
   fi
   k0=$(cpu_ticks "$KPID")
   FD_BIN=$bin funneld_drain "$shape.$who.$rep" "$WORK/$shape.$who.$rep.json" "$WORK/ends.$shape" e2e \
     "e2e-$shape-$who-$rep" $((N / 2000 + 120))
   k1=$(cpu_ticks "$KPID")
-  if [ -n "$perf_pid" ]; then kill -TERM "$perf_pid"; wait "$perf_pid" || true; fi
+  if [ -n "$perf_pid" ]; then
+    kill -TERM "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" || true
+  fi
   rcli INFO commandstats | tr -d '\r' >"$WORK/cmd.$shape.$who.$rep"
   [ "$FD_EXIT" = 0 ] || say "e2e: warning: $who funneld exited $FD_EXIT after SIGTERM"
-  cmds=$(rcli INFO commandstats | tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ { s += $3 } END { print s + 0 }')
+  cmds=$(awk -F'[:=,]' '/^cmdstat_/ { s += $3 } END { print s + 0 }' "$WORK/cmd.$shape.$who.$rep")
   keys=$(rcli DBSIZE | tr -d '\r')
   echo "$shape $who $rep $FD_SECS $FD_CPU_S $REDIS_CPU_S $(awk -v a="$k0" -v b="$k1" -v hz="$HZ" \
     'BEGIN { printf "%.2f", (b - a) / hz }') $cmds $keys $FD_KAFKA_RX $FD_RSS_KB" >>"$WORK/runs"
@@ -208,7 +225,7 @@ for s in "${SHAPES[@]}"; do
   echo "### $s: Redis commands per event, by command (repetition 1)"
   echo
   awk -F'[:=,]' -v n="$N" -v old="${OLD_BIN:+1}" '
-    /^cmdstat_/ { c = substr($1, 9); calls[c, FILENAME ~ /\.new\./ ? "new" : "old"] = $3; seen[c] = 1 }
+    /^cmdstat_/ { c = substr($1, 9); gsub(/\|/, " ", c); calls[c, FILENAME ~ /\.new\.[0-9]+$/ ? "new" : "old"] = $3; seen[c] = 1 }
     END {
       for (c in seen) {
         a = calls[c, "new"] / n; b = calls[c, "old"] / n
@@ -224,8 +241,12 @@ if [ "${E2E_PERF:-0}" = 1 ]; then
     echo
     echo "### $s, $who: redis-server's top symbols (perf, repetition 1)"
     echo
-    perf report -i "$WORK/perf.$s.$who.1" --no-children --sort symbol --stdio -g none 2>/dev/null |
-      awk '/%/ && !/^#/ { printf "    %7s  %s\n", $1, $3; if (++k == 25) exit }'
+    if [ -s "$WORK/perf.$s.$who.1" ]; then
+      perf report -i "$WORK/perf.$s.$who.1" --no-children --sort symbol --stdio -g none 2>/dev/null |
+        awk '/%/ && !/^#/ && k < 25 { printf "    %7s  %s\n", $1, $3; k++ }' || true
+    else
+      echo "    (no samples: perf record failed; try as root, or lower kernel.perf_event_paranoid)"
+    fi
   done; done
 fi
 
