@@ -6,14 +6,14 @@
 # kafka-fetch), java + mvn for the peer. Output of each bench goes to
 # ${BENCH_SMOKE_LOGS:-<temp dir>}/<bench>.log; a failing bench's log is shown.
 #
-#   bench/ci_smoke.sh            all five
+#   bench/ci_smoke.sh            all seven
 #   bench/ci_smoke.sh e2e peer   just these
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LOGS=${BENCH_SMOKE_LOGS:-$(mktemp -d "${TMPDIR:-/tmp}/bench-smoke.XXXXXX")}
 mkdir -p "$LOGS"
 BENCHES=("$@")
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(hotpath e2e peer latency memory)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(hotpath e2e replay peer latency memory sse)
 FAILED=()
 for b in "${BENCHES[@]}"; do
   t0=$SECONDS

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# replay.sh — Redis's own CPU per event for funneld's exact command stream,
+# measured without Kafka or funneld competing for the cores: steadier than
+# bench/e2e.sh's redis-server figure, for comparing flush-script and key
+# layout variants.
+#
+#   bench/replay.sh [--tiny] [--compare OLD_FUNNELD] [--reps N]
+#        env: REPLAY_EVENTS (default 1000000; tiny 20000), REPLAY_PARTITIONS
+#             (per topic, default 4; tiny 2), REPLAY_SHAPE (backfill, the
+#             default: 6 h of event time; live: 3 min ending now — the two
+#             shapes of bench/e2e.sh), REPLAY_EXTRA (top-level JSON members
+#             added to both binaries' configs)
+#
+# 1. Capture (once per binary): the stream is preloaded into Kafka
+#    (funneld-gen, as bench/e2e.sh), and `funneld run` drains it into an
+#    empty Redis through bench/resp_record.py, a loopback relay that records
+#    every byte funneld sends (each connection to its own file, joined in
+#    the order they were opened).
+# 2. Replay (N repetitions per binary, alternating which goes first): a
+#    scratch redis-server with deploy/redis.conf's funneld block
+#    (deploy/stack.sh redis-up), fed the capture by `redis-cli --pipe`;
+#    redis-server's CPU (INFO cpu, user + sys) before and after, per event.
+#    The flush script's compare-and-set and every "now" travel in the
+#    stream, so the replay builds the same keys as the capture did; a reply
+#    that is an error (redis-cli counts them), or a replay that leaves another
+#    number of keys than the capture did, fails the bench.
+# Printed: median and [min-max] over the repetitions of Redis CPU µs per
+# event and commands per event (INFO commandstats, script calls included),
+# the keys left (DBSIZE), and the ratio of medians new / old.
+set -euo pipefail
+
+ARGS=("$@")
+OLD_BIN= REPS=
+for ((i = 0; i < ${#ARGS[@]}; i++)); do
+  case ${ARGS[i]} in
+    --compare) OLD_BIN=${ARGS[i + 1]:-}; i=$((i + 1)) ;;
+    --reps) REPS=${ARGS[i + 1]:-}; i=$((i + 1)) ;;
+    --tiny) ;;
+    *) echo "usage: bench/replay.sh [--tiny] [--compare OLD_FUNNELD] [--reps N]" >&2; exit 2 ;;
+  esac
+done
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+if [ "$TINY" = 1 ]; then N=${REPLAY_EVENTS:-20000} P=${REPLAY_PARTITIONS:-2} REPS=${REPS:-1}
+else N=${REPLAY_EVENTS:-1000000} P=${REPLAY_PARTITIONS:-4} REPS=${REPS:-3}; fi
+case $REPS in '' | *[!0-9]* | 0) die "--reps: a positive integer" ;; esac
+if [ -n "$OLD_BIN" ]; then
+  case $OLD_BIN in /*) ;; *) OLD_BIN=$PWD/$OLD_BIN ;; esac
+  [ -x "$OLD_BIN" ] || die "--compare: $OLD_BIN is not an executable"
+fi
+SHAPE=${REPLAY_SHAPE:-backfill}
+case $SHAPE in
+  backfill) TOPICS="funnel.exposure funnel.interaction funnel.payment" GEN=(--seed 1 --hours 6) ;;
+  live) TOPICS="live.exposure live.interaction live.payment"
+    GEN=(--seed 2 --hours 0.05 --topics "$(echo $TOPICS | tr ' ' ,)") ;;
+  *) die "REPLAY_SHAPE: backfill or live, not '$SHAPE'" ;;
+esac
+
+ensure_built
+say "replay: starting the stack..."
+stack_up
+for t in $TOPICS; do topic "$t" "$P"; done
+topic bench.dlq 1
+say "replay: preloading $N messages ($SHAPE)..."
+"$BUILD/funneld-gen" --brokers "$KAFKA_BOOTSTRAP" --events "$N" --quiet "${GEN[@]}"
+# shellcheck disable=SC2086
+end_offsets $TOPICS >"$WORK/ends"
+tot=$(awk '{ s += $2 } END { print s }' "$WORK/ends")
+[ "$tot" = "$N" ] || die "the topics hold $tot messages, expected $N"
+
+capture() {   # WHO BIN: writes $WORK/cap.WHO
+  local who=$1 bin=$2 ppid pport topics
+  rcli FLUSHALL >/dev/null
+  python3 "$ROOT/bench/resp_record.py" --upstream-port "$REDIS_PORT" --out "$WORK/cap.$who" \
+    >"$WORK/relay.$who" &
+  ppid=$!
+  BG_PIDS+=("$ppid")
+  for _ in $(seq 100); do [ -s "$WORK/relay.$who" ] && break; sleep 0.05; done
+  pport=$(head -n 1 "$WORK/relay.$who")
+  [ -n "$pport" ] || die "the recording relay did not start"
+  topics=$(for t in $TOPICS; do printf '"%s": "%s",' "$t" "${t#*.}"; done)
+  fd_config "$WORK/$who.json" rp "replay-$who" "{${topics%,}}" "${REPLAY_EXTRA:-}"
+  sed -i "s|redis://127.0.0.1:$REDIS_PORT\"|redis://127.0.0.1:$pport\"|" "$WORK/$who.json"
+  FD_BIN=$bin funneld_drain "capture.$who" "$WORK/$who.json" "$WORK/ends" rp "replay-$who" $((N / 2000 + 120))
+  kill -TERM "$ppid" 2>/dev/null || true
+  wait "$ppid" || true
+  : >"$WORK/cap.$who"
+  local n=1
+  while [ -f "$WORK/cap.$who.$n" ]; do cat "$WORK/cap.$who.$n" >>"$WORK/cap.$who"; n=$((n + 1)); done
+  rcli DBSIZE | tr -d '\r' >"$WORK/keys.$who"
+  say "replay: captured $who: $(($(wc -c <"$WORK/cap.$who") / 1024)) KiB in $((n - 1)) connection(s), drain ${FD_SECS}s, $(cat "$WORK/keys.$who") keys"
+}
+
+# one line per replay in $WORK/runs: who rep redis_cpu_s commands keys
+replay() {   # WHO REP
+  local who=$1 rep=$2 port pid c0 c1 out
+  read -r port pid < <("$STACK" redis-up "$STACK_DIR" "r-$who-$rep")
+  rp() { redis-cli -h 127.0.0.1 -p "$port" "$@" | tr -d '\r'; }
+  c0=$(rp INFO cpu | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.3f", s }')
+  out=$(redis-cli -h 127.0.0.1 -p "$port" --pipe <"$WORK/cap.$who" 2>&1)
+  c1=$(rp INFO cpu | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.3f", s }')
+  case $out in *"errors: 0,"*) ;; *) die "replay $who #$rep: error replies: $(echo "$out" | tail -n 3)" ;; esac
+  [ "$(rp DBSIZE)" = "$(cat "$WORK/keys.$who")" ] ||
+    die "replay $who #$rep left $(rp DBSIZE) keys, the capture $(cat "$WORK/keys.$who"): not the same stream"
+  echo "$who $rep $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }') \
+$(rp INFO commandstats | awk -F'[:=,]' '/^cmdstat_/ { s += $3 } END { print s + 0 }') $(rp DBSIZE)" >>"$WORK/runs"
+  "$STACK" redis-down "$STACK_DIR" "r-$who-$rep" >/dev/null
+  say "replay: $who #$rep done"
+}
+
+capture new "$BUILD/funneld"
+[ -n "$OLD_BIN" ] && capture old "$OLD_BIN"
+: >"$WORK/runs"
+for ((rep = 1; rep <= REPS; rep++)); do
+  if [ -n "$OLD_BIN" ] && [ $((rep % 2)) = 0 ]; then replay old "$rep"; replay new "$rep"
+  else replay new "$rep"; [ -n "$OLD_BIN" ] && replay old "$rep"; fi
+done
+
+stat() {   # WHO COL KIND(us|per) -> median min max
+  awk -v who="$1" -v col="$2" -v kind="$3" -v n="$N" '
+    $1 == who { v = $col; x[++k] = (kind == "us" ? v * 1e6 / n : v / n) }
+    END {
+      if (!k) { print "- - -"; exit }
+      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+      print (k % 2 ? x[(k + 1) / 2] : (x[k / 2] + x[k / 2 + 1]) / 2), x[1], x[k]
+    }' "$WORK/runs"
+}
+row() {   # LABEL COL KIND DECIMALS
+  local nm na nb om oa ob
+  read -r nm na nb < <(stat new "$2" "$3")
+  read -r om oa ob < <(stat old "$2" "$3")
+  awk -v l="$1" -v d="$4" -v nm="$nm" -v na="$na" -v nb="$nb" -v om="$om" -v oa="$oa" -v ob="$ob" 'BEGIN {
+    f = "%." d "f [%." d "f-%." d "f]"
+    o = om == "-" ? "" : sprintf(f, om, oa, ob)
+    r = (om == "-" || om == 0) ? "" : sprintf("%.2f", nm / om)
+    printf "| %-30s | %-26s | %-26s | %-9s |\n", l, sprintf(f, nm, na, nb), o, r }'
+}
+echo
+echo "replay: $N events ($SHAPE, 3 topics x $P partitions), $REPS replay(s) per binary, median [min-max]"
+echo
+printf '| %-30s | %-26s | %-26s | %-9s |\n' "per event" "funneld (this tree)" "${OLD_BIN:+funneld (--compare)}" "${OLD_BIN:+new / old}"
+printf '|%s|%s|%s|%s|\n' "--------------------------------" "----------------------------" "----------------------------" "-----------"
+row "redis-server CPU us (replay)" 3 us 2
+row "Redis commands" 4 per 2
+row "Redis keys after the replay" 5 per 3
+echo
+echo "every replay (who rep redis_cpu_s commands keys):"
+sed 's/^/  /' "$WORK/runs"
