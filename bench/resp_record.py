@@ -8,7 +8,9 @@ relays every connection to 127.0.0.1:P both ways, and writes the bytes each
 client sent to PREFIX.<n> (n = 1, 2, ... in the order connections were
 accepted). Used by bench/replay.sh to capture the exact RESP stream funneld
 sends to Redis, so that it can be replayed into a scratch redis-server with
-`redis-cli --pipe`. Stops on SIGTERM or SIGINT, flushing every file.
+`redis-cli --pipe`. On SIGTERM or SIGINT it stops accepting, lets every
+relay run to the end of its input (the client has exited; at most 10 s),
+and closes every file.
 """
 import argparse
 import asyncio
@@ -29,6 +31,10 @@ async def relay(reader, writer, sink=None):
         pass
     finally:
         writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
 
 
 async def main():
@@ -56,7 +62,11 @@ async def main():
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    # funneld has exited: its sockets are closed, so every relay reaches EOF
+    # after writing what was in flight; cancel only what is left after 10 s
     server.close()
+    if tasks:
+        await asyncio.wait(set(tasks), timeout=10)
     for t in list(tasks):
         t.cancel()
     for f in files:
