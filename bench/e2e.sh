@@ -157,36 +157,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
   done
 done
 
-# median [min-max] of column COL over the rows matching SHAPE WHO, of the
-# per-event figure EXPR ("rate": N / secs; "us": CPU s -> us/event; "per": count/event)
-stat() {   # FILE SHAPE WHO COL KIND
-  awk -v shape="$2" -v who="$3" -v col="$4" -v kind="$5" -v n="$N" '
-    $1 == shape && (who == "" || $2 == who) {
-      v = $col
-      if (kind == "rate") v = n / v
-      else if (kind == "us") v = v * 1e6 / n
-      else if (kind == "per") v = v / n
-      x[++k] = v
-    }
-    END {
-      if (!k) { print "- - -"; exit }
-      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
-      med = k % 2 ? x[(k + 1) / 2] : (x[k / 2] + x[k / 2 + 1]) / 2
-      print med, x[1], x[k]
-    }' "$1"
-}
-fmt() {   # MED MIN MAX DECIMALS
-  awk -v m="$1" -v a="$2" -v b="$3" -v d="$4" 'BEGIN {
-    if (m == "-") { print "-"; exit }
-    printf "%." d "f [%." d "f-%." d "f]", m, a, b }'
-}
-
 echo
 echo "e2e: $N messages per shape in 3 topics x $P partitions; $REPS repetition(s) each, median [min-max];"
 echo "$(nproc) cores shared by Kafka, Redis, funneld (and whatever else runs on the machine)"
 for s in "${SHAPES[@]}"; do
-  read -r rm ra rb < <(awk -v s="$s" '$1 == s { print $3 }' "$WORK/raw" | sed "s/^/$s r 0 /" | stat /dev/stdin "$s" r 4 rate)
-  read -r tb _ _ < <(awk -v s="$s" '$1 == s { print $4 }' "$WORK/raw" | sed "s/^/$s r 0 /" | stat /dev/stdin "$s" r 4 per)
+  read -r rm ra rb < <(awk -v s="$s" '$1 == s { print $3 }' "$WORK/raw" | sed "s/^/$s r 0 /" | run_stat /dev/stdin "$s" r 4 rate)
+  read -r tb _ _ < <(awk -v s="$s" '$1 == s { print $4 }' "$WORK/raw" | sed "s/^/$s r 0 /" | run_stat /dev/stdin "$s" r 4 per)
   echo
   echo "### $s"
   echo
@@ -196,8 +172,8 @@ for s in "${SHAPES[@]}"; do
   printf '|%s|%s|%s|%s|\n' "------------------------------------" "------------------------------" "------------------------------" "-----------"
   row() {   # LABEL COL KIND DECIMALS
     local nm na nb om oa ob ratio=
-    read -r nm na nb < <(stat "$WORK/runs" "$s" new "$2" "$3")
-    read -r om oa ob < <(stat "$WORK/runs" "$s" old "$2" "$3")
+    read -r nm na nb < <(run_stat "$WORK/runs" "$s" new "$2" "$3")
+    read -r om oa ob < <(run_stat "$WORK/runs" "$s" old "$2" "$3")
     [ "$om" != - ] && ratio=$(awk -v a="$nm" -v b="$om" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     printf '| %-34s | %-28s | %-28s | %-9s |\n' "$1" "$(fmt "$nm" "$na" "$nb" "$4")" \
       "$( [ "$om" != - ] && fmt "$om" "$oa" "$ob" "$4")" "$ratio"
@@ -210,11 +186,11 @@ for s in "${SHAPES[@]}"; do
   row "Redis keys after the drain" 9 per 3
   row "bytes fetched from Kafka" 10 per 0
   row "peak RSS (KiB, not per event)" 11 "" 0
-  read -r nm _ _ < <(stat "$WORK/runs" "$s" new 4 rate)
+  read -r nm _ _ < <(run_stat "$WORK/runs" "$s" new 4 rate)
   echo
   echo "funneld / raw consume (medians): $(awk -v a="$nm" -v b="$rm" 'BEGIN { printf "%.2f", a / b }')"
   if [ -n "$OLD_BIN" ]; then
-    read -r om _ _ < <(stat "$WORK/runs" "$s" old 4 rate)
+    read -r om _ _ < <(run_stat "$WORK/runs" "$s" old 4 rate)
     echo "old funneld / raw consume (medians): $(awk -v a="$om" -v b="$rm" 'BEGIN { printf "%.2f", a / b }')"
   fi
 done

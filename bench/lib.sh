@@ -172,3 +172,30 @@ funneld_drain() {
   wait "$wpid" 2>/dev/null || true
   FD_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1000 }')
 }
+
+# Figures per event over benchmark runs, one run per line of FILE, "SHAPE
+# WHO REP ..." first: median, min and max of column COL over the lines
+# matching SHAPE and WHO ("" = any), as the per-event figure KIND ("rate":
+# N / value; "us": CPU s -> us per event; "per": count per event; "": as
+# is), N being the caller's event count; "- - -" when no line matches.
+run_stat() {   # FILE SHAPE WHO COL KIND
+  awk -v shape="$2" -v who="$3" -v col="$4" -v kind="$5" -v n="$N" '
+    $1 == shape && (who == "" || $2 == who) {
+      v = $col
+      if (kind == "rate") v = n / v
+      else if (kind == "us") v = v * 1e6 / n
+      else if (kind == "per") v = v / n
+      x[++k] = v
+    }
+    END {
+      if (!k) { print "- - -"; exit }
+      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+      med = k % 2 ? x[(k + 1) / 2] : (x[k / 2] + x[k / 2 + 1]) / 2
+      print med, x[1], x[k]
+    }' "$1"
+}
+fmt() {   # MED MIN MAX DECIMALS
+  awk -v m="$1" -v a="$2" -v b="$3" -v d="$4" 'BEGIN {
+    if (m == "-") { print "-"; exit }
+    printf "%." d "f [%." d "f-%." d "f]", m, a, b }'
+}

@@ -106,7 +106,7 @@ capture() {   # WHO BIN: writes $WORK/cap.WHO
   say "replay: captured $who: $(($(cat "$WORK"/cap."$who".* | wc -c) / 1024)) KiB in $n connection(s), drain ${FD_SECS}s, $(cat "$WORK/keys.$who") keys"
 }
 
-# one line per replay in $WORK/runs: who rep redis_cpu_s commands keys
+# one line per replay in $WORK/runs: shape who rep redis_cpu_s commands keys
 replay() {   # WHO REP
   local who=$1 rep=$2 port pid c0 c1 out
   read -r port pid < <("$STACK" redis-up "$STACK_DIR" "r-$who-$rep") || die "scratch redis r-$who-$rep did not start"
@@ -123,7 +123,7 @@ replay() {   # WHO REP
   c1=$(rp INFO cpu | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.3f", s }')
   [ "$(rp DBSIZE)" = "$(cat "$WORK/keys.$who")" ] ||
     die "replay $who #$rep left $(rp DBSIZE) keys, the capture $(cat "$WORK/keys.$who"): not the same stream"
-  echo "$who $rep $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }') \
+  echo "$SHAPE $who $rep $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }') \
 $(rp INFO commandstats | awk -F'[:=,]' '/^cmdstat_/ { s += $3 } END { print s + 0 }') $(rp DBSIZE)" >>"$WORK/runs"
   "$STACK" redis-down "$STACK_DIR" "r-$who-$rep" >/dev/null
   say "replay: $who #$rep done"
@@ -137,33 +137,22 @@ for ((rep = 1; rep <= REPS; rep++)); do
   else replay new "$rep"; [ -n "$OLD_BIN" ] && replay old "$rep"; fi
 done
 
-stat() {   # WHO COL KIND(us|per) -> median min max
-  awk -v who="$1" -v col="$2" -v kind="$3" -v n="$N" '
-    $1 == who { v = $col; x[++k] = (kind == "us" ? v * 1e6 / n : v / n) }
-    END {
-      if (!k) { print "- - -"; exit }
-      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
-      print (k % 2 ? x[(k + 1) / 2] : (x[k / 2] + x[k / 2 + 1]) / 2), x[1], x[k]
-    }' "$WORK/runs"
-}
 row() {   # LABEL COL KIND DECIMALS
-  local nm na nb om oa ob
-  read -r nm na nb < <(stat new "$2" "$3")
-  read -r om oa ob < <(stat old "$2" "$3")
-  awk -v l="$1" -v d="$4" -v nm="$nm" -v na="$na" -v nb="$nb" -v om="$om" -v oa="$oa" -v ob="$ob" 'BEGIN {
-    f = "%." d "f [%." d "f-%." d "f]"
-    o = om == "-" ? "" : sprintf(f, om, oa, ob)
-    r = (om == "-" || om == 0) ? "" : sprintf("%.2f", nm / om)
-    printf "| %-30s | %-26s | %-26s | %-9s |\n", l, sprintf(f, nm, na, nb), o, r }'
+  local nm na nb om oa ob ratio=
+  read -r nm na nb < <(run_stat "$WORK/runs" "$SHAPE" new "$2" "$3")
+  read -r om oa ob < <(run_stat "$WORK/runs" "$SHAPE" old "$2" "$3")
+  [ "$om" != - ] && ratio=$(awk -v a="$nm" -v b="$om" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  printf '| %-30s | %-26s | %-26s | %-9s |\n' "$1" "$(fmt "$nm" "$na" "$nb" "$4")" \
+    "$( [ "$om" != - ] && fmt "$om" "$oa" "$ob" "$4")" "$ratio"
 }
 echo
 echo "replay: $N events ($SHAPE, 3 topics x $P partitions), $REPS replay(s) per binary, median [min-max]"
 echo
 printf '| %-30s | %-26s | %-26s | %-9s |\n' "per event" "funneld (this tree)" "${OLD_BIN:+funneld (--compare)}" "${OLD_BIN:+new / old}"
 printf '|%s|%s|%s|%s|\n' "--------------------------------" "----------------------------" "----------------------------" "-----------"
-row "redis-server CPU us (replay)" 3 us 2
-row "Redis commands" 4 per 2
-row "Redis keys after the replay" 5 per 3
+row "redis-server CPU us (replay)" 4 us 2
+row "Redis commands" 5 per 2
+row "Redis keys after the replay" 6 per 3
 echo
-echo "every replay (who rep redis_cpu_s commands keys):"
+echo "every replay (shape who rep redis_cpu_s commands keys):"
 sed 's/^/  /' "$WORK/runs"
