@@ -168,16 +168,8 @@ for s in "${SHAPES[@]}"; do
   echo
   echo "raw consume: $(fmt "$rm" "$ra" "$rb" 0) events/s; $(awk -v b="$tb" 'BEGIN { printf "%.0f", b }') bytes per event in the topics"
   echo
-  printf '| %-34s | %-28s | %-28s | %-9s |\n' "per event" "funneld (this tree)" "${OLD_BIN:+funneld (--compare)}" "${OLD_BIN:+new / old}"
-  printf '|%s|%s|%s|%s|\n' "------------------------------------" "------------------------------" "------------------------------" "-----------"
-  row() {   # LABEL COL KIND DECIMALS
-    local nm na nb om oa ob ratio=
-    read -r nm na nb < <(run_stat "$WORK/runs" "$s" new "$2" "$3")
-    read -r om oa ob < <(run_stat "$WORK/runs" "$s" old "$2" "$3")
-    [ "$om" != - ] && ratio=$(awk -v a="$nm" -v b="$om" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-    printf '| %-34s | %-28s | %-28s | %-9s |\n' "$1" "$(fmt "$nm" "$na" "$nb" "$4")" \
-      "$( [ "$om" != - ] && fmt "$om" "$oa" "$ob" "$4")" "$ratio"
-  }
+  stat_header
+  row() { stat_row "$1" "$WORK/runs" "$s" "$2" "$3" "$4"; }   # LABEL COL KIND DECIMALS
   row "events/s (whole drain)" 4 rate 0
   row "funneld CPU us" 5 us 2
   row "redis-server CPU us" 6 us 2

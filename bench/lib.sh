@@ -199,3 +199,19 @@ fmt() {   # MED MIN MAX DECIMALS
     if (m == "-") { print "-"; exit }
     printf "%." d "f [%." d "f-%." d "f]", m, a, b }'
 }
+
+# A Markdown table of per-event figures, this tree against --compare's
+# binary (OLD_BIN): stat_header, then one stat_row per figure: the median
+# [min-max] of each (run_stat, fmt) and the ratio of the medians.
+stat_header() {
+  printf '| %-34s | %-28s | %-28s | %-9s |\n' "per event" "funneld (this tree)" "${OLD_BIN:+funneld (--compare)}" "${OLD_BIN:+new / old}"
+  printf '|%s|%s|%s|%s|\n' "------------------------------------" "------------------------------" "------------------------------" "-----------"
+}
+stat_row() {   # LABEL FILE SHAPE COL KIND DECIMALS
+  local nm na nb om oa ob ratio=
+  read -r nm na nb < <(run_stat "$2" "$3" new "$4" "$5")
+  read -r om oa ob < <(run_stat "$2" "$3" old "$4" "$5")
+  [ "$om" != - ] && ratio=$(awk -v a="$nm" -v b="$om" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  printf '| %-34s | %-28s | %-28s | %-9s |\n' "$1" "$(fmt "$nm" "$na" "$nb" "$6")" \
+    "$( [ "$om" != - ] && fmt "$om" "$oa" "$ob" "$6")" "$ratio"
+}

@@ -137,19 +137,11 @@ for ((rep = 1; rep <= REPS; rep++)); do
   else replay new "$rep"; [ -n "$OLD_BIN" ] && replay old "$rep"; fi
 done
 
-row() {   # LABEL COL KIND DECIMALS
-  local nm na nb om oa ob ratio=
-  read -r nm na nb < <(run_stat "$WORK/runs" "$SHAPE" new "$2" "$3")
-  read -r om oa ob < <(run_stat "$WORK/runs" "$SHAPE" old "$2" "$3")
-  [ "$om" != - ] && ratio=$(awk -v a="$nm" -v b="$om" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-  printf '| %-30s | %-26s | %-26s | %-9s |\n' "$1" "$(fmt "$nm" "$na" "$nb" "$4")" \
-    "$( [ "$om" != - ] && fmt "$om" "$oa" "$ob" "$4")" "$ratio"
-}
 echo
 echo "replay: $N events ($SHAPE, 3 topics x $P partitions), $REPS replay(s) per binary, median [min-max]"
 echo
-printf '| %-30s | %-26s | %-26s | %-9s |\n' "per event" "funneld (this tree)" "${OLD_BIN:+funneld (--compare)}" "${OLD_BIN:+new / old}"
-printf '|%s|%s|%s|%s|\n' "--------------------------------" "----------------------------" "----------------------------" "-----------"
+stat_header
+row() { stat_row "$1" "$WORK/runs" "$SHAPE" "$2" "$3" "$4"; }   # LABEL COL KIND DECIMALS
 row "redis-server CPU us (replay)" 4 us 2
 row "Redis commands" 5 per 2
 row "Redis keys after the replay" 6 per 3
