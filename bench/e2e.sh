@@ -57,10 +57,7 @@ done
 
 if [ "$TINY" = 1 ]; then N=${E2E_EVENTS:-20000} P=${E2E_PARTITIONS:-2} REPS=${REPS:-1}
 else N=${E2E_EVENTS:-1000000} P=${E2E_PARTITIONS:-4} REPS=${REPS:-3}; fi
-if [ -n "$OLD_BIN" ]; then
-  case $OLD_BIN in /*) ;; *) OLD_BIN=$PWD/$OLD_BIN ;; esac
-  [ -x "$OLD_BIN" ] || die "--compare: $OLD_BIN is not an executable"
-fi
+check_old_bin
 read -r -a SHAPES <<<"${E2E_SHAPES:-backfill live}"
 [ ${#SHAPES[@]} -gt 0 ] || die "E2E_SHAPES: no shape given (backfill, live)"
 declare -A SEEN_SHAPE=()
@@ -129,7 +126,7 @@ run_funneld() {   # SHAPE WHO BIN HLL_BYTES REP
   fi
   rcli INFO commandstats | tr -d '\r' >"$WORK/cmd.$shape.$who.$rep"
   [ "$FD_EXIT" = 0 ] || say "e2e: warning: $who funneld exited $FD_EXIT after SIGTERM"
-  cmds=$(awk -F'[:=,]' '/^cmdstat_/ { s += $3 } END { print s + 0 }' "$WORK/cmd.$shape.$who.$rep")
+  cmds=$(commands_total <"$WORK/cmd.$shape.$who.$rep")
   keys=$(rcli DBSIZE | tr -d '\r')
   echo "$shape $who $rep $FD_SECS $FD_CPU_S $REDIS_CPU_S $(awk -v a="$k0" -v b="$k1" -v hz="$HZ" \
     'BEGIN { printf "%.2f", (b - a) / hz }') $cmds $keys $FD_KAFKA_RX $FD_RSS_KB" >>"$WORK/runs"

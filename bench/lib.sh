@@ -129,9 +129,24 @@ proc_cpu_s() {
   awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
-# CPU seconds (user+sys) the stack's redis-server has used so far.
-redis_cpu_s() {
-  rcli INFO cpu | tr -d '\r' | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.3f", s }'
+# CPU seconds (user+sys) a redis-server has used so far: the stack's, or
+# the one on 127.0.0.1:PORT.
+redis_cpu_s() {   # [PORT]
+  redis-cli -h 127.0.0.1 -p "${1:-$REDIS_PORT}" INFO cpu | tr -d '\r' |
+    awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.3f", s }'
+}
+
+# Commands Redis has run (scripts' calls included) in the INFO commandstats
+# text on stdin.
+commands_total() {
+  tr -d '\r' | awk -F'[:=,]' '/^cmdstat_/ { s += $3 } END { print s + 0 }'
+}
+
+# --compare's binary (OLD_BIN) made absolute and checked, when given.
+check_old_bin() {
+  [ -n "$OLD_BIN" ] || return 0
+  case $OLD_BIN in /*) ;; *) OLD_BIN=$PWD/$OLD_BIN ;; esac
+  [ -x "$OLD_BIN" ] || die "--compare: $OLD_BIN is not an executable"
 }
 
 # Bytes a process has received on its open TCP connections to the broker

@@ -49,10 +49,7 @@ done
 if [ "$TINY" = 1 ]; then N=${REPLAY_EVENTS:-20000} P=${REPLAY_PARTITIONS:-2} REPS=${REPS:-1}
 else N=${REPLAY_EVENTS:-1000000} P=${REPLAY_PARTITIONS:-4} REPS=${REPS:-3}; fi
 case $REPS in '' | *[!0-9]* | 0) die "--reps: a positive integer" ;; esac
-if [ -n "$OLD_BIN" ]; then
-  case $OLD_BIN in /*) ;; *) OLD_BIN=$PWD/$OLD_BIN ;; esac
-  [ -x "$OLD_BIN" ] || die "--compare: $OLD_BIN is not an executable"
-fi
+check_old_bin
 SHAPE=${REPLAY_SHAPE:-backfill}
 case $SHAPE in
   backfill) TOPICS="funnel.exposure funnel.interaction funnel.payment" GEN=(--seed 1 --hours 6) ;;
@@ -111,7 +108,7 @@ replay() {   # WHO REP
   local who=$1 rep=$2 port pid c0 c1 out
   read -r port pid < <("$STACK" redis-up "$STACK_DIR" "r-$who-$rep") || die "scratch redis r-$who-$rep did not start"
   rp() { redis-cli -h 127.0.0.1 -p "$port" "$@" | tr -d '\r'; }
-  c0=$(rp INFO cpu | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.3f", s }')
+  c0=$(redis_cpu_s "$port")
   # each connection's bytes through their own --pipe, in the order they were
   # opened (a connection cut mid-command cannot swallow the next one's)
   for ((c = 1; c <= $(cat "$WORK/conns.$who"); c++)); do
@@ -120,11 +117,11 @@ replay() {   # WHO REP
     fi
     case $out in *"errors: 0,"*) ;; *) die "replay $who #$rep, connection $c: $(tail -n 3 <<<"$out")" ;; esac
   done
-  c1=$(rp INFO cpu | awk -F: '$1 == "used_cpu_user" || $1 == "used_cpu_sys" { s += $2 } END { printf "%.3f", s }')
+  c1=$(redis_cpu_s "$port")
   [ "$(rp DBSIZE)" = "$(cat "$WORK/keys.$who")" ] ||
     die "replay $who #$rep left $(rp DBSIZE) keys, the capture $(cat "$WORK/keys.$who"): not the same stream"
   echo "$SHAPE $who $rep $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }') \
-$(rp INFO commandstats | awk -F'[:=,]' '/^cmdstat_/ { s += $3 } END { print s + 0 }') $(rp DBSIZE)" >>"$WORK/runs"
+$(rp INFO commandstats | commands_total) $(rp DBSIZE)" >>"$WORK/runs"
   "$STACK" redis-down "$STACK_DIR" "r-$who-$rep" >/dev/null
   say "replay: $who #$rep done"
 }
