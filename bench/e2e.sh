@@ -45,15 +45,9 @@
 # commands Redis ran per event, by command (first repetition of each binary;
 # the harness's own polling, HGETALL of the offsets every 50 ms, included).
 set -euo pipefail
-OLD_BIN= REPS=
-ARGS=("$@")
-for ((i = 0; i < ${#ARGS[@]}; i++)); do
-  case ${ARGS[i]} in
-    --compare) OLD_BIN=${ARGS[i + 1]:-}; i=$((i + 1)) ;;
-    --reps) REPS=${ARGS[i + 1]:-}; i=$((i + 1)) ;;
-  esac
-done
+BENCH_USAGE="bench/e2e.sh [--tiny] [--compare OLD_FUNNELD] [--reps N]"
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+OLD_BIN=$COMPARE
 
 if [ "$TINY" = 1 ]; then N=${E2E_EVENTS:-20000} P=${E2E_PARTITIONS:-2} REPS=${REPS:-1}
 else N=${E2E_EVENTS:-1000000} P=${E2E_PARTITIONS:-4} REPS=${REPS:-3}; fi

@@ -21,15 +21,9 @@
 #    share whatever load the machine has, which one run each does not.
 # Goal: >= 1,000,000 events/s on one core.
 set -euo pipefail
-OLD_BUILD= REPS=3
-ARGS=("$@")
-for ((i = 0; i < ${#ARGS[@]}; i++)); do
-  case ${ARGS[i]} in
-    --compare) OLD_BUILD=${ARGS[i + 1]:-}; i=$((i + 1)) ;;
-    --reps) REPS=${ARGS[i + 1]:-}; i=$((i + 1)) ;;
-  esac
-done
+BENCH_USAGE="bench/hotpath.sh [--tiny] [--compare OLD_BUILD_DIR] [--reps N]"
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+OLD_BUILD=$COMPARE REPS=${REPS:-3}
 if [ -n "$OLD_BUILD" ]; then
   case $OLD_BUILD in /*) ;; *) OLD_BUILD=$PWD/$OLD_BUILD ;; esac
   [ -x "$OLD_BUILD/bench-hotpath" ] || die "--compare: no bench-hotpath in $OLD_BUILD"

@@ -12,7 +12,30 @@ BUILD=${FUNNELD_BUILD:-$ROOT/build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
 STACK=$ROOT/deploy/stack.sh
 TINY=${BENCH_TINY:-0}
-for a in "$@"; do [ "$a" = --tiny ] && TINY=1; done
+# The command line, one parser for every script: --tiny; and, in a script
+# that sets BENCH_USAGE before sourcing this file (it takes them),
+# --compare X (COMPARE) and --reps N (REPS, a positive integer). Anything
+# else, or an option without its value, prints the usage and exits 2.
+COMPARE= REPS=
+bench_usage() {
+  echo "${1:+bench: $1; }usage: ${BENCH_USAGE:-bench/$(basename "$0") [--tiny]}" >&2
+  exit 2
+}
+BENCH_ARGV=("$@")
+for ((bench_i = 0; bench_i < ${#BENCH_ARGV[@]}; bench_i++)); do
+  case ${BENCH_ARGV[bench_i]} in
+    --tiny) TINY=1 ;;
+    --compare | --reps)
+      bench_opt=${BENCH_ARGV[bench_i]} bench_val=${BENCH_ARGV[bench_i + 1]:-}
+      [ -n "${BENCH_USAGE:-}" ] || bench_usage "$bench_opt is not an option of this bench"
+      [ -n "$bench_val" ] || bench_usage "$bench_opt needs a value"
+      bench_i=$((bench_i + 1))
+      if [ "$bench_opt" = --compare ]; then COMPARE=$bench_val; else REPS=$bench_val; fi
+      ;;
+    *) bench_usage "unknown argument '${BENCH_ARGV[bench_i]}'" ;;
+  esac
+done
+case $REPS in *[!0-9]* | 0*) bench_usage "--reps: a positive integer, not '$REPS'" ;; esac
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/funneld-bench.XXXXXX")
 STACK_DIR=
 BG_PIDS=()

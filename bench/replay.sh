@@ -34,21 +34,12 @@
 # the keys left (DBSIZE), and the ratio of medians new / old.
 set -euo pipefail
 
-ARGS=("$@")
-OLD_BIN= REPS=
-for ((i = 0; i < ${#ARGS[@]}; i++)); do
-  case ${ARGS[i]} in
-    --compare) OLD_BIN=${ARGS[i + 1]:-}; i=$((i + 1)); [ -n "$OLD_BIN" ] || { echo "--compare: which binary?" >&2; exit 2; } ;;
-    --reps) REPS=${ARGS[i + 1]:-}; i=$((i + 1)); [ -n "$REPS" ] || { echo "--reps: how many?" >&2; exit 2; } ;;
-    --tiny) ;;
-    *) echo "usage: bench/replay.sh [--tiny] [--compare OLD_FUNNELD] [--reps N]" >&2; exit 2 ;;
-  esac
-done
+BENCH_USAGE="bench/replay.sh [--tiny] [--compare OLD_FUNNELD] [--reps N]"
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+OLD_BIN=$COMPARE
 
 if [ "$TINY" = 1 ]; then N=${REPLAY_EVENTS:-20000} P=${REPLAY_PARTITIONS:-2} REPS=${REPS:-1}
 else N=${REPLAY_EVENTS:-1000000} P=${REPLAY_PARTITIONS:-4} REPS=${REPS:-3}; fi
-case $REPS in '' | *[!0-9]* | 0) die "--reps: a positive integer" ;; esac
 check_old_bin
 SHAPE=${REPLAY_SHAPE:-backfill}
 case $SHAPE in
