@@ -146,8 +146,10 @@
  * everything a write could fail on: a command or key the ACL user may not
  * use (redis.acl_check_cmd, one key of each kind per command), a key of
  * the wrong type, a hash field that is not an integer, a HINCRBY that would
- * leave int64 at any step. Its refusal is an error reply "REFUSED <cause>";
- * nothing was written. Only then do the writes run, and none of them can
+ * leave int64 at any step, a HyperLogLog PFADD would refuse as corrupted
+ * (PFCOUNT of the key twice: the multi-key form walks every register, where
+ * a one-key PFCOUNT may answer from the cached count of a corrupted HLL).
+ * Its refusal is an error reply "REFUSED <cause>"; nothing was written. Only then do the writes run, and none of them can
  * fail (an OOM refusal can only hit a script's first write: Redis lets a
  * script that has written continue). The writes are unchanged. */
 static const char FD_LUA_FLUSH[] =
@@ -234,17 +236,19 @@ static const char FD_LUA_FLUSH[] =
     "incr(k, "
     "cp_other .. '.revenue', delta)\n"
     "  end\n"
-    "  local function coupon_hll_check(u)\n"
-    "    for _, ck in ipairs({u .. ':coupon_paid', u .. ':coupon_touched'}) do\n"
-    "      if not hlls[ck] then\n"
-    "        hlls[ck] = true\n"
-    "        local e = may('u', 'PFADD', ck, 'x') or may('u', 'EXPIRE', ck, '1') or may('u', "
-    "'PFCOUNT', ck)\n"
-    "        if e then return e end\n"
-    "        local r = redis.pcall('PFCOUNT', ck)\n"
-    "        if type(r) == 'table' and r.err then return 'WRONGTYPE ' .. ck .. ': ' .. r.err end\n"
-    "      end\n"
+    "  local function hll_check(k)\n"
+    "    if hlls[k] then return nil end\n"
+    "    hlls[k] = true\n"
+    "    local e = may('u', 'PFADD', k, 'x') or may('u', 'EXPIRE', k, '1') or may('u', 'PFCOUNT', k)\n"
+    "    if e then return e end\n"
+    "    local r = redis.pcall('PFCOUNT', k, k)\n"
+    "    if type(r) == 'table' and r.err then\n"
+    "      local code = string.sub(r.err, 1, 11) == 'INVALIDOBJ ' and 'INVALIDOBJ ' or 'WRONGTYPE '\n"
+    "      return code .. k .. ': ' .. r.err\n"
     "    end\n"
+    "  end\n"
+    "  local function coupon_hll_check(u)\n"
+    "    return hll_check(u .. ':coupon_paid') or hll_check(u .. ':coupon_touched')\n"
     "  end\n"
     "  local function hash_ok(kind, k)\n"
     "    local e = may(kind, 'HSET', k, field, '1') or may(kind, 'HGET', k, field)\n"
@@ -301,18 +305,8 @@ static const char FD_LUA_FLUSH[] =
     "        if not e and late == '1' then e = incr(k, 'late', '1') end\n"
     "        if not e and cp ~= '' then e = coupon_check(k, status, cp, delta) end\n"
     "        if e then return e end\n"
-    "        if status == 'paid' then\n"
-    "          local uk = prefix .. ':u:' .. ARGV[j] .. ':paid'\n"
-    "          if not hlls[uk] then\n"
-    "            hlls[uk] = true\n"
-    "            e = may('u', 'PFADD', uk, user) or may('u', 'EXPIRE', uk, '1') or may('u', "
-    "'PFCOUNT', uk)\n"
-    "            if e then return e end\n"
-    "            local r = redis.pcall('PFCOUNT', uk)\n"
-    "            if type(r) == 'table' and r.err then return 'WRONGTYPE ' .. uk .. ': ' .. r.err "
-    "end\n"
-    "          end\n"
-    "        end\n"
+    "        if status == 'paid' then e = hll_check(prefix .. ':u:' .. ARGV[j] .. ':paid'); if e "
+    "then return e end end\n"
     "        if cp ~= '' then e = coupon_hll_check(prefix .. ':u:' .. ARGV[j]); if e then return e "
     "end "
     "end\n"

@@ -86,6 +86,14 @@ typedef struct {
     int64_t wm, to; /* snapshot tick: global watermark, window end (epoch s) */
     fd_sink_check_cb check_cb; /* state check: the schema reply's twin */
     int schema_missing, nfields;
+    /* A flush whose PFADD/EXPIRE commands went first (flush_hll_reply):
+     * replies still expected, the worst status among those in, and the
+     * script, held until they are all in without error. abandoned: the
+     * flush was not sent after all; its replies only free the request. */
+    size_t hll_wait;
+    int hll_status, abandoned;
+    char *script;
+    size_t script_len;
 } req_t;
 
 static void connect_start(fd_redis_sink_t *s);
@@ -351,6 +359,14 @@ static int passing_error(const char *e) {
 
 /* ---- flush ----------------------------------------------------------------- */
 
+/* A flush's outcome, reported once: the request goes with it. */
+static void flush_end(fd_redis_sink_t *s, req_t *r, int st) {
+    if (st != FD_SINK_OK) fd_set64_clear(&s->ttl_known);
+    if (!r->abandoned) r->flush_cb(r->ud, s->closing ? FD_SINK_EFAILED : st);
+    free(r->script);
+    free(r);
+}
+
 static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
@@ -368,10 +384,7 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
             if (strncmp(rep->str, "NOSCRIPT", 8) == 0 && s->ac == ac) teardown(s, "NOSCRIPT");
         }
     }
-    if (st != FD_SINK_OK) fd_set64_clear(&s->ttl_known);
-    if (!s->closing) r->flush_cb(r->ud, st);
-    else r->flush_cb(r->ud, FD_SINK_EFAILED);
-    free(r);
+    flush_end(s, r, st);
 }
 
 /* A flush (fd_redis_sink_flush, below): PFADD/EXPIRE commands for the
@@ -419,17 +432,46 @@ static void enc_users(fd_resp_t *a, const fd_conf_t *c, const fd_users_t *u) {
     fd_resp_int(a, start);
 }
 
-/* The reply of a flush's PFADD/EXPIRE: privdata is the sink itself, so a
- * flush's thousands of these allocate no request. */
-static void hll_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    fd_redis_sink_t *s = privdata;
-    if (s->inflight > 0) s->inflight--;
-    s->last_progress_ms = fd_clock_wall_ms();
-    log_error_reply(s, "distinct-users command failed", reply);
+/* The reply of one of a flush's PFADD/EXPIRE commands (privdata: the
+ * flush's request). The script is sent only when they have all answered
+ * without error: a PFADD that fails (a key under {prefix}:u: holding
+ * another type, a corrupted HyperLogLog) fails the flush before anything
+ * of it is counted or its offset moves, so its users are never silently
+ * left out; the partition resyncs and, if it fails again, stops
+ * (pipeline.c), like a refused script. */
+static void flush_hll_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+    req_t *r = privdata;
+    fd_redis_sink_t *s = reply_begin(r);
+    redisReply *rep = reply;
+    if (!rep) {
+        if (r->hll_status == FD_SINK_OK) r->hll_status = FD_SINK_EFAILED;
+    } else if (rep->type == REDIS_REPLY_ERROR) {
+        log_error_reply(s, "distinct-users command failed", rep);
+        if (!passing_error(rep->str)) {
+            r->hll_status = FD_SINK_ESCRIPT;
+            snprintf(s->last_error, sizeof s->last_error,
+                     "a PFADD/EXPIRE of a distinct-users key (%s:u:*) failed: %.*s", s->conf->prefix,
+                     (int)(rep->len > 800 ? 800 : rep->len), rep->str);
+        } else if (r->hll_status == FD_SINK_OK) {
+            r->hll_status = FD_SINK_EFAILED;
+        }
+    }
+    if (--r->hll_wait > 0) return;
+    if (r->abandoned || r->hll_status != FD_SINK_OK || s->closing || !s->ac || s->ac != ac) {
+        flush_end(s, r, r->hll_status != FD_SINK_OK ? r->hll_status : FD_SINK_EFAILED);
+        return;
+    }
+    if (redisAsyncFormattedCommand(s->ac, flush_reply, r, r->script, r->script_len) != REDIS_OK) {
+        flush_end(s, r, FD_SINK_EFAILED);
+        return;
+    }
+    s->inflight++;
+    free(r->script);
+    r->script = NULL;
 }
 
-/* Ends the command in s->resp and queues it; r (a req_t, or the sink for
- * hll_reply) belongs to hiredis once this returns 0. */
+/* Ends the command in s->resp and queues it; r belongs to hiredis once
+ * this returns 0. */
 static int send_resp(fd_redis_sink_t *s, redisCallbackFn *fn, void *r) {
     if (fd_resp_end(&s->resp) < 0) return -ENOMEM;
     if (!s->ac) return -ENOTCONN;
@@ -455,8 +497,9 @@ static int64_t gran_ttl(const fd_conf_t *c, fd_gran_t g) {
 }
 
 /* Sends the batch's exposure/interaction HLL members as PFADD + EXPIRE
- * commands (idempotent, so outside the atomic script). */
-static int send_hlls(fd_redis_sink_t *s, const fd_batch_t *b, char *key) {
+ * commands (idempotent, so outside the atomic script), counting them in
+ * r->hll_wait. */
+static int send_hlls(fd_redis_sink_t *s, const fd_batch_t *b, char *key, req_t *r) {
     size_t nh = fd_batch_nhll(b);
     size_t kn = fd_key_users_prefix(key, FD_BATCH_KEY_MAX, s->conf->prefix);
     for (size_t i = 0; i < nh; i++) {
@@ -476,16 +519,18 @@ static int send_hlls(fd_redis_sink_t *s, const fd_batch_t *b, char *key) {
                 fd_str_t u = fd_batch_user_at(b, h.members[j + k]);
                 fd_resp_bulk(&s->resp, u.p, u.n);
             }
-            int rc = send_resp(s, hll_reply, s);
+            int rc = send_resp(s, flush_hll_reply, r);
             if (rc < 0) return rc;
+            r->hll_wait++;
         }
         if (!ttl_known(s, 'u', key + kn, n - kn)) {
             fd_resp_begin(&s->resp);
             fd_resp_bulk(&s->resp, "EXPIRE", 6);
             fd_resp_bulk(&s->resp, key, n);
             fd_resp_int(&s->resp, gran_ttl(s->conf, h.gran));
-            int rc = send_resp(s, hll_reply, s);
+            int rc = send_resp(s, flush_hll_reply, r);
             if (rc < 0) return rc;
+            r->hll_wait++;
         }
     }
     return 0;
@@ -606,6 +651,7 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
     }
     fd_str_t *keys = malloc((nc + 1) * sizeof(fd_str_t));
     char *text = malloc(textlen + 1), *key = malloc(FD_BATCH_KEY_MAX);
+    req_t *r = NULL;
     int rc = -ENOMEM;
     if (!keys || !text || !key) goto out;
     size_t used = 0;
@@ -617,8 +663,12 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
             (uint32_t)fd_batch_key(text + used, c.scope.n + 48, c.scope, c.gran, c.bucket, -1);
         used += keys[i].n;
     }
+    r = req_new(s);
+    if (!r) goto out;
+    r->flush_cb = cb;
+    r->ud = ud;
     /* the idempotent HLL commands first, on the same connection */
-    if ((rc = send_hlls(s, b, key)) < 0) goto out;
+    if ((rc = send_hlls(s, b, key, r)) < 0) goto abandon;
     fd_resp_begin(&s->resp);
     enc_fixed(s, field, expected, next_offset, max_ts, b);
     enc_counters(s, b, keys);
@@ -628,12 +678,20 @@ int fd_redis_sink_flush(fd_redis_sink_t *s, const char *field, int64_t expected,
      * as ARGV[s - 1], s being the section's start (the last argument) */
     fd_resp_int(&s->resp, s->conf->coupon_cap);
     enc_users(&s->resp, s->conf, fd_batch_users(b));
-    req_t *r = req_new(s);
+    if (r->hll_wait == 0) {
+        if ((rc = send_resp(s, flush_reply, r)) < 0) goto abandon;
+        goto out;
+    }
+    /* the script waits for the HLL commands' replies (flush_hll_reply) */
     rc = -ENOMEM;
-    if (!r) goto out;
-    r->flush_cb = cb;
-    r->ud = ud;
-    if ((rc = send_resp(s, flush_reply, r)) < 0) free(r);
+    if (fd_resp_end(&s->resp) < 0 || !(r->script = malloc(fd_resp_cmdlen(&s->resp)))) goto abandon;
+    r->script_len = fd_resp_cmdlen(&s->resp);
+    memcpy(r->script, fd_resp_cmd(&s->resp), r->script_len);
+    rc = 0;
+    goto out;
+abandon: /* not sent: the caller gets rc, never the callback */
+    r->abandoned = 1;
+    if (r->hll_wait == 0) flush_end(s, r, FD_SINK_EFAILED);
 out:
     if (s->resp.cap > (size_t)64 << 20) fd_resp_release(&s->resp); /* one huge flush: not kept */
     free(keys);

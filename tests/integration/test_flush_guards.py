@@ -194,6 +194,75 @@ def test_stored_value_past_int64_refused_whole(lctx, stack, tmp_path):
     assert fd.stop() == 1, fd.tail()
 
 
+# A HyperLogLog that Redis's PFADD refuses as corrupted while a one-key
+# PFCOUNT still answers: the 16-byte header of a sparse HLL ("HYLL",
+# encoding 1, a cached count of 0 marked valid) with no register data.
+CORRUPT_HLL = b"HYLL\x01" + b"\x00" * 11
+
+
+def test_corrupted_paid_hll_refused_whole(lctx, stack, tmp_path):
+    """The check reads a paid HLL the way PFADD will (every register), not
+    from its cached count: a corrupted one refuses the batch before the
+    first write — no exposure of it, no payment, no dedup mark — instead of
+    failing at the PFADD after them (and a retry then counting the
+    exposures twice and skipping the payment as a duplicate)."""
+    now = int(time.time() * 1000)
+    ts = now - 10 * MIN_MS
+    bucket = "%s:c:all:m1:%d" % (lctx.prefix, minute(ts))
+    hll = "%s:u:all:m1:%d:paid" % (lctx.prefix, minute(ts))
+    r = stack.redis()
+    r.cmd("SET", hll, CORRUPT_HLL)
+    assert r.cmd("PFCOUNT", hll) == 0  # the corruption hides behind the cache
+    topic = "guard-hll-" + uuid.uuid4().hex[:8]
+    pay_at = 500
+    lines = exposures(pay_at, ts) + [payment(1, ts, 100)] + exposures(500, ts, start=pay_at)
+    produce_crafted(stack, tmp_path / "s", topic, "mixed", [lines], now)
+    port = free_port()
+    fd = lctx.start(lctx.config({topic: "mixed"}, http={"listen": "127.0.0.1:%d" % port}))
+    line, code, halted, offsets = halted_state(fd, port, lctx.prefix, lctx.group, r)
+    off = int(offsets.get("%s:0" % topic, 0))
+    assert off <= pay_at, "offset %d moved past the payment at %d" % (off, pay_at)
+    h = read_hash(r, bucket)
+    assert int(h.get("exposures", 0)) == off, "bucket %s after stopping at offset %d: %s" % (bucket, off, h)
+    assert int(h.get("payments", 0)) == 0 and int(h.get("revenue", 0)) == 0, h
+    assert r.cmd("EXISTS", "%s:dedup:o1:paid" % lctx.prefix) == 0, "dedup mark set by a refused batch"
+    assert r.cmd("GET", hll) == CORRUPT_HLL
+    assert "INVALIDOBJ" in line and hll in line, line
+    assert code == 503 and halted == 1, (code, halted)
+    assert fd.stop() == 1, fd.tail()
+
+
+@pytest.mark.parametrize("planted", ["string", "corrupt"])
+def test_failed_distinct_users_command_fails_the_flush(lctx, stack, tmp_path, planted):
+    """The exposure HLLs are written by PFADDs sent ahead of the script: one
+    that Redis refuses (a key of another type, a corrupted HLL) fails the
+    flush before its script runs — nothing counted, the offset stays —
+    twice, then the partition stops naming the cause. Before, the script
+    ran anyway and the offset moved past users that never reached the HLL."""
+    now = int(time.time() * 1000)
+    ts = now - 10 * MIN_MS
+    hour = ts // 3600000 * 3600
+    hll = "%s:u:all:h1:%d:exposed" % (lctx.prefix, hour)
+    r = stack.redis()
+    r.cmd("SET", hll, "not an hll" if planted == "string" else CORRUPT_HLL)
+    topic = "guard-uhll-" + uuid.uuid4().hex[:8]
+    lines = exposures(300, ts)
+    produce_crafted(stack, tmp_path / "s", topic, "mixed", [lines], now)
+    port = free_port()
+    fd = lctx.start(lctx.config({topic: "mixed"}, http={"listen": "127.0.0.1:%d" % port}))
+    line, code, halted, offsets = halted_state(fd, port, lctx.prefix, lctx.group, r)
+    # every flush carries that hour's exposures: none may have counted
+    assert int(offsets.get("%s:0" % topic, 0)) == 0, offsets
+    assert read_hash(r, "%s:c:all:m1:%d" % (lctx.prefix, minute(ts))) == {}
+    assert read_hash(r, "%s:c:all:h1:%d" % (lctx.prefix, hour)) == {}
+    want = "WRONGTYPE" if planted == "string" else "INVALIDOBJ"
+    assert "distinct-users" in line and want in line, line
+    assert code == 503 and halted == 1, (code, halted)
+    log = Path(fd.log_path).read_text(errors="replace")
+    assert log.count('msg="distinct-users command failed"') >= 2, fd.tail()
+    assert fd.stop() == 1, fd.tail()
+
+
 def test_refusal_naming_fenced_scope_still_stops(lctx, stack, tmp_path):
     """A refusal's text names the key, whose scope value is user input: a
     product called FENCED must not make the refusal look like fencing (a
@@ -249,7 +318,8 @@ def test_misconf_is_retried_not_stopped(lctx, stack, tmp_path):
         produce_lines(stack.bootstrap, [(topic, 0, second, len(first))])
         (tmp_path / "s" / ("%s.0.jsonl" % topic)).write_bytes(b"".join(l + b"\n" for l in first + second))
         want, _ = oracle_counters(tmp_path / "s", now, lctx.prefix)
-        wait_log(fd, r"flush script failed.*MISCONF", timeout=60)
+        # the flush's PFADDs go first and meet the refusal before its script
+        wait_log(fd, r"(flush script|distinct-users command) failed.*MISCONF", timeout=60)
         time.sleep(3)  # several flush intervals of refusals
         assert "partition stopped" not in Path(fd.log_path).read_text(errors="replace"), fd.tail()
         r.cmd("CONFIG", "SET", "dir", str(home))
