@@ -18,9 +18,14 @@ size_t fd_metrics_render(const fd_metrics_t *m, const fd_conf_t *c, char *buf, s
     do { \
         if (n < cap) n += (size_t)snprintf(buf + n, cap - n, __VA_ARGS__); \
     } while (0)
+    /* counted once per message, when its flush is stored (docs/ARCHITECTURE.md) */
+    OUT("# HELP funneld_events_accepted_total Events counted into Redis (each once, when the flush "
+        "storing its offset succeeded).\n");
     OUT("# TYPE funneld_events_accepted_total counter\nfunneld_events_accepted_total %" PRIu64 "\n",
         m->accepted);
     OUT("# TYPE funneld_events_late_total counter\nfunneld_events_late_total %" PRIu64 "\n", m->late);
+    OUT("# HELP funneld_events_rejected_total Messages rejected, by reason (each once, when the "
+        "flush storing its offset succeeded).\n");
     OUT("# TYPE funneld_events_rejected_total counter\n");
     for (int r = 1; r < FD_R__COUNT; r++)
         OUT("funneld_events_rejected_total{reason=\"%s\"} %" PRIu64 "\n",

@@ -37,6 +37,15 @@
 
 enum { ST_IDLE = 0, ST_WAIT_DLQ, ST_INFLIGHT };
 
+/* What a batch's messages add to the process totals (accepted, late,
+ * rejected by reason). Kept with the batch and added when the flush that
+ * stores their offsets succeeds, so a message read again after a resync
+ * (a failed flush or dead-letter write, Redis down, fencing) is counted
+ * once, not once per reading. */
+typedef struct {
+    uint64_t accepted, late, rejects[FD_R__COUNT];
+} tally_t;
+
 typedef struct {
     int src_key;
     int32_t partition;
@@ -50,6 +59,7 @@ typedef struct {
     int64_t stored; /* offset stored in Redis, -1 none */
     int64_t max_ts;
     fd_batch_t *cur, *sealed;
+    tally_t cur_tally, sealed_tally;
     int64_t sealed_next, sealed_max_ts;
     uint32_t cur_seq;
     int cur_dlq, sealed_dlq;
@@ -84,7 +94,7 @@ struct fd_pipeline {
     int dlq_full; /* dead letters wait for room in the producer queue */
     int stopping, stopped, exit_code;
     int64_t stop_deadline_ms;
-    uint64_t accepted, late, rejects[FD_R__COUNT], flushes, resyncs;
+    uint64_t accepted, late, rejects[FD_R__COUNT], flushes, resyncs; /* flushed: tally_t */
     uint64_t ticks; /* flush timer ticks: FLUSH_SLOTS per flush interval */
     uint64_t pending; /* events in the batches being filled, as of the last tick */
     int stop_dropped; /* partitions whose unflushed input was dropped while stopping */
@@ -189,6 +199,8 @@ static void drop_state(part_t *x) {
     x->gen++;
     x->state = ST_IDLE;
     x->cur_dlq = x->sealed_dlq = 0;
+    memset(&x->cur_tally, 0, sizeof x->cur_tally);
+    memset(&x->sealed_tally, 0, sizeof x->sealed_tally);
     fd_batch_reset(x->cur);
     fd_batch_reset(x->sealed);
 }
@@ -301,6 +313,10 @@ static void flush_done(void *ud, int status) {
         x->stored = x->flushed_pos = x->sealed_next;
         x->state = ST_IDLE;
         p->flushes++;
+        p->accepted += x->sealed_tally.accepted;
+        p->late += x->sealed_tally.late;
+        for (int i = 0; i < FD_R__COUNT; i++) p->rejects[i] += x->sealed_tally.rejects[i];
+        memset(&x->sealed_tally, 0, sizeof x->sealed_tally);
         double secs = (double)(uv_hrtime() - x->flush_sent_ns) / 1e9;
         fd_flush_hist_observe(p->flush_hist, secs);
         p->flush_sum_s += secs;
@@ -362,6 +378,8 @@ static void maybe_flush(fd_pipeline_t *p, part_t *x) {
     x->sealed_max_ts = x->max_ts;
     x->sealed_dlq = x->cur_dlq;
     x->cur_dlq = 0;
+    x->sealed_tally = x->cur_tally;
+    memset(&x->cur_tally, 0, sizeof x->cur_tally);
     x->cur_seq++;
     x->state = ST_WAIT_DLQ;
     if (x->sealed_dlq == 0) send_sealed(p, x);
@@ -401,7 +419,7 @@ static void dlq_pause_update(fd_pipeline_t *p) {
 
 static void reject(fd_pipeline_t *p, part_t *x, const void *payload, size_t len, int64_t offset,
                    fd_reason_t r, const char *field) {
-    p->rejects[r]++;
+    x->cur_tally.rejects[r]++;
     fd_log_limited(p->log, FD_LOG_WARN, "message rejected",
                    "reason=%s field=%s topic=\"%s\" partition=%d offset=%" PRId64,
                    fd_reason_name(r), field, x->topic, (int)x->partition, offset);
@@ -440,8 +458,8 @@ void fd_pipeline_message(fd_pipeline_t *p, int src_key, int32_t partition, int64
                 resync(p, x, "aggregate_failed");
                 return;
             }
-            p->accepted++;
-            p->late += (uint64_t)late;
+            x->cur_tally.accepted++;
+            x->cur_tally.late += (uint64_t)late;
             if (fd_batch_events(x->cur) >= (uint64_t)p->conf->flush_max_events) {
                 maybe_flush(p, x);
                 reconcile_pause(p, x);

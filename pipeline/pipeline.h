@@ -38,6 +38,8 @@
 
 typedef struct fd_pipeline fd_pipeline_t;
 
+/* accepted, late and rejects count each message once, when the flush that
+ * stores its offset succeeds (pipeline.c, tally_t). */
 typedef struct {
     uint64_t accepted, late, rejects[FD_R__COUNT], flushes, resyncs;
     uint64_t lost_offsets, lost_schema; /* Redis state found missing */

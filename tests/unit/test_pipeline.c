@@ -445,6 +445,29 @@ static void test_dlq_failure_resyncs(void **state) {
     invariant(f);
 }
 
+/* A message read again after resyncs (its dead letter failed, then a
+ * flush failed) counts once in the totals, when the flush that stores its
+ * offset succeeds; before that, not at all. */
+static void test_counted_once_across_resyncs(void **state) {
+    fx_t *f = *state;
+    fd_pipeline_stats_t st;
+    assign(f, 0);
+    for (int reading = 0; reading < 3; reading++) {
+        msg(f, 0, 0, 0); /* rejected */
+        msg(f, 0, 1, 1); /* accepted */
+        round_(f); /* sealed, waiting for its dead letter */
+        ack_dlq(f->p, &f->dlq, f->dlq.n - 1, reading == 0 ? FD_DLQ_EFAILED : 0);
+        if (reading > 0) complete_flush(&f->sink, reading == 1 ? FD_SINK_EFAILED : FD_SINK_OK);
+        fd_pipeline_stats(f->p, &st);
+        assert_int_equal(st.accepted, reading == 2 ? 1 : 0);
+        assert_int_equal(st.rejects[FD_R_INVALID_JSON], reading == 2 ? 1 : 0);
+        if (reading < 2) complete_read(&f->sink, FD_SINK_OK); /* resynced: read again */
+    }
+    assert_int_equal(st.resyncs, 2);
+    assert_int_equal(f->src.committed[0], 2);
+    invariant(f);
+}
+
 static void test_stale_dlq_ack_after_resync(void **state) {
     fx_t *f = *state;
     one_sealed(f, 0);
@@ -592,6 +615,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_redis_down_and_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seal_waits_for_dlq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_failure_resyncs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counted_once_across_resyncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_dlq_ack_after_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_flush_after_reseal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_batch_pauses_while_inflight, setup, teardown),
