@@ -1,6 +1,7 @@
 /*
  * kafka.c — librdkafka client helpers shared by every Kafka client (see
- * kafka.h): logging, property scoping, construction, and the queue wake-up.
+ * kafka.h): logging, property scoping and checking, construction, and the
+ * queue wake-up.
  *
  * Invariant: nothing here keeps a client; the caller owns every handle.
  * librdkafka's own threads only ever write one byte to a wake-up pipe.
@@ -141,6 +142,22 @@ rd_kafka_conf_t *fd_kafka_conf(int type, const char *brokers, const fd_kprop_t *
 fail:
     rd_kafka_conf_destroy(kc);
     return NULL;
+}
+
+int fd_kafka_props_check(const fd_kprop_t *props, int nprops, char *msg, size_t cap) {
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    int bad = -1;
+    for (int i = 0; i < nprops && bad < 0; i++) {
+        char e[512] = "";
+        if (rd_kafka_conf_set(kc, props[i].key, props[i].value, e, sizeof e) == RD_KAFKA_CONF_OK)
+            continue;
+        size_t n = strlen(e);
+        while (n > 0 && (e[n - 1] == '\n' || e[n - 1] == ' ' || e[n - 1] == '\r')) e[--n] = '\0';
+        snprintf(msg, cap, "%s", e[0] ? e : "refused by librdkafka");
+        bad = i;
+    }
+    rd_kafka_conf_destroy(kc);
+    return bad;
 }
 
 rd_kafka_t *fd_kafka_new(int type, rd_kafka_conf_t *kc, const char *what, char *err, size_t errlen) {

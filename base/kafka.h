@@ -49,6 +49,14 @@ void fd_kafka_problem(fd_log_t *log, const char *client, int err, const char *re
  * applied first. */
 struct rd_kafka_conf_s *fd_kafka_conf(int type, const char *brokers, const fd_kprop_t *props,
                                       int nprops, const char *const *extra, char *err, size_t errlen);
+/* Applies props[0..nprops) to one scratch librdkafka conf with
+ * rd_kafka_conf_set, as fd_kafka_conf() does to each client's (a property
+ * is checked whatever client it is meant for), so that configuration
+ * validation refuses what building the clients would. Returns -1 when
+ * librdkafka accepts them all, else the index of the first it refuses, with
+ * librdkafka's reason in msg (trailing whitespace removed). The reason may
+ * quote the value: the caller masks it before showing it. */
+int fd_kafka_props_check(const fd_kprop_t *props, int nprops, char *msg, size_t cap);
 /* rd_kafka_new of type RD_KAFKA_PRODUCER or RD_KAFKA_CONSUMER. Takes ownership
  * of kc, also on failure (NULL, err "<what>: <librdkafka's reason>"). */
 struct rd_kafka_s *fd_kafka_new(int type, struct rd_kafka_conf_s *kc, const char *what, char *err,

@@ -18,21 +18,26 @@
  *   temporary first and committed only when the whole value is valid, so a
  *   failed fd_conf_set() leaves the previous value in place;
  * - no error message ever contains a string value of a key that may hold a
- *   secret: messages about redis.url describe the fault without echoing the
- *   URL, and librdkafka property values are never echoed at all.
+ *   secret: messages about redis.url and the alert URLs describe the fault
+ *   without echoing the URL, and a librdkafka property value shows up only
+ *   inside librdkafka's own reason for refusing it, as "***" for a secret
+ *   property and credentials masked in a URL (finalize_kprops()).
  *
  * Memory: fd_conf_t is fixed-size; the only heap use is the owned strings and
  * the transient cJSON tree of the file (files are capped at 1 MiB).
  */
 #include "conf/conf.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -96,7 +101,8 @@ static const conf_key_t keys[] = {
      "may omit `type` (if present it must agree); on a `mixed` topic every event carries `type`."},
     STR("kafka.dlq_topic", 1, 249, "funnel.dlq", dlq_topic,
         "Dead-letter topic: every rejected message (and late events under `late_policy` `dlq`) "
-        "goes here with headers naming the reason. Must not be an input topic."),
+        "goes here with headers naming the reason. A valid topic name (1..249 of a-z A-Z 0-9 "
+        "`.` `_` `-`), not an input topic."),
     INT("kafka.dlq_max_message_bytes", 1024, 100000000, "1000000", dlq_max_message_bytes,
         "Largest value of a dead letter: a rejected message longer than this goes to the "
         "dead-letter topic as its first this-many bytes, with headers `truncated=true` and "
@@ -112,7 +118,10 @@ static const conf_key_t keys[] = {
          "librdkafka documents as consumer-only is given to the consumer alone, a producer-only "
          "one to the dead-letter and alert producers alone. funneld's consumer sets "
          "`topic.metadata.refresh.interval.ms=30000` (librdkafka: 300000), so partitions added "
-         "to an input topic are consumed within about 30 s; set it here to change that."),
+         "to an input topic are consumed within about 30 s; set it here to change that. Every "
+         "property is given to librdkafka when the configuration is checked (`check-config` "
+         "too): an unknown name or a value librdkafka refuses is an error naming "
+         "`kafka.properties.<name>`, with librdkafka's reason (a secret's value never shown)."),
     {"redis.url", K_STR, 1, 1024, "redis://127.0.0.1:6379", OFF(redis_url), 0, NULL, MASK_URL_PASSWORD,
      "`redis://[user:password@]host[:port][/db]` (port 6379 by default; user and password "
      "may be percent-encoded) or `unix:///path/to.sock`. Flag `--redis`. Keep the "
@@ -189,8 +198,9 @@ static const conf_key_t keys[] = {
     INT("dedup_ttl_s", 60, TTL_MAX_S, "34560000", dedup_ttl_s,
         "Life of a payment dedup mark `{prefix}:dedup:{order_id}:{status}`."),
     STR("http.listen", 0, 255, "127.0.0.1:9464", http_listen,
-        "host:port of `/metrics`, `/healthz` and `/readyz`; an empty string disables the HTTP "
-        "server."),
+        "Address of `/metrics`, `/healthz`, `/readyz`, the screen and the API: `IPV4:PORT` or "
+        "`localhost:PORT` (the server binds IPv4 only: no host names, no `[::1]`); an empty "
+        "string disables the HTTP server."),
     INT("http.max_connections", 1, 100000, "1024", http_max_connections,
         "Connections the HTTP server holds at once (never more than the descriptor limit minus "
         "128, so a flood of connections cannot take Kafka's and Redis's descriptors); further "
@@ -247,8 +257,8 @@ static const conf_key_t keys[] = {
         "Per sink: transitions held in memory for delivery; the rest wait in the stream. "
         "Alertmanager re-sends beyond it are dropped and counted."),
     URL("alerts.generator_url", 0, 1024, "", alert_generator_url,
-        "Base of `generatorURL` in Alertmanager payloads (e.g. a dashboard URL); the scope is "
-        "appended as `?scope=`."),
+        "Base of `generatorURL` in Alertmanager payloads (e.g. a dashboard URL): empty, or an "
+        "absolute `http://` or `https://` URL with a host; the scope is appended as `?scope=`."),
     BOOL("alerts.stdout", "false", alert_stdout,
          "Print each firing/resolved transition as one JSON line on stdout."),
     BOOL("alerts.kafka.enabled", "false", alert_kafka_enabled,
@@ -256,13 +266,13 @@ static const conf_key_t keys[] = {
     STR("alerts.kafka.topic", 1, 249, "funnel.alerts", alert_kafka_topic,
         "Topic of the Kafka alert sink."),
     URL("alerts.alertmanager.url", 0, 2048, "", alert_am_url,
-        "Alertmanager base URL (`http://host:9093`); alerts are POSTed to `/api/v2/alerts`. "
-        "Empty disables."),
+        "Alertmanager base URL, absolute `http://` or `https://` with a host "
+        "(`http://host:9093`); alerts are POSTed to `/api/v2/alerts`. Empty disables."),
     INT("alerts.alertmanager.resend_interval_ms", 100, 86400000, "60000", alert_am_resend_ms,
         "Firing alerts (and alerts resolved within the last 15 minutes) are re-sent this often."),
     URL("alerts.webhook.url", 0, 2048, "", alert_webhook_url,
-        "Generic webhook URL: one signed JSON POST per firing/resolved transition. Empty "
-        "disables."),
+        "Generic webhook URL, absolute `http://` or `https://` with a host: one signed JSON POST "
+        "per firing/resolved transition. Empty disables."),
     {"alerts.webhook.secret", K_STR, 0, 1024, "", OFF(alert_webhook_secret), 0, NULL, MASK_SECRET,
      "HMAC-SHA256 key of the webhook signature (Standard Webhooks: `webhook-id`, "
      "`webhook-timestamp`, `webhook-signature`); a `whsec_` prefix means base64. Keep it in "
@@ -317,18 +327,24 @@ static const conf_key_t keys[] = {
 
 /* Rules of fd_conf_finalize(), for the docs page: keep in step with the code. */
 static const char *const finalize_rules[] = {
-    "`kafka.topics` has at least one topic and `kafka.dlq_topic` is not one of them.",
+    ("`kafka.topics` has at least one topic; `kafka.dlq_topic` is a valid topic name and not "
+     "one of them."),
     "`snapshot_interval_ms` >= `flush_interval_ms`.",
     "`ttl.m1_s` >= the largest window (a window is a sum of m1 buckets).",
     "`ttl.d1_s` >= `ttl.h1_s` >= `ttl.m1_s`.",
     ("`dedup_ttl_s` >= `ttl.m1_s` + `max_future_s` (a payment stays acceptable that long, so "
      "its dedup mark must outlive it)."),
     "`time_zone` exists as `/usr/share/zoneinfo/<time_zone>`.",
-    "`redis.url` parses (see its row above); `http.listen` is empty or host:port.",
-    "`kafka.properties` holds no `bootstrap.servers`, `metadata.broker.list` or `group.id`.",
+    ("`redis.url` parses (see its row above); `http.listen` is empty, `IPV4:PORT` or "
+     "`localhost:PORT`, port 1..65535."),
+    ("`kafka.properties` holds no `bootstrap.servers`, `metadata.broker.list` or `group.id`, "
+     "and librdkafka accepts each of its properties (`rd_kafka_conf_set`)."),
     ("Each alert rule's `grouping` is one of `groupings`; its `window` (and `baseline_offset` "
      "+ `window`) fit in `ttl.m1_s`, `baseline` + `window` in `ttl.h1_s`; rule names are "
      "unique."),
+    ("`alerts.alertmanager.url`, `alerts.webhook.url` and `alerts.generator_url`, when set, "
+     "are absolute `http://` or `https://` URLs with a host (and a port 1..65535 if one is "
+     "given), without spaces."),
     "`alerts.webhook.url` set needs `alerts.webhook.secret`.",
     "`alerts.http.backoff_min_ms` <= `alerts.http.backoff_max_ms`.",
     "`alerts.kafka.topic` is a valid topic name and not an input or dead-letter topic.",
@@ -1132,18 +1148,87 @@ done:
 
 /* ---- finalize ----------------------------------------------------------- */
 
-static int check_host_port(const char *s) {
+int fd_conf_listen_parse(const char *listen, char *ipv4, size_t cap, int *port, char *err,
+                         size_t errlen) {
+    const char *s = listen ? listen : "";
     const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s) return -1;
-    if (s[0] == '[' && colon[-1] != ']') return -1;
-    int64_t port;
-    if (fd_conf_parse_int(colon + 1, &port) != 0 || colon[1] == '-' || port < 1 || port > 65535)
-        return -1;
+    if (colon == NULL || colon == s)
+        return fd_fail(err, errlen, "http.listen: must be host:port or \"\", got \"%.100s\"", s);
+    int64_t p;
+    if (fd_conf_parse_int(colon + 1, &p) != 0 || colon[1] == '-' || p < 1 || p > 65535)
+        return fd_fail(err, errlen, "http.listen: the port must be 1..65535, got \"%.100s\"", s);
+    char host[64];
+    size_t hn = (size_t)(colon - s);
+    struct in_addr a;
+    if (hn < sizeof host) {
+        memcpy(host, s, hn);
+        host[hn] = '\0';
+        if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "127.0.0.1");
+    }
+    /* inet_pton: four dotted decimals only ("1.2.3", "0x7f.0.0.1" and
+     * "[::1]" are refused), as the server's bind needs */
+    if (hn >= sizeof host || inet_pton(AF_INET, host, &a) != 1)
+        return fd_fail(err, errlen,
+                       "http.listen: the host must be an IPv4 address or localhost (the HTTP "
+                       "server binds IPv4 only), got \"%.100s\"",
+                       s);
+    if (ipv4 != NULL && cap > 0) snprintf(ipv4, cap, "%s", host);
+    if (port != NULL) *port = (int)p;
+    return 0;
+}
+
+/* alerts.alertmanager.url, alerts.webhook.url, alerts.generator_url when
+ * set: an absolute http:// or https:// URL with a host (libcurl is given
+ * only these two protocols: alerts/outputs.c). The messages describe the
+ * fault and never quote the URL (it may hold credentials). */
+static int check_http_url(const char *key, const char *url, char *err, size_t errlen) {
+    if (url == NULL || url[0] == '\0') return 0;
+    const char *rest;
+    if (strncasecmp(url, "http://", 7) == 0) rest = url + 7;
+    else if (strncasecmp(url, "https://", 8) == 0) rest = url + 8;
+    else
+        return fd_fail(err, errlen,
+                       "%s: must be an absolute URL starting with http:// or https://", key);
+    for (const char *p = url; *p != '\0'; p++)
+        if (isspace((unsigned char)*p) || iscntrl((unsigned char)*p))
+            return fd_fail(err, errlen, "%s: a URL may not contain spaces or control characters",
+                           key);
+    size_t alen = strcspn(rest, "/?#");
+    const char *hp = rest, *end = rest + alen;
+    for (const char *q = rest; q < end; q++)
+        if (*q == '@') hp = q + 1; /* the last '@' ends the userinfo (as url_secret_spans) */
+    const char *colon;
+    if (hp < end && *hp == '[') { /* [IPv6] */
+        const char *close = memchr(hp, ']', (size_t)(end - hp));
+        if (close == NULL || close == hp + 1)
+            return fd_fail(err, errlen, "%s: bad [IPv6] host", key);
+        colon = close + 1 < end ? close + 1 : NULL;
+        if (colon != NULL && *colon != ':')
+            return fd_fail(err, errlen, "%s: bad [IPv6] host", key);
+    } else {
+        colon = memchr(hp, ':', (size_t)(end - hp));
+        if (colon == hp || hp == end) return fd_fail(err, errlen, "%s: the URL has no host", key);
+    }
+    if (colon != NULL) {
+        int64_t port = 0;
+        size_t pn = (size_t)(end - colon - 1);
+        bool ok = pn > 0 && pn <= 5;
+        for (size_t i = 0; ok && i < pn; i++) {
+            ok = isdigit((unsigned char)colon[1 + i]) != 0;
+            port = port * 10 + (colon[1 + i] - '0');
+        }
+        if (!ok || port < 1 || port > 65535)
+            return fd_fail(err, errlen, "%s: the port must be 1..65535", key);
+    }
     return 0;
 }
 
 /* The alerts section's cross-field rules (see finalize_rules[]). */
 static int finalize_alerts(const fd_conf_t *c, char *err, size_t errlen) {
+    if (check_http_url("alerts.alertmanager.url", c->alert_am_url, err, errlen) != 0 ||
+        check_http_url("alerts.webhook.url", c->alert_webhook_url, err, errlen) != 0 ||
+        check_http_url("alerts.generator_url", c->alert_generator_url, err, errlen) != 0)
+        return -1;
     for (int i = 0; i < c->nalert_rules; i++) {
         const fd_alert_rule_t *r = &c->alert_rules[i];
         fd_grouping_t rg = r->grouping;
@@ -1186,6 +1271,50 @@ static int finalize_alerts(const fd_conf_t *c, char *err, size_t errlen) {
     if (c->dlq_topic && strcmp(c->dlq_topic, t) == 0)
         return fd_fail(err, errlen, "alerts.kafka.topic: \"%s\" is also the dead-letter topic", t);
     return 0;
+}
+
+static char *mask_url(const char *url);
+
+/* in with every occurrence of what replaced by with, into out (truncated to cap). */
+static void replace_all(const char *in, const char *what, const char *with, char *out, size_t cap) {
+    size_t n = 0, wn = strlen(what), rn = strlen(with);
+    if (cap == 0) return;
+    for (const char *p = in; *p != '\0' && n + 1 < cap;) {
+        if (wn > 0 && strncmp(p, what, wn) == 0) {
+            size_t k = rn < cap - 1 - n ? rn : cap - 1 - n;
+            memcpy(out + n, with, k);
+            n += k;
+            p += wn;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+}
+
+/* Every librdkafka property as librdkafka itself judges it: each is set on
+ * a scratch conf (fd_kafka_props_check), so check-config refuses what
+ * building the clients at startup would, with librdkafka's reason. That
+ * reason may quote the value: a secret property's value is replaced by
+ * "***" (and the reason dropped if any piece of the value is left, say in a
+ * truncated quote), a value holding a URL by its masked form. */
+static int finalize_kprops(const fd_conf_t *c, char *err, size_t errlen) {
+    char msg[512], shown[1024];
+    int i = fd_kafka_props_check(c->kprops, c->nkprops, msg, sizeof msg);
+    if (i < 0) return 0;
+    const char *key = c->kprops[i].key, *v = c->kprops[i].value ? c->kprops[i].value : "";
+    int secret = fd_conf_is_secret(key);
+    snprintf(shown, sizeof shown, "%s", msg);
+    if (v[0] != '\0' && (secret || strstr(v, "://") != NULL)) {
+        char *m = secret ? NULL : mask_url(v);
+        replace_all(msg, v, m ? m : "***", shown, sizeof shown);
+        free(m);
+        char head[9];
+        snprintf(head, sizeof head, "%s", v);
+        if (secret && strstr(shown, head) != NULL)
+            snprintf(shown, sizeof shown, "librdkafka refuses the value (not shown: a secret)");
+    }
+    return fd_fail(err, errlen, "kafka.properties.%s: %s", key, shown);
 }
 
 /* Connections a full house of event streams still leaves to the operations
@@ -1233,6 +1362,15 @@ static int finalize_poll_headroom(const fd_conf_t *c, char *err, size_t errlen) 
 
 int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
     if (c->ntopics < 1) return fd_fail(err, errlen, "kafka.topics: at least one topic is required");
+    /* the dead-letter producer writes there: a bad name fails only on the
+     * first dead letter ("Broker: Invalid topic"), and its partition
+     * resyncs forever */
+    const char *dlq = c->dlq_topic ? c->dlq_topic : "";
+    if (!valid_topic_name(dlq))
+        return fd_fail(err, errlen,
+                       "kafka.dlq_topic: \"%.60s\" is not a valid topic name (1..249 of a-z A-Z "
+                       "0-9 . _ -)",
+                       dlq);
     for (int i = 0; i < c->ntopics; i++)
         if (c->dlq_topic != NULL && strcmp(c->topics[i].name, c->dlq_topic) == 0)
             return fd_fail(err, errlen,
@@ -1281,9 +1419,9 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
                        tz);
     fd_redis_addr_t addr;
     if (fd_redis_url_parse(c->redis_url, &addr, err, errlen) != 0) return -1;
-    if (c->http_listen != NULL && c->http_listen[0] != '\0' && check_host_port(c->http_listen))
-        return fd_fail(err, errlen, "http.listen: must be host:port or \"\", got \"%.100s\"",
-                       c->http_listen);
+    if (c->http_listen != NULL && c->http_listen[0] != '\0' &&
+        fd_conf_listen_parse(c->http_listen, NULL, 0, NULL, err, errlen) != 0)
+        return -1;
     for (int i = 0; i < c->nkprops; i++) {
         const char *kk = c->kprops[i].key;
         if (strcmp(kk, "bootstrap.servers") == 0 || strcmp(kk, "metadata.broker.list") == 0)
@@ -1291,6 +1429,7 @@ int fd_conf_finalize(fd_conf_t *c, char *err, size_t errlen) {
         if (strcmp(kk, "group.id") == 0)
             return fd_fail(err, errlen, "kafka.properties: set group.id with kafka.group");
     }
+    if (finalize_kprops(c, err, errlen) != 0) return -1;
     if (finalize_http_headroom(c, err, errlen) != 0) return -1;
     if (finalize_poll_headroom(c, err, errlen) != 0) return -1;
     if (finalize_alerts(c, err, errlen) != 0) return -1;

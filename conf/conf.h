@@ -181,6 +181,15 @@ typedef struct {
 } fd_redis_addr_t;
 int fd_redis_url_parse(const char *url, fd_redis_addr_t *a, char *err, size_t errlen);
 
+/* Parses http.listen: "IPV4:PORT" or "localhost:PORT" (port 1..65535), the
+ * only forms the HTTP server (ops/http.c) can bind. The one parser of both
+ * fd_conf_finalize and the server, so that check-config and run agree.
+ * Writes the dotted IPv4 address into ipv4 (cap >= 16; "localhost" gives
+ * 127.0.0.1) and the port into *port. 0, or -1 with a message naming
+ * http.listen. */
+int fd_conf_listen_parse(const char *listen, char *ipv4, size_t cap, int *port, char *err,
+                         size_t errlen);
+
 /* True if a librdkafka property name holds a secret (password, secret, token, key). */
 int fd_conf_is_secret(const char *key);
 /* Overwrites with '*', in place and keeping its length, every part of a

@@ -131,14 +131,8 @@ fd_http_t *fd_http_new(const fd_conf_t *c, char *err, size_t errlen) {
     const char *listen = c->http_listen;
     char host[64];
     int port = 0;
-    const char *colon = strrchr(listen, ':');
-    if (!colon || (size_t)(colon - listen) >= sizeof host || (port = atoi(colon + 1)) <= 0 ||
-        port > 65535) {
-        snprintf(err, errlen, "http.listen: want host:port, got \"%s\"", listen);
-        return NULL;
-    }
-    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
-    if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "127.0.0.1");
+    /* conf's parser: fd_conf_finalize refused anything this would */
+    if (fd_conf_listen_parse(listen, host, sizeof host, &port, err, errlen) != 0) return NULL;
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof sa);
     sa.sin_family = AF_INET;

@@ -4,7 +4,11 @@ test_cli.py — `funneld check-config` and `funneld validate`.
 check-config: every bad file exits with status 2 and its stderr names the
 offending key (unknown top-level key, unknown nested key, wrong type, out of
 bounds, bad enum, bad grouping dimension, bad redis URL, undefined ${ENV},
-not JSON at all); a good file exits 0, prints the effective configuration as
+not JSON at all, a bad dead-letter topic name, an alert URL that is not
+http(s), a librdkafka property librdkafka refuses, an http.listen the server
+cannot bind); flags (-X, --set) are checked the same, and `run` refuses
+them too with status 2 before connecting anywhere; a refused value's
+secret is never shown; a good file exits 0, prints the effective configuration as
 JSON with ${ENV} expanded and secrets masked (SPEC §7: never print a
 password).
 
@@ -70,6 +74,22 @@ BAD = [
     ("bad_redis_url_port", with_("redis.url", "redis://127.0.0.1:99999"), "redis.url"),
     ("undefined_env", with_("redis.url", "redis://${%s}:6379" % UNDEF), "redis.url"),
     ("not_json", '{"kafka": {"brokers": "x"', None),
+    # what `run` used to find out only later: a dead-letter topic the broker
+    # refuses, alert URLs libcurl cannot post to, librdkafka properties it
+    # refuses, an http.listen the HTTP server cannot bind
+    ("bad_dlq_topic", with_("kafka.dlq_topic", "bad topic!"), "kafka.dlq_topic"),
+    ("alertmanager_url_not_url", with_("alerts.alertmanager.url", "not a url"),
+     "alerts.alertmanager.url"),
+    ("webhook_url_ftp", with_("alerts.webhook", {"url": "ftp://x", "secret": "s"}),
+     "alerts.webhook.url"),
+    ("generator_url_no_scheme", with_("alerts.generator_url", "dash.example/d"),
+     "alerts.generator_url"),
+    ("unknown_kafka_property", with_("kafka.properties", {"no.such.prop": "1"}),
+     "kafka.properties.no.such.prop"),
+    ("bad_kafka_property_value", with_("kafka.properties", {"session.timeout.ms": "abc"}),
+     "kafka.properties.session.timeout.ms"),
+    ("http_listen_host_name", with_("http.listen", "example.com:9464"), "http.listen"),
+    ("http_listen_ipv6", with_("http.listen", "[::1]:9464"), "http.listen"),
 ]
 
 
@@ -94,6 +114,50 @@ def test_check_config_rejects(tmp_path, case, cfg, key):
     assert p.returncode == 2, "%s: exit %d, want 2\nstderr: %s" % (case, p.returncode, err)
     if key is not None:
         assert key in err, "%s: stderr does not name %r:\n%s" % (case, key, err)
+
+
+# Flags (-X, --set) go through the same checks, and `run` refuses what
+# check-config refuses, with the same message and exit status 2 (the
+# configuration's), before it connects anywhere: no broker, no Redis needed.
+FLAG_BAD = [
+    ("x_unknown_property", ["-X", "no.such.prop=1"], "kafka.properties.no.such.prop"),
+    ("x_bad_int", ["-X", "session.timeout.ms=abc"], "kafka.properties.session.timeout.ms"),
+    ("x_out_of_range", ["-X", "session.timeout.ms=0"], "kafka.properties.session.timeout.ms"),
+    ("set_listen_host_name", ["--set", "http.listen=funneld.internal:9464"], "http.listen"),
+    ("set_dlq_topic", ["--set", "kafka.dlq_topic=dead letters"], "kafka.dlq_topic"),
+    ("set_am_url", ["--set", "alerts.alertmanager.url=am.example:9093"],
+     "alerts.alertmanager.url"),
+]
+
+
+@pytest.mark.parametrize("cmd", ["check-config", "run"])
+@pytest.mark.parametrize("case,flags,key", FLAG_BAD, ids=[b[0] for b in FLAG_BAD])
+def test_flags_refused_like_check_config(tmp_path, cmd, case, flags, key):
+    cfg = copy.deepcopy(BASE)
+    cfg["kafka"]["brokers"] = "127.0.0.1:1"  # never reached: refused before connecting
+    cfg["redis"]["url"] = "redis://127.0.0.1:1"
+    p = run([cmd, "-c", write_cfg(tmp_path, cfg), *flags], timeout=20)
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2, "%s %s: exit %d, want 2\nstderr: %s" % (cmd, case, p.returncode, err)
+    assert key in err, "%s %s: stderr does not name %r:\n%s" % (cmd, case, key, err)
+
+
+def test_refused_secrets_not_shown(tmp_path):
+    """A refused property or URL is named, its secret never shown."""
+    cfg = with_("alerts.webhook", {"url": "ftp://hook:whPW-r1x@hooks.example/x", "secret": "s"})
+    p = run(["check-config", "-c", write_cfg(tmp_path, cfg)])
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2 and "alerts.webhook.url" in err, err
+    assert "whPW-r1x" not in err, err
+    p = run(["check-config", "-c", write_cfg(tmp_path, BASE), "-X", "my.password=kpPW-r2x"])
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2 and "kafka.properties.my.password" in err, err
+    assert "kpPW-r2x" not in err, err
+    p = run(["check-config", "-c", write_cfg(tmp_path, BASE),
+             "-X", "auto.offset.reset=https://u:kpPW-r3x@h/x?token=kpTOK-r4x"])
+    err = p.stderr.decode(errors="replace")
+    assert p.returncode == 2 and "kafka.properties.auto.offset.reset" in err, err
+    assert "kpPW-r3x" not in err and "kpTOK-r4x" not in err, err
 
 
 def test_check_config_missing_file(tmp_path):
@@ -132,11 +196,12 @@ def test_check_config_masks_url_credentials(tmp_path):
                     "secret": "whsec-plain"},
         "generator_url": "https://dash.example/d?token=genTOK-4x",
     }
-    cfg["kafka"]["properties"]["metrics.push.url"] = (
+    # a librdkafka property (librdkafka checks the names) holding a URL
+    cfg["kafka"]["properties"]["client.id"] = (
         "https://idp.example/t?access_token=kpURLtok-6x")
     p = run(["check-config", "-c", write_cfg(tmp_path, cfg),
              "--redis", "redis://default:flagRD-7x@127.0.0.1:6380",
-             "-X", "sasl.password=flagSASL-8x", "-X", "some.access.token=flagTOK-9x",
+             "-X", "sasl.password=flagSASL-8x", "-X", "sasl.oauthbearer.config=flagTOK-9x",
              "--set", "alerts.alertmanager.url=http://u:flagAM-10x@am2.example:9093",
              "--set", "alerts.webhook.secret=flagWHS-11x"])
     out = p.stdout.decode(errors="replace")
@@ -152,9 +217,9 @@ def test_check_config_masks_url_credentials(tmp_path):
         "https://hooks.example/in?key=***&sig=***&team=ops")
     assert lookup(eff, "alerts.generator_url") == "https://dash.example/d?token=***"
     props = lookup(eff, "kafka.properties")
-    assert props["metrics.push.url"] == (
+    assert props["client.id"] == (
         "https://idp.example/t?access_token=***")
-    assert props["sasl.password"] == "***" and props["some.access.token"] == "***"
+    assert props["sasl.password"] == "***" and props["sasl.oauthbearer.config"] == "***"
     assert props["session.timeout.ms"] == "6000"
 
 

@@ -270,6 +270,43 @@ static const row_t rows[] = {
     {"{\"time_zone\": \"Mars/Olympus\"}", "time_zone: unknown time zone \"Mars/Olympus\""},
     {"{\"time_zone\": \"../../etc/passwd\"}", "time_zone: unknown time zone"},
     {"{\"http\": {\"listen\": \"9464\"}}", "http.listen: must be host:port"},
+    /* kafka.dlq_topic is a topic name like kafka.topics' (the dead-letter
+     * producer writes there) */
+    {"{\"kafka\": {\"dlq_topic\": \"dead.letters_v2-x\"}}", NULL},
+    {"{\"kafka\": {\"dlq_topic\": \"bad topic!\"}}",
+     "kafka.dlq_topic: \"bad topic!\" is not a valid topic name"},
+    {"{\"kafka\": {\"dlq_topic\": \"..\"}}", "kafka.dlq_topic: \"..\" is not a valid topic name"},
+    {"{\"kafka\": {\"dlq_topic\": \"a/b\"}}", "kafka.dlq_topic: \"a/b\" is not a valid topic name"},
+    {"{\"kafka\": {\"dlq_topic\": \"d\u00e9ad\"}}", "kafka.dlq_topic: "},
+    /* kafka.properties: librdkafka judges every name and value */
+    {"{\"kafka\": {\"properties\": {\"no.such.prop\": \"1\"}}}",
+     "kafka.properties.no.such.prop: "},
+    {"{\"kafka\": {\"properties\": {\"session.timeout.ms\": \"abc\"}}}",
+     "kafka.properties.session.timeout.ms: "},
+    {"{\"kafka\": {\"properties\": {\"session.timeout.ms\": 0}}}",
+     "kafka.properties.session.timeout.ms: "},
+    {"{\"kafka\": {\"properties\": {\"linger.ms\": 5, \"auto.offset.reset\": \"sideways\"}}}",
+     "kafka.properties.auto.offset.reset: "},
+    {"{\"kafka\": {\"properties\": {\"auto.offset.reset\": \"earliest\", \"acks\": \"all\", "
+     "\"sasl.password\": \"x\", \"ssl.key.password\": \"y\"}}}",
+     NULL},
+    /* http.listen: what the HTTP server can bind (IPv4 literal or localhost) */
+    {"{\"http\": {\"listen\": \"0.0.0.0:9464\"}}", NULL},
+    {"{\"http\": {\"listen\": \"localhost:65535\"}}", NULL},
+    {"{\"http\": {\"listen\": \"10.1.2.3:1\"}}", NULL},
+    {"{\"http\": {\"listen\": \"example.com:9464\"}}",
+     "http.listen: the host must be an IPv4 address or localhost"},
+    {"{\"http\": {\"listen\": \"[::1]:9464\"}}",
+     "http.listen: the host must be an IPv4 address or localhost"},
+    {"{\"http\": {\"listen\": \"::1:9464\"}}", "http.listen: the host must be"},
+    {"{\"http\": {\"listen\": \"1.2.3:9464\"}}", "http.listen: the host must be"},
+    {"{\"http\": {\"listen\": \"0x7f.0.0.1:9464\"}}", "http.listen: the host must be"},
+    {"{\"http\": {\"listen\": \"127.0.0.1 :9464\"}}", "http.listen: the host must be"},
+    {"{\"http\": {\"listen\": \":9464\"}}", "http.listen: must be host:port"},
+    {"{\"http\": {\"listen\": \"127.0.0.1:0\"}}", "http.listen: the port must be 1..65535"},
+    {"{\"http\": {\"listen\": \"127.0.0.1:65536\"}}", "http.listen: the port must be 1..65535"},
+    {"{\"http\": {\"listen\": \"127.0.0.1:\"}}", "http.listen: the port must be 1..65535"},
+    {"{\"http\": {\"listen\": \"127.0.0.1:+80\"}}", "http.listen: the port must be 1..65535"},
     /* not a JSON object */
     {"[1, 2]", "the top level must be a JSON object"},
     {"{\n  \"flush_interval_ms\": 1000,\n}", "invalid JSON at line 3"},
@@ -388,14 +425,14 @@ static void test_loaded_values(void **state) {
     fd_conf_t c;
     char err[512];
     const char *text =
-        "{\"kafka\": {\"group\": \"${FD_TEST_GROUP}-x\", \"dlq_topic\": \"$${lit}\",\n"
+        "{\"kafka\": {\"group\": \"${FD_TEST_GROUP}-x\", \"dlq_topic\": \"dead.x\",\n"
         "  \"topics\": {\"all.events\": \"mixed\", \"pay\": \"payment\"},\n"
         "  \"properties\": {\"session.timeout.ms\": 45000, \"enable.partition.eof\": false,\n"
         "                 \"sasl.password\": \"${FD_TEST_PW}\"}},\n"
         " \"windows\": [\"15m\", \"2h\", \"120s\", \"1d\"],\n"
         " \"groupings\": [[], [\"campaign\", \"channel\"]],\n"
         " \"late_policy\": \"dlq\", \"log\": {\"level\": \"warn\"},\n"
-        " \"redis\": {\"url\": \"redis://u:${FD_TEST_PW}@h:7000/3\"},\n"
+        " \"redis\": {\"url\": \"redis://u:${FD_TEST_PW}@h:7000/3\", \"prefix\": \"$${lit}\"},\n"
         " \"flush_interval_ms\": 250}";
     char *path = write_temp(text);
     fd_conf_defaults(&c);
@@ -403,7 +440,8 @@ static void test_loaded_values(void **state) {
     unlink(path);
     free(path);
     assert_string_equal(c.group, "grp-x");
-    assert_string_equal(c.dlq_topic, "${lit}");
+    assert_string_equal(c.dlq_topic, "dead.x");
+    assert_string_equal(c.prefix, "${lit}");
     assert_int_equal(c.ntopics, 2);
     assert_string_equal(c.topics[0].name, "all.events");
     assert_int_equal(c.topics[0].type, FD_TYPE_NONE);
@@ -953,6 +991,157 @@ static void test_hll_m1(void **state) {
     assert_int_equal(fd_conf_scope_hll_m1(&c, "bogus"), 0);
 }
 
+/* The alert URLs: empty (off), or an absolute http:// or https:// URL with
+ * a host; an error names the key and never shows a credential of the URL. */
+static void test_alert_urls(void **state) {
+    (void)state;
+    /* each key in a file of its own; the webhook needs its secret */
+    static const char *const files[] = {
+        "{\"alerts\": {\"alertmanager\": {\"url\": \"%s\"}}}",
+        "{\"alerts\": {\"webhook\": {\"url\": \"%s\", \"secret\": \"s\"}}}",
+        "{\"alerts\": {\"generator_url\": \"%s\"}}",
+    };
+    static const char *const names[] = {"alerts.alertmanager.url", "alerts.webhook.url",
+                                        "alerts.generator_url"};
+    static const struct {
+        const char *url;
+        int ok;
+    } cases[] = {
+        {"", 1},
+        {"http://h", 1},
+        {"http://am.example:9093", 1},
+        {"https://hooks.example/in?key=k&team=ops", 1},
+        {"HTTPS://H.EXAMPLE/", 1},
+        {"http://admin:pw@am.example:9093/", 1},
+        {"http://[::1]:9093/x", 1},
+        {"http://10.0.0.1#frag", 1},
+        {"not a url", 0},
+        {"ftp://x", 0},
+        {"ftp://files.example/x", 0},
+        {"mailto:ops@example.com", 0},
+        {"am.example:9093", 0},
+        {"//am.example/x", 0},
+        {"http:/am.example", 0},
+        {"http://", 0},
+        {"https:///path", 0},
+        {"http://?q=1", 0},
+        {"http://:9093/", 0},
+        {"http://h:0", 0},
+        {"http://h:65536", 0},
+        {"http://h:/x", 0},
+        {"http://h:80a", 0},
+        {"http://h x/", 0},
+        {"http://h/a b", 0},
+        {"http://[::1/", 0},
+        {"http://[]:80/", 0},
+        {"http://[::1]x/", 0},
+        {"http://u:Hunter2Pw@/x", 0},
+        {"ftp://u:Hunter2Pw@h/x", 0},
+        {"http://u:Hunter2Pw@h:99999/x?token=Tok3nVal", 0},
+    };
+    for (size_t k = 0; k < 3; k++)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char text[512], err[512];
+            fd_conf_t c;
+            snprintf(text, sizeof text, files[k], cases[i].url);
+            int rc = load_text(&c, text, err, sizeof err);
+            if (cases[i].ok && rc != 0) fail_msg("%s: %s", text, err);
+            if (!cases[i].ok) {
+                if (rc == 0) fail_msg("%s: accepted", text);
+                if (strncmp(err, names[k], strlen(names[k])) != 0)
+                    fail_msg("%s: error does not name %s: %s", text, names[k], err);
+                if (strstr(err, "Hunter2Pw") || strstr(err, "Tok3nVal"))
+                    fail_msg("%s: error shows a credential: %s", text, err);
+            }
+            fd_conf_release(&c);
+        }
+}
+
+/* kafka.properties and -X: librdkafka judges each property when the
+ * configuration is finalized (check-config and run alike); the error names
+ * kafka.properties.<name> and never shows a secret or a URL's credentials. */
+static void test_kprops_checked(void **state) {
+    (void)state;
+    fd_conf_t c;
+    char err[512];
+    static const struct {
+        const char *kv, *key; /* key: NULL when librdkafka accepts it */
+    } cases[] = {
+        {"no.such.prop=1", "kafka.properties.no.such.prop: "},
+        {"session.timeout.ms=abc", "kafka.properties.session.timeout.ms: "},
+        {"session.timeout.ms=0", "kafka.properties.session.timeout.ms: "},
+        {"enable.partition.eof=maybe", "kafka.properties.enable.partition.eof: "},
+        {"session.timeout.ms=45000", NULL},
+        {"enable.partition.eof=true", NULL},
+        {"client.id=https://u:pw@x/?token=t", NULL},
+        {"sasl.password=Hunter2Pw", NULL},
+        {"heartbeat.interval.ms=500", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fd_conf_defaults(&c);
+        assert_int_equal(fd_conf_add_kprop(&c, cases[i].kv, err, sizeof err), 0);
+        int rc = fd_conf_finalize(&c, err, sizeof err);
+        if (cases[i].key == NULL && rc != 0) fail_msg("-X %s: %s", cases[i].kv, err);
+        if (cases[i].key != NULL && (rc == 0 || strncmp(err, cases[i].key, strlen(cases[i].key))))
+            fail_msg("-X %s: rc %d, want an error starting %s: %s", cases[i].kv, rc,
+                     cases[i].key, err);
+        fd_conf_release(&c);
+    }
+    /* the first bad one of several is named, whatever its place */
+    fd_conf_defaults(&c);
+    assert_int_equal(fd_conf_add_kprop(&c, "linger.ms=5", err, sizeof err), 0);
+    assert_int_equal(fd_conf_add_kprop(&c, "fetch.wait.max.ms=soon", err, sizeof err), 0);
+    assert_int_equal(fd_conf_add_kprop(&c, "no.such.prop=1", err, sizeof err), 0);
+    assert_int_not_equal(fd_conf_finalize(&c, err, sizeof err), 0);
+    assert_non_null(strstr(err, "kafka.properties.fetch.wait.max.ms: "));
+    fd_conf_release(&c);
+    /* a refused secret property: named, its value never shown */
+    fd_conf_defaults(&c);
+    assert_int_equal(fd_conf_add_kprop(&c, "my.password=Hunter2Pw", err, sizeof err), 0);
+    assert_int_not_equal(fd_conf_finalize(&c, err, sizeof err), 0);
+    assert_non_null(strstr(err, "kafka.properties.my.password: "));
+    assert_null(strstr(err, "Hunter2Pw"));
+    fd_conf_release(&c);
+    /* librdkafka quotes a refused value: the credentials of a URL are masked */
+    assert_int_not_equal(load_text(&c,
+                                   "{\"kafka\": {\"properties\": {\"auto.offset.reset\": "
+                                   "\"https://u:Pw0rdXyz@h/x?token=Tok3nAbc\"}}}",
+                                   err, sizeof err),
+                         0);
+    assert_non_null(strstr(err, "kafka.properties.auto.offset.reset: "));
+    assert_null(strstr(err, "Pw0rdXyz"));
+    assert_null(strstr(err, "Tok3nAbc"));
+    fd_conf_release(&c);
+}
+
+/* http.listen: one parser for conf and the HTTP server (ops/http.c); what
+ * it returns is what the server binds. */
+static void test_listen_parse(void **state) {
+    (void)state;
+    char host[64], err[512];
+    int port = 0;
+    assert_int_equal(fd_conf_listen_parse("localhost:9464", host, sizeof host, &port, err,
+                                          sizeof err),
+                     0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 9464);
+    assert_int_equal(fd_conf_listen_parse("0.0.0.0:1", host, sizeof host, &port, err, sizeof err),
+                     0);
+    assert_string_equal(host, "0.0.0.0");
+    assert_int_equal(port, 1);
+    assert_int_equal(fd_conf_listen_parse("funneld.internal:9464", host, sizeof host, &port, err,
+                                          sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "http.listen"));
+    /* --set goes through the same check */
+    fd_conf_t c;
+    fd_conf_defaults(&c);
+    assert_int_equal(fd_conf_set(&c, "http.listen", "[::]:9464", err, sizeof err), 0);
+    assert_int_not_equal(fd_conf_finalize(&c, err, sizeof err), 0);
+    assert_non_null(strstr(err, "http.listen: the host must be an IPv4 address or localhost"));
+    fd_conf_release(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_marketing_parsed),
@@ -975,6 +1164,9 @@ int main(void) {
         cmocka_unit_test(test_poll_headroom),
         cmocka_unit_test(test_h1_ttl_for_spans),
         cmocka_unit_test(test_hll_m1),
+        cmocka_unit_test(test_alert_urls),
+        cmocka_unit_test(test_kprops_checked),
+        cmocka_unit_test(test_listen_parse),
     };
     return cmocka_run_group_tests(tests, setup_env, NULL);
 }
