@@ -8,7 +8,8 @@
  * rules are configured) and the operations endpoint (ops/http.c, when
  * http.listen is set). replay: the same pipeline fed by JSON Lines files
  * (consumers/file_source.c), one file per partition, until the files are
- * done; rejects are only counted. Both write to Redis through
+ * done; rejects are only counted, and when stderr is a terminal a progress
+ * line (app/progress.c) follows the files. Both write to Redis through
  * sinks/redis_sink.c and take the snapshot lease on their snapshot timer.
  *
  * Wiring order: parser, aggregator, pipeline, DLQ and Redis sink (their
@@ -20,11 +21,14 @@
  *
  * Teardown order (must not change: the sink and the DLQ fire callbacks into
  * the pipeline while they are freed): after uv_run returns the source is
- * freed first (Kafka: leaves the group, serving the final revoke), the
- * totals are logged, the daemon's timers are closed; then alerts, the
- * web part's stream thread, HTTP, the web part, DLQ, sink; then the signal handles (a second SIGTERM during those frees
- * is caught, not fatal); then the pipeline, the aggregator and the parser; then the
- * loop runs once more so closing handles finish. A run or replay whose
+ * freed first (Kafka: leaves the group, serving the final revoke; replay:
+ * the progress line is finished just before, while the files it reads are
+ * still there), the totals are logged, the daemon's timers (and the
+ * progress line's) are closed; then alerts, the web part's stream thread,
+ * HTTP, the web part, DLQ, sink; then the signal handles (a second SIGTERM
+ * during those frees is caught, not fatal); then the pipeline, the
+ * aggregator and the parser; then the loop runs once more so closing
+ * handles finish. A run or replay whose
  * final flush did not happen exits 1.
  */
 #include <signal.h>
@@ -36,6 +40,7 @@
 #include <uv.h>
 
 #include "app/app.h"
+#include "app/progress.h"
 #include "web/web.h"
 #include "pipeline/pipeline.h"
 #include "alerts/alerts.h"
@@ -63,6 +68,8 @@ typedef struct {
     fd_alerts_t *alerts; /* run with alerts.rules only */
     fd_http_t *http; /* run with http.listen only */
     fd_web_t *web; /* the screen and /api/v1 on http (web/) */
+    fd_file_source_t *files; /* replay only */
+    fd_progress_t *progress; /* replay with stderr on a terminal only */
     uv_timer_t snapshot_timer;
     uv_timer_t beat_timer; /* /healthz heartbeat; only with http */
     uv_signal_t sigterm, sigint;
@@ -211,6 +218,8 @@ static int build(daemon_t *d, const fd_conf_t *c, fd_log_t *log, int with_dlq, c
 /* Frees what build() built, in the order the file's essay gives, and
  * closes the loop. */
 static void teardown(daemon_t *d) {
+    fd_progress_free(d->progress);
+    d->progress = NULL;
     if (d->handles) {
         uv_close((uv_handle_t *)&d->snapshot_timer, on_handle_close);
         uv_close((uv_handle_t *)&d->beat_timer, on_handle_close);
@@ -239,6 +248,7 @@ static void teardown(daemon_t *d) {
 /* Runs the loop until the pipeline stops, then closes everything. */
 static int run_loop(daemon_t *d, void (*free_src)(void *), void *src) {
     uv_run(&d->loop, UV_RUN_DEFAULT);
+    fd_progress_finish(d->progress); /* its last line and '\n' before the totals */
     if (free_src) free_src(src); /* Kafka: leaves the group, serving the final revoke */
     fd_pipeline_log_totals(d->p);
     int code = fd_pipeline_exit_code(d->p);
@@ -259,6 +269,24 @@ static int start(daemon_t *d, const fd_conf_t *c, fd_log_t *log, int with_dlq) {
 
 static void free_kafka(void *src) { fd_kafka_source_free(src); }
 static void free_files(void *src) { fd_file_source_free(src); }
+
+/* The numbers for replay's progress line: the files' position and the
+ * pipeline's counts. */
+static void replay_sample(void *ud, fd_progress_sample_t *s) {
+    daemon_t *d = ud;
+    fd_file_progress_t fp;
+    fd_file_source_progress(d->files, &fp);
+    fd_pipeline_stats_t st;
+    fd_pipeline_stats(d->p, &st);
+    s->lines = fp.lines;
+    s->lines_total = fp.lines_total;
+    s->bytes = fp.bytes;
+    s->bytes_total = fp.bytes_total;
+    s->sized = fp.sized;
+    s->accepted = st.accepted;
+    s->rejected = 0;
+    for (int r = 1; r < FD_R__COUNT; r++) s->rejected += st.rejects[r];
+}
 
 int fd_app_run(const fd_conf_t *c, fd_log_t *log) {
     char err[1024];
@@ -318,6 +346,7 @@ int fd_app_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
         return 2;
     }
     fd_pipeline_set_source(d.p, fd_file_source_ops(), src);
+    d.files = src;
     for (int i = 0; i < a->nfiles; i++) {
         fd_event_type_t type = FD_TYPE_NONE;
         for (int t = 0; t < c->ntopics; t++)
@@ -326,5 +355,9 @@ int fd_app_replay(const fd_conf_t *c, fd_log_t *log, const args_t *a) {
     }
     free(topics);
     fd_log(log, FD_LOG_INFO, "replay started", "files=%d prefix=\"%s\"", a->nfiles, c->prefix);
+    /* a progress line is for a person watching: never in a log file or pipe */
+    if (isatty(STDERR_FILENO) &&
+        !(d.progress = fd_progress_new(&d.loop, stderr, log, replay_sample, &d, err, sizeof err)))
+        fd_log(log, FD_LOG_WARN, "no progress line", "error=\"%s\"", err);
     return run_loop(&d, free_files, src);
 }

@@ -20,17 +20,26 @@ void fd_log_init(fd_log_t *l, const char *level, int64_t rate_per_s) {
         if (level && strcmp(level, level_names[i]) == 0) l->level = (fd_log_level_t)i;
     l->rate_per_s = rate_per_s;
     pthread_mutex_init(&l->repeat_mu, NULL);
+    atomic_init(&l->erase, 0);
 }
 
-static void emit(fd_log_level_t lv, const char *msg, const char *fmt, va_list ap) {
+void fd_log_set_erase(fd_log_t *l, int on) {
+    atomic_store_explicit(&l->erase, on ? 1 : 0, memory_order_relaxed);
+}
+
+#define ERASE_LINE "\r\033[K"
+
+static void emit(const fd_log_t *l, fd_log_level_t lv, const char *msg, const char *fmt, va_list ap) {
     char line[2048];
+    int erase = atomic_load_explicit(&l->erase, memory_order_relaxed);
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=\"%s\"",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, level_names[lv], msg);
+    int n =
+        snprintf(line, sizeof line, "%sts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s msg=\"%s\"",
+                 erase ? ERASE_LINE : "", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[lv], msg);
     if (n < 0) return;
     if (fmt && *fmt && (size_t)n < sizeof line - 2) {
         line[n++] = ' ';
@@ -46,7 +55,7 @@ void fd_log(const fd_log_t *l, fd_log_level_t lv, const char *msg, const char *f
     if (!FD_LOG_ON(l, lv)) return;
     va_list ap;
     va_start(ap, fmt);
-    emit(lv, msg, fmt, ap);
+    emit(l, lv, msg, fmt, ap);
     va_end(ap);
 }
 
@@ -69,7 +78,7 @@ void fd_log_limited(fd_log_t *l, fd_log_level_t lv, const char *msg, const char 
     l->in_window++;
     va_list ap;
     va_start(ap, fmt);
-    emit(lv, msg, fmt, ap);
+    emit(l, lv, msg, fmt, ap);
     va_end(ap);
 }
 

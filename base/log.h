@@ -6,11 +6,19 @@
  * through fd_log_limited(), which lets at most `rate_per_s` lines per second
  * through and reports how many were suppressed, so a flood of bad input
  * cannot flood the log. Never pass secrets to these functions.
+ *
+ * When something redraws a line in place on the same terminal (`replay`'s
+ * progress line, app/progress.c), fd_log_set_erase(l, 1) makes every log
+ * line start by erasing the terminal's current line ("\r\033[K"), so a log
+ * line never lands on the end of a half-drawn one; the progress line is
+ * drawn again below it on its next tick. Off by default: a log that is not
+ * a terminal never carries escape sequences.
  */
 #ifndef FD_LOG_H
 #define FD_LOG_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 typedef enum { FD_LOG_DEBUG = 0, FD_LOG_INFO, FD_LOG_WARN, FD_LOG_ERROR } fd_log_level_t;
@@ -35,9 +43,12 @@ typedef struct {
     uint64_t suppressed; /* limited lines dropped since the last report */
     pthread_mutex_t repeat_mu; /* librdkafka logs from its own threads */
     fd_log_repeat_t repeat[FD_LOG_REPEAT_SLOTS];
+    atomic_int erase; /* fd_log_set_erase; read by any thread that logs */
 } fd_log_t;
 
 void fd_log_init(fd_log_t *l, const char *level, int64_t rate_per_s);
+/* on 1: each line starts by erasing the terminal's current line (above). */
+void fd_log_set_erase(fd_log_t *l, int on);
 /* fmt is the rest of the line after msg, in logfmt (key=value ...). */
 void fd_log(const fd_log_t *l, fd_log_level_t lv, const char *msg, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PER_TURN 4096
 
@@ -21,6 +22,7 @@ typedef struct {
     int64_t nlines, cursor;
     int32_t partition;
     int paused;
+    int regular; /* a regular file: its size was known before reading */
 } file_t;
 
 struct fd_file_source {
@@ -38,6 +40,8 @@ static int load(file_t *f, const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
+    struct stat st;
+    f->regular = fstat(fileno(fp), &st) == 0 && S_ISREG(st.st_mode);
     size_t cap = 1 << 20;
     f->data = malloc(cap);
     size_t n;
@@ -128,6 +132,20 @@ static int op_exhausted(void *src) {
     for (int i = 0; i < s->nfiles; i++)
         if (s->files[i].cursor < s->files[i].nlines) return 0;
     return 1;
+}
+
+void fd_file_source_progress(const fd_file_source_t *s, fd_file_progress_t *out) {
+    memset(out, 0, sizeof *out);
+    out->sized = 1;
+    for (int i = 0; i < s->nfiles; i++) {
+        const file_t *f = &s->files[i];
+        size_t done = f->starts ? f->starts[f->cursor] : 0;
+        out->lines += f->cursor;
+        out->lines_total += f->nlines;
+        out->bytes += done < f->len ? done : f->len; /* the last line may lack its '\n' */
+        out->bytes_total += f->len;
+        out->sized &= f->regular;
+    }
 }
 
 static const fd_source_ops_t ops = {op_pause, op_seek, NULL, op_stop, op_exhausted, NULL};

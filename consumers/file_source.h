@@ -6,7 +6,9 @@
  * over the same files changes nothing, and an interrupted replay resumes.
  * Files are read whole into memory with a line index (8 bytes per line);
  * an idle handle delivers up to 4096 lines per loop turn from each
- * unpaused file. "-" reads standard input.
+ * unpaused file. "-" reads standard input (whole, before the replay starts).
+ * fd_file_source_progress() says how far the files have been delivered,
+ * for `replay`'s progress line (app/progress.c).
  */
 #ifndef FD_FILE_SOURCE_H
 #define FD_FILE_SOURCE_H
@@ -26,5 +28,18 @@ fd_file_source_t *fd_file_source_new(uv_loop_t *loop, const fd_source_cbs_t *cbs
                                      size_t errlen);
 void fd_file_source_free(fd_file_source_t *s);
 const fd_source_ops_t *fd_file_source_ops(void);
+
+/* How far the files are, summed over all of them: the position (lines up
+ * to each file's cursor, and the bytes of those lines) and the totals.
+ * sized is 1 when every input is a regular file, whose size is known before
+ * it is read; 0 when one is a pipe or a terminal (e.g. "-"), whose totals
+ * are only what happened to arrive. */
+typedef struct {
+    int64_t lines, lines_total;
+    uint64_t bytes, bytes_total;
+    int sized;
+} fd_file_progress_t;
+
+void fd_file_source_progress(const fd_file_source_t *s, fd_file_progress_t *out);
 
 #endif

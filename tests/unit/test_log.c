@@ -1,6 +1,7 @@
 /*
- * test_log.c — fd_log_repeat's per-problem rate limit, and which
- * kafka.properties reach which librdkafka client (fd_kafka_conf).
+ * test_log.c — fd_log_repeat's per-problem rate limit, the erase-line
+ * prefix (fd_log_set_erase), and which kafka.properties reach which
+ * librdkafka client (fd_kafka_conf).
  *
  * Log lines go to stderr; each case points stderr at a temporary file and
  * counts the lines written.
@@ -102,6 +103,28 @@ static void conf_value(rd_kafka_conf_t *kc, const char *name, char *out, size_t 
     assert_int_equal(rd_kafka_conf_get(kc, name, out, &n), RD_KAFKA_CONF_OK);
 }
 
+/* fd_log_set_erase: while on, each line starts by erasing the terminal's
+ * line (replay's progress line); off (the default), no escape sequence. */
+static void test_erase_line(void **state) {
+    (void)state;
+    fd_log_t l;
+    fd_log_init(&l, "info", 10);
+    capture_start();
+    fd_log(&l, FD_LOG_INFO, "plain", NULL);
+    fd_log_set_erase(&l, 1);
+    fd_log(&l, FD_LOG_INFO, "erased", "k=1");
+    fd_log_limited(&l, FD_LOG_WARN, "erased too", NULL);
+    fd_log_set_erase(&l, 0);
+    fd_log(&l, FD_LOG_INFO, "plain again", NULL);
+    const char *out = capture_end();
+    assert_int_equal(count(out, "\r\033[K"), 2);
+    assert_int_equal(strncmp(out, "ts=", 3), 0);
+    assert_non_null(strstr(out, "\n\r\033[Kts="));
+    const char *last = strstr(out, "msg=\"plain again\"");
+    assert_non_null(last);
+    assert_null(strstr(last, "\033"));
+}
+
 static void test_kafka_properties_split_by_client(void **state) {
     (void)state;
     fd_conf_t c;
@@ -143,6 +166,7 @@ int main(void) {
         cmocka_unit_test(test_repeat_once_per_key),
         cmocka_unit_test(test_repeat_counts_held_lines),
         cmocka_unit_test(test_repeat_more_keys_than_slots),
+        cmocka_unit_test(test_erase_line),
         cmocka_unit_test(test_kafka_properties_split_by_client),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
