@@ -1,7 +1,7 @@
 """
 test_script_guards.py — the scripts besides FLUSH (test_flush_guards.py)
-never fail after their first write either: the alert commit and the
-rolling snapshot. Each test plants someone else's key or a bad
+never fail after their first write either: the alert commit, the rolling
+snapshot and the leaderboards. Each test plants someone else's key or a bad
 value in the session's redis-server, drives a real funneld over the real
 broker, and checks that nothing was half written, that the error is
 reported, and that funneld goes on correctly once the key is fixed.
@@ -22,7 +22,9 @@ Claims checked:
 - snapshot: a `rev` that is not a number counts from 0 (docs/REDIS.md) and
   every window is written;
 - snapshot: a bucket with 9000 foreign integer fields is written whole
-  (HSET in chunks) instead of failing after the DEL.
+  (HSET in chunks) instead of failing after the DEL;
+- leaderboards: a snapshot's `nan` or `inf` lists its scope on no board of
+  that metric; the other boards are written, no leaderboard error.
 """
 
 import re
@@ -209,4 +211,38 @@ def test_snapshot_of_many_fields_written_whole(lctx, stack, tmp_path):
     assert h["foreign.8999"] == "8999" and h["foreign.0"] == "0"
     log = Path(fd.log_path).read_text(errors="replace")
     assert "snapshot command failed" not in log, log[-3000:]
+    assert fd.stop() == 0, fd.tail()
+
+
+# ------------------------------------------------------------------ leaderboards
+
+def test_boards_skip_non_finite_scores(lctx, stack, tmp_path):
+    now = int(time.time() * 1000)
+    r = stack.redis()
+    p = lctx.prefix
+    # two scopes of the board grouping that no snapshot tick rewrites (older
+    # than the two real scopes, snapshot_max_scopes 2), read by the boards
+    nan_s, inf_s = "product=zz,channel=nan", "product=zz,channel=inf"
+    r.cmd("ZADD", p + ":scopes", now // 1000 - 600, nan_s, now // 1000 - 600, inf_s)
+    r.cmd("HSET", "%s:r:%s:1h" % (p, nan_s), "revenue", "700", "uv_paid", "5",
+          "conversion_rate", "nan", "uv_exposed", "100")
+    r.cmd("HSET", "%s:r:%s:1h" % (p, inf_s), "revenue", "inf", "uv_paid", "3",
+          "conversion_rate", "0.25", "uv_exposed", "100")
+    topic, ends = _stream(lctx, stack, tmp_path, now)
+    fd = lctx.start(lctx.config({topic: "mixed"}, groupings=[[], ["product", "channel"]],
+                                snapshot_max_scopes=2))
+    wait_drained(r, p, lctx.group, ends, [fd], timeout=60)
+    lb = "%s:lb:product,channel:1h:" % p
+
+    def board(m):
+        raw = r.cmd("ZRANGE", lb + m, 0, -1, "WITHSCORES") or []
+        return {dec(k): float(v) for k, v in zip(raw[::2], raw[1::2])}
+    cr = wait_until("the conversion_rate board", lambda: board("conversion_rate"), 30, fd)
+    assert cr == {inf_s: 0.25}, cr
+    assert board("revenue") == {nan_s: 700.0}, board("revenue")
+    assert board("uv_paid") == {nan_s: 5.0, inf_s: 3.0}, board("uv_paid")
+    time.sleep(2)  # more ticks
+    log = Path(fd.log_path).read_text(errors="replace")
+    assert "leaderboard write failed" not in log, log[-3000:]
+    assert board("conversion_rate") == {inf_s: 0.25}
     assert fd.stop() == 0, fd.tail()
