@@ -135,7 +135,9 @@ static void after_work(uv_work_t *w, int status) {
     a->res_evals = a->res_trans = 0;
     if (a->res_error) {
         a->st.errors++;
-        fd_log(a->log, FD_LOG_WARN, "alert evaluation failed", "error=\"%s\"", a->errmsg);
+        /* a refusal repeats every round until someone fixes the key */
+        fd_log_repeat(a->log, FD_LOG_WARN, a->errmsg, "alert evaluation failed", "error=\"%s\"",
+                      a->errmsg);
     }
     if (a->res_gained)
         fd_log(a->log, FD_LOG_INFO, "alert lease acquired", "cursor=%" PRId64 " alerts=%zu",

@@ -89,6 +89,7 @@ struct fd_alerts {
     /* ---- worker-owned ---- */
     redisContext *rc;
     int leader;
+    int stale; /* a commit failed: the cache is ahead of Redis, reload it */
     int64_t cursor_s;
     alert_t *alerts;
     size_t nalerts, capalerts;

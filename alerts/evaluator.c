@@ -404,6 +404,8 @@ void fd_alert_eval_round(uv_work_t *w) {
             a->in_acked[o][0] = '\0'; /* the loop's queues start over */
             a->in_rewind[o] = 0;
         }
+    } else if (a->stale && fd_alert_store_reload(a) < 0) {
+        goto error;
     }
     int64_t to = fd_alert_store_eval_to(a, t0);
     if (!a->rc) goto error;

@@ -82,15 +82,66 @@ static const char LUA_READ[] =
 /* ARGV: lease key, id, prefix, cursor ('' = keep), stream maxlen,
  * nstates, (fp, nfields, field, value...)... (nfields 0 = delete),
  * ntransitions, (tid, fp, state, rule, json)...,
- * nsent, (output, stream id)... — all or nothing, and only for the holder. */
+ * nsent, (output, stream id)... — all or nothing, and only for the holder.
+ * Redis does not roll a script back, so the script first checks everything
+ * its writes could fail on and refuses the commit whole, before the first
+ * write, with "REFUSED <cause>; nothing written": a command the ACL user may
+ * not run (redis.acl_check_cmd, one key of each kind), the index that is not
+ * a set or the stream that is not a stream (someone else's key), a stream
+ * whose last id is the largest there is (XADD '*' could not add). Then the
+ * writes, none of which can fail: DEL before HSET, SET and PUBLISH take any
+ * key. */
 static const char LUA_COMMIT[] =
     "local lease, me, prefix = ARGV[1], ARGV[2], ARGV[3]\n"
     "if redis.call('GET', lease) ~= me then return redis.error_reply('FENCED lease lost') end\n"
     "local cursor, maxlen = ARGV[4], ARGV[5]\n"
-    "local idx = prefix .. ':alert:index'\n"
-    "local i = 6\n"
-    "local n = tonumber(ARGV[i]); i = i + 1\n"
-    "for _ = 1, n do\n"
+    "local idx, stream = prefix .. ':alert:index', prefix .. ':alerts'\n"
+    "local nst = tonumber(ARGV[6])\n"
+    "local i, sets, dels = 7, 0, 0\n"
+    "for _ = 1, nst do\n"
+    "  local nf = tonumber(ARGV[i + 1])\n"
+    "  if nf == 0 then dels = dels + 1 else sets = sets + 1 end\n"
+    "  i = i + 2 + 2 * nf\n"
+    "end\n"
+    "local ntr = tonumber(ARGV[i])\n"
+    "local nsent = tonumber(ARGV[i + 1 + 5 * ntr])\n"
+    "local function refuse(why) return redis.error_reply('REFUSED ' .. why .. '; nothing written') "
+    "end\n"
+    "local may = {}\n"
+    "if nst > 0 then may[#may + 1] = {'DEL', prefix .. ':alert:0'} end\n"
+    "if sets > 0 then\n"
+    "  may[#may + 1] = {'HSET', prefix .. ':alert:0', 'state', 'x'}\n"
+    "  may[#may + 1] = {'SADD', idx, 'x'}\n"
+    "end\n"
+    "if dels > 0 then may[#may + 1] = {'SREM', idx, 'x'} end\n"
+    "if ntr > 0 then\n"
+    "  may[#may + 1] = {'XADD', stream, 'MAXLEN', '~', maxlen, '*', 'id', 'x'}\n"
+    "  may[#may + 1] = {'PUBLISH', stream, 'x'}\n"
+    "end\n"
+    "if nsent > 0 then may[#may + 1] = {'SET', prefix .. ':alert:sent:x', 'x'} end\n"
+    "if cursor ~= '' then may[#may + 1] = {'SET', prefix .. ':alert:cursor', cursor} end\n"
+    "for _, c in ipairs(may) do\n"
+    "  if not redis.acl_check_cmd(unpack(c)) then\n"
+    "    return refuse('NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. c[2] ..\n"
+    "                  ' (docs/REDIS.md lists the ACL funneld needs)')\n"
+    "  end\n"
+    "end\n"
+    "local function kind(k, want)\n"
+    "  local t = redis.call('TYPE', k)['ok']\n"
+    "  if t ~= 'none' and t ~= want then return 'WRONGTYPE ' .. k .. ' holds a ' .. t .. ', not a "
+    "' .. want end\n"
+    "end\n"
+    "local why = nst > 0 and kind(idx, 'set')\n"
+    "if not why and ntr > 0 then why = kind(stream, 'stream') end\n"
+    "if why then return refuse(why) end\n"
+    "if ntr > 0 then\n"
+    "  local top = '18446744073709551615-18446744073709551615'\n"
+    "  if #redis.call('XRANGE', stream, top, top) > 0 then\n"
+    "    return refuse('FULL ' .. stream .. ' holds the last possible stream id')\n"
+    "  end\n"
+    "end\n"
+    "i = 7\n"
+    "for _ = 1, nst do\n"
     "  local fp, nf = ARGV[i], tonumber(ARGV[i + 1]); i = i + 2\n"
     "  local k = prefix .. ':alert:' .. fp\n"
     "  redis.call('DEL', k)\n"
@@ -102,16 +153,15 @@ static const char LUA_COMMIT[] =
     "    i = i + 2 * nf\n"
     "  end\n"
     "end\n"
-    "n = tonumber(ARGV[i]); i = i + 1\n"
-    "for _ = 1, n do\n"
-    "  redis.call('XADD', prefix .. ':alerts', 'MAXLEN', '~', maxlen, '*', 'id', ARGV[i],\n"
-    "             'fp', ARGV[i + 1], 'state', ARGV[i + 2], 'rule', ARGV[i + 3], 'json', ARGV[i + "
-    "4])\n"
-    "  redis.call('PUBLISH', prefix .. ':alerts', ARGV[i + 4])\n"
+    "i = i + 1\n"
+    "for _ = 1, ntr do\n"
+    "  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'id', ARGV[i], 'fp', ARGV[i + 1],\n"
+    "             'state', ARGV[i + 2], 'rule', ARGV[i + 3], 'json', ARGV[i + 4])\n"
+    "  redis.call('PUBLISH', stream, ARGV[i + 4])\n"
     "  i = i + 5\n"
     "end\n"
-    "n = tonumber(ARGV[i]); i = i + 1\n"
-    "for _ = 1, n do\n"
+    "i = i + 1\n"
+    "for _ = 1, nsent do\n"
     "  redis.call('SET', prefix .. ':alert:sent:' .. ARGV[i], ARGV[i + 1]); i = i + 2\n"
     "end\n"
     "if cursor ~= '' then redis.call('SET', prefix .. ':alert:cursor', cursor) end\n"
@@ -199,8 +249,8 @@ static void get_string(fd_alerts_t *a, const char *key, char *out, size_t cap) {
     if (r) freeReplyObject(r);
 }
 
-/* On gaining the lease: states, cursor and delivery cursors from Redis. */
-int fd_alert_store_load_state(fd_alerts_t *a) {
+/* The alert states and the cursor from Redis, into a fresh cache. */
+static int load_alerts(fd_alerts_t *a) {
     const fd_conf_t *c = a->conf;
     char key[512], buf[64];
     fd_alert_cache_drop(a);
@@ -244,6 +294,15 @@ int fd_alert_store_load_state(fd_alerts_t *a) {
     fd_key_alert_cursor(key, sizeof key, c->prefix);
     get_string(a, key, buf, sizeof buf);
     a->cursor_s = buf[0] ? strtoll(buf, NULL, 10) : 0;
+    return a->rc ? 0 : -1;
+}
+
+/* On gaining the lease: states, cursor and delivery cursors from Redis. */
+int fd_alert_store_load_state(fd_alerts_t *a) {
+    const fd_conf_t *c = a->conf;
+    char key[512];
+    if (load_alerts(a) < 0) return -1;
+    a->stale = 0;
     for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) {
         fd_key_alert_sent(key, sizeof key, c->prefix, fd_alert_out_name(o));
         get_string(a, key, a->persisted[o], sizeof a->persisted[o]);
@@ -251,6 +310,13 @@ int fd_alert_store_load_state(fd_alerts_t *a) {
                  a->persisted[o][0] ? a->persisted[o] : "0-0");
     }
     if (!a->rc) return -1;
+    return 0;
+}
+
+/* After a failed commit: the states and the cursor again, as committed. */
+int fd_alert_store_reload(fd_alerts_t *a) {
+    if (load_alerts(a) < 0) return -1;
+    a->stale = 0;
     return 0;
 }
 
@@ -456,7 +522,14 @@ int fd_alert_store_commit(fd_alerts_t *a, int64_t cursor) {
         a->res_trans += a->ntrans;
         if (cursor > 0) a->cursor_s = cursor;
     } else {
+        /* Refused (REFUSED ...: nothing written) or no answer: the cache
+         * holds the batch's states but Redis does not (or may not), and
+         * the batch's transitions are gone with it. The next round reloads
+         * the states and the cursor and evaluates the same steps again, so
+         * each transition is still committed once, with its state. */
         fd_alert_store_set_err(a, "alerts commit", r);
+        fd_alert_cache_drop(a);
+        a->stale = 1;
     }
     if (r) freeReplyObject(r);
 out:

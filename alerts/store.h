@@ -23,6 +23,10 @@ int fd_alert_store_connect(fd_alerts_t *a);
 /* On gaining the lease: states, cursor and delivery cursors from Redis. */
 int fd_alert_store_load_state(fd_alerts_t *a);
 
+/* After a failed commit (a->stale): the alert states and the cursor from
+ * Redis again, the delivery cursors left as they are. */
+int fd_alert_store_reload(fd_alerts_t *a);
+
 /* The last step the global watermark has passed, or INT64_MIN if unknown. */
 int64_t fd_alert_store_eval_to(fd_alerts_t *a, int64_t now);
 

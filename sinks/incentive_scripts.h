@@ -17,7 +17,10 @@
  * scopes updated since ARGV[4] (the snapshot tick's own rescan bound) from
  * `{prefix}:scopes`, keeps those whose dimension names are exactly the
  * grouping, and reads their snapshot `{prefix}:r:{scope}:{window}`. It
- * writes only while this instance holds the snapshot lease.
+ * writes only while this instance holds the snapshot lease. All three
+ * boards are ranked, and the ACL checked, before the first write, and only
+ * finite numbers become scores (ZADD refuses NaN), so nothing can fail
+ * once writing has begun.
  */
 #ifndef FD_INCENTIVE_SCRIPTS_H
 #define FD_INCENTIVE_SCRIPTS_H
@@ -57,12 +60,18 @@ static const char FD_LUA_COUPON_READ[] =
  * Order: ZREVRANGE's, score descending and ties by scope id descending
  * (bytewise); the first `size` in that order are kept.
  * revenue and uv_paid boards list scopes whose value is > 0; the
- * conversion_rate board those with a rate and uv_exposed >= min. */
+ * conversion_rate board those with a rate and uv_exposed >= min; a value
+ * that is not a finite number (nan, inf, text) lists the scope on none. */
 static const char FD_LUA_BOARDS[] =
     "local prefix, grouping, win, since = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
     "local size, minp, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]\n"
     "if redis.call('GET', ARGV[8]) ~= ARGV[9] then return -1 end\n"
     "local rows = {revenue = {}, uv_paid = {}, conversion_rate = {}}\n"
+    "-- a score ZADD takes: a finite number (tonumber('nan') is NaN, 'inf' is infinite)\n"
+    "local function fin(x)\n"
+    "  local v = tonumber(x or '')\n"
+    "  if v and v == v and v ~= math.huge and v ~= -math.huge then return v end\n"
+    "end\n"
     "local sc = redis.call('ZRANGEBYSCORE', prefix .. ':scopes', since, '+inf')\n"
     "local n = 0\n"
     "for _, s in ipairs(sc) do\n"
@@ -71,8 +80,7 @@ static const char FD_LUA_BOARDS[] =
     "                         'conversion_rate', 'uv_exposed')\n"
     "    if v[1] then\n"
     "      n = n + 1\n"
-    "      local rev, uvp, cr, uve = tonumber(v[1]), tonumber(v[2] or ''), tonumber(v[3] or ''),\n"
-    "                                tonumber(v[4] or '')\n"
+    "      local rev, uvp, cr, uve = fin(v[1]), fin(v[2]), fin(v[3]), fin(v[4])\n"
     "      if rev and rev > 0 then table.insert(rows.revenue, {rev, s}) end\n"
     "      if uvp and uvp > 0 then table.insert(rows.uv_paid, {uvp, s}) end\n"
     "      if cr and uve and uve >= minp then table.insert(rows.conversion_rate, {cr, s}) end\n"
@@ -81,13 +89,25 @@ static const char FD_LUA_BOARDS[] =
     "end\n" FD_LUA_BYTES_LT
     "local function before(a, b) return a[1] > b[1] or (a[1] == b[1] and bytes_lt(b[2], a[2])) "
     "end\n"
+    "local boards = {}\n"
     "for _, m in ipairs({'revenue', 'uv_paid', 'conversion_rate'}) do\n"
     "  local r = rows[m]\n"
     "  table.sort(r, before)\n"
-    "  local k = prefix .. ':lb:' .. grouping .. ':' .. win .. ':' .. m\n"
-    "  redis.call('DEL', k)\n"
     "  local z = {}\n"
     "  for j = 1, math.min(size, #r) do z[#z + 1] = r[j][1]; z[#z + 1] = r[j][2] end\n"
+    "  boards[#boards + 1] = {prefix .. ':lb:' .. grouping .. ':' .. win .. ':' .. m, z}\n"
+    "end\n"
+    "local k1 = boards[1][1]\n"
+    "for _, c in ipairs({{'DEL', k1}, {'ZADD', k1, '1', 'x'}, {'EXPIRE', k1, ttl}}) do\n"
+    "  if not redis.acl_check_cmd(unpack(c)) then\n"
+    "    return redis.error_reply('REFUSED NOPERM the Redis user may not run ' .. c[1] ..\n"
+    "                             ' on ' .. k1 .. ' (docs/REDIS.md lists the ACL funneld ' ..\n"
+    "                             'needs); nothing written')\n"
+    "  end\n"
+    "end\n"
+    "for _, b in ipairs(boards) do\n"
+    "  local k, z = b[1], b[2]\n"
+    "  redis.call('DEL', k)\n"
     "  for c0 = 1, #z, 1000 do\n"
     "    redis.call('ZADD', k, unpack(z, c0, math.min(c0 + 999, #z)))\n"
     "  end\n"

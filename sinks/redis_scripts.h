@@ -22,7 +22,8 @@
  * (HKEYS) before any action field is written. Nothing in it can fail once
  * writing has begun.
  * SNAPSHOT writes one scope's rolling windows (DEL + HSET in one script, so
- * a reader never mixes two windows). LEASE takes or renews a PX lease (the
+ * a reader never mixes two windows; everything it reads is checked before
+ * its first write, as in FLUSH). LEASE takes or renews a PX lease (the
  * snapshot writer's and the alert evaluator's). FD_LUA_WINDOW_BUCKETS is the
  * window arithmetic SNAPSHOT and the alert evaluator's READ share.
  */
@@ -419,9 +420,16 @@ static const char FD_LUA_FLUSH[] =
  * docs/METRICS.md). Coupon fields fold past the coupon cap like actions,
  * ranked by their window's coupon.{id}.payments.
  * Windows are summed over buckets(from, to) of FD_LUA_WINDOW_BUCKETS, exactly
- * (FD_LUA_BIGINT: a revenue past 2^53 keeps its last digit). A bucket field
- * that is not an integer stops it with an error reply naming it (windows
- * written before stay whole). A window whose buckets name more than
+ * (FD_LUA_BIGINT: a revenue past 2^53 keeps its last digit). Redis does not
+ * roll a script back, so every window is read and computed first (reads
+ * with redis.pcall) and written only after: a bucket that is not a hash, an
+ * HLL key that PFCOUNT refuses, a bucket field that is not an integer or an
+ * ACL user that may not write the snapshot stops it with an error reply
+ * "REFUSED <cause> <key>...; nothing written" (the scope's previous
+ * snapshots stay whole). A rev that is not a plain count, or a snapshot
+ * key that is not a hash, counts as 0. HSET goes in chunks of 1000 fields
+ * (Lua's unpack stops near 8000 values; foreign fields of a bucket are
+ * summed uncapped). A window whose buckets name more than
  * action_cap actions in all keeps only the actions whose sum is larger than
  * the (action_cap + 1)-th largest sum (so at most action_cap, and a tie never
  * needs names compared: Lua compares strings by Redis's LC_COLLATE) and adds
@@ -438,17 +446,33 @@ static const char FD_LUA_SNAPSHOT[] =
     "local rn0 = tonumber(ARGV[9 + 2 * nw] or '0') or 0\n"
     "local coupon_cap = tonumber(ARGV[10 + 2 * nw + 2 * rn0] or '1000')\n"
     "local xi = 11 + 2 * nw + 2 * rn0\n" FD_LUA_WINDOW_BUCKETS FD_LUA_UV_SPAN FD_LUA_BIGINT
+    "local function refuse(why) return redis.error_reply('REFUSED ' .. why .. '; nothing written') "
+    "end\n"
+    "local function pfcount(ks)\n"
+    "  if #ks == 0 then return 0 end\n"
+    "  local n = redis.pcall('PFCOUNT', unpack(ks))\n"
+    "  if type(n) ~= 'table' then return n end\n"
+    "  for _, k in ipairs(ks) do -- name the key\n"
+    "    local e = redis.pcall('PFCOUNT', k)\n"
+    "    if type(e) == 'table' then return nil, 'WRONGTYPE ' .. k .. ': ' .. tostring(e.err) end\n"
+    "  end\n"
+    "  return nil, 'WRONGTYPE ' .. ks[1] .. ' ...: ' .. tostring(n.err)\n"
+    "end\n"
+    "local out = {}\n"
     "for w = 0, nw - 1 do\n"
     "  local name, secs = ARGV[8 + 2 * w], tonumber(ARGV[9 + 2 * w])\n"
     "  local from = to - secs\n"
     "  local b = buckets(from, to)\n"
     "  local sums, ex, it, pd = {}, {}, {}, {}\n"
     "  for _, s in ipairs(b) do\n"
-    "    local kv = redis.call('HGETALL', prefix .. ':c:' .. scope .. ':' .. s)\n"
+    "    local bk = prefix .. ':c:' .. scope .. ':' .. s\n"
+    "    local kv = redis.pcall('HGETALL', bk)\n"
+    "    if kv.err then return refuse('WRONGTYPE ' .. bk .. ': ' .. kv.err) end\n"
     "    for j = 1, #kv, 2 do\n"
     "      local v = big(kv[j + 1])\n"
-    "      if not v then return redis.error_reply('NOTINT ' .. kv[j] .. ' in bucket ' .. s .. ' of "
-    "' .. scope) end\n"
+    "      if not v then\n"
+    "        return refuse('NOTINT ' .. kv[j] .. ' in bucket ' .. s .. ' of ' .. scope)\n"
+    "      end\n"
     "      sums[kv[j]] = add(sums[kv[j]] or {0, 0}, v)\n"
     "    end\n"
     "  end\n"
@@ -496,11 +520,15 @@ static const char FD_LUA_SNAPSHOT[] =
     "      end\n"
     "    end\n"
     "  end\n"
-    "  local uve = #ex > 0 and redis.call('PFCOUNT', unpack(ex)) or 0\n"
-    "  local uvi = #it > 0 and redis.call('PFCOUNT', unpack(it)) or 0\n"
-    "  local uvp = #pd > 0 and redis.call('PFCOUNT', unpack(pd)) or 0\n"
+    "  local uve, e1 = pfcount(ex)\n"
+    "  local uvi, e2 = pfcount(it)\n"
+    "  local uvp, e3 = pfcount(pd)\n"
+    "  if not (uve and uvi and uvp) then return refuse(e1 or e2 or e3) end\n"
     "  local rk = prefix .. ':r:' .. scope .. ':' .. name\n"
-    "  local rev = tonumber(redis.call('HGET', rk, 'rev') or '0') + 1\n"
+    "  -- a rev that is not a plain count (or a key that is not a hash) counts from 0\n"
+    "  local r0 = redis.pcall('HGET', rk, 'rev')\n"
+    "  local rev = (type(r0) == 'string' and string.find(r0, '^%d+$') and #r0 <= 15 and "
+    "tonumber(r0) or 0) + 1\n"
     "  local f = {'exposures', '0', 'interactions', '0', 'payments', '0', 'refunds', '0',\n"
     "             'revenue', '0', 'late', '0'}\n"
     "  local idx = {exposures = 2, interactions = 4, payments = 6, refunds = 8, revenue = 10, late "
@@ -526,8 +554,20 @@ static const char FD_LUA_SNAPSHOT[] =
     "  f[#f + 1] = 'watermark'; f[#f + 1] = wm\n"
     "  f[#f + 1] = 'updated_at'; f[#f + 1] = now\n"
     "  f[#f + 1] = 'rev'; f[#f + 1] = num(rev)\n" FD_LUA_SNAPSHOT_RETENTION
+    "  out[#out + 1] = {rk, f}\n"
+    "end\n"
+    "local k1 = out[1] and out[1][1]\n"
+    "for _, c in ipairs(k1 and {{'DEL', k1}, {'HSET', k1, 'rev', '1'}, {'EXPIRE', k1, ttl}} or {}) "
+    "do\n"
+    "  if not redis.acl_check_cmd(unpack(c)) then\n"
+    "    return refuse('NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k1 ..\n"
+    "                  ' (docs/REDIS.md lists the ACL funneld needs)')\n"
+    "  end\n"
+    "end\n"
+    "for _, o in ipairs(out) do\n"
+    "  local rk, f = o[1], o[2]\n"
     "  redis.call('DEL', rk)\n"
-    "  redis.call('HSET', rk, unpack(f))\n"
+    "  for c0 = 1, #f, 2000 do redis.call('HSET', rk, unpack(f, c0, math.min(c0 + 1999, #f))) end\n"
     "  redis.call('EXPIRE', rk, ttl)\n"
     "end\n"
     "return nw\n";

@@ -186,6 +186,17 @@ static void log_error_reply(fd_redis_sink_t *s, const char *what, const redisRep
                (int)(rep->len > 1000 ? 1000 : rep->len), rep->str);
 }
 
+/* log_error_reply for a script refused again every tick until someone fixes
+ * the key it names (a snapshot, a leaderboard): once per FD_LOG_REPEAT_MS
+ * per error text. */
+static void log_repeated_error(fd_redis_sink_t *s, const char *what, const redisReply *rep) {
+    if (!rep || rep->type != REDIS_REPLY_ERROR) return;
+    char key[1024];
+    snprintf(key, sizeof key, "%s|%.*s", what, (int)(rep->len > 1000 ? 1000 : rep->len), rep->str);
+    fd_log_repeat(s->log, FD_LOG_ERROR, key, what, "error=\"%.*s\"",
+                  (int)(rep->len > 1000 ? 1000 : rep->len), rep->str);
+}
+
 /* ---- connection setup ---------------------------------------------------- */
 
 static void setup_reply(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -401,7 +412,7 @@ static void flush_reply(redisAsyncContext *ac, void *reply, void *privdata) {
 static void ignore_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
-    log_error_reply(s, "snapshot command failed", reply);
+    log_repeated_error(s, "snapshot command failed", reply);
     free(r);
 }
 
@@ -1433,7 +1444,7 @@ static int snap_coupon_fields(fd_redis_sink_t *s, size_t j, int w, const char **
 static void boards_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     req_t *r = privdata;
     fd_redis_sink_t *s = reply_begin(r);
-    log_error_reply(s, "leaderboard write failed", reply);
+    log_repeated_error(s, "leaderboard write failed", reply);
     free(r);
 }
 
