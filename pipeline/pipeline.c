@@ -38,10 +38,13 @@
 enum { ST_IDLE = 0, ST_WAIT_DLQ, ST_INFLIGHT };
 
 /* What a batch's messages add to the process totals (accepted, late,
- * rejected by reason). Kept with the batch and added when the flush that
- * stores their offsets succeeds, so a message read again after a resync
- * (a failed flush or dead-letter write, Redis down, fencing) is counted
- * once, not once per reading. */
+ * rejected by reason). Kept with the batch, then with its flush's callback
+ * context, and added when that flush succeeds — also when the partition
+ * resynced while it was on its way: the fence let it through, so its
+ * messages are not read again. A message read again after a resync (a
+ * failed flush or dead-letter write, Redis down, fencing) is thus counted
+ * once, not once per reading. A flush whose reply is lost (the connection
+ * dropped while its script ran) is not counted even if it was applied. */
 typedef struct {
     uint64_t accepted, late, rejects[FD_R__COUNT];
 } tally_t;
@@ -205,14 +208,16 @@ static void drop_state(part_t *x) {
     fd_batch_reset(x->sealed);
 }
 
-/* What a Redis or DLQ callback needs to find its partition again. */
+/* What a Redis callback needs to find its partition again (and, for a
+ * flush, what its batch adds to the totals). */
 typedef struct {
     fd_pipeline_t *p;
     uint64_t tok;
+    tally_t tally;
 } cbctx_t;
 
-static void *ctx_new(fd_pipeline_t *p, uint64_t tok) {
-    cbctx_t *c = malloc(sizeof(*c));
+static cbctx_t *ctx_new(fd_pipeline_t *p, uint64_t tok) {
+    cbctx_t *c = calloc(1, sizeof(*c));
     if (c) {
         c->p = p;
         c->tok = tok;
@@ -306,6 +311,11 @@ static void flush_done(void *ud, int status) {
     cbctx_t *c = ud;
     fd_pipeline_t *p = c->p;
     part_t *x = ctx_part(p, c->tok);
+    if (status == FD_SINK_OK) { /* applied, whatever became of the partition since */
+        p->accepted += c->tally.accepted;
+        p->late += c->tally.late;
+        for (int i = 0; i < FD_R__COUNT; i++) p->rejects[i] += c->tally.rejects[i];
+    }
     free(c);
     if (!x || x->state != ST_INFLIGHT) return;
     if (status == FD_SINK_OK) {
@@ -313,10 +323,6 @@ static void flush_done(void *ud, int status) {
         x->stored = x->flushed_pos = x->sealed_next;
         x->state = ST_IDLE;
         p->flushes++;
-        p->accepted += x->sealed_tally.accepted;
-        p->late += x->sealed_tally.late;
-        for (int i = 0; i < FD_R__COUNT; i++) p->rejects[i] += x->sealed_tally.rejects[i];
-        memset(&x->sealed_tally, 0, sizeof x->sealed_tally);
         double secs = (double)(uv_hrtime() - x->flush_sent_ns) / 1e9;
         fd_flush_hist_observe(p->flush_hist, secs);
         p->flush_sum_s += secs;
@@ -354,7 +360,9 @@ static void halt(fd_pipeline_t *p, part_t *x) {
 }
 
 static void send_sealed(fd_pipeline_t *p, part_t *x) {
-    void *c = ctx_new(p, make_token(part_index(p, x), x->gen, 0));
+    cbctx_t *c = ctx_new(p, make_token(part_index(p, x), x->gen, 0));
+    if (c) c->tally = x->sealed_tally;
+    memset(&x->sealed_tally, 0, sizeof x->sealed_tally);
     int rc = c ? p->sink_ops->flush(p->sink, x->field, x->stored, x->sealed_next, x->sealed_max_ts,
                                     x->sealed, flush_done, c)
                : -ENOMEM;

@@ -468,6 +468,32 @@ static void test_counted_once_across_resyncs(void **state) {
     invariant(f);
 }
 
+/* A flush that succeeds after its partition resynced (a later message's
+ * dead letter failed while it was on its way) was applied, and its
+ * messages are not read again: they count, once. */
+static void test_stale_success_counted(void **state) {
+    fx_t *f = *state;
+    assign(f, 0);
+    msg(f, 0, 0, 1);
+    round_(f); /* its flush is on its way */
+    f->dlq.send_rc = -ENOBUFS;
+    msg(f, 0, 1, 0); /* rejected, its dead letter fails at once: resync */
+    assert_resyncs(f, 1);
+    complete_flush(&f->sink, FD_SINK_OK); /* stale for the partition, applied in Redis */
+    complete_read(&f->sink, FD_SINK_OK); /* offset 1: offset 0 is not read again */
+    f->dlq.send_rc = 0;
+    msg(f, 0, 1, 0);
+    round_(f);
+    ack_dlq(f->p, &f->dlq, f->dlq.n - 1, 0);
+    complete_flush(&f->sink, FD_SINK_OK);
+    fd_pipeline_stats_t st;
+    fd_pipeline_stats(f->p, &st);
+    assert_int_equal(st.accepted, 1);
+    assert_int_equal(st.rejects[FD_R_INVALID_JSON], 1);
+    assert_int_equal(f->src.committed[0], 2);
+    invariant(f);
+}
+
 static void test_stale_dlq_ack_after_resync(void **state) {
     fx_t *f = *state;
     one_sealed(f, 0);
@@ -616,6 +642,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_seal_waits_for_dlq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_failure_resyncs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_counted_once_across_resyncs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_success_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_dlq_ack_after_resync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_flush_after_reseal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_batch_pauses_while_inflight, setup, teardown),
