@@ -66,7 +66,8 @@
   var $ = function (id) { return document.getElementById(id); };
   var S = { scope: Q.get('scope') || 'all', window: Q.get('window') || '', hours: +(Q.get('hours') || 1),
             windows: [], points: {}, snap: null, es: null, lastSide: 0, scopes: [] };
-  if (!(S.hours >= 1 && S.hours <= 24)) S.hours = 1;
+  /* whole hours only: the stream takes whole minutes (?hours=1.01 would ask for 60.6 and be refused) */
+  if (!(S.hours >= 1 && S.hours <= 24 && S.hours === Math.floor(S.hours))) S.hours = 1;
   window.__fdLoadedAt = Date.now(); /* the browser test checks no reload happened */
   /* `update` events handled and the latest one's data: the browser test
    * tells numbers moved by an update from a reconnect's fresh `state` */

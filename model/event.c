@@ -36,6 +36,7 @@
 #include "model/event.h"
 #include "model/cohort.h"
 #include "base/hex.h"
+#include "base/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -266,23 +267,10 @@ static const uchar *scan_string(const uchar *p, const uchar *end, int *esc) {
             continue;
         }
         if (c < 0x20) return NULL;
-        /* Multi-byte UTF-8, Unicode Table 3-7 (no overlongs, no surrogates,
-         * nothing above U+10FFFF). */
-        if (c >= 0xC2 && c <= 0xDF) {
-            if (end - p < 2 || (p[1] & 0xC0) != 0x80) return NULL;
-            p += 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return NULL;
-            if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F)) return NULL;
-            p += 3;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
-                return NULL;
-            if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F)) return NULL;
-            p += 4;
-        } else {
-            return NULL; /* 0x80..0xC1 lead, 0xF5..0xFF */
-        }
+        /* multi-byte UTF-8 (base/utf8.h) */
+        int k = fd_utf8_len(p, end);
+        if (k < 2) return NULL;
+        p += k;
     }
 }
 

@@ -61,6 +61,7 @@
 #include "base/clock.h"
 #include "base/duration.h"
 #include "base/kafka.h"
+#include "base/utf8.h"
 
 #define WEB_MAX_POINTS 1500 /* points of one series answer */
 #define WEB_MAX_LIST 1000 /* scopes per page, leaderboard rows */
@@ -149,6 +150,14 @@ static cJSON *value_json(const char *s) {
     double d = strtod(s, &end);
     if (*end == 0 && strlen(s) < 20) return cJSON_CreateNumber(d);
     return cJSON_CreateString(s);
+}
+
+/* A rate as docs/API.md promises it: rounded to 6 decimals (as the
+ * snapshot script's string.format('%.6f') does). */
+static double rate6(double v) {
+    char b[64];
+    snprintf(b, sizeof b, "%.6f", v);
+    return strtod(b, NULL);
 }
 
 static cJSON *hash_json(const redisReply *r) {
@@ -329,26 +338,45 @@ static const char *const COUNTERS[] = {"exposures", "interactions", "payments",
 #define NCOUNTERS 6
 static const char *const STEPS[] = {"exposed", "interacted", "paid"};
 
+static int32_t day_label(fd_web_t *w, int64_t t) {
+    pthread_mutex_lock(&w->cal_mu);
+    int32_t d = fd_daycal_label(w->cal, t * 1000);
+    pthread_mutex_unlock(&w->cal_mu);
+    return d;
+}
+
+/* The first second of day d (YYYYMMDD labels grow with time), given lo in
+ * an earlier day and hi in d. */
+static int64_t day_start(fd_web_t *w, int64_t lo, int64_t hi, int32_t d) {
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (day_label(w, mid) >= d) hi = mid;
+        else lo = mid;
+    }
+    return hi;
+}
+
 /* Bucket label and start of every bucket of gran in [from, to] (epoch s);
- * returns how many, at most cap (more: cap + 1). */
+ * returns how many, at most cap (more: cap + 1). A d1 bucket starts at its
+ * local midnight in time_zone, whatever from is. */
 static int buckets(fd_web_t *w, fd_gran_t g, int64_t from, int64_t to, char (*lab)[24],
                    int64_t *start, int cap) {
     int n = 0;
     if (g == FD_GRAN_D1) { /* hour steps meet every calendar day, DST or not */
         int32_t last = 0;
+        int64_t prev = from - 27 * 3600; /* a day is at most 25 h: an earlier day */
         for (int64_t t = from;; t += 3600) {
             if (t > to) t = to;
-            pthread_mutex_lock(&w->cal_mu);
-            int32_t d = fd_daycal_label(w->cal, t * 1000);
-            pthread_mutex_unlock(&w->cal_mu);
+            int32_t d = day_label(w, t);
             if (d != last) {
                 if (n < cap) {
                     snprintf(lab[n], 24, "%" PRId32, d);
-                    start[n] = t;
+                    start[n] = day_start(w, prev, t, d);
                 }
                 n++;
                 last = d;
             }
+            prev = t;
             if (t == to || n > cap) break;
         }
         return n;
@@ -718,7 +746,7 @@ static enum MHD_Result api_series(fd_web_t *w, struct MHD_Connection *conn, redi
         } else {
             const cJSON *dv = cJSON_GetObjectItem(p, den);
             double dd = cJSON_GetNumberValue(dv), nn = cJSON_GetNumberValue(nv);
-            if (dd > 0) cJSON_AddNumberToObject(q, "value", nn / dd);
+            if (dd > 0) cJSON_AddNumberToObject(q, "value", rate6(nn / dd));
             else cJSON_AddNullToObject(q, "value");
             cJSON_AddItemToObject(q, "numerator", cJSON_Duplicate(nv, 1));
             cJSON_AddItemToObject(q, "denominator", cJSON_Duplicate(dv, 1));
@@ -1367,13 +1395,18 @@ static enum MHD_Result serve_file(fd_web_t *w, struct MHD_Connection *conn, cons
         if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_') ||
             (p[0] == '.' && p[1] == '.'))
             return send_error(conn, 404, "not_found", "no such page");
+    if (name[0] == '.') /* ".", hidden files: never the folder itself */
+        return send_error(conn, 404, "not_found", "no such page");
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", w->dir, name);
     FILE *fp = fopen(path, "rb");
     if (!fp) return send_error(conn, 404, "not_found", "no such page");
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return send_error(conn, 404, "not_found", "no such page");
+    }
+    long n = (long)st.st_size;
     char *body = n >= 0 && n < 64L * 1024 * 1024 ? malloc((size_t)n + 1) : NULL;
     if (!body || fread(body, 1, (size_t)n, fp) != (size_t)n) {
         fclose(fp);
@@ -1495,10 +1528,38 @@ static enum MHD_Result job_answer(fd_web_t *w, struct MHD_Connection *conn, void
 
 /* ---- routing ------------------------------------------------------------------------ */
 
+/* Well-formed UTF-8 without a NUL (which would cut the C string short). */
+static int utf8_text(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        int k = *p ? fd_utf8_len(p, end) : 0;
+        if (!k) return 0;
+        p += k;
+    }
+    return 1;
+}
+
+/* The first query parameter that is not UTF-8 text: its name, or "" when
+ * the name itself is not (kept in *(const char **)cls). */
+static enum MHD_Result arg_text(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size) {
+    (void)kind;
+    const char **bad = cls;
+    if (!utf8_text(key, key_size)) *bad = "";
+    else if (value && !utf8_text(value, value_size)) *bad = key;
+    return *bad ? MHD_NO : MHD_YES;
+}
+
 static int route(void *ud, struct MHD_Connection *conn, const char *url, void **state) {
     fd_web_t *w = ud;
     if (*state) return job_answer(w, conn, state);
     if (strncmp(url, "/api/", 5) != 0) return serve_file(w, conn, url);
+    /* parameters are echoed into JSON (UTF-8) and read as C strings */
+    const char *bad = NULL;
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, arg_text, &bad);
+    if (bad)
+        return send_error(conn, 400, "bad_parameter", "%s: not UTF-8 text (or holds a NUL)",
+                          bad[0] ? bad : "a parameter name");
     if (!authorized(w, conn))
         return send_error(conn, 401, "unauthorized", "a valid bearer token is required");
     if (!strcmp(url, "/api/v1") || !strcmp(url, "/api/v1/")) return api_index(w, conn);

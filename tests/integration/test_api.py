@@ -78,8 +78,17 @@ def test_series_match_oracle(web):
         num = len(users.get("%s%d:paid" % (uh, p["t"]), ()))
         assert abs(p["denominator"] - den) <= hll_tolerance(den)
         assert abs(p["numerator"] - num) <= hll_tolerance(num)
+        # rates are rounded to 6 decimals (docs/API.md), as in the snapshots
         assert p["value"] == (None if p["denominator"] == 0 else
-                              pytest.approx(p["numerator"] / p["denominator"]))
+                              float("%.6f" % (p["numerator"] / p["denominator"])))
+    # a rate whose ratio has more than 6 decimals is rounded
+    st, s = get(web.port, "/api/v1/series?scope=all&metric=interaction_rate&gran=h1&from=%d&to=%d"
+                % (frm - 86400, to))
+    rated = [p for p in s["points"] if p["denominator"]]
+    assert any(p["numerator"] / p["denominator"] != float("%.6f" % (p["numerator"] / p["denominator"]))
+               for p in rated), "no ratio past 6 decimals: the check below proves nothing"
+    for p in rated:
+        assert p["value"] == float("%.6f" % (p["numerator"] / p["denominator"])), p
     # h1 and d1: the oracle's hour and day buckets
     for gran in ("h1", "d1"):
         gh = "ORACLEPFX:c:%s:%s:" % (scope, gran)
@@ -90,6 +99,57 @@ def test_series_match_oracle(web):
         assert st == 200, s
         got = {p["bucket"]: p["value"] for p in s["points"]}
         assert {b: v for b, v in got.items() if v} == want, gran
+
+
+def test_series_d1_points_start_at_local_midnight(web):
+    """A d1 point's t is its day's start, local midnight in time_zone (the
+    harness's is the default, Asia/Shanghai), whatever `from` is — as an m1
+    or h1 point's t is its bucket's start. It was `from` itself for the
+    first day."""
+    import datetime
+    from zoneinfo import ZoneInfo
+    tz = ZoneInfo("Asia/Shanghai")
+    to = int(time.time())
+    seen = {}
+    for frm in (to - 3 * 86400, to - 3 * 86400 + 2800, to - 2 * 86400 - 7):
+        st, s = get(web.port, "/api/v1/series?scope=all&metric=exposures&gran=d1&from=%d&to=%d"
+                    % (frm, to))
+        assert st == 200, s
+        assert s["points"][0]["t"] <= frm, s["points"][0]
+        for p in s["points"]:
+            local = datetime.datetime.fromtimestamp(p["t"], tz)
+            assert (local.hour, local.minute, local.second) == (0, 0, 0), (frm, p)
+            assert local.strftime("%Y%m%d") == p["bucket"], (frm, p)
+            assert seen.setdefault(p["bucket"], p["t"]) == p["t"], (frm, p)
+    assert len(seen) >= 3
+
+
+def test_parameters_must_be_utf8_text(web):
+    """Parameters are echoed into JSON (UTF-8) and read as C strings: one
+    that is not UTF-8 text, or holds a NUL, is 400 naming it — not an answer
+    with raw bytes in its JSON, nor a value cut short at the NUL."""
+    for path, word in (("/api/v1/series?scope=%ff%fe", "scope"),
+                       ("/api/v1/snapshots?scope=all%00x", "scope"),
+                       ("/api/v1/scopes?q=%c0%af", "q"),
+                       ("/api/v1/scopes?%ff=1", "parameter name")):
+        st, body = get(web.port, path)
+        assert st == 400 and body["error"]["code"] == "bad_parameter", (path, st, body)
+        assert word in body["error"]["message"], (path, body)
+    st, body = get(web.port, "/api/v1/snapshots?scope=" + q("all") + "&x=" + q("中文"))
+    assert st == 200, body  # well-formed UTF-8 passes
+
+
+def test_screen_files_are_regular_files_only(web):
+    """"." names the screen's folder itself: 404 like any name that is not a
+    file there, never 500."""
+    import http.client
+    for path in ("/.", "/%2e", "/.hidden", "/nosuch.js"):
+        c = http.client.HTTPConnection("127.0.0.1", web.port, timeout=scaled(10))
+        c.request("GET", path)
+        resp = c.getresponse()
+        body = json.loads(resp.read().decode())
+        c.close()
+        assert resp.status == 404 and body["error"]["code"] == "not_found", (path, resp.status, body)
 
 
 def test_breakdown_leaderboards_alerts_freshness(web):

@@ -155,6 +155,19 @@ def test_screen_live(web, browser):
     print("screenshot", p)
 
 
+
+def test_screen_fractional_hours_fall_back_to_one(web, browser):
+    """?hours=1.01 is no whole number of hours: the screen shows 1 h, as for
+    any hour count it cannot use, instead of asking the stream for 60.6
+    minutes — a 400 it reconnected to forever, never live."""
+    d = browser
+    d.get("about:blank")  # the previous test's page stops; its messages are not ours
+    d.get_log("browser")
+    d.get("http://127.0.0.1:%d/?scope=product%%3Dp1&window=1h&hours=1.01&lang=en" % web.port)
+    wait_until("the page live", lambda: live(d), 30, web.run)
+    assert console_errors(d) == []
+
+
 def test_screen_big_mode_and_serve(web, browser):
     d = browser
     s = web.serve()
