@@ -94,6 +94,7 @@ static const char LUA_READ[] =
 static const char LUA_COMMIT[] =
     "local lease, me, prefix = ARGV[1], ARGV[2], ARGV[3]\n"
     "if redis.call('GET', lease) ~= me then return redis.error_reply('FENCED lease lost') end\n"
+    FD_LUA_ACL_DENIED
     "local cursor, maxlen = ARGV[4], ARGV[5]\n"
     "local idx, stream = prefix .. ':alert:index', prefix .. ':alerts'\n"
     "local nst = tonumber(ARGV[6])\n"
@@ -120,12 +121,8 @@ static const char LUA_COMMIT[] =
     "end\n"
     "if nsent > 0 then may[#may + 1] = {'SET', prefix .. ':alert:sent:x', 'x'} end\n"
     "if cursor ~= '' then may[#may + 1] = {'SET', prefix .. ':alert:cursor', cursor} end\n"
-    "for _, c in ipairs(may) do\n"
-    "  if not redis.acl_check_cmd(unpack(c)) then\n"
-    "    return refuse('NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. c[2] ..\n"
-    "                  ' (docs/REDIS.md lists the ACL funneld needs)')\n"
-    "  end\n"
-    "end\n"
+    "local denied = acl_denied(may)\n"
+    "if denied then return refuse(denied) end\n"
     "local function kind(k, want)\n"
     "  local t = redis.call('TYPE', k)['ok']\n"
     "  if t ~= 'none' and t ~= want then return 'WRONGTYPE ' .. k .. ' holds a ' .. t .. ', not a "
@@ -297,12 +294,18 @@ static int load_alerts(fd_alerts_t *a) {
     return a->rc ? 0 : -1;
 }
 
+/* After a failed commit: the states and the cursor again, as committed. */
+int fd_alert_store_reload(fd_alerts_t *a) {
+    if (load_alerts(a) < 0) return -1;
+    a->stale = 0;
+    return 0;
+}
+
 /* On gaining the lease: states, cursor and delivery cursors from Redis. */
 int fd_alert_store_load_state(fd_alerts_t *a) {
     const fd_conf_t *c = a->conf;
     char key[512];
-    if (load_alerts(a) < 0) return -1;
-    a->stale = 0;
+    if (fd_alert_store_reload(a) < 0) return -1;
     for (int o = 0; o < FD_ALERT_OUT__COUNT; o++) {
         fd_key_alert_sent(key, sizeof key, c->prefix, fd_alert_out_name(o));
         get_string(a, key, a->persisted[o], sizeof a->persisted[o]);
@@ -310,13 +313,6 @@ int fd_alert_store_load_state(fd_alerts_t *a) {
                  a->persisted[o][0] ? a->persisted[o] : "0-0");
     }
     if (!a->rc) return -1;
-    return 0;
-}
-
-/* After a failed commit: the states and the cursor again, as committed. */
-int fd_alert_store_reload(fd_alerts_t *a) {
-    if (load_alerts(a) < 0) return -1;
-    a->stale = 0;
     return 0;
 }
 

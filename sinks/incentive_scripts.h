@@ -64,7 +64,7 @@ static const char FD_LUA_COUPON_READ[] =
  * that is not a finite number (nan, inf, text) lists the scope on none. */
 static const char FD_LUA_BOARDS[] =
     "local prefix, grouping, win, since = ARGV[1], ARGV[2], ARGV[3], ARGV[4]\n"
-    "local size, minp, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]\n"
+    "local size, minp, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]\n" FD_LUA_ACL_DENIED
     "if redis.call('GET', ARGV[8]) ~= ARGV[9] then return -1 end\n"
     "local rows = {revenue = {}, uv_paid = {}, conversion_rate = {}}\n"
     "-- a score ZADD takes: a finite number (tonumber('nan') is NaN, 'inf' is infinite)\n"
@@ -98,13 +98,8 @@ static const char FD_LUA_BOARDS[] =
     "  boards[#boards + 1] = {prefix .. ':lb:' .. grouping .. ':' .. win .. ':' .. m, z}\n"
     "end\n"
     "local k1 = boards[1][1]\n"
-    "for _, c in ipairs({{'DEL', k1}, {'ZADD', k1, '1', 'x'}, {'EXPIRE', k1, ttl}}) do\n"
-    "  if not redis.acl_check_cmd(unpack(c)) then\n"
-    "    return redis.error_reply('REFUSED NOPERM the Redis user may not run ' .. c[1] ..\n"
-    "                             ' on ' .. k1 .. ' (docs/REDIS.md lists the ACL funneld ' ..\n"
-    "                             'needs); nothing written')\n"
-    "  end\n"
-    "end\n"
+    "local denied = acl_denied({{'DEL', k1}, {'ZADD', k1, '1', 'x'}, {'EXPIRE', k1, ttl}})\n"
+    "if denied then return redis.error_reply('REFUSED ' .. denied .. '; nothing written') end\n"
     "for _, b in ipairs(boards) do\n"
     "  local k, z = b[1], b[2]\n"
     "  redis.call('DEL', k)\n"

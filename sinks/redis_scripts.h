@@ -30,6 +30,7 @@
 #ifndef FD_REDIS_SCRIPTS_H
 #define FD_REDIS_SCRIPTS_H
 
+#include "sinks/redis_lua.h"
 #include "sinks/redis_users_lua.h"
 
 /* Lua shared by the snapshot and alert scripts. buckets(from, to) lists the
@@ -166,7 +167,8 @@ static const char FD_LUA_FLUSH[] =
     "local dedup_ttl, action_cap = ARGV[13], tonumber(ARGV[14])\n"
     "local function ttl_c(b) return ttl[string.match(b, ':(%a%d):[^:]*$')] end\n"
     "local other_f = 'interactions.__other__'\n" FD_LUA_BIGINT
-    "local L = 9007199254740992\n" FD_LUA_COUPON_FIELD FD_LUA_USERS "local function check()\n"
+    "local L = 9007199254740992\n" FD_LUA_ACL_DENIED FD_LUA_COUPON_FIELD FD_LUA_USERS
+    "local function check()\n"
     "  local acl, vals, hlls, dup = {}, {}, {}, {}\n"
     "  local function may(kind, cmd, k, ...)\n"
     "    if acl[kind .. cmd] then return nil end\n"
@@ -240,11 +242,13 @@ static const char FD_LUA_FLUSH[] =
     "  local function hll_check(k)\n"
     "    if hlls[k] then return nil end\n"
     "    hlls[k] = true\n"
-    "    local e = may('u', 'PFADD', k, 'x') or may('u', 'EXPIRE', k, '1') or may('u', 'PFCOUNT', k)\n"
+    "    local e = may('u', 'PFADD', k, 'x') or may('u', 'EXPIRE', k, '1') or may('u', 'PFCOUNT', "
+    "k)\n"
     "    if e then return e end\n"
     "    local r = redis.pcall('PFCOUNT', k, k)\n"
     "    if type(r) == 'table' and r.err then\n"
-    "      local code = string.sub(r.err, 1, 11) == 'INVALIDOBJ ' and 'INVALIDOBJ ' or 'WRONGTYPE '\n"
+    "      local code = string.sub(r.err, 1, 11) == 'INVALIDOBJ ' and 'INVALIDOBJ ' or 'WRONGTYPE "
+    "'\n"
     "      return code .. k .. ': ' .. r.err\n"
     "    end\n"
     "  end\n"
@@ -446,6 +450,7 @@ static const char FD_LUA_SNAPSHOT[] =
     "local rn0 = tonumber(ARGV[9 + 2 * nw] or '0') or 0\n"
     "local coupon_cap = tonumber(ARGV[10 + 2 * nw + 2 * rn0] or '1000')\n"
     "local xi = 11 + 2 * nw + 2 * rn0\n" FD_LUA_WINDOW_BUCKETS FD_LUA_UV_SPAN FD_LUA_BIGINT
+        FD_LUA_ACL_DENIED
     "local function refuse(why) return redis.error_reply('REFUSED ' .. why .. '; nothing written') "
     "end\n"
     "local function pfcount(ks)\n"
@@ -557,13 +562,9 @@ static const char FD_LUA_SNAPSHOT[] =
     "  out[#out + 1] = {rk, f}\n"
     "end\n"
     "local k1 = out[1] and out[1][1]\n"
-    "for _, c in ipairs(k1 and {{'DEL', k1}, {'HSET', k1, 'rev', '1'}, {'EXPIRE', k1, ttl}} or {}) "
-    "do\n"
-    "  if not redis.acl_check_cmd(unpack(c)) then\n"
-    "    return refuse('NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k1 ..\n"
-    "                  ' (docs/REDIS.md lists the ACL funneld needs)')\n"
-    "  end\n"
-    "end\n"
+    "local denied = k1 and acl_denied({{'DEL', k1}, {'HSET', k1, 'rev', '1'}, {'EXPIRE', k1, "
+    "ttl}})\n"
+    "if denied then return refuse(denied) end\n"
     "for _, o in ipairs(out) do\n"
     "  local rk, f = o[1], o[2]\n"
     "  redis.call('DEL', rk)\n"

@@ -44,6 +44,7 @@
     "  return #a < #b\n" \
     "end\n"
 
+/* Needs FD_LUA_ACL_DENIED (sinks/redis_lua.h) before it. */
 #define FD_LUA_USERS \
     "local U = nil\n" FD_LUA_BYTES_LT \
     "-- tuples: numbers by value, strings bytewise (Lua's < on strings follows the locale)\n" \
@@ -229,13 +230,9 @@
     "  end\n" \
     "  local uk0 = uorder[1]\n" \
     "  local ck = prefix .. ':mkt:conf'\n" \
-    "  for _, c in ipairs({{'GET', uk0}, {'SET', uk0, 'v', 'EX', '1'}, {'GET', ck}, {'SET', ck, " \
-    "'v'}}) do\n" \
-    "    if not redis.acl_check_cmd(unpack(c)) then\n" \
-    "      return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. c[2] .. ' " \
-    "(docs/REDIS.md lists the ACL funneld needs)'\n" \
-    "    end\n" \
-    "  end\n" \
+    "  local denied = acl_denied({{'GET', uk0}, {'SET', uk0, 'v', 'EX', '1'}, {'GET', ck}, " \
+    "{'SET', ck, 'v'}})\n" \
+    "  if denied then return denied end\n" \
     "  -- the states and counters were built with the stored settings: other\n" \
     "  -- settings would subtract contributions that were never added\n" \
     "  local sk, sd = {}, {}\n" \
@@ -321,13 +318,9 @@
     "    if not kinds[kind] then\n" \
     "      kinds[kind] = true\n" \
     "      local f1 = fs[1] or 'cohort_size'\n" \
-    "      for _, c in ipairs({{'HMGET', k, f1}, {'HINCRBY', k, f1, '1'}, {'EXPIRE', k, '1'}}) " \
-    "do\n" \
-    "        if not redis.acl_check_cmd(unpack(c)) then\n" \
-    "          return 'NOPERM the Redis user may not run ' .. c[1] .. ' on ' .. k .. ' " \
-    "(docs/REDIS.md lists the ACL funneld needs)'\n" \
-    "        end\n" \
-    "      end\n" \
+    "      local denied = acl_denied({{'HMGET', k, f1}, {'HINCRBY', k, f1, '1'}, {'EXPIRE', k, " \
+    "'1'}})\n" \
+    "      if denied then return denied end\n" \
     "    end\n" \
     "    if #fs > 0 then\n" \
     "      local cur = redis.pcall('HMGET', k, unpack(fs))\n" \

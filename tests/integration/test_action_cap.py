@@ -233,12 +233,12 @@ def check_snapshots(r, prefix, want, drained_ms):
 def flush_script():
     """FD_LUA_FLUSH as compiled into funneld: the C string literals of
     sinks/redis_scripts.h, concatenated and unescaped, with the FD_LUA_*
-    macros pasted into it (sinks/redis_scripts.h, sinks/redis_users_lua.h)
+    macros pasted into it (sinks/redis_lua.h, sinks/redis_scripts.h, sinks/redis_users_lua.h)
     expanded as the preprocessor does."""
     import re
     tok = re.compile(r'"((?:[^"\\]|\\.)*)"|\b(FD_LUA_\w+)\b')
     macros = {}
-    for h in ("redis_users_lua.h", "redis_scripts.h"):
+    for h in ("redis_lua.h", "redis_users_lua.h", "redis_scripts.h"):
         text = (REPO / "sinks" / h).read_text()
         for m in re.finditer(r'#define (FD_LUA_\w+) \\\n((?:.*\\\n)*.*)', text):
             macros[m.group(1)] = m.group(2)
